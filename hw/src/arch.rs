@@ -1,0 +1,770 @@
+//! The architecture description: every parameter of a SAT machine, in one serde type.
+//!
+//! [`ArchConfig`] is the single source of sizes for the simulator, the compiler, the RTL
+//! generator and the host. It loads from TOML (optionally on top of a named preset with
+//! `base = "tiny"`), is checked once by [`ArchConfig::validate`], and offers derived values
+//! (bytes per element, DRAM bytes per cycle, buffer capacities) as methods so nothing keeps a
+//! second copy. Presets: `vcu1525` (default; the paper's board, SAT.md section 3), `tiny` (4x4,
+//! for tests and RTL) and `systolic` (a plain dense systolic array, the machine SCALE-Sim models).
+//! Every value marked "ours" in SAT.md is a parameter here, never a hidden constant.
+
+use crate::nm::NmRatio;
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+
+/// Systolic dataflows. SAT switches between OS and WS per GEMM; IS exists for the plain
+/// systolic preset so SCALE-Sim's three dataflows can be compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataflow {
+    /// Output stationary: each PE owns outputs and streams the reduction dimension.
+    Os,
+    /// Weight stationary: each PE holds weights; inputs stream through, partial sums flow down.
+    Ws,
+    /// Input stationary: each PE holds inputs; weights stream through.
+    Is,
+}
+
+impl Dataflow {
+    /// All dataflows, in encoding order.
+    pub const ALL: [Dataflow; 3] = [Dataflow::Os, Dataflow::Ws, Dataflow::Is];
+    /// Lower-case name as used in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataflow::Os => "os",
+            Dataflow::Ws => "ws",
+            Dataflow::Is => "is",
+        }
+    }
+}
+
+impl fmt::Display for Dataflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Dataflow {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Dataflow::ALL
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| Error::UnknownName {
+                what: "dataflow",
+                name: s.to_string(),
+                expected: "os, ws, is",
+            })
+    }
+}
+
+/// Floating-point storage types of on-chip data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataType {
+    /// IEEE binary16.
+    Fp16,
+    /// IEEE binary32.
+    Fp32,
+}
+
+impl DataType {
+    /// Size of one element in bytes.
+    pub fn bytes(self) -> u64 {
+        match self {
+            DataType::Fp16 => 2,
+            DataType::Fp32 => 4,
+        }
+    }
+}
+
+/// Energy technology preset used by the simulator's per-action energy table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Technology {
+    /// ASIC at 45 nm, 0.9 V, from Horowitz (ISSCC 2014).
+    Asic45nm,
+    /// Xilinx UltraScale+ FPGA estimate (static power plus per-action dynamic energy).
+    FpgaUltrascalePlus,
+}
+
+/// The sparse tensor engine: a `rows x cols` systolic array of PEs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrayConfig {
+    /// PE rows.
+    pub rows: u32,
+    /// PE columns.
+    pub cols: u32,
+    /// Multipliers per PE (N_max). In dense mode a PE covers `n_max` consecutive reduction
+    /// elements per step; in N:M mode it covers one group of M with N <= n_max multipliers.
+    pub n_max: u32,
+    /// Activation window per PE (M_max): the largest group an N:M weight may use.
+    pub m_max: u32,
+    /// N:M ratios the engine runs in sparse mode (dense is always supported).
+    pub supported_nm: Vec<NmRatio>,
+    /// Dataflows the flexible interconnect can switch between.
+    pub dataflows: Vec<Dataflow>,
+    /// Pipeline latency of the FP32 accumulator adder, in cycles (ours: 4 on vcu1525).
+    pub accumulator_latency: u32,
+}
+
+/// Number formats of the datapath.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrecisionConfig {
+    /// GEMM operand type (activations, gradients, compressed weights).
+    pub operand: DataType,
+    /// Accumulator, partial-sum, master-weight and optimizer-state type.
+    pub accumulator: DataType,
+}
+
+/// On-chip buffers. Each buffer is addressed in elements of its own type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BufferConfig {
+    /// Activation / gradient buffer (operand type), KiB.
+    pub act_kib: u32,
+    /// Banks of the activation buffer.
+    pub act_banks: u32,
+    /// Compressed weight value buffer (operand type), KiB. Each entry has a parallel
+    /// in-group index of one byte in the index plane.
+    pub wgt_kib: u32,
+    /// Banks of the weight buffer.
+    pub wgt_banks: u32,
+    /// Partial-sum / accumulator buffer (FP32), KiB.
+    pub acc_kib: u32,
+    /// Banks of the accumulator buffer.
+    pub acc_banks: u32,
+    /// FP32 master weights, momentum and optimizer hyperparameters, KiB. Each entry has a
+    /// parallel one-byte mask entry in the mask plane.
+    pub master_kib: u32,
+    /// Banks of the master buffer.
+    pub master_banks: u32,
+}
+
+/// Sparse online reduction engine: produces N:M pruned weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoreConfig {
+    /// Lanes; each takes one element per cycle and finishes a group of M in M cycles.
+    pub lanes: u32,
+}
+
+/// Weight-update vector engine: FP32 SGD with momentum, weight decay and the SR-STE term.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WuveConfig {
+    /// Lanes; each updates one weight per cycle once its pipeline is full.
+    pub lanes: u32,
+    /// Pipeline depth of one lane, in cycles.
+    pub pipeline_latency: u32,
+}
+
+/// Vector unit for non-GEMM work (activations, pooling, loss, conversions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorConfig {
+    /// Lanes; each produces one element per cycle.
+    pub lanes: u32,
+    /// Pipeline depth, in cycles.
+    pub pipeline_latency: u32,
+}
+
+/// Off-chip memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DramConfig {
+    /// Independent channels; consecutive bursts interleave across them.
+    pub channels: u32,
+    /// Peak bandwidth of one channel, GB/s (1e9 bytes per second).
+    pub channel_gbps: f64,
+    /// Latency from request to first data, ns.
+    pub latency_ns: f64,
+    /// Burst size in bytes: every row of a transfer is rounded up to whole bursts.
+    pub burst_bytes: u32,
+    /// Capacity in MiB; DMA addresses must stay below it.
+    pub capacity_mib: u32,
+}
+
+/// Instruction fetch and queues.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// Depth of each unit's instruction queue; dispatch stalls when the target queue is full.
+    pub queue_depth: u32,
+}
+
+/// The whole machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchConfig {
+    /// Short name of this design point.
+    pub name: String,
+    /// Target board.
+    pub board: String,
+    /// Core clock, MHz.
+    pub clock_mhz: f64,
+    /// Energy technology preset.
+    pub technology: Technology,
+    /// Sparse tensor engine.
+    pub array: ArrayConfig,
+    /// Number formats.
+    pub precision: PrecisionConfig,
+    /// On-chip buffers.
+    pub buffers: BufferConfig,
+    /// Sparse online reduction engine.
+    pub sore: SoreConfig,
+    /// Weight-update vector engine.
+    pub wuve: WuveConfig,
+    /// Vector unit.
+    pub vector: VectorConfig,
+    /// Off-chip DRAM.
+    pub dram: DramConfig,
+    /// Instruction queues.
+    pub control: ControlConfig,
+}
+
+/// Names of the built-in presets.
+pub const PRESETS: [&str; 3] = ["vcu1525", "tiny", "systolic"];
+
+fn ratios(list: &[(u32, u32)]) -> Vec<NmRatio> {
+    list.iter().map(|&(n, m)| NmRatio { n, m }).collect()
+}
+
+impl Default for ArchConfig {
+    fn default() -> Self {
+        Self::vcu1525()
+    }
+}
+
+impl ArchConfig {
+    /// The paper's board: Xilinx VCU1525 (XCVU9P), 32x32 PEs with 2 multipliers and an
+    /// 8-wide activation window, 200 MHz, 4 x DDR4-2400. Sizes marked "ours" in SAT.md.
+    pub fn vcu1525() -> Self {
+        ArchConfig {
+            name: "vcu1525".into(),
+            board: "xilinx-vcu1525".into(),
+            clock_mhz: 200.0,
+            technology: Technology::FpgaUltrascalePlus,
+            array: ArrayConfig {
+                rows: 32,
+                cols: 32,
+                n_max: 2,
+                m_max: 8,
+                supported_nm: ratios(&[(1, 4), (2, 4), (1, 8), (2, 8)]),
+                dataflows: vec![Dataflow::Os, Dataflow::Ws],
+                accumulator_latency: 4,
+            },
+            precision: PrecisionConfig {
+                operand: DataType::Fp16,
+                accumulator: DataType::Fp32,
+            },
+            buffers: BufferConfig {
+                act_kib: 4096,
+                act_banks: 32,
+                wgt_kib: 2048,
+                wgt_banks: 32,
+                acc_kib: 2048,
+                acc_banks: 32,
+                master_kib: 4096,
+                master_banks: 32,
+            },
+            sore: SoreConfig { lanes: 32 },
+            wuve: WuveConfig {
+                lanes: 32,
+                pipeline_latency: 12,
+            },
+            vector: VectorConfig {
+                lanes: 64,
+                pipeline_latency: 6,
+            },
+            dram: DramConfig {
+                channels: 4,
+                channel_gbps: 19.2,
+                latency_ns: 100.0,
+                burst_bytes: 64,
+                capacity_mib: 65536,
+            },
+            control: ControlConfig { queue_depth: 16 },
+        }
+    }
+
+    /// A 4x4 SAT for tests and RTL co-simulation, with a 2-cycle accumulator so hazards show.
+    pub fn tiny() -> Self {
+        let base = Self::vcu1525();
+        ArchConfig {
+            name: "tiny".into(),
+            board: "none".into(),
+            technology: Technology::Asic45nm,
+            array: ArrayConfig {
+                rows: 4,
+                cols: 4,
+                accumulator_latency: 2,
+                ..base.array
+            },
+            buffers: BufferConfig {
+                act_kib: 64,
+                act_banks: 4,
+                wgt_kib: 32,
+                wgt_banks: 4,
+                acc_kib: 64,
+                acc_banks: 4,
+                master_kib: 64,
+                master_banks: 4,
+            },
+            sore: SoreConfig { lanes: 4 },
+            wuve: WuveConfig {
+                lanes: 4,
+                pipeline_latency: 4,
+            },
+            vector: VectorConfig {
+                lanes: 4,
+                pipeline_latency: 2,
+            },
+            dram: DramConfig {
+                channels: 1,
+                channel_gbps: 1.6,
+                latency_ns: 50.0,
+                burst_bytes: 16,
+                capacity_mib: 16,
+            },
+            control: ControlConfig { queue_depth: 4 },
+            ..base
+        }
+    }
+
+    /// A plain dense 32x32 systolic array: one multiplier per PE, no sparsity, all three
+    /// dataflows, single-cycle accumulation. This is the machine SCALE-Sim models.
+    pub fn systolic() -> Self {
+        let base = Self::vcu1525();
+        ArchConfig {
+            name: "systolic".into(),
+            board: "none".into(),
+            technology: Technology::Asic45nm,
+            array: ArrayConfig {
+                rows: 32,
+                cols: 32,
+                n_max: 1,
+                m_max: 1,
+                supported_nm: Vec::new(),
+                dataflows: Dataflow::ALL.to_vec(),
+                accumulator_latency: 1,
+            },
+            ..base
+        }
+    }
+
+    /// A built-in preset by name (see [`PRESETS`]).
+    pub fn preset(name: &str) -> Result<Self, Error> {
+        match name {
+            "vcu1525" => Ok(Self::vcu1525()),
+            "tiny" => Ok(Self::tiny()),
+            "systolic" => Ok(Self::systolic()),
+            _ => Err(Error::UnknownName {
+                what: "architecture preset",
+                name: name.into(),
+                expected: "vcu1525, tiny, systolic",
+            }),
+        }
+    }
+
+    /// A preset name or the path of a TOML file, validated.
+    pub fn resolve(preset_or_path: &str) -> Result<Self, Error> {
+        if PRESETS.contains(&preset_or_path) {
+            return Self::preset(preset_or_path);
+        }
+        let path = Path::new(preset_or_path);
+        if !path.exists() {
+            return Err(Error::UnknownName {
+                what: "architecture (neither a preset nor an existing file)",
+                name: preset_or_path.into(),
+                expected: "vcu1525, tiny, systolic, or a path to a .toml file",
+            });
+        }
+        Self::load(path)
+    }
+
+    /// Loads and validates a TOML description. The file may start from a preset with
+    /// `base = "NAME"` and override any subset of fields; without `base` every field is needed.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml_str(&text).map_err(|e| e.with_path(path))
+    }
+
+    /// Parses and validates TOML text (see [`ArchConfig::load`]).
+    pub fn from_toml_str(text: &str) -> Result<Self, Error> {
+        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Toml {
+            path: None,
+            message: e.to_string(),
+        })?;
+        let merged = match doc.remove("base") {
+            Some(toml::Value::String(base)) => {
+                let base = Self::preset(&base)?;
+                let mut table = toml::Table::try_from(&base).map_err(|e| Error::Toml {
+                    path: None,
+                    message: e.to_string(),
+                })?;
+                merge_tables(&mut table, doc);
+                table
+            }
+            Some(other) => {
+                return Err(Error::Toml {
+                    path: None,
+                    message: format!("`base` must be a preset name string, found {other}"),
+                })
+            }
+            None => doc,
+        };
+        let arch: ArchConfig =
+            toml::Value::Table(merged)
+                .try_into()
+                .map_err(|e: toml::de::Error| Error::Toml {
+                    path: None,
+                    message: e.to_string(),
+                })?;
+        arch.validate()?;
+        Ok(arch)
+    }
+
+    /// The description as TOML text (round-trips through [`ArchConfig::from_toml_str`]).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("an ArchConfig always serializes to TOML")
+    }
+
+    /// Checks every rule; the error names the field and the rule broken.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |field: &'static str, value: String, rule: &'static str| {
+            Err(Error::InvalidArch { field, value, rule })
+        };
+        let a = &self.array;
+        if !(self.clock_mhz.is_finite() && self.clock_mhz > 0.0) {
+            return bad(
+                "clock_mhz",
+                self.clock_mhz.to_string(),
+                "must be a positive number",
+            );
+        }
+        if a.rows == 0 || a.rows > 1024 {
+            return bad(
+                "array.rows",
+                a.rows.to_string(),
+                "must be between 1 and 1024",
+            );
+        }
+        if a.cols == 0 || a.cols > 1024 {
+            return bad(
+                "array.cols",
+                a.cols.to_string(),
+                "must be between 1 and 1024",
+            );
+        }
+        if a.n_max == 0 || a.n_max > 8 {
+            return bad(
+                "array.n_max",
+                a.n_max.to_string(),
+                "must be between 1 and 8",
+            );
+        }
+        if a.m_max < a.n_max || a.m_max > 16 {
+            return bad(
+                "array.m_max",
+                a.m_max.to_string(),
+                "must be between n_max and 16",
+            );
+        }
+        for r in &a.supported_nm {
+            if r.is_dense() {
+                return bad(
+                    "array.supported_nm",
+                    r.to_string(),
+                    "lists sparse ratios only (N < M); dense is always supported",
+                );
+            }
+            if r.n > a.n_max {
+                return bad(
+                    "array.supported_nm",
+                    r.to_string(),
+                    "N must not exceed array.n_max",
+                );
+            }
+            if r.m > a.m_max {
+                return bad(
+                    "array.supported_nm",
+                    r.to_string(),
+                    "M must not exceed array.m_max",
+                );
+            }
+            if !r.m.is_power_of_two() {
+                return bad(
+                    "array.supported_nm",
+                    r.to_string(),
+                    "M must be a power of two",
+                );
+            }
+        }
+        if a.dataflows.is_empty() {
+            return bad(
+                "array.dataflows",
+                "[]".into(),
+                "must list at least one of os, ws, is",
+            );
+        }
+        for (i, d) in a.dataflows.iter().enumerate() {
+            if a.dataflows[..i].contains(d) {
+                return bad("array.dataflows", d.to_string(), "lists a dataflow twice");
+            }
+        }
+        if a.accumulator_latency == 0 || a.accumulator_latency > 15 {
+            return bad(
+                "array.accumulator_latency",
+                a.accumulator_latency.to_string(),
+                "must be between 1 and 15 cycles",
+            );
+        }
+        if self.precision.accumulator != DataType::Fp32 {
+            return bad(
+                "precision.accumulator",
+                "fp16".into(),
+                "must be fp32: FP16 accumulation is not modelled",
+            );
+        }
+        let b = &self.buffers;
+        for (field, kib, banks) in [
+            ("buffers.act_kib", b.act_kib, b.act_banks),
+            ("buffers.wgt_kib", b.wgt_kib, b.wgt_banks),
+            ("buffers.acc_kib", b.acc_kib, b.acc_banks),
+            ("buffers.master_kib", b.master_kib, b.master_banks),
+        ] {
+            if kib == 0 || kib > 65536 {
+                return bad(field, kib.to_string(), "must be between 1 and 65536 KiB");
+            }
+            if banks == 0
+                || !banks.is_power_of_two()
+                || u64::from(banks) > u64::from(kib) * 1024 / 4
+            {
+                return bad(
+                    field,
+                    format!("{kib} KiB in {banks} banks"),
+                    "banks must be a power of two no larger than the buffer's 4-byte words",
+                );
+            }
+        }
+        for (field, lanes) in [
+            ("sore.lanes", self.sore.lanes),
+            ("wuve.lanes", self.wuve.lanes),
+            ("vector.lanes", self.vector.lanes),
+        ] {
+            if lanes == 0 || lanes > 4096 {
+                return bad(field, lanes.to_string(), "must be between 1 and 4096");
+            }
+        }
+        for (field, lat) in [
+            ("wuve.pipeline_latency", self.wuve.pipeline_latency),
+            ("vector.pipeline_latency", self.vector.pipeline_latency),
+        ] {
+            if lat > 64 {
+                return bad(field, lat.to_string(), "must be at most 64 cycles");
+            }
+        }
+        let d = &self.dram;
+        if d.channels == 0 || d.channels > 64 {
+            return bad(
+                "dram.channels",
+                d.channels.to_string(),
+                "must be between 1 and 64",
+            );
+        }
+        if !(d.channel_gbps.is_finite() && d.channel_gbps > 0.0) {
+            return bad(
+                "dram.channel_gbps",
+                d.channel_gbps.to_string(),
+                "must be a positive number",
+            );
+        }
+        if !(d.latency_ns.is_finite() && d.latency_ns >= 0.0) {
+            return bad(
+                "dram.latency_ns",
+                d.latency_ns.to_string(),
+                "must be zero or positive",
+            );
+        }
+        if d.burst_bytes == 0 || !d.burst_bytes.is_power_of_two() || d.burst_bytes > 4096 {
+            return bad(
+                "dram.burst_bytes",
+                d.burst_bytes.to_string(),
+                "must be a power of two up to 4096",
+            );
+        }
+        if d.capacity_mib == 0 || d.capacity_mib > 4096 * 1024 {
+            return bad(
+                "dram.capacity_mib",
+                d.capacity_mib.to_string(),
+                "must be between 1 MiB and 4 TiB",
+            );
+        }
+        if self.control.queue_depth == 0 || self.control.queue_depth > 1024 {
+            return bad(
+                "control.queue_depth",
+                self.control.queue_depth.to_string(),
+                "must be between 1 and 1024",
+            );
+        }
+        Ok(())
+    }
+
+    /// Bytes of one GEMM operand element (activations, gradients, compressed weight values).
+    pub fn operand_bytes(&self) -> u64 {
+        self.precision.operand.bytes()
+    }
+
+    /// Capacity of a buffer in elements of its own type.
+    pub fn buffer_elements(&self, buffer: crate::isa::Buffer) -> u64 {
+        use crate::isa::Buffer::*;
+        let b = &self.buffers;
+        let kib = match buffer {
+            Act => b.act_kib,
+            Wgt | Idx => b.wgt_kib,
+            Acc => b.acc_kib,
+            Master | Mask => b.master_kib,
+        };
+        let value_bytes = match buffer {
+            Act | Wgt | Idx => self.operand_bytes(),
+            Acc | Master | Mask => 4,
+        };
+        u64::from(kib) * 1024 / value_bytes
+    }
+
+    /// Bytes one element of a buffer occupies in DRAM.
+    pub fn dram_element_bytes(&self, buffer: crate::isa::Buffer) -> u64 {
+        use crate::isa::Buffer::*;
+        match buffer {
+            Act | Wgt => self.operand_bytes(),
+            Acc | Master => 4,
+            Idx | Mask => 1,
+        }
+    }
+
+    /// Sustained DRAM bytes per core cycle of one channel.
+    pub fn dram_bytes_per_cycle_per_channel(&self) -> f64 {
+        self.dram.channel_gbps * 1e9 / (self.clock_mhz * 1e6)
+    }
+
+    /// DRAM latency in core cycles (rounded up).
+    pub fn dram_latency_cycles(&self) -> u64 {
+        (self.dram.latency_ns * self.clock_mhz / 1000.0).ceil() as u64
+    }
+
+    /// DRAM capacity in bytes.
+    pub fn dram_bytes(&self) -> u64 {
+        u64::from(self.dram.capacity_mib) << 20
+    }
+
+    /// True when the tensor engine runs `ratio` in sparse mode.
+    pub fn supports_nm(&self, ratio: NmRatio) -> bool {
+        self.array.supported_nm.contains(&ratio)
+    }
+
+    /// True when the interconnect supports `dataflow`.
+    pub fn supports_dataflow(&self, dataflow: Dataflow) -> bool {
+        self.array.dataflows.contains(&dataflow)
+    }
+
+    /// Dense-equivalent reduction elements one PE covers per step: `n_max` when dense,
+    /// `M` (one whole group) when N:M sparse.
+    pub fn reduction_per_pe_step(&self, sparsity: Option<NmRatio>) -> u64 {
+        match sparsity {
+            None => u64::from(self.array.n_max),
+            Some(r) => u64::from(r.m),
+        }
+    }
+
+    /// Seconds per core cycle.
+    pub fn seconds_per_cycle(&self) -> f64 {
+        1.0 / (self.clock_mhz * 1e6)
+    }
+}
+
+fn merge_tables(base: &mut toml::Table, overrides: toml::Table) {
+    for (key, value) in overrides {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            (_, v) => {
+                base.insert(key, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_validate_and_round_trip() {
+        for name in PRESETS {
+            let arch = ArchConfig::preset(name).unwrap();
+            arch.validate().unwrap();
+            let back = ArchConfig::from_toml_str(&arch.to_toml()).unwrap();
+            assert_eq!(back, arch);
+        }
+    }
+
+    #[test]
+    fn sat_presets_run_the_issue_ratios() {
+        for arch in [ArchConfig::vcu1525(), ArchConfig::tiny()] {
+            for r in ["1:4", "2:4", "1:8", "2:8"] {
+                assert!(
+                    arch.supports_nm(r.parse().unwrap()),
+                    "{} lacks {r}",
+                    arch.name
+                );
+            }
+        }
+        assert!(ArchConfig::systolic().array.supported_nm.is_empty());
+    }
+
+    #[test]
+    fn base_plus_overrides() {
+        let arch = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nrows = 8\n").unwrap();
+        assert_eq!(arch.array.rows, 8);
+        assert_eq!(arch.array.cols, 4);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nn_max = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("array.n_max"), "{e}");
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nsupported_nm = [\"4:8\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("array.supported_nm") && e.contains("4:8"), "{e}");
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nrowz = 8\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rowz"), "{e}");
+        let e = ArchConfig::from_toml_str("base = \"nope\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn derived_values() {
+        let arch = ArchConfig::vcu1525();
+        assert!((arch.dram_bytes_per_cycle_per_channel() - 96.0).abs() < 1e-9);
+        assert_eq!(arch.dram_latency_cycles(), 20);
+        assert_eq!(
+            arch.reduction_per_pe_step(Some("2:8".parse().unwrap()))
+                / arch.reduction_per_pe_step(None),
+            4
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! The `hw` crate's one error type: bad architecture descriptions, unknown names, and
+//! instructions or programs that cannot be encoded, decoded or parsed.
+
+use std::path::Path;
+
+/// Everything that can go wrong in `hw`. Messages name the field, line or instruction at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // === Architecture descriptions ===
+    /// A field of the architecture description breaks a rule.
+    #[error("{field} = {value}: {rule}")]
+    InvalidArch {
+        /// Dotted path of the field, e.g. `array.rows`.
+        field: &'static str,
+        /// The value found.
+        value: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// TOML that does not parse or does not match the schema.
+    #[error("{}{message}", path.as_ref().map(|p| format!("{p}: ")).unwrap_or_default())]
+    Toml {
+        /// The file, when known.
+        path: Option<String>,
+        /// The parser's message (it names the line and key).
+        message: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The system error.
+        source: std::io::Error,
+    },
+    /// A name (preset, dataflow, buffer, ...) that is not known.
+    #[error("unknown {what} `{name}` (expected {expected})")]
+    UnknownName {
+        /// What kind of name.
+        what: &'static str,
+        /// The name given.
+        name: String,
+        /// The accepted names.
+        expected: &'static str,
+    },
+    /// A description file failed validation; wraps the rule with the file name.
+    #[error("{path}: {source}")]
+    InFile {
+        /// The file.
+        path: String,
+        /// The underlying error.
+        source: Box<Error>,
+    },
+
+    // === Instructions and programs ===
+    /// A field value does not fit its bit width.
+    #[error("{mnemonic}: field `{field}` = {value} does not fit in {width} bits")]
+    FieldTooWide {
+        /// The instruction.
+        mnemonic: &'static str,
+        /// The field.
+        field: &'static str,
+        /// The value.
+        value: u64,
+        /// Its width in bits.
+        width: u32,
+    },
+    /// A binary instruction word that is not a valid instruction.
+    #[error("instruction {index}: cannot decode: {reason}")]
+    Decode {
+        /// Position in the program.
+        index: usize,
+        /// What is wrong with the word.
+        reason: String,
+    },
+    /// A program file that is not a satkit program.
+    #[error("not a satkit program: {reason}")]
+    ProgramFormat {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A line of assembly text that does not parse.
+    #[error("line {line}: {message}")]
+    Asm {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Attaches the file name to an error raised while reading that file.
+    pub fn with_path(self, path: &Path) -> Error {
+        match self {
+            Error::Toml { message, .. } => Error::Toml {
+                path: Some(path.display().to_string()),
+                message,
+            },
+            e @ (Error::Io { .. } | Error::InFile { .. }) => e,
+            other => Error::InFile {
+                path: path.display().to_string(),
+                source: Box::new(other),
+            },
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! `satkit-hw`: the SAT machine as data.
+//!
+//! - [`arch`]: the architecture description ([`ArchConfig`]), the one source of every size;
+//! - [`nm`]: the N:M sparsity rule shared by training, simulator and RTL;
+//! - [`isa`]: the instruction set, defined once in a table from which the encoder, decoder,
+//!   assembler, disassembler and layout listing are all generated.
+
+pub mod arch;
+mod error;
+pub mod isa;
+pub mod nm;
+
+pub use arch::{ArchConfig, DataType, Dataflow, Technology};
+pub use error::Error;
+pub use nm::NmRatio;
