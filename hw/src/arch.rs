@@ -49,14 +49,11 @@ impl fmt::Display for Dataflow {
 impl std::str::FromStr for Dataflow {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Error> {
-        Dataflow::ALL
-            .into_iter()
-            .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| Error::UnknownName {
-                what: "dataflow",
-                name: s.to_string(),
-                expected: "os, ws, is",
-            })
+        Dataflow::ALL.into_iter().find(|d| d.name().eq_ignore_ascii_case(s.trim())).ok_or_else(|| Error::UnknownName {
+            what: "dataflow",
+            name: s.to_string(),
+            expected: "os, ws, is",
+        })
     }
 }
 
@@ -258,10 +255,7 @@ impl ArchConfig {
                 dataflows: vec![Dataflow::Os, Dataflow::Ws],
                 accumulator_latency: 4,
             },
-            precision: PrecisionConfig {
-                operand: DataType::Fp16,
-                accumulator: DataType::Fp32,
-            },
+            precision: PrecisionConfig { operand: DataType::Fp16, accumulator: DataType::Fp32 },
             buffers: BufferConfig {
                 act_kib: 4096,
                 act_banks: 32,
@@ -273,21 +267,9 @@ impl ArchConfig {
                 master_banks: 32,
             },
             sore: SoreConfig { lanes: 32 },
-            wuve: WuveConfig {
-                lanes: 32,
-                pipeline_latency: 12,
-            },
-            vector: VectorConfig {
-                lanes: 64,
-                pipeline_latency: 6,
-            },
-            dram: DramConfig {
-                channels: 4,
-                channel_gbps: 19.2,
-                latency_ns: 100.0,
-                burst_bytes: 64,
-                capacity_mib: 65536,
-            },
+            wuve: WuveConfig { lanes: 32, pipeline_latency: 12 },
+            vector: VectorConfig { lanes: 64, pipeline_latency: 6 },
+            dram: DramConfig { channels: 4, channel_gbps: 19.2, latency_ns: 100.0, burst_bytes: 64, capacity_mib: 65536 },
             control: ControlConfig { queue_depth: 16 },
         }
     }
@@ -299,12 +281,7 @@ impl ArchConfig {
             name: "tiny".into(),
             board: "none".into(),
             technology: Technology::Asic45nm,
-            array: ArrayConfig {
-                rows: 4,
-                cols: 4,
-                accumulator_latency: 2,
-                ..base.array
-            },
+            array: ArrayConfig { rows: 4, cols: 4, accumulator_latency: 2, ..base.array },
             buffers: BufferConfig {
                 act_kib: 64,
                 act_banks: 4,
@@ -316,21 +293,9 @@ impl ArchConfig {
                 master_banks: 4,
             },
             sore: SoreConfig { lanes: 4 },
-            wuve: WuveConfig {
-                lanes: 4,
-                pipeline_latency: 4,
-            },
-            vector: VectorConfig {
-                lanes: 4,
-                pipeline_latency: 2,
-            },
-            dram: DramConfig {
-                channels: 1,
-                channel_gbps: 1.6,
-                latency_ns: 50.0,
-                burst_bytes: 16,
-                capacity_mib: 16,
-            },
+            wuve: WuveConfig { lanes: 4, pipeline_latency: 4 },
+            vector: VectorConfig { lanes: 4, pipeline_latency: 2 },
+            dram: DramConfig { channels: 1, channel_gbps: 1.6, latency_ns: 50.0, burst_bytes: 16, capacity_mib: 16 },
             control: ControlConfig { queue_depth: 4 },
             ..base
         }
@@ -363,11 +328,7 @@ impl ArchConfig {
             "vcu1525" => Ok(Self::vcu1525()),
             "tiny" => Ok(Self::tiny()),
             "systolic" => Ok(Self::systolic()),
-            _ => Err(Error::UnknownName {
-                what: "architecture preset",
-                name: name.into(),
-                expected: "vcu1525, tiny, systolic",
-            }),
+            _ => Err(Error::UnknownName { what: "architecture preset", name: name.into(), expected: "vcu1525, tiny, systolic" }),
         }
     }
 
@@ -390,44 +351,29 @@ impl ArchConfig {
     /// Loads and validates a TOML description. The file may start from a preset with
     /// `base = "NAME"` and override any subset of fields; without `base` every field is needed.
     pub fn load(path: &Path) -> Result<Self, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
         Self::from_toml_str(&text).map_err(|e| e.with_path(path))
     }
 
     /// Parses and validates TOML text (see [`ArchConfig::load`]).
     pub fn from_toml_str(text: &str) -> Result<Self, Error> {
-        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| Error::Toml {
-            path: None,
-            message: e.to_string(),
-        })?;
+        let mut doc: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| Error::Toml { path: None, message: e.to_string() })?;
         let merged = match doc.remove("base") {
             Some(toml::Value::String(base)) => {
                 let base = Self::preset(&base)?;
-                let mut table = toml::Table::try_from(&base).map_err(|e| Error::Toml {
-                    path: None,
-                    message: e.to_string(),
-                })?;
+                let mut table = toml::Table::try_from(&base).map_err(|e| Error::Toml { path: None, message: e.to_string() })?;
                 merge_tables(&mut table, doc);
                 table
             }
             Some(other) => {
-                return Err(Error::Toml {
-                    path: None,
-                    message: format!("`base` must be a preset name string, found {other}"),
-                })
+                return Err(Error::Toml { path: None, message: format!("`base` must be a preset name string, found {other}") })
             }
             None => doc,
         };
-        let arch: ArchConfig =
-            toml::Value::Table(merged)
-                .try_into()
-                .map_err(|e: toml::de::Error| Error::Toml {
-                    path: None,
-                    message: e.to_string(),
-                })?;
+        let arch: ArchConfig = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::Toml { path: None, message: e.to_string() })?;
         arch.validate()?;
         Ok(arch)
     }
@@ -439,81 +385,39 @@ impl ArchConfig {
 
     /// Checks every rule; the error names the field and the rule broken.
     pub fn validate(&self) -> Result<(), Error> {
-        let bad = |field: &'static str, value: String, rule: &'static str| {
-            Err(Error::InvalidArch { field, value, rule })
-        };
+        let bad = |field: &'static str, value: String, rule: &'static str| Err(Error::InvalidArch { field, value, rule });
         let a = &self.array;
         if !(self.clock_mhz.is_finite() && self.clock_mhz > 0.0) {
-            return bad(
-                "clock_mhz",
-                self.clock_mhz.to_string(),
-                "must be a positive number",
-            );
+            return bad("clock_mhz", self.clock_mhz.to_string(), "must be a positive number");
         }
         if a.rows == 0 || a.rows > 1024 {
-            return bad(
-                "array.rows",
-                a.rows.to_string(),
-                "must be between 1 and 1024",
-            );
+            return bad("array.rows", a.rows.to_string(), "must be between 1 and 1024");
         }
         if a.cols == 0 || a.cols > 1024 {
-            return bad(
-                "array.cols",
-                a.cols.to_string(),
-                "must be between 1 and 1024",
-            );
+            return bad("array.cols", a.cols.to_string(), "must be between 1 and 1024");
         }
         if a.n_max == 0 || a.n_max > 8 {
-            return bad(
-                "array.n_max",
-                a.n_max.to_string(),
-                "must be between 1 and 8",
-            );
+            return bad("array.n_max", a.n_max.to_string(), "must be between 1 and 8");
         }
         if a.m_max < a.n_max || a.m_max > 16 {
-            return bad(
-                "array.m_max",
-                a.m_max.to_string(),
-                "must be between n_max and 16",
-            );
+            return bad("array.m_max", a.m_max.to_string(), "must be between n_max and 16");
         }
         for r in &a.supported_nm {
             if r.is_dense() {
-                return bad(
-                    "array.supported_nm",
-                    r.to_string(),
-                    "lists sparse ratios only (N < M); dense is always supported",
-                );
+                return bad("array.supported_nm", r.to_string(), "lists sparse ratios only (N < M); dense is always supported");
             }
             if r.n > a.n_max {
-                return bad(
-                    "array.supported_nm",
-                    r.to_string(),
-                    "N must not exceed array.n_max",
-                );
+                return bad("array.supported_nm", r.to_string(), "N must not exceed array.n_max");
             }
             if r.m > a.m_max {
-                return bad(
-                    "array.supported_nm",
-                    r.to_string(),
-                    "M must not exceed array.m_max",
-                );
+                return bad("array.supported_nm", r.to_string(), "M must not exceed array.m_max");
             }
             if !r.m.is_power_of_two() {
-                return bad(
-                    "array.supported_nm",
-                    r.to_string(),
-                    "M must be a power of two",
-                );
+                return bad("array.supported_nm", r.to_string(), "M must be a power of two");
             }
         }
         if a.dataflows.is_empty() {
-            return bad(
-                "array.dataflows",
-                "[]".into(),
-                "must list at least one of os, ws, is",
-            );
+            return bad("array.dataflows", "[]".into(), "must list at least one of os, ws, is");
         }
         for (i, d) in a.dataflows.iter().enumerate() {
             if a.dataflows[..i].contains(d) {
@@ -521,18 +425,10 @@ impl ArchConfig {
             }
         }
         if a.accumulator_latency == 0 || a.accumulator_latency > 15 {
-            return bad(
-                "array.accumulator_latency",
-                a.accumulator_latency.to_string(),
-                "must be between 1 and 15 cycles",
-            );
+            return bad("array.accumulator_latency", a.accumulator_latency.to_string(), "must be between 1 and 15 cycles");
         }
         if self.precision.accumulator != DataType::Fp32 {
-            return bad(
-                "precision.accumulator",
-                "fp16".into(),
-                "must be fp32: FP16 accumulation is not modelled",
-            );
+            return bad("precision.accumulator", "fp16".into(), "must be fp32: FP16 accumulation is not modelled");
         }
         let b = &self.buffers;
         for (field, kib, banks) in [
@@ -544,10 +440,7 @@ impl ArchConfig {
             if kib == 0 || kib > 65536 {
                 return bad(field, kib.to_string(), "must be between 1 and 65536 KiB");
             }
-            if banks == 0
-                || !banks.is_power_of_two()
-                || u64::from(banks) > u64::from(kib) * 1024 / 4
-            {
+            if banks == 0 || !banks.is_power_of_two() || u64::from(banks) > u64::from(kib) * 1024 / 4 {
                 return bad(
                     field,
                     format!("{kib} KiB in {banks} banks"),
@@ -555,65 +448,38 @@ impl ArchConfig {
                 );
             }
         }
-        for (field, lanes) in [
-            ("sore.lanes", self.sore.lanes),
-            ("wuve.lanes", self.wuve.lanes),
-            ("vector.lanes", self.vector.lanes),
-        ] {
+        for (field, lanes) in
+            [("sore.lanes", self.sore.lanes), ("wuve.lanes", self.wuve.lanes), ("vector.lanes", self.vector.lanes)]
+        {
             if lanes == 0 || lanes > 4096 {
                 return bad(field, lanes.to_string(), "must be between 1 and 4096");
             }
         }
-        for (field, lat) in [
-            ("wuve.pipeline_latency", self.wuve.pipeline_latency),
-            ("vector.pipeline_latency", self.vector.pipeline_latency),
-        ] {
+        for (field, lat) in
+            [("wuve.pipeline_latency", self.wuve.pipeline_latency), ("vector.pipeline_latency", self.vector.pipeline_latency)]
+        {
             if lat > 64 {
                 return bad(field, lat.to_string(), "must be at most 64 cycles");
             }
         }
         let d = &self.dram;
         if d.channels == 0 || d.channels > 64 {
-            return bad(
-                "dram.channels",
-                d.channels.to_string(),
-                "must be between 1 and 64",
-            );
+            return bad("dram.channels", d.channels.to_string(), "must be between 1 and 64");
         }
         if !(d.channel_gbps.is_finite() && d.channel_gbps > 0.0) {
-            return bad(
-                "dram.channel_gbps",
-                d.channel_gbps.to_string(),
-                "must be a positive number",
-            );
+            return bad("dram.channel_gbps", d.channel_gbps.to_string(), "must be a positive number");
         }
         if !(d.latency_ns.is_finite() && d.latency_ns >= 0.0) {
-            return bad(
-                "dram.latency_ns",
-                d.latency_ns.to_string(),
-                "must be zero or positive",
-            );
+            return bad("dram.latency_ns", d.latency_ns.to_string(), "must be zero or positive");
         }
         if d.burst_bytes == 0 || !d.burst_bytes.is_power_of_two() || d.burst_bytes > 4096 {
-            return bad(
-                "dram.burst_bytes",
-                d.burst_bytes.to_string(),
-                "must be a power of two up to 4096",
-            );
+            return bad("dram.burst_bytes", d.burst_bytes.to_string(), "must be a power of two up to 4096");
         }
         if d.capacity_mib == 0 || d.capacity_mib > 4096 * 1024 {
-            return bad(
-                "dram.capacity_mib",
-                d.capacity_mib.to_string(),
-                "must be between 1 MiB and 4 TiB",
-            );
+            return bad("dram.capacity_mib", d.capacity_mib.to_string(), "must be between 1 MiB and 4 TiB");
         }
         if self.control.queue_depth == 0 || self.control.queue_depth > 1024 {
-            return bad(
-                "control.queue_depth",
-                self.control.queue_depth.to_string(),
-                "must be between 1 and 1024",
-            );
+            return bad("control.queue_depth", self.control.queue_depth.to_string(), "must be between 1 and 1024");
         }
         Ok(())
     }
@@ -719,11 +585,7 @@ mod tests {
     fn sat_presets_run_the_issue_ratios() {
         for arch in [ArchConfig::vcu1525(), ArchConfig::tiny()] {
             for r in ["1:4", "2:4", "1:8", "2:8"] {
-                assert!(
-                    arch.supports_nm(r.parse().unwrap()),
-                    "{} lacks {r}",
-                    arch.name
-                );
+                assert!(arch.supports_nm(r.parse().unwrap()), "{} lacks {r}", arch.name);
             }
         }
         assert!(ArchConfig::systolic().array.supported_nm.is_empty());
@@ -738,21 +600,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nn_max = 0\n")
-            .unwrap_err()
-            .to_string();
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nn_max = 0\n").unwrap_err().to_string();
         assert!(e.contains("array.n_max"), "{e}");
-        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nsupported_nm = [\"4:8\"]\n")
-            .unwrap_err()
-            .to_string();
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nsupported_nm = [\"4:8\"]\n").unwrap_err().to_string();
         assert!(e.contains("array.supported_nm") && e.contains("4:8"), "{e}");
-        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nrowz = 8\n")
-            .unwrap_err()
-            .to_string();
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nrowz = 8\n").unwrap_err().to_string();
         assert!(e.contains("rowz"), "{e}");
-        let e = ArchConfig::from_toml_str("base = \"nope\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = ArchConfig::from_toml_str("base = \"nope\"\n").unwrap_err().to_string();
         assert!(e.contains("nope"), "{e}");
     }
 
@@ -761,10 +615,6 @@ mod tests {
         let arch = ArchConfig::vcu1525();
         assert!((arch.dram_bytes_per_cycle_per_channel() - 96.0).abs() < 1e-9);
         assert_eq!(arch.dram_latency_cycles(), 20);
-        assert_eq!(
-            arch.reduction_per_pe_step(Some("2:8".parse().unwrap()))
-                / arch.reduction_per_pe_step(None),
-            4
-        );
+        assert_eq!(arch.reduction_per_pe_step(Some("2:8".parse().unwrap())) / arch.reduction_per_pe_step(None), 4);
     }
 }

@@ -93,15 +93,9 @@ impl Error {
     /// Attaches the file name to an error raised while reading that file.
     pub fn with_path(self, path: &Path) -> Error {
         match self {
-            Error::Toml { message, .. } => Error::Toml {
-                path: Some(path.display().to_string()),
-                message,
-            },
+            Error::Toml { message, .. } => Error::Toml { path: Some(path.display().to_string()), message },
             e @ (Error::Io { .. } | Error::InFile { .. }) => e,
-            other => Error::InFile {
-                path: path.display().to_string(),
-                source: Box::new(other),
-            },
+            other => Error::InFile { path: path.display().to_string(), source: Box::new(other) },
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The SAT instruction set, defined once.
 //!
-//! Every instruction is a 256-bit word. Bits 0..24 are a common header:
-//! opcode (5 bits), phase tag (3), two semaphores to wait on (4 each) and two to signal (4
-//! each); semaphore 0 means "none". The operation's fields follow from bit 24 upwards in the
+//! Every instruction is a 256-bit word. Bits 0..32 are a common header:
+//! opcode (5 bits), phase tag (3), three semaphores to wait on (4 each) and three to signal
+//! (4 each); semaphore 0 means "none". The operation's fields follow from bit 24 upwards in the
 //! order listed in [`isa_table!`]'s invocation below, each with its stated width. That one
 //! table generates the [`Op`] enum, the binary encoder and decoder, the text assembler and
 //! disassembler, and [`layouts`] (the bit map the RTL decoder and any exported header use), so
@@ -35,7 +35,7 @@ use std::fmt;
 /// Bits in one instruction word.
 pub const WORD_BITS: u32 = 256;
 /// Bits of the common header (opcode, tag, semaphores).
-pub const HEADER_BITS: u32 = 24;
+pub const HEADER_BITS: u32 = 32;
 /// Number of semaphores, including the reserved "none" at index 0.
 pub const SEMAPHORES: usize = 16;
 
@@ -329,14 +329,7 @@ pub enum Unit {
 
 impl Unit {
     /// All units; also the order in which ready instructions start within one cycle.
-    pub const ALL: [Unit; 6] = [
-        Unit::Load,
-        Unit::Tensor,
-        Unit::Sore,
-        Unit::Wuve,
-        Unit::Vector,
-        Unit::Store,
-    ];
+    pub const ALL: [Unit; 6] = [Unit::Load, Unit::Tensor, Unit::Sore, Unit::Wuve, Unit::Vector, Unit::Store];
     /// Short name.
     pub fn name(self) -> &'static str {
         match self {
@@ -391,28 +384,17 @@ fn put_field(
     field: &'static str,
 ) -> Result<(), Error> {
     if width < 64 && value >> width != 0 {
-        return Err(Error::FieldTooWide {
-            mnemonic,
-            field,
-            value,
-            width,
-        });
+        return Err(Error::FieldTooWide { mnemonic, field, value, width });
     }
     w.set(*pos, width, value);
     *pos += width;
     Ok(())
 }
 
-fn take_field<T: Field>(
-    w: &Word,
-    pos: &mut u32,
-    width: u32,
-    field: &'static str,
-) -> Result<T, String> {
+fn take_field<T: Field>(w: &Word, pos: &mut u32, width: u32, field: &'static str) -> Result<T, String> {
     let bits = w.get(*pos, width);
     *pos += width;
-    T::from_bits(bits)
-        .ok_or_else(|| format!("field `{field}` holds {bits}, which encodes no value"))
+    T::from_bits(bits).ok_or_else(|| format!("field `{field}` holds {bits}, which encodes no value"))
 }
 
 fn parse_field<T: Field>(
@@ -421,15 +403,10 @@ fn parse_field<T: Field>(
     field: &'static str,
     width: u32,
 ) -> Result<T, String> {
-    let text = pairs
-        .remove(field)
-        .ok_or_else(|| format!("{mnemonic}: missing field `{field}`"))?;
-    let value = T::parse_text(&text)
-        .ok_or_else(|| format!("{mnemonic}: field `{field}` = `{text}` is not a valid value"))?;
+    let text = pairs.remove(field).ok_or_else(|| format!("{mnemonic}: missing field `{field}`"))?;
+    let value = T::parse_text(&text).ok_or_else(|| format!("{mnemonic}: field `{field}` = `{text}` is not a valid value"))?;
     if width < 64 && value.to_bits() >> width != 0 {
-        return Err(format!(
-            "{mnemonic}: field `{field}` = {text} does not fit in {width} bits"
-        ));
+        return Err(format!("{mnemonic}: field `{field}` = {text} does not fit in {width} bits"));
     }
     Ok(value)
 }
@@ -645,9 +622,9 @@ pub struct Header {
     /// Phase tag for statistics.
     pub tag: PhaseTag,
     /// Semaphores waited on (0 = none).
-    pub wait: [u8; 2],
+    pub wait: [u8; 3],
     /// Semaphores signalled on completion (0 = none).
-    pub signal: [u8; 2],
+    pub signal: [u8; 3],
 }
 
 /// A [`Phase`] with a default of [`Phase::None`].
@@ -672,10 +649,7 @@ pub struct Instruction {
 impl Instruction {
     /// An instruction with no tag and no dependencies.
     pub fn new(op: Op) -> Self {
-        Instruction {
-            header: Header::default(),
-            op,
-        }
+        Instruction { header: Header::default(), op }
     }
 
     /// Sets the phase tag.
@@ -684,7 +658,7 @@ impl Instruction {
         self
     }
 
-    /// Adds a semaphore to wait on (up to two; 0 is ignored).
+    /// Adds a semaphore to wait on (up to three; 0 is ignored).
     pub fn wait(mut self, sem: u8) -> Self {
         if let Some(slot) = self.header.wait.iter_mut().find(|s| **s == 0) {
             *slot = sem;
@@ -692,7 +666,7 @@ impl Instruction {
         self
     }
 
-    /// Adds a semaphore to signal (up to two; 0 is ignored).
+    /// Adds a semaphore to signal (up to three; 0 is ignored).
     pub fn signal(mut self, sem: u8) -> Self {
         if let Some(slot) = self.header.signal.iter_mut().find(|s| **s == 0) {
             *slot = sem;
@@ -724,60 +698,46 @@ impl Instruction {
     /// Decodes a word; `index` is the position in the program, for the error message.
     pub fn decode(word: &Word, index: usize) -> Result<Instruction, Error> {
         let fail = |reason: String| Error::Decode { index, reason };
-        let tag = Phase::from_bits(word.get(5, 3))
-            .ok_or_else(|| fail(format!("phase tag {} is not a phase", word.get(5, 3))))?;
+        let tag = Phase::from_bits(word.get(5, 3)).ok_or_else(|| fail(format!("phase tag {} is not a phase", word.get(5, 3))))?;
         let sem = |i: u32| word.get(8 + 4 * i, 4) as u8;
-        let header = Header {
-            tag: PhaseTag(tag),
-            wait: [sem(0), sem(1)],
-            signal: [sem(2), sem(3)],
-        };
+        let header = Header { tag: PhaseTag(tag), wait: [sem(0), sem(1), sem(2)], signal: [sem(3), sem(4), sem(5)] };
         let (op, end) = Op::decode_fields(word.get(0, 5), word).map_err(fail)?;
         for bit in end..WORD_BITS {
             if word.get(bit, 1) != 0 {
-                return Err(fail(format!(
-                    "{}: reserved bit {bit} is set",
-                    op.mnemonic()
-                )));
+                return Err(fail(format!("{}: reserved bit {bit} is set", op.mnemonic())));
             }
         }
         Ok(Instruction { header, op })
     }
 
     /// Parses one line of assembly (no comment): `mnemonic key=value ...`, where the header
-    /// keys `tag=PHASE`, `wait=S[,S]` and `signal=S[,S]` are optional and every field is required.
+    /// keys `tag=PHASE`, `wait=S[,S[,S]]` and `signal=S[,S[,S]]` are optional and every field is required.
     pub fn parse(line: &str) -> Result<Instruction, String> {
         let mut words = line.split_whitespace();
         let mnemonic = words.next().ok_or("empty instruction")?;
         let mut pairs = BTreeMap::new();
         for word in words {
-            let (k, v) = word
-                .split_once('=')
-                .ok_or_else(|| format!("`{word}` is not key=value"))?;
+            let (k, v) = word.split_once('=').ok_or_else(|| format!("`{word}` is not key=value"))?;
             if pairs.insert(k.to_string(), v.to_string()).is_some() {
                 return Err(format!("field `{k}` given twice"));
             }
         }
         let mut header = Header::default();
         if let Some(tag) = pairs.remove("tag") {
-            header.tag = PhaseTag(
-                Phase::parse_text(&tag).ok_or_else(|| format!("tag `{tag}` is not a phase"))?,
-            );
+            header.tag = PhaseTag(Phase::parse_text(&tag).ok_or_else(|| format!("tag `{tag}` is not a phase"))?);
         }
         for (key, slots) in [("wait", &mut header.wait), ("signal", &mut header.signal)] {
             if let Some(list) = pairs.remove(key) {
                 let sems: Vec<&str> = list.split(',').collect();
-                if sems.len() > 2 {
-                    return Err(format!("`{key}` takes at most two semaphores"));
+                if sems.len() > 3 {
+                    return Err(format!("`{key}` takes at most three semaphores"));
                 }
                 for (slot, s) in slots.iter_mut().zip(sems) {
                     *slot = s
                         .parse::<u8>()
                         .ok()
                         .filter(|&v| usize::from(v) < SEMAPHORES)
-                        .ok_or_else(|| {
-                            format!("`{key}` semaphore `{s}` must be 0..{}", SEMAPHORES - 1)
-                        })?;
+                        .ok_or_else(|| format!("`{key}` semaphore `{s}` must be 0..{}", SEMAPHORES - 1))?;
                 }
             }
         }
@@ -838,25 +798,17 @@ impl Program {
     pub fn from_binary(bytes: &[u8]) -> Result<Program, Error> {
         let bad = |reason: String| Error::ProgramFormat { reason };
         if bytes.len() < 16 || &bytes[..8] != PROGRAM_MAGIC {
-            return Err(bad(format!(
-                "missing the header `{}`",
-                String::from_utf8_lossy(PROGRAM_MAGIC)
-            )));
+            return Err(bad(format!("missing the header `{}`", String::from_utf8_lossy(PROGRAM_MAGIC))));
         }
         let count = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
         let body = &bytes[16..];
         if body.len() as u64 != count.saturating_mul(32) {
-            return Err(bad(format!(
-                "header says {count} instructions but {} bytes follow (32 per instruction)",
-                body.len()
-            )));
+            return Err(bad(format!("header says {count} instructions but {} bytes follow (32 per instruction)", body.len())));
         }
         let insns = body
             .chunks(32)
             .enumerate()
-            .map(|(i, chunk)| {
-                Instruction::decode(&Word::from_bytes(chunk.try_into().expect("32 bytes")), i)
-            })
+            .map(|(i, chunk)| Instruction::decode(&Word::from_bytes(chunk.try_into().expect("32 bytes")), i))
             .collect::<Result<_, _>>()?;
         Ok(Program { insns })
     }
@@ -874,14 +826,8 @@ impl Program {
             if code.is_empty() {
                 continue;
             }
-            let insn = Instruction::parse(code).map_err(|message| Error::Asm {
-                line: n + 1,
-                message,
-            })?;
-            insn.encode().map_err(|e| Error::Asm {
-                line: n + 1,
-                message: e.to_string(),
-            })?;
+            let insn = Instruction::parse(code).map_err(|message| Error::Asm { line: n + 1, message })?;
+            insn.encode().map_err(|e| Error::Asm { line: n + 1, message: e.to_string() })?;
             insns.push(insn);
         }
         Ok(Program { insns })
@@ -894,7 +840,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// Builds a random valid word for the instruction at `layout_index` from a stream of raw values.
-    fn random_word(layout: &InsnLayout, raw: &[u64], header: (u64, [u64; 4])) -> Word {
+    fn random_word(layout: &InsnLayout, raw: &[u64], header: (u64, [u64; 6])) -> Word {
         let mut w = Word::default();
         w.set(0, 5, u64::from(layout.opcode));
         w.set(5, 3, header.0 % 7);
@@ -903,11 +849,7 @@ mod tests {
         }
         let mut raw = raw.iter().cycle();
         for f in &layout.fields {
-            let mask = if f.width == 64 {
-                u64::MAX
-            } else {
-                (1 << f.width) - 1
-            };
+            let mask = if f.width == 64 { u64::MAX } else { (1 << f.width) - 1 };
             let mut v = raw.next().unwrap() & mask;
             while !(f.accepts)(v) {
                 v = (raw.next().unwrap() & mask) % (1 << f.width.min(6));
@@ -920,7 +862,7 @@ mod tests {
     proptest! {
         #[test]
         fn decode_encode_round_trip(which in 0usize..6, raw in proptest::collection::vec(any::<u64>(), 64),
-                                    tag in any::<u64>(), sems in any::<[u64; 4]>()) {
+                                    tag in any::<u64>(), sems in any::<[u64; 6]>()) {
             let layouts = layouts();
             let layout = &layouts[which % layouts.len()];
             let word = random_word(layout, &raw, (tag, sems));
@@ -959,21 +901,11 @@ mod tests {
         .wait(1)
         .signal(2);
         let w = insn.encode().unwrap();
-        // opcode 3 | tag 1 << 5 | wait 1 << 8 | signal 2 << 16 | dataflow ws (1) << 24
-        // | n=2,m=8 (0x82) << 26 | accumulate << 35 | interleave 4 << 36 | rows 16 << 40
-        // | cols 32 << 56 (low 8 bits of cols in word 0)
-        assert_eq!(
-            w.0[0],
-            3 | 1 << 5
-                | 1 << 8
-                | 2 << 16
-                | 1 << 24
-                | 0x82 << 26
-                | 1 << 35
-                | 4 << 36
-                | 16 << 40
-                | 32 << 56
-        );
+        // opcode 3 | tag 1 << 5 | wait 1 << 8 | signal 2 << 20 | dataflow ws (1) << 32
+        // | n=2,m=8 (0x82) << 34 | accumulate << 43 | interleave 4 << 44 | rows 16 << 48;
+        // cols 32 starts word 1.
+        assert_eq!(w.0[0], 3 | 1 << 5 | 1 << 8 | 2 << 20 | 1 << 32 | 0x82 << 34 | 1 << 43 | 4 << 44 | 16 << 48);
+        assert_eq!(w.0[1] & 0xffff, 32);
         assert_eq!(Instruction::decode(&w, 0).unwrap(), insn);
         assert_eq!(
             insn.to_string(),
@@ -985,10 +917,7 @@ mod tests {
     fn bad_words_and_text_are_refused() {
         let mut w = Word::default();
         w.set(0, 5, 31);
-        assert!(Instruction::decode(&w, 7)
-            .unwrap_err()
-            .to_string()
-            .contains("instruction 7"));
+        assert!(Instruction::decode(&w, 7).unwrap_err().to_string().contains("instruction 7"));
         let mut w = Instruction::new(Op::Vec {
             op: VecOp::Add,
             count: 1,
@@ -1006,18 +935,10 @@ mod tests {
         .encode()
         .unwrap();
         w.set(255, 1, 1);
-        assert!(Instruction::decode(&w, 0)
-            .unwrap_err()
-            .to_string()
-            .contains("reserved bit 255"));
-        let e = Program::parse_text(
-            "# c\n\nload buf=act sram=0 dram=0 rows=1 cols=1 dram_row_stride=1 dram_col_stride=1\n",
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string().contains("line 3") && e.to_string().contains("sram_row_stride"),
-            "{e}"
-        );
+        assert!(Instruction::decode(&w, 0).unwrap_err().to_string().contains("reserved bit 255"));
+        let e = Program::parse_text("# c\n\nload buf=act sram=0 dram=0 rows=1 cols=1 dram_row_stride=1 dram_col_stride=1\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("line 3") && e.to_string().contains("sram_row_stride"), "{e}");
         let e = Program::parse_text("gemm dataflow=xs").unwrap_err();
         assert!(e.to_string().contains("dataflow"), "{e}");
         assert!(Program::from_binary(b"nope").is_err());

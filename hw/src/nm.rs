@@ -39,22 +39,13 @@ impl NmRatio {
     pub fn new(n: u32, m: u32) -> Result<Self, NmParseError> {
         let text = format!("{n}:{m}");
         if n == 0 {
-            return Err(NmParseError {
-                text,
-                reason: "N must be at least 1",
-            });
+            return Err(NmParseError { text, reason: "N must be at least 1" });
         }
         if n > m {
-            return Err(NmParseError {
-                text,
-                reason: "N must not exceed M",
-            });
+            return Err(NmParseError { text, reason: "N must not exceed M" });
         }
         if m > 16 {
-            return Err(NmParseError {
-                text,
-                reason: "M must be at most 16",
-            });
+            return Err(NmParseError { text, reason: "M must be at most 16" });
         }
         Ok(Self { n, m })
     }
@@ -90,26 +81,11 @@ impl fmt::Display for NmRatio {
 impl FromStr for NmRatio {
     type Err = NmParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |reason| NmParseError {
-            text: s.to_string(),
-            reason,
-        };
-        let (n, m) = s
-            .trim()
-            .split_once(':')
-            .ok_or_else(|| bad("expected the form N:M, e.g. 2:8"))?;
-        let n = n
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| bad("N is not a whole number"))?;
-        let m = m
-            .trim()
-            .parse::<u32>()
-            .map_err(|_| bad("M is not a whole number"))?;
-        NmRatio::new(n, m).map_err(|e| NmParseError {
-            text: s.to_string(),
-            reason: e.reason,
-        })
+        let bad = |reason| NmParseError { text: s.to_string(), reason };
+        let (n, m) = s.trim().split_once(':').ok_or_else(|| bad("expected the form N:M, e.g. 2:8"))?;
+        let n = n.trim().parse::<u32>().map_err(|_| bad("N is not a whole number"))?;
+        let m = m.trim().parse::<u32>().map_err(|_| bad("M is not a whole number"))?;
+        NmRatio::new(n, m).map_err(|e| NmParseError { text: s.to_string(), reason: e.reason })
     }
 }
 
@@ -142,11 +118,7 @@ pub fn keep_in_group<T>(group: &[T], n: usize, magnitude: impl Fn(&T) -> f64) ->
         }
     };
     // Stable sort by decreasing magnitude keeps the earlier index first among equals.
-    order.sort_by(|&a, &b| {
-        key(b)
-            .partial_cmp(&key(a))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    order.sort_by(|&a, &b| key(b).partial_cmp(&key(a)).unwrap_or(std::cmp::Ordering::Equal));
     let mut kept: Vec<usize> = order.into_iter().take(n.min(group.len())).collect();
     kept.sort_unstable();
     kept
@@ -155,16 +127,8 @@ pub fn keep_in_group<T>(group: &[T], n: usize, magnitude: impl Fn(&T) -> f64) ->
 /// 0/1 mask (1 = kept) of a row-major `rows x cols` matrix with groups of `ratio.m` consecutive
 /// elements along each row (FF order for a `C_out x K` weight). `cols` must be a multiple of `m`.
 pub fn mask_along_rows(values: &[f32], rows: usize, cols: usize, ratio: NmRatio) -> Vec<u8> {
-    assert_eq!(
-        values.len(),
-        rows * cols,
-        "mask_along_rows: shape does not match the data"
-    );
-    assert!(
-        ratio.fits(cols),
-        "mask_along_rows: {cols} columns do not split into groups of {}",
-        ratio.m
-    );
+    assert_eq!(values.len(), rows * cols, "mask_along_rows: shape does not match the data");
+    assert!(ratio.fits(cols), "mask_along_rows: {cols} columns do not split into groups of {}", ratio.m);
     let m = ratio.m as usize;
     let mut mask = vec![0u8; values.len()];
     for (row_values, row_mask) in values.chunks(cols).zip(mask.chunks_mut(cols)) {
@@ -181,16 +145,8 @@ pub fn mask_along_rows(values: &[f32], rows: usize, cols: usize, ratio: NmRatio)
 /// along each column (BP order for a `C_out x K` weight: groups along `C_out`). `rows` must be a
 /// multiple of `m`.
 pub fn mask_along_cols(values: &[f32], rows: usize, cols: usize, ratio: NmRatio) -> Vec<u8> {
-    assert_eq!(
-        values.len(),
-        rows * cols,
-        "mask_along_cols: shape does not match the data"
-    );
-    assert!(
-        ratio.fits(rows),
-        "mask_along_cols: {rows} rows do not split into groups of {}",
-        ratio.m
-    );
+    assert_eq!(values.len(), rows * cols, "mask_along_cols: shape does not match the data");
+    assert!(ratio.fits(rows), "mask_along_cols: {rows} rows do not split into groups of {}", ratio.m);
     let m = ratio.m as usize;
     let mut mask = vec![0u8; values.len()];
     let mut group = vec![0f32; m];
@@ -224,14 +180,8 @@ mod tests {
 
     #[test]
     fn ties_go_to_the_earlier_index() {
-        assert_eq!(
-            keep_in_group(&[1.0f32, -1.0, 1.0, 0.5], 2, |w| f64::from(w.abs())),
-            vec![0, 1]
-        );
-        assert_eq!(
-            keep_in_group(&[0.0f32; 8], 2, |w| f64::from(w.abs())),
-            vec![0, 1]
-        );
+        assert_eq!(keep_in_group(&[1.0f32, -1.0, 1.0, 0.5], 2, |w| f64::from(w.abs())), vec![0, 1]);
+        assert_eq!(keep_in_group(&[0.0f32; 8], 2, |w| f64::from(w.abs())), vec![0, 1]);
     }
 
     #[test]

@@ -1,0 +1,11 @@
+//! `satkit-compiler`: maps work onto a SAT machine.
+//!
+//! - [`gemm`]: kernel-level lowering of one GEMM (tiling, double buffering, dataflow choice,
+//!   semaphores, program emission), reused by every layer lowering;
+//! - [`gemm_data`]: operand generation, N:M compression into the DRAM layout, and the f64 check.
+
+mod error;
+pub mod gemm;
+pub mod gemm_data;
+
+pub use error::{Error, Result};

@@ -1,0 +1,251 @@
+//! The sparse tensor engine: a `rows x cols` systolic array of PEs running one GEMM
+//! `out[M x N] (+)= in[M x K] . W[K x N]` per instruction, dense or N:M sparse, OS, WS or IS.
+//!
+//! **PE.** A PE has `n_max` multipliers. Dense, it covers `n_max` consecutive reduction
+//! elements per step; N:M sparse, it covers one whole group of `M` (it receives the group's N
+//! kept weights with their in-group indices and the group's M activations, and selects the N
+//! matching activations), so a step does `M` dense-equivalent MACs. `S = ceil(K / r)` steps
+//! cover the reduction, with `r = n_max` (dense) or `M` (sparse).
+//!
+//! **Cycles** (exact; `R x C` the array, `L` the accumulator latency, `I` the OS interleave):
+//! - WS: weights of `R` steps x `C` output columns stay in the array; `M` input rows stream
+//!   through. Folds `ceil(S / R) * ceil(N / C)`, each `R` (weight preload) `+ M` (inputs)
+//!   `+ (R - 1) L` (partial sums descending through `R` adders of latency `L`) `+ C - 1`
+//!   (skew across columns).
+//! - IS: the same with inputs stationary and the `N` weight columns streaming:
+//!   folds `ceil(S / R) * ceil(M / C)`, each `R + N + (R - 1) L + C - 1`.
+//! - OS: each PE owns `I` outputs of one row, round-robin; folds `ceil(M / R) * ceil(N / (C I))`,
+//!   each `S * max(I, L)` (a PE may add to one accumulator only every `L` cycles, so with
+//!   `I < L` it waits `L - I` cycles per round: the accumulator hazard that interleave mapping
+//!   removes) `+ R + C - 2` (skew in over rows and columns, and out again).
+//! With `L = I = 1` these are SCALE-Sim v3's per-fold costs (`scalesim/compute/
+//! systolic_compute_{os,ws,is}.py`: OS `R + C + T - 2`, WS and IS `2R + C + T - 2`). Partial folds cost as much as full
+//! ones (the skew registers span the whole array). Cycles outside the steady state
+//! (`M`, `N` or `S*I` per fold) count as fill/drain stalls.
+//!
+//! **Function.** See [`crate::numerics`]: each output is the sequential FP32 sum of its
+//! products in increasing reduction index, independent of dataflow and tiling.
+
+use crate::scratchpad::Scratchpads;
+use crate::stats::{Cost, Stalls};
+use rayon::prelude::*;
+use satkit_hw::isa::{Buffer, WeightFormat};
+use satkit_hw::{ArchConfig, Dataflow};
+
+/// Shape and mode of one GEMM instruction.
+#[derive(Debug, Clone, Copy)]
+pub struct GemmShape {
+    /// Dataflow.
+    pub dataflow: Dataflow,
+    /// Weight format.
+    pub weights: WeightFormat,
+    /// Output rows M.
+    pub rows: u64,
+    /// Output columns N.
+    pub cols: u64,
+    /// Dense reduction depth K.
+    pub depth: u64,
+    /// OS interleave factor (>= 1).
+    pub interleave: u64,
+}
+
+/// Cycle breakdown of one GEMM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GemmTiming {
+    /// Total cycles.
+    pub cycles: u64,
+    /// Folds (array passes).
+    pub folds: u64,
+    /// Cycles of fill, drain and preload.
+    pub fill_drain: u64,
+    /// Cycles lost to the accumulator hazard.
+    pub accumulator_hazard: u64,
+}
+
+/// Exact cycle count of a GEMM on `arch` (see the module documentation).
+pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
+    let (r, c) = (u64::from(arch.array.rows), u64::from(arch.array.cols));
+    let l = u64::from(arch.array.accumulator_latency);
+    let steps = g.depth.div_ceil(arch.reduction_per_pe_step(g.weights.ratio()));
+    if g.rows == 0 || g.cols == 0 || steps == 0 {
+        return GemmTiming { cycles: 0, folds: 0, fill_drain: 0, accumulator_hazard: 0 };
+    }
+    let streamed_fold = |stream: u64, folds: u64| {
+        let fold = r + stream + (r - 1) * l + c - 1;
+        GemmTiming { cycles: folds * fold, folds, fill_drain: folds * (fold - stream), accumulator_hazard: 0 }
+    };
+    match g.dataflow {
+        Dataflow::Ws => streamed_fold(g.rows, steps.div_ceil(r) * g.cols.div_ceil(c)),
+        Dataflow::Is => streamed_fold(g.cols, steps.div_ceil(r) * g.rows.div_ceil(c)),
+        Dataflow::Os => {
+            let i = g.interleave.max(1);
+            let folds = g.rows.div_ceil(r) * g.cols.div_ceil(c * i);
+            let steady = steps * i;
+            let compute = steps * i.max(l);
+            let fill = r + c - 2;
+            GemmTiming {
+                cycles: folds * (compute + fill),
+                folds,
+                fill_drain: folds * fill,
+                accumulator_hazard: folds * (compute - steady),
+            }
+        }
+    }
+}
+
+/// Cost of a GEMM: cycles, stalls, MACs and on-chip traffic.
+pub fn gemm_cost(arch: &ArchConfig, g: &GemmShape, accumulate: bool) -> Cost {
+    let t = gemm_timing(arch, g);
+    let (r, c) = (u64::from(arch.array.rows), u64::from(arch.array.cols));
+    let op = arch.operand_bytes();
+    let stored = g.weights.stored_len(g.depth as usize) as u64;
+    let steps = g.depth.div_ceil(arch.reduction_per_pe_step(g.weights.ratio()));
+    let (row_folds_k, out_reads) = (steps.div_ceil(r).max(1), if accumulate { 1 } else { 0 });
+    let mut cost = Cost {
+        cycles: t.cycles,
+        stalls: Stalls { fill_drain: t.fill_drain, accumulator_hazard: t.accumulator_hazard, ..Stalls::default() },
+        macs_dense: g.rows * g.cols * g.depth,
+        macs_performed: g.rows * g.cols * stored,
+        mac_slots: t.cycles * r * c * u64::from(arch.array.n_max),
+        ..Cost::default()
+    };
+    let idx_bytes = if g.weights.ratio().is_some() { 1 } else { 0 };
+    let out = g.rows * g.cols * 4;
+    match g.dataflow {
+        Dataflow::Ws | Dataflow::Is => {
+            let (input_passes, weight_passes) = match g.dataflow {
+                Dataflow::Ws => (g.cols.div_ceil(c), 1),
+                _ => (1, g.rows.div_ceil(c)),
+            };
+            cost.sram.read(Buffer::Act, g.rows * g.depth * op * input_passes);
+            cost.sram.read(Buffer::Wgt, g.cols * stored * op * weight_passes);
+            cost.sram.read(Buffer::Idx, g.cols * stored * idx_bytes * weight_passes);
+            // Partial sums re-enter from the accumulator buffer on every reduction fold but the
+            // first (and on the first too when accumulating).
+            cost.sram.read(Buffer::Acc, out * (row_folds_k - 1 + out_reads));
+            cost.sram.write(Buffer::Acc, out * row_folds_k);
+        }
+        Dataflow::Os => {
+            let i = g.interleave.max(1);
+            cost.sram.read(Buffer::Act, g.rows * g.depth * op * g.cols.div_ceil(c * i));
+            cost.sram.read(Buffer::Wgt, g.cols * stored * op * g.rows.div_ceil(r));
+            cost.sram.read(Buffer::Idx, g.cols * stored * idx_bytes * g.rows.div_ceil(r));
+            cost.sram.read(Buffer::Acc, out * out_reads);
+            cost.sram.write(Buffer::Acc, out);
+        }
+    }
+    cost
+}
+
+/// Operand addresses of a GEMM.
+#[derive(Debug, Clone, Copy)]
+pub struct GemmOperands {
+    /// First input element in `act`.
+    pub input: usize,
+    /// First weight entry in `wgt` / `idx`.
+    pub weight: usize,
+    /// First output in `acc`.
+    pub output: usize,
+    /// Add to the existing outputs.
+    pub accumulate: bool,
+}
+
+/// Computes the GEMM on the buffers. Errors name an out-of-group weight index.
+pub fn gemm_execute(s: &mut Scratchpads, g: &GemmShape, o: &GemmOperands) -> Result<(), String> {
+    let (m, n, k) = (g.rows as usize, g.cols as usize, g.depth as usize);
+    let stored = g.weights.stored_len(k);
+    let input = &s.values(Buffer::Act)[o.input..o.input + m * k];
+    let weights = &s.values(Buffer::Wgt)[o.weight..o.weight + n * stored];
+    // Expand the weight tile to dense K x N (zero-filled for N:M), in reduction order. The
+    // sequential sum skips nothing: zero products leave it unchanged (numerics spec).
+    let mut dense = vec![0f32; k * n];
+    match g.weights.ratio() {
+        None => {
+            for col in 0..n {
+                for kk in 0..k {
+                    dense[kk * n + col] = weights[col * stored + kk];
+                }
+            }
+        }
+        Some(ratio) => {
+            let (nn, mm) = (ratio.n as usize, ratio.m as usize);
+            let idx = &s.bytes(Buffer::Idx)[o.weight..o.weight + n * stored];
+            for col in 0..n {
+                let mut last_in_group: Option<usize> = None;
+                for j in 0..stored {
+                    let (group, i) = (j / nn, usize::from(idx[col * stored + j]));
+                    if i >= mm {
+                        return Err(format!(
+                            "weight entry {} holds in-group index {i}, not below M = {mm}",
+                            o.weight + col * stored + j
+                        ));
+                    }
+                    if j % nn != 0 && last_in_group.is_some_and(|p| i <= p) {
+                        return Err(format!(
+                            "weight entry {} holds in-group index {i}, not above the previous entry's: indices must increase within a group",
+                            o.weight + col * stored + j
+                        ));
+                    }
+                    last_in_group = Some(i);
+                    dense[(group * mm + i) * n + col] = weights[col * stored + j];
+                }
+            }
+        }
+    }
+    let mut out: Vec<f32> =
+        if o.accumulate { s.values(Buffer::Acc)[o.output..o.output + m * n].to_vec() } else { vec![0.0; m * n] };
+    out.par_chunks_mut(n.max(1)).enumerate().for_each(|(row, acc)| {
+        let a = &input[row * k..(row + 1) * k];
+        for (kk, &x) in a.iter().enumerate() {
+            let w = &dense[kk * n..(kk + 1) * n];
+            // One rounded FP32 addition per product, in increasing k (the product is exact).
+            for (acc_j, &w_j) in acc.iter_mut().zip(w) {
+                *acc_j += x * w_j;
+            }
+        }
+    });
+    s.values_mut(Buffer::Acc)[o.output..o.output + m * n].copy_from_slice(&out);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(dataflow: Dataflow, rows: u64, cols: u64, depth: u64) -> GemmShape {
+        GemmShape { dataflow, weights: WeightFormat::Dense, rows, cols, depth, interleave: 1 }
+    }
+
+    #[test]
+    fn ws_matches_scalesim_per_fold_cost() {
+        // PEERS.md: 256^3 on 32x32 WS is 64 folds of 2R + C + M - 2 = 350 cycles.
+        let t = gemm_timing(&ArchConfig::systolic(), &shape(Dataflow::Ws, 256, 256, 256));
+        assert_eq!((t.folds, t.cycles), (64, 64 * 350));
+    }
+
+    #[test]
+    fn one_tile_by_hand() {
+        // tiny: 4x4, n_max 2, L = 2. Dense WS, M=10, N=4, K=8: S = 4 steps = one fold.
+        // preload 4 + inputs 10 + descent (4-1)*2 + skew 3 = 23 cycles; 13 of fill/drain.
+        let arch = ArchConfig::tiny();
+        let t = gemm_timing(&arch, &shape(Dataflow::Ws, 10, 4, 8));
+        assert_eq!(t, GemmTiming { cycles: 23, folds: 1, fill_drain: 13, accumulator_hazard: 0 });
+        // OS without interleave: S = 4 steps x max(1, 2) = 8, fill 4 + 4 - 2 = 6.
+        let t = gemm_timing(&arch, &shape(Dataflow::Os, 4, 4, 8));
+        assert_eq!(t, GemmTiming { cycles: 14, folds: 1, fill_drain: 6, accumulator_hazard: 4 });
+        // Interleave 2 hides the hazard and covers 8 output columns in one fold.
+        let t = gemm_timing(&arch, &GemmShape { interleave: 2, ..shape(Dataflow::Os, 4, 8, 8) });
+        assert_eq!(t, GemmTiming { cycles: 14, folds: 1, fill_drain: 6, accumulator_hazard: 0 });
+    }
+
+    #[test]
+    fn sparse_2_8_quarters_the_steps() {
+        let arch = ArchConfig::vcu1525();
+        let dense = gemm_timing(&arch, &shape(Dataflow::Ws, 4096, 512, 4096));
+        let sparse = gemm_timing(
+            &arch,
+            &GemmShape { weights: WeightFormat::Sparse("2:8".parse().unwrap()), ..shape(Dataflow::Ws, 4096, 512, 4096) },
+        );
+        assert_eq!(dense.folds, 4 * sparse.folds);
+    }
+}
