@@ -6,6 +6,9 @@ pub enum Error {
     /// A problem the machine cannot run as asked (unsupported N:M or dataflow, bad shape).
     #[error("{0}")]
     Unsupported(String),
+    /// Bad user input (a topology or config file); the message names the file and line.
+    #[error("{0}")]
+    Input(String),
     /// No tiling fits the machine's buffers.
     #[error("no tiling of {what} fits the buffers of {arch}: {reason}")]
     NoTiling {
