@@ -15,9 +15,10 @@
 //! `OUT_READY` (an output tile complete) and `ACC_FREE` (its store done). Every dependency
 //! points to an earlier instruction, so no program this module emits can deadlock.
 //!
-//! **Choice.** [`plan`] emits every candidate (each allowed dataflow, both loop orders and the
-//! largest tiles that fit, with a few smaller variants) and keeps the one the simulator, in
-//! timing-only mode, finds fastest: the cost model is the simulator itself.
+//! **Choice.** [`plan`] emits every candidate (each allowed dataflow, both loop orders, and
+//! every maximal tiling: tile sizes from powers of two times the array's extent, such that no
+//! dimension can grow to its next size and still fit double-buffered) and keeps the one the
+//! simulator, in timing-only mode, finds fastest: the cost model is the simulator itself.
 
 use crate::{Error, Result};
 use satkit_hw::isa::{Buffer, Instruction, Op, Phase, Program, WeightFormat};
@@ -175,21 +176,18 @@ pub fn check(arch: &ArchConfig, p: &GemmProblem) -> Result<()> {
     Ok(())
 }
 
-/// Candidate sizes for one tile dimension: the full extent when it fits `limit`, and the
-/// largest multiples of `unit` (times powers of two) not above `limit`, at most `count`.
-fn candidates(full: u64, unit: u64, limit: u64, count: usize) -> Vec<u64> {
+/// Candidate sizes for one tile dimension: `unit` times powers of two below `full`, and
+/// `full` itself, none above `limit`, in increasing order.
+fn candidates(full: u64, unit: u64, limit: u64) -> Vec<u64> {
     let mut out = Vec::new();
+    let mut size = unit;
+    while size < full && size <= limit {
+        out.push(size);
+        size *= 2;
+    }
     if full <= limit {
         out.push(full);
     }
-    let mut size = unit;
-    let mut sizes = Vec::new();
-    while size < full && size <= limit {
-        sizes.push(size);
-        size *= 2;
-    }
-    out.extend(sizes.into_iter().rev().take(count));
-    out.dedup();
     out
 }
 
@@ -230,10 +228,16 @@ pub fn tilings(arch: &ArchConfig, p: &GemmProblem, options: &GemmOptions) -> Res
             Dataflow::Ws => (r, c),
             Dataflow::Is => (c, r),
         };
-        for tk in candidates(p.k, k_unit, FIELD16, 3) {
-            for tn in candidates(p.n, n_unit, FIELD16, 3) {
-                for tm in candidates(p.m, m_unit, FIELD16, 3) {
-                    if fits(arch, p, tm, tn, tk) {
+        let (ks, ns, ms) = (candidates(p.k, k_unit, FIELD16), candidates(p.n, n_unit, FIELD16), candidates(p.m, m_unit, FIELD16));
+        // Keep only maximal tilings: growing any one dimension to its next candidate overflows.
+        let grows = |list: &[u64], i: usize| list.get(i + 1).copied();
+        for (ki, &tk) in ks.iter().enumerate() {
+            for (ni, &tn) in ns.iter().enumerate() {
+                for (mi, &tm) in ms.iter().enumerate() {
+                    let maximal = grows(&ks, ki).is_none_or(|k| !fits(arch, p, tm, tn, k))
+                        && grows(&ns, ni).is_none_or(|n| !fits(arch, p, tm, n, tk))
+                        && grows(&ms, mi).is_none_or(|m| !fits(arch, p, m, tn, tk));
+                    if maximal && fits(arch, p, tm, tn, tk) {
                         for order in [LoopOrder::Nmk, LoopOrder::Mnk] {
                             out.push(Tiling { dataflow, tm, tn, tk, order, interleave });
                         }

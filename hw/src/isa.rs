@@ -851,8 +851,11 @@ mod tests {
         for f in &layout.fields {
             let mask = if f.width == 64 { u64::MAX } else { (1 << f.width) - 1 };
             let mut v = raw.next().unwrap() & mask;
+            // Small random values first; then scan upwards so sparse encodings always end.
+            let mut tries = 0u64;
             while !(f.accepts)(v) {
-                v = (raw.next().unwrap() & mask) % (1 << f.width.min(6));
+                tries += 1;
+                v = if tries < 64 { (raw.next().unwrap() & mask) % (1 << f.width.min(6)) } else { tries - 64 };
             }
             w.set(f.lo, f.width, v);
         }

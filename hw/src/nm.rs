@@ -131,6 +131,9 @@ pub fn mask_along_rows(values: &[f32], rows: usize, cols: usize, ratio: NmRatio)
     assert!(ratio.fits(cols), "mask_along_rows: {cols} columns do not split into groups of {}", ratio.m);
     let m = ratio.m as usize;
     let mut mask = vec![0u8; values.len()];
+    if values.is_empty() {
+        return mask;
+    }
     for (row_values, row_mask) in values.chunks(cols).zip(mask.chunks_mut(cols)) {
         for (group, group_mask) in row_values.chunks(m).zip(row_mask.chunks_mut(m)) {
             for i in keep_in_group(group, ratio.n as usize, |w| f64::from(w.abs())) {

@@ -54,7 +54,7 @@ impl Scratchpads {
     /// Checks that `len` elements from `addr` lie inside `buffer`; the message names both.
     pub fn check(&self, buffer: Buffer, addr: u64, len: u64) -> Result<(), String> {
         let cap = self.capacity(buffer);
-        if len > 0 && addr.checked_add(len).is_none_or(|end| end > cap) {
+        if addr.checked_add(len).is_none_or(|end| end > cap) {
             return Err(format!("{} elements at {buffer} address {addr} overflow the buffer ({cap} elements)", len));
         }
         Ok(())

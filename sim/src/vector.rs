@@ -56,7 +56,13 @@ impl VecInsn {
         if k > h || k > w {
             return Err(format!("pool window p2 = {k} exceeds the plane {h} x {w}"));
         }
-        Ok((h, w, k, s, (h - k) / s + 1, (w - k) / s + 1))
+        let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+        // Every count derived from the geometry must fit in 64 bits.
+        let work = [self.count, h, w, k, k].iter().try_fold(1u64, |acc, &x| acc.checked_mul(x.max(1)));
+        if work.and_then(|w| w.checked_mul(oh * ow)).is_none() {
+            return Err(format!("{} planes of {h} x {w} with window {k} describe more work than the unit can count", self.count));
+        }
+        Ok((h, w, k, s, oh, ow))
     }
 
     fn geometry(&self) -> Result<Geometry, String> {

@@ -1,0 +1,115 @@
+//! PNG line charts for reports (training curves, sweep tables, and any other x-y series).
+//! Rendering uses plotters' bitmap backend with the DejaVu Sans font bundled in
+//! `host/assets/DejaVuSans.ttf` (registered once, at first use, as `sans-serif`), so no system
+//! font library is needed. Files are drawn to a temporary sibling and renamed into place.
+
+use anyhow::{anyhow, Context, Result};
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The bundled font.
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// Registers the bundled font once; later calls return the first outcome.
+fn ensure_font() -> Result<()> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).is_ok());
+    ok.then_some(()).ok_or_else(|| anyhow!("the bundled font host/assets/DejaVuSans.ttf could not be loaded"))
+}
+
+/// One named line of a chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Legend entry.
+    pub name: String,
+    /// `(x, y)` points in drawing order; non-finite points are skipped.
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    /// A series from a name and points.
+    pub fn new(name: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self { name: name.into(), points }
+    }
+}
+
+/// A line chart: title, axis labels and one or more series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineChart {
+    /// Title above the plot.
+    pub title: String,
+    /// X axis label.
+    pub x_label: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// The lines, drawn in order with distinct colours and a legend.
+    pub series: Vec<Series>,
+}
+
+/// Line colours, in series order (cycled): a colour-blind-safe set (Okabe-Ito).
+const COLORS: [RGBColor; 7] = [
+    RGBColor(0, 114, 178),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(213, 94, 0),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(0, 0, 0),
+];
+
+/// Picture size in pixels.
+const SIZE: (u32, u32) = (900, 600);
+
+fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo { (hi - lo) * 0.05 } else { lo.abs().max(1.0) * 0.05 };
+    (lo - pad, hi + pad)
+}
+
+/// Draws `chart` as a PNG at `path` (whole file or none).
+pub fn line_chart(path: &Path, chart: &LineChart) -> Result<()> {
+    ensure_font()?;
+    let finite: Vec<Vec<(f64, f64)>> =
+        chart.series.iter().map(|s| s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect()).collect();
+    let (x0, x1) = bounds(finite.iter().flatten().map(|p| p.0));
+    let (y0, y1) = bounds(finite.iter().flatten().map(|p| p.1));
+    let tmp: PathBuf = path.with_extension("tmp.png");
+    let draw = || -> Result<()> {
+        let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut c = ChartBuilder::on(&root)
+            .caption(&chart.title, ("sans-serif", 24))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        c.configure_mesh()
+            .x_desc(chart.x_label.as_str())
+            .y_desc(chart.y_label.as_str())
+            .label_style(("sans-serif", 15))
+            .draw()?;
+        for (i, (s, pts)) in chart.series.iter().zip(&finite).enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            c.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))?
+                .label(s.name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            c.draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    if let Err(e) = draw() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(format!("drawing {}", path.display())));
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}

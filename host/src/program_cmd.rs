@@ -1,0 +1,130 @@
+//! Program and machine utilities: `satkit asm`, `disasm`, `run`, `arch` and `isa`.
+
+use anyhow::{Context, Result};
+use satkit_hw::isa::{layouts, Program, PROGRAM_MAGIC};
+use satkit_hw::ArchConfig;
+use satkit_sim::{Machine, Mode};
+use satkit_train::output::write_atomic;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `satkit asm`.
+#[derive(clap::Args, Debug)]
+pub struct AsmArgs {
+    /// Text program.
+    pub input: PathBuf,
+    /// Binary output.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// Arguments of `satkit disasm`.
+#[derive(clap::Args, Debug)]
+pub struct DisasmArgs {
+    /// Binary program.
+    pub input: PathBuf,
+}
+
+/// Arguments of `satkit run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Program, binary or text (detected from its first bytes).
+    pub program: PathBuf,
+    /// Architecture: a preset or a TOML file.
+    #[arg(long, default_value = "tiny")]
+    pub arch: String,
+    /// Where to run it; `sim` is the cycle-level simulator.
+    #[arg(long, default_value = "sim")]
+    pub device: String,
+    /// Skip the functional model (timing, traffic and energy only).
+    #[arg(long)]
+    pub timing_only: bool,
+    /// Print the report (with per-instruction records) as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `satkit arch`.
+#[derive(clap::Args, Debug)]
+pub struct ArchArgs {
+    /// A preset (vcu1525, tiny, systolic) or a TOML file.
+    #[arg(default_value = "vcu1525")]
+    pub arch: String,
+}
+
+/// Reads a program file, binary or text.
+fn load_program(path: &Path) -> Result<Program> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let parsed = if bytes.starts_with(PROGRAM_MAGIC) {
+        Program::from_binary(&bytes)
+    } else {
+        let text = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("{}: neither a binary program nor UTF-8 text", path.display()))?;
+        Program::parse_text(&text)
+    };
+    parsed.with_context(|| path.display().to_string())
+}
+
+/// `satkit asm`.
+pub fn asm(a: &AsmArgs) -> Result<()> {
+    let program = load_program(&a.input)?;
+    write_atomic(&a.output, &program.to_binary()?)?;
+    println!("{} instructions -> {}", program.insns.len(), a.output.display());
+    Ok(())
+}
+
+/// `satkit disasm`.
+pub fn disasm(a: &DisasmArgs) -> Result<()> {
+    print!("{}", load_program(&a.input)?.to_text());
+    Ok(())
+}
+
+/// `satkit run`.
+pub fn run(a: &RunArgs) -> Result<()> {
+    if a.device != "sim" {
+        anyhow::bail!(
+            "--device {}: this build has only the `sim` device (the RTL co-simulation back-end is not built yet)",
+            a.device
+        );
+    }
+    let arch = ArchConfig::resolve(&a.arch).with_context(|| format!("--arch {}", a.arch))?;
+    let program = load_program(&a.program)?;
+    let mut machine = Machine::new(&arch, if a.timing_only { Mode::TimingOnly } else { Mode::Functional });
+    machine.record_instructions(a.json);
+    let report = machine.run(&program).with_context(|| a.program.display().to_string())?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{} instructions on {}: {} cycles ({:.3} us), energy {:.3} nJ",
+        program.insns.len(),
+        arch.name,
+        report.total_cycles,
+        report.seconds * 1e6,
+        report.energy_pj / 1e3
+    );
+    println!("  {:<8} {:>6} {:>10} {:>10} {:>10}", "unit", "insns", "busy", "stalls", "dram B");
+    for u in &report.units {
+        println!("  {:<8} {:>6} {:>10} {:>10} {:>10}", u.unit, u.instructions, u.busy_cycles, u.stalls.total(), u.dram_bytes);
+    }
+    Ok(())
+}
+
+/// `satkit arch`.
+pub fn arch(a: &ArchArgs) -> Result<()> {
+    let arch = ArchConfig::resolve(&a.arch).with_context(|| format!("architecture {}", a.arch))?;
+    print!("{}", arch.to_toml());
+    Ok(())
+}
+
+/// `satkit isa`.
+pub fn isa() -> Result<()> {
+    println!("header: bits 0..5 opcode, 5..8 phase tag, 8..20 wait semaphores (3 x 4), 20..32 signal semaphores (3 x 4)");
+    for l in layouts() {
+        println!("\n{:>2} {:<7} unit {:<7} {}", l.opcode, l.mnemonic, l.unit.name(), l.doc.lines().next().unwrap_or(""));
+        for f in &l.fields {
+            println!("     {:<18} bits {:>3}..{:<3}", f.name, f.lo, f.lo + f.width);
+        }
+    }
+    Ok(())
+}
