@@ -231,6 +231,30 @@ field_enum! {
         /// stored as FP32 (b): dst = (softmax - onehot) / count, then the mean loss at
         /// `dst + count * p0`.
         SoftmaxXent = 8, "softmax_xent",
+        /// Normalization statistics of a `count x p0` matrix (a): per column (`p1 = 0`, batch
+        /// norm over rows) or per row (`p1 = 1`, layer norm over columns): dst = the means, then
+        /// the reciprocal standard deviations `1 / sqrt(var + 1e-5)` (biased variance).
+        NormStats = 9, "norm_stats",
+        /// Normalize (a) with the statistics at b (means, then reciprocal deviations, as
+        /// `norm_stats` writes them; `p1` picks the axis): dst = (a - mean) * rstd.
+        NormApply = 10, "norm_apply",
+        /// Gradient sums of a normalization: a = output gradient dy, b = forward input x; dst =
+        /// sums of dy, then sums of dy * x, per column (`p1 = 0`) or row (`p1 = 1`).
+        NormGradStats = 11, "norm_grad_stats",
+        /// Input gradient of a normalization: a = dy, b = [mean, rstd, sum dy, sum dy*x] as the
+        /// two ops above write them (each block `p0` or `count` long), dst holds x on entry and
+        /// dx on exit: `dx = rstd * (dy - sum_dy / n - xhat * sum_dyxhat / n)`, with
+        /// `xhat = (x - mean) * rstd`, `sum_dyxhat = rstd * (sum_dyx - mean * sum_dy)`, `n` the
+        /// length of the normalized axis.
+        NormGradApply = 12, "norm_grad_apply",
+        /// `dst = 0.5 a (1 + tanh(0.7978845608 (a + 0.044715 a^3)))`, tanh from `exp_spec`.
+        Gelu = 13, "gelu",
+        /// GELU gradient: a = forward input, b = output gradient, dst = b * gelu'(a).
+        GeluGrad = 14, "gelu_grad",
+        /// Row softmax of a `count x p0` matrix: dst = exp(a - max) / sum, as in softmax_xent.
+        Softmax = 15, "softmax",
+        /// Row softmax gradient: a = softmax output y, b = dy: dst = y * (dy - sum(y * dy)).
+        SoftmaxGrad = 16, "softmax_grad",
     }
 }
 
@@ -590,7 +614,7 @@ isa_table! {
     /// A vector-unit operation (see [`VecOp`]).
     Vec = 6, "vec", Vector {
         /// The operation.
-        op: VecOp = 4,
+        op: VecOp = 5,
         /// Elements, rows or planes, as the operation defines.
         count: u32 = 24,
         /// Destination buffer.

@@ -13,9 +13,14 @@
 //!   `s` = sequential sum; gradient `(e_c / s - [c = label]) / rows`; row loss
 //!   `ln_spec(s) + mx - x_label`; mean loss = sequential sum of row losses / rows.
 //!
+//! - normalizations (batch norm per column, layer norm per row, without affine parameters):
+//!   sequential sums in index order; the mean is the sum divided by the length; the variance is
+//!   the two-pass biased variance; `rstd = 1 / sqrt(var + 1e-5)` with IEEE square root.
+//!
 //! **Cycles:** `ceil(work / lanes) + pipeline_latency`, where work is the element count for
-//! element-wise ops, `outputs * p2 * p2` for pooling and its gradient, and `3 * rows * p0` for
-//! softmax cross-entropy (max, exponentials, normalization).
+//! element-wise ops, `outputs * p2 * p2` for pooling and its gradient, `3 * rows * p0` for the
+//! softmaxes (max, exponentials, normalization), two passes for statistics and the
+//! normalization gradient, one for the others.
 
 use crate::numerics::{exp_spec, ln_spec};
 use crate::scratchpad::{is_byte_plane, Scratchpads};
@@ -89,7 +94,40 @@ impl VecInsn {
                 }
                 Geometry { elements_in: n * classes, elements_b: n, elements_out: n * classes + 1, work: 3 * n * classes }
             }
+            VecOp::Gelu => Geometry { elements_in: n, elements_b: 0, elements_out: n, work: n },
+            VecOp::GeluGrad => Geometry { elements_in: n, elements_b: n, elements_out: n, work: n },
+            VecOp::Softmax | VecOp::SoftmaxGrad => {
+                let cols = self.p[0];
+                if cols == 0 {
+                    return Err(format!("{} needs p0 (row length) >= 1", self.op));
+                }
+                let b = if self.op == VecOp::SoftmaxGrad { n * cols } else { 0 };
+                Geometry { elements_in: n * cols, elements_b: b, elements_out: n * cols, work: 3 * n * cols }
+            }
+            VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply => {
+                let (rows, cols, len) = self.norm_dims()?;
+                let all = rows * cols;
+                match self.op {
+                    VecOp::NormStats => Geometry { elements_in: all, elements_b: 0, elements_out: 2 * len, work: 2 * all },
+                    VecOp::NormApply => Geometry { elements_in: all, elements_b: 2 * len, elements_out: all, work: all },
+                    VecOp::NormGradStats => Geometry { elements_in: all, elements_b: all, elements_out: 2 * len, work: all },
+                    _ => Geometry { elements_in: all, elements_b: 4 * len, elements_out: all, work: 2 * all },
+                }
+            }
         })
+    }
+
+    /// `(rows, cols, statistics length)` of a normalization; `p1` picks the axis.
+    fn norm_dims(&self) -> Result<(u64, u64, u64), String> {
+        let (rows, cols) = (self.count, self.p[0]);
+        if cols == 0 {
+            return Err(format!("{} needs p0 (columns) >= 1", self.op));
+        }
+        match self.p[1] {
+            0 => Ok((rows, cols, cols)),
+            1 => Ok((rows, cols, rows)),
+            other => Err(format!("{}: p1 = {other} must be 0 (per column) or 1 (per row)", self.op)),
+        }
     }
 
     /// Checks parameters and address ranges.
@@ -201,9 +239,165 @@ pub fn execute(s: &mut Scratchpads, v: &VecInsn) -> Result<(), String> {
             }
             out.push(loss / n as f32);
         }
+        VecOp::Gelu | VecOp::GeluGrad => {
+            const C: f32 = 0.797_884_6;
+            for i in 0..n {
+                let x = read(s, v.a, i);
+                let t = C * (x + 0.044715 * x * x * x);
+                let tanh = 1.0 - 2.0 / (exp_spec(2.0 * t) + 1.0);
+                out.push(if v.op == VecOp::Gelu {
+                    0.5 * x * (1.0 + tanh)
+                } else {
+                    let slope = 0.5 * (1.0 + tanh) + 0.5 * x * (1.0 - tanh * tanh) * C * (1.0 + 3.0 * 0.044715 * x * x);
+                    read(s, v.b, i) * slope
+                });
+            }
+        }
+        VecOp::Softmax | VecOp::SoftmaxGrad => {
+            let cols = v.p[0];
+            for row in 0..n {
+                let a: Vec<f32> = (0..cols).map(|c| read(s, v.a, row * cols + c)).collect();
+                if v.op == VecOp::Softmax {
+                    let mx = a.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let e: Vec<f32> = a.iter().map(|&x| exp_spec(x - mx)).collect();
+                    let sum = e.iter().fold(0f32, |acc, &x| acc + x);
+                    out.extend(e.iter().map(|&x| x / sum));
+                } else {
+                    let dy: Vec<f32> = (0..cols).map(|c| read(s, v.b, row * cols + c)).collect();
+                    let dot = a.iter().zip(&dy).fold(0f32, |acc, (&y, &g)| acc + y * g);
+                    out.extend(a.iter().zip(&dy).map(|(&y, &g)| y * (g - dot)));
+                }
+            }
+        }
+        VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply => {
+            let (rows, cols, len) = v.norm_dims()?;
+            let per_row = v.p[1] == 1;
+            // Element `i` of the normalized vector `j`.
+            let at = |j: u64, i: u64| if per_row { j * cols + i } else { i * cols + j };
+            let axis = if per_row { cols } else { rows };
+            let stat = |k: u64, j: u64| read(s, v.b, k * len + j);
+            let mut stats = vec![0f32; 2 * len as usize];
+            let mut dx = vec![0f32; (rows * cols) as usize];
+            for j in 0..len {
+                let x = |i: u64| read(s, v.a, at(j, i));
+                match v.op {
+                    VecOp::NormStats => {
+                        let mean = (0..axis).fold(0f32, |acc, i| acc + x(i)) / axis as f32;
+                        let var = (0..axis).fold(0f32, |acc, i| acc + (x(i) - mean) * (x(i) - mean)) / axis as f32;
+                        stats[j as usize] = mean;
+                        stats[(len + j) as usize] = 1.0 / (var + 1e-5).sqrt();
+                    }
+                    VecOp::NormApply => {
+                        for i in 0..axis {
+                            dx[at(j, i) as usize] = (x(i) - stat(0, j)) * stat(1, j);
+                        }
+                    }
+                    VecOp::NormGradStats => {
+                        let xb = |i: u64| read(s, v.b, at(j, i));
+                        stats[j as usize] = (0..axis).fold(0f32, |acc, i| acc + x(i));
+                        stats[(len + j) as usize] = (0..axis).fold(0f32, |acc, i| acc + x(i) * xb(i));
+                    }
+                    _ => {
+                        let (mean, rstd, sum_dy, sum_dyx) = (stat(0, j), stat(1, j), stat(2, j), stat(3, j));
+                        let sum_dyxhat = rstd * (sum_dyx - mean * sum_dy);
+                        let n = axis as f32;
+                        for i in 0..axis {
+                            let xi = read(s, v.dst, at(j, i));
+                            let xhat = (xi - mean) * rstd;
+                            dx[at(j, i) as usize] = rstd * ((x(i) - sum_dy / n) - xhat * (sum_dyxhat / n));
+                        }
+                    }
+                }
+            }
+            out = if matches!(v.op, VecOp::NormStats | VecOp::NormGradStats) { stats } else { dx };
+        }
     }
     for (i, value) in out.into_iter().enumerate() {
         s.store_value(v.dst.0, v.dst.1 as usize + i, value);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use satkit_hw::ArchConfig;
+
+    fn run(s: &mut Scratchpads, op: VecOp, count: u64, dst: u64, a: u64, b: u64, p: [u64; 4]) {
+        let v = VecInsn { op, count, dst: (Buffer::Master, dst), a: (Buffer::Master, a), b: (Buffer::Master, b), p };
+        v.check(s).unwrap();
+        execute(s, &v).unwrap();
+    }
+
+    fn put(s: &mut Scratchpads, at: u64, values: &[f32]) {
+        for (i, &x) in values.iter().enumerate() {
+            s.store_value(Buffer::Master, at as usize + i, x);
+        }
+    }
+
+    fn get(s: &Scratchpads, at: u64, len: usize) -> Vec<f64> {
+        (0..len).map(|i| f64::from(s.read(Buffer::Master, at as usize + i))).collect()
+    }
+
+    #[test]
+    fn batch_norm_forward_and_backward_match_f64() {
+        let mut s = Scratchpads::new(&ArchConfig::tiny(), true);
+        let (rows, cols) = (6usize, 3usize);
+        let x: Vec<f32> = (0..rows * cols).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3).collect();
+        let dy: Vec<f32> = (0..rows * cols).map(|i| ((i * 5 % 7) as f32 - 3.0) * 0.1).collect();
+        put(&mut s, 0, &x);
+        put(&mut s, 100, &dy);
+        run(&mut s, VecOp::NormStats, rows as u64, 200, 0, 0, [cols as u64, 0, 0, 0]);
+        run(&mut s, VecOp::NormApply, rows as u64, 300, 0, 200, [cols as u64, 0, 0, 0]);
+        run(&mut s, VecOp::NormGradStats, rows as u64, 206, 100, 0, [cols as u64, 0, 0, 0]);
+        put(&mut s, 400, &x);
+        run(&mut s, VecOp::NormGradApply, rows as u64, 400, 100, 200, [cols as u64, 0, 0, 0]);
+        let (y, dx) = (get(&s, 300, rows * cols), get(&s, 400, rows * cols));
+        for c in 0..cols {
+            let col: Vec<f64> = (0..rows).map(|r| f64::from(x[r * cols + c])).collect();
+            let g: Vec<f64> = (0..rows).map(|r| f64::from(dy[r * cols + c])).collect();
+            let n = rows as f64;
+            let mean = col.iter().sum::<f64>() / n;
+            let rstd = 1.0 / (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n + 1e-5).sqrt();
+            let xhat: Vec<f64> = col.iter().map(|v| (v - mean) * rstd).collect();
+            let (sg, sgx) = (g.iter().sum::<f64>(), g.iter().zip(&xhat).map(|(a, b)| a * b).sum::<f64>());
+            for r in 0..rows {
+                assert!((y[r * cols + c] - xhat[r]).abs() < 1e-5);
+                let want = rstd * (g[r] - sg / n - xhat[r] * sgx / n);
+                assert!((dx[r * cols + c] - want).abs() < 1e-5, "dx[{r},{c}] = {} want {want}", dx[r * cols + c]);
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_gelu_and_their_gradients_match_f64() {
+        let mut s = Scratchpads::new(&ArchConfig::tiny(), true);
+        let x = [0.5f32, -1.25, 2.0, 0.0, 3.5, -0.75];
+        let dy = [0.1f32, -0.2, 0.3, 0.4, -0.5, 0.6];
+        put(&mut s, 0, &x);
+        put(&mut s, 10, &dy);
+        run(&mut s, VecOp::Softmax, 2, 20, 0, 0, [3, 0, 0, 0]);
+        run(&mut s, VecOp::SoftmaxGrad, 2, 30, 20, 10, [3, 0, 0, 0]);
+        run(&mut s, VecOp::Gelu, 6, 40, 0, 0, [0; 4]);
+        run(&mut s, VecOp::GeluGrad, 6, 50, 0, 10, [0; 4]);
+        let (y, dx, g, dg) = (get(&s, 20, 6), get(&s, 30, 6), get(&s, 40, 6), get(&s, 50, 6));
+        for row in 0..2 {
+            let e: Vec<f64> = (0..3).map(|c| f64::from(x[row * 3 + c]).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            let p: Vec<f64> = e.iter().map(|v| v / sum).collect();
+            let dot: f64 = (0..3).map(|c| p[c] * f64::from(dy[row * 3 + c])).sum();
+            for c in 0..3 {
+                assert!((y[row * 3 + c] - p[c]).abs() < 1e-6);
+                assert!((dx[row * 3 + c] - p[c] * (f64::from(dy[row * 3 + c]) - dot)).abs() < 1e-6);
+            }
+        }
+        let k = (2.0 / std::f64::consts::PI).sqrt();
+        for i in 0..6 {
+            let v = f64::from(x[i]);
+            let t = (k * (v + 0.044715 * v.powi(3))).tanh();
+            let slope = 0.5 * (1.0 + t) + 0.5 * v * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * v * v);
+            assert!((g[i] - 0.5 * v * (1.0 + t)).abs() < 1e-5);
+            assert!((dg[i] - f64::from(dy[i]) * slope).abs() < 1e-5);
+        }
+    }
 }
