@@ -47,10 +47,10 @@ pub fn parse(text: &str, format: ModelFormat, path: &str) -> Result<Model> {
     let file = match format {
         ModelFormat::Toml => {
             let raw: TomlFile = toml::from_str(text).map_err(|e| {
-                let line = e.span().map(|s| line_of(text, s.start));
-                Error::Input(match line {
-                    Some(line) => format!("{path}:{line}: {}", e.message().trim()),
-                    None => format!("{path}: {}", e.message().trim()),
+                let message = e.message().trim().replace('\n', "; ");
+                Error::Input(match e.span() {
+                    Some(span) => format!("{path}:{}: {message}", line_of(text, span.start)),
+                    None => format!("{path}: {message}"),
                 })
             })?;
             let layers = raw
