@@ -9,6 +9,9 @@
 //! Two layouts matter for BDWP on a weight `W` of shape `C_out x K` stored row-major:
 //! - FF order groups `M` consecutive elements along `K` (within a row): [`mask_along_rows`];
 //! - BP order groups `M` consecutive elements along `C_out` (within a column): [`mask_along_cols`].
+//!
+//! The vocabulary of the training methods ([`Method`], [`BpMaskSource`]) lives here too, so the
+//! training reference and the compiler parse and print them the same way.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -99,6 +102,72 @@ impl TryFrom<String> for NmRatio {
 impl From<NmRatio> for String {
     fn from(r: NmRatio) -> String {
         r.to_string()
+    }
+}
+
+/// The training method (SAT.md section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Dense training.
+    Dense,
+    /// SR-STE: N:M along `K` in the forward pass only; dense backward-data.
+    Srste,
+    /// BDWP: N:M along `K` forward and along `C_out` for the backward-data pass.
+    Bdwp,
+}
+
+impl FromStr for Method {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
+        match s {
+            "dense" => Ok(Method::Dense),
+            "srste" | "sr-ste" => Ok(Method::Srste),
+            "bdwp" => Ok(Method::Bdwp),
+            _ => Err(crate::Error::UnknownName { what: "method", name: s.to_string(), expected: "dense, srste, bdwp" }),
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::Dense => "dense",
+            Method::Srste => "srste",
+            Method::Bdwp => "bdwp",
+        })
+    }
+}
+
+/// Which weights BDWP's backward mask ranks (SAT.md leaves it open; default `dense`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BpMaskSource {
+    /// Rank the dense master weights `W`.
+    Dense,
+    /// Rank the forward-pruned weights `W * mask_ff`.
+    ForwardMasked,
+}
+
+impl FromStr for BpMaskSource {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
+        match s {
+            "dense" => Ok(BpMaskSource::Dense),
+            "forward_masked" | "forward-masked" => Ok(BpMaskSource::ForwardMasked),
+            _ => {
+                Err(crate::Error::UnknownName { what: "BP mask source", name: s.to_string(), expected: "dense, forward_masked" })
+            }
+        }
+    }
+}
+
+impl fmt::Display for BpMaskSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BpMaskSource::Dense => "dense",
+            BpMaskSource::ForwardMasked => "forward_masked",
+        })
     }
 }
 

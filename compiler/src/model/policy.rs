@@ -7,70 +7,7 @@ use super::ir::{is_depthwise, Model};
 use crate::{Error, Result};
 use satkit_hw::isa::WeightFormat;
 use satkit_hw::nm::NmRatio;
-use std::fmt;
-use std::str::FromStr;
-
-/// The training method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Method {
-    /// Dense training.
-    Dense,
-    /// SR-STE: N:M weights in FF only.
-    Srste,
-    /// BDWP: N:M weights in FF (groups along `K`) and BP (groups along `C_out`).
-    Bdwp,
-}
-
-impl FromStr for Method {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "dense" => Ok(Method::Dense),
-            "srste" | "sr-ste" => Ok(Method::Srste),
-            "bdwp" => Ok(Method::Bdwp),
-            _ => Err(Error::Input(format!("unknown method `{s}`; expected dense, srste or bdwp"))),
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Method::Dense => "dense",
-            Method::Srste => "srste",
-            Method::Bdwp => "bdwp",
-        })
-    }
-}
-
-/// Which weights BDWP's BP mask ranks (SAT.md leaves it open).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BpMaskSource {
-    /// The dense master weights `W` (default).
-    Dense,
-    /// The forward-pruned weights `W * mask_ff`.
-    ForwardMasked,
-}
-
-impl FromStr for BpMaskSource {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "dense" => Ok(BpMaskSource::Dense),
-            "forward_masked" | "forward-masked" => Ok(BpMaskSource::ForwardMasked),
-            _ => Err(Error::Input(format!("unknown BP mask source `{s}`; expected dense or forward_masked"))),
-        }
-    }
-}
-
-impl fmt::Display for BpMaskSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BpMaskSource::Dense => "dense",
-            BpMaskSource::ForwardMasked => "forward_masked",
-        })
-    }
-}
+pub use satkit_hw::nm::{BpMaskSource, Method};
 
 /// How a model is pruned for training.
 #[derive(Debug, Clone, PartialEq, Eq)]
