@@ -61,14 +61,6 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// Keeps only the first `n` images.
-    pub fn truncate(&mut self, n: usize) {
-        if n < self.len() {
-            self.labels.truncate(n);
-            self.pixels.truncate(n * self.rows * self.cols);
-        }
-    }
-
     /// The images at `indices` as a `[len, 1, rows, cols]` tensor with their labels.
     pub fn batch(&self, indices: &[usize]) -> (Tensor, Vec<u8>) {
         let sz = self.rows * self.cols;

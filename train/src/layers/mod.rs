@@ -84,15 +84,6 @@ impl Layer {
         }
     }
 
-    /// Mutable access to the weight of a linear or convolution layer.
-    pub fn weight_mut(&mut self) -> Option<&mut NmWeight> {
-        match self {
-            Layer::Linear(l) => Some(&mut l.weight),
-            Layer::Conv2d(l) => Some(&mut l.weight),
-            _ => None,
-        }
-    }
-
     /// Applies one optimizer step to every parameter of the layer (weights through
     /// [`NmWeight::update`], which adds the SR-STE term and refreshes the masks).
     pub fn step(&mut self, sgd: &Sgd, lr: f32) {
