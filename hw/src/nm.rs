@@ -171,26 +171,48 @@ impl fmt::Display for BpMaskSource {
     }
 }
 
+/// Largest group size any ratio may use.
+const MAX_GROUP: usize = 16;
+
+/// The mask rule, streaming: visits `group` in index order and inserts each element into a
+/// top-`n` stack ordered by decreasing magnitude, an element going below every kept element
+/// of equal magnitude (so ties go to the earlier index), exactly as a SORE lane does. Writes
+/// the kept indices, in increasing order, to the front of `kept` and returns how many.
+fn top_n<T>(group: &[T], n: usize, magnitude: impl Fn(&T) -> f64, kept: &mut [usize; MAX_GROUP]) -> usize {
+    let n = n.min(group.len()).min(MAX_GROUP);
+    let mut stack = [(f64::NEG_INFINITY, 0usize); MAX_GROUP];
+    let mut len = 0;
+    for (i, x) in group.iter().enumerate() {
+        let v = magnitude(x);
+        let v = if v.is_nan() { f64::NEG_INFINITY } else { v };
+        // First slot whose magnitude is strictly smaller.
+        let pos = stack[..len].iter().position(|&(s, _)| s < v).unwrap_or(len);
+        // A full stack drops its last element; an element below all n kept ones is dropped.
+        if pos < n {
+            let end = len.min(n - 1);
+            stack.copy_within(pos..end, pos + 1);
+            stack[pos] = (v, i);
+            len = (len + 1).min(n);
+        }
+    }
+    for (slot, &(_, i)) in kept.iter_mut().zip(&stack[..len]) {
+        *slot = i;
+    }
+    kept[..len].sort_unstable();
+    len
+}
+
 /// The mask rule on one group: returns, in increasing index order, the indices of the `n`
 /// entries of `group` with the largest magnitude, ties going to the earlier index.
 ///
 /// `magnitude` maps an element to the value compared (callers pass `|w|` in their own type).
-/// NaN magnitudes compare as smaller than every number, so they are pruned first.
+/// NaN magnitudes compare as smaller than every number, so they are pruned first. Groups
+/// hold at most 16 elements (the largest M of an [`NmRatio`]).
 pub fn keep_in_group<T>(group: &[T], n: usize, magnitude: impl Fn(&T) -> f64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..group.len()).collect();
-    let key = |i: usize| {
-        let v = magnitude(&group[i]);
-        if v.is_nan() {
-            f64::NEG_INFINITY
-        } else {
-            v
-        }
-    };
-    // Stable sort by decreasing magnitude keeps the earlier index first among equals.
-    order.sort_by(|&a, &b| key(b).partial_cmp(&key(a)).unwrap_or(std::cmp::Ordering::Equal));
-    let mut kept: Vec<usize> = order.into_iter().take(n.min(group.len())).collect();
-    kept.sort_unstable();
-    kept
+    assert!(group.len() <= MAX_GROUP, "keep_in_group: groups hold at most {MAX_GROUP} elements");
+    let mut kept = [0; MAX_GROUP];
+    let len = top_n(group, n, magnitude, &mut kept);
+    kept[..len].to_vec()
 }
 
 /// 0/1 mask (1 = kept) of a row-major `rows x cols` matrix with groups of `ratio.m` consecutive
@@ -205,7 +227,9 @@ pub fn mask_along_rows(values: &[f32], rows: usize, cols: usize, ratio: NmRatio)
     }
     for (row_values, row_mask) in values.chunks(cols).zip(mask.chunks_mut(cols)) {
         for (group, group_mask) in row_values.chunks(m).zip(row_mask.chunks_mut(m)) {
-            for i in keep_in_group(group, ratio.n as usize, |w| f64::from(w.abs())) {
+            let mut kept = [0; MAX_GROUP];
+            let len = top_n(group, ratio.n as usize, |w| f64::from(w.abs()), &mut kept);
+            for &i in &kept[..len] {
                 group_mask[i] = 1;
             }
         }
@@ -227,7 +251,9 @@ pub fn mask_along_cols(values: &[f32], rows: usize, cols: usize, ratio: NmRatio)
             for (i, g) in group.iter_mut().enumerate() {
                 *g = values[(group_start + i) * cols + col];
             }
-            for i in keep_in_group(&group, ratio.n as usize, |w| f64::from(w.abs())) {
+            let mut kept = [0; MAX_GROUP];
+            let len = top_n(&group, ratio.n as usize, |w| f64::from(w.abs()), &mut kept);
+            for &i in &kept[..len] {
                 mask[(group_start + i) * cols + col] = 1;
             }
         }
@@ -254,6 +280,25 @@ mod tests {
     fn ties_go_to_the_earlier_index() {
         assert_eq!(keep_in_group(&[1.0f32, -1.0, 1.0, 0.5], 2, |w| f64::from(w.abs())), vec![0, 1]);
         assert_eq!(keep_in_group(&[0.0f32; 8], 2, |w| f64::from(w.abs())), vec![0, 1]);
+    }
+
+    #[test]
+    fn streaming_insertion_equals_the_sorted_definition() {
+        // Values with many ties, NaN and signs; every group size and n.
+        let pool = [0.5f32, -0.5, 1.0, 0.0, -0.0, 2.0, f32::NAN, 1.0, -2.0, 0.25, 0.5, 3.0, -3.0, 0.5, 1.0, 0.0];
+        for len in 1..=16 {
+            for start in 0..pool.len() {
+                let group: Vec<f32> = (0..len).map(|i| pool[(start + i * 7) % pool.len()]).collect();
+                for n in 1..=len {
+                    let key = |i: usize| if group[i].is_nan() { f64::NEG_INFINITY } else { f64::from(group[i].abs()) };
+                    let mut order: Vec<usize> = (0..len).collect();
+                    order.sort_by(|&a, &b| key(b).partial_cmp(&key(a)).unwrap());
+                    let mut want: Vec<usize> = order[..n].to_vec();
+                    want.sort_unstable();
+                    assert_eq!(keep_in_group(&group, n, |w| f64::from(w.abs())), want, "{group:?} n={n}");
+                }
+            }
+        }
     }
 
     #[test]
