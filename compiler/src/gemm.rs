@@ -10,6 +10,9 @@
 //! in their buffers and accumulator tiles too, so loads, compute and stores overlap. A tile
 //! that the next step uses again (the whole reduction fits one `tk`) is not reloaded.
 //!
+//! With [`GemmOptions::input_t`] the input is stored as its `K x M` transpose (DRAM and
+//! buffer) and the GEMMs set `input_t`.
+//!
 //! **Synchronization.** Five semaphores order the queues: `LOADED` (a step's last load done),
 //! `IN_FREE` / `W_FREE` (a tile slot's last GEMM done, so the slot may be overwritten),
 //! `OUT_READY` (an output tile complete) and `ACC_FREE` (its store done). Every dependency
@@ -32,7 +35,7 @@ const W_FREE: u8 = 3;
 const OUT_READY: u8 = 4;
 const ACC_FREE: u8 = 5;
 /// Largest value of a 16-bit instruction field (tile dimensions, transfer rows and columns).
-const FIELD16: u64 = 0xffff;
+pub(crate) const FIELD16: u64 = 0xffff;
 
 /// One GEMM to run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -73,11 +76,14 @@ pub struct GemmOptions {
     pub interleave: bool,
     /// Phase tag for the emitted instructions.
     pub phase: Phase,
+    /// The input is read as its stored transpose (`K x M` in DRAM and in the buffer; GEMM
+    /// `input_t`), as the weight-gradient GEMM reads `dY`.
+    pub input_t: bool,
 }
 
 impl Default for GemmOptions {
     fn default() -> Self {
-        GemmOptions { dataflow: DataflowChoice::Auto, interleave: true, phase: Phase::None }
+        GemmOptions { dataflow: DataflowChoice::Auto, interleave: true, phase: Phase::None, input_t: false }
     }
 }
 
@@ -178,7 +184,7 @@ pub fn check(arch: &ArchConfig, p: &GemmProblem) -> Result<()> {
 
 /// Candidate sizes for one tile dimension: `unit` times powers of two below `full`, and
 /// `full` itself, none above `limit`, in increasing order.
-fn candidates(full: u64, unit: u64, limit: u64) -> Vec<u64> {
+pub(crate) fn candidates(full: u64, unit: u64, limit: u64) -> Vec<u64> {
     let mut out = Vec::new();
     let mut size = unit;
     while size < full && size <= limit {
@@ -260,7 +266,7 @@ pub fn tilings(arch: &ArchConfig, p: &GemmProblem, options: &GemmOptions) -> Res
 pub fn plan(arch: &ArchConfig, p: &GemmProblem, options: &GemmOptions, layout: GemmLayout) -> Result<GemmKernel> {
     let mut best: Option<(u64, GemmKernel)> = None;
     for tiling in tilings(arch, p, options)? {
-        let program = emit(arch, p, &tiling, &layout, options.phase);
+        let program = emit_with(arch, p, &tiling, &layout, options);
         let cycles = Machine::new(arch, Mode::TimingOnly).run(&program)?.total_cycles;
         if best.as_ref().is_none_or(|(b, _)| cycles < *b) {
             best = Some((cycles, GemmKernel { program, tiling, layout }));
@@ -283,6 +289,12 @@ fn starts(full: u64, tile: u64) -> impl Iterator<Item = u64> {
 
 /// Emits the program for one tiling.
 pub fn emit(arch: &ArchConfig, p: &GemmProblem, t: &Tiling, layout: &GemmLayout, phase: Phase) -> Program {
+    emit_with(arch, p, t, layout, &GemmOptions { phase, ..GemmOptions::default() })
+}
+
+/// Emits the program for one tiling with the given options (phase tag, transposed input).
+pub fn emit_with(arch: &ArchConfig, p: &GemmProblem, t: &Tiling, layout: &GemmLayout, options: &GemmOptions) -> Program {
+    let phase = options.phase;
     let mut steps = Vec::new();
     let (outer, middle) = match t.order {
         LoopOrder::Nmk => ((p.n, t.tn), (p.m, t.tm)),
@@ -339,16 +351,22 @@ pub fn emit(arch: &ArchConfig, p: &GemmProblem, t: &Tiling, layout: &GemmLayout,
         let in_addr = (in_loads % 2) * in_slot;
         if need_in {
             let wait = if in_loads >= 2 { IN_FREE } else { 0 };
+            // Transposed input: rows of K, each `M` long in DRAM and `tm` long in the slot.
+            let (dram, rows, cols, dram_row_stride) = if options.input_t {
+                (layout.input + (s.k0 * p.m + s.m0) * op_bytes, tk, tm, p.m)
+            } else {
+                (layout.input + (s.m0 * p.k + s.k0) * op_bytes, tm, tk, p.k)
+            };
             loads.push(
                 tagged(Op::Load {
                     buf: Buffer::Act,
                     sram: in_addr as u32,
-                    dram: (layout.input + (s.m0 * p.k + s.k0) * op_bytes) as u32,
-                    rows: tm as u32,
-                    cols: tk as u32,
-                    dram_row_stride: p.k as u32,
+                    dram: dram as u32,
+                    rows: rows as u32,
+                    cols: cols as u32,
+                    dram_row_stride: dram_row_stride as u32,
                     dram_col_stride: 1,
-                    sram_row_stride: tk as u32,
+                    sram_row_stride: cols as u32,
                 })
                 .wait(wait),
             );
@@ -372,6 +390,8 @@ pub fn emit(arch: &ArchConfig, p: &GemmProblem, t: &Tiling, layout: &GemmLayout,
             input: in_addr as u32,
             weight: w_addr as u32,
             output: acc_addr as u32,
+            input_t: options.input_t,
+            weight_t: false,
         });
         if had_loads {
             gemm = gemm.wait(LOADED);

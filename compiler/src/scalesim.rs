@@ -315,6 +315,8 @@ fn compute_program(arch: &ArchConfig, d: Dataflow, layer: &TopologyLayer) -> Res
                 input: 0,
                 weight: 0,
                 output: 0,
+                input_t: false,
+                weight_t: false,
             }));
         }
     }

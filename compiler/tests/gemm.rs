@@ -15,7 +15,7 @@ fn run(
     dataflow: DataflowChoice,
 ) -> (Vec<f32>, SimReport) {
     let layout = GemmLayout::packed(arch, p, 0);
-    let options = GemmOptions { dataflow, interleave: true, phase: Phase::Ff };
+    let options = GemmOptions { dataflow, interleave: true, phase: Phase::Ff, input_t: false };
     let program = match tiling {
         Some(t) => gemm::emit(arch, p, &t, &layout, Phase::Ff),
         None => gemm::plan(arch, p, &options, layout).unwrap().program,
@@ -34,7 +34,7 @@ fn every_tiling_matches_f64_and_each_other_bit_for_bit() {
     {
         let p = GemmProblem { m: 37, n: 19, k: 96, weights };
         let data = GemmData::random(&arch, &p, 7);
-        let options = GemmOptions { dataflow: DataflowChoice::Auto, interleave: true, phase: Phase::Ff };
+        let options = GemmOptions { dataflow: DataflowChoice::Auto, interleave: true, phase: Phase::Ff, input_t: false };
         let mut first: Option<Vec<f32>> = None;
         for t in gemm::tilings(&arch, &p, &options).unwrap() {
             let (out, _) = run(&arch, &p, &data, Some(t), DataflowChoice::Auto);

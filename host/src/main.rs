@@ -7,6 +7,8 @@ mod gemm_cmd;
 mod plot;
 mod program_cmd;
 mod scalesim_cmd;
+mod sim_cmd;
+mod speedup_cmd;
 mod train_cmd;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +42,10 @@ enum Command {
     Bench(bench_cmd::BenchArgs),
     /// Train a model with dense, SR-STE or BDWP N:M training on the CPU.
     Train(train_cmd::TrainArgs),
+    /// Compile one training iteration of a model onto SAT, simulate it, print per-layer phases.
+    Sim(sim_cmd::SimArgs),
+    /// Dense vs SR-STE vs BDWP speedups and the ablation of each optimization.
+    Speedup(speedup_cmd::SpeedupArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +60,8 @@ fn main() -> ExitCode {
         Command::Isa => program_cmd::isa(),
         Command::Bench(a) => bench_cmd::run(a),
         Command::Train(a) => train_cmd::run(a),
+        Command::Sim(a) => sim_cmd::run(a),
+        Command::Speedup(a) => speedup_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

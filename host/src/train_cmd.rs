@@ -1,6 +1,7 @@
 //! `satkit train`: trains a zoo model on Fashion-MNIST with dense, SR-STE or BDWP N:M
-//! training on the CPU (crate `satkit-train`), or with `--sweep` runs the accuracy table over
-//! methods, ratios and seeds. Arguments are parsed raw, validated into a
+//! training on the CPU (crate `satkit-train`) or, with `--device cuda`, on the GPU
+//! (`satkit_train::cuda`), or with `--sweep` runs the accuracy table over methods, ratios
+//! and seeds (CPU only). Arguments are parsed raw, validated into a
 //! [`satkit_train::TrainConfig`] before anything runs, and every output is written whole or
 //! not at all. Progress goes to stderr; `--json` prints the report on stdout.
 
@@ -78,6 +79,9 @@ pub struct TrainArgs {
     /// Sweep: comma-separated N:M ratios of the sparse methods.
     #[arg(long, value_delimiter = ',', default_value = "2:4,2:8,1:8")]
     pub ratios: Vec<String>,
+    /// Where to train: cpu (the reference) or cuda (GPU 0; needs a build with `--features cuda`).
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    pub device: String,
 }
 
 impl TrainArgs {
@@ -111,6 +115,15 @@ impl TrainArgs {
 /// Runs `satkit train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
     let cfg = args.config()?;
+    // The GPU is checked once, here, by opening it; there is no CPU fallback.
+    let cuda = if args.device == "cuda" {
+        anyhow::ensure!(!args.sweep, "--sweep runs on the CPU only; drop --device cuda or --sweep");
+        let dev = satkit_train::cuda::CudaDevice::open(0)?;
+        eprintln!("training on {}", dev.describe());
+        Some(dev)
+    } else {
+        None
+    };
     let sweep = if args.sweep {
         anyhow::ensure!(args.seeds >= 1, "--seeds = 0: the sweep needs at least one seed");
         let mut s = SweepConfig::standard(cfg.clone(), args.seeds);
@@ -126,7 +139,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     let test_set = Dataset::load(&args.dataset_dir, Split::Test)?;
     match sweep {
         Some(s) => run_sweep_cmd(args, &s, &train_set, &test_set),
-        None => run_one(args, &cfg, &train_set, &test_set),
+        None => run_one(args, &cfg, cuda.as_ref(), &train_set, &test_set),
     }
 }
 
@@ -157,12 +170,18 @@ impl LossTrace {
     }
 }
 
-fn run_one(args: &TrainArgs, cfg: &TrainConfig, train_set: &Dataset, test_set: &Dataset) -> Result<()> {
+fn run_one(
+    args: &TrainArgs,
+    cfg: &TrainConfig,
+    cuda: Option<&satkit_train::cuda::CudaDevice>,
+    train_set: &Dataset,
+    test_set: &Dataset,
+) -> Result<()> {
     let n = cfg.train_limit.map_or(train_set.len(), |l| l.min(train_set.len()));
     let mut trace = LossTrace { steps_per_epoch: n.div_ceil(cfg.batch) as f64, window: Vec::new(), points: Vec::new() };
     let label = format!("{} {} {}", cfg.model, cfg.sparsity.method, cfg.sparsity.ratio);
     let mut pb = None;
-    let (model, report) = satkit_train::train(cfg, train_set, test_set, &mut |p| match p {
+    let mut on_progress = |p: Progress| match p {
         Progress::Start { total_steps } => pb = Some(bar(total_steps, label.clone())),
         Progress::Step { epoch, step, loss } => {
             trace.push(step, loss);
@@ -179,7 +198,11 @@ fn run_one(args: &TrainArgs, cfg: &TrainConfig, train_set: &Dataset, test_set: &
                 _ => eprintln!("{line}"),
             }
         }
-    })?;
+    };
+    let (model, report) = match cuda {
+        Some(dev) => satkit_train::cuda::train(dev, cfg, train_set, test_set, &mut on_progress)?,
+        None => satkit_train::train(cfg, train_set, test_set, &mut on_progress)?,
+    };
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }

@@ -17,10 +17,13 @@
 //!
 //! Data layouts (element addresses within a buffer, see [`Buffer`]):
 //! - GEMM `out[rows x cols] (+)= in[rows x depth] . W[depth x cols]`: `in` is row-major in the
-//!   activation buffer; `W` is stored transposed, one row of `depth` reduction elements per
-//!   output column (`cols` rows), and for an N:M weight each row holds only the kept values,
-//!   `depth / M * N` of them, with each value's in-group index at the same address of the index
-//!   plane; `out` is row-major FP32 in the accumulator buffer.
+//!   activation buffer (or, with `input_t`, its `depth x rows` transpose is); `W` is stored
+//!   transposed, one row of `depth` reduction elements per output column (`cols` rows), and
+//!   for an N:M weight each row holds only the kept values, `depth / M * N` of them, with
+//!   each value's in-group index at the same address of the index plane (or, with `weight_t`
+//!   and a dense weight, `W` is row-major `depth x cols`); `out` is row-major FP32 in the
+//!   accumulator buffer. The transpose flags pick the edge of the array an
+//!   operand enters from; they change addressing only, not timing.
 //! - PRUNE reads a dense row-major FP32 `rows x cols` weight (a layer's `C_out x K`) from the
 //!   master buffer. FF order groups along each row and writes `rows` compressed rows; BP order
 //!   groups down each column and writes `cols` compressed rows (the transposed copy the
@@ -573,6 +576,12 @@ isa_table! {
         weight: u32 = 24,
         /// First element of the row-major `rows x cols` output in the accumulator buffer.
         output: u32 = 24,
+        /// The input enters from the array's other edge: element `(m, k)` is read at
+        /// `input + k * rows + m` (the activation buffer holds the `depth x rows` transpose).
+        input_t: bool = 1,
+        /// The dense weight enters from the array's other edge: element `(k, n)` is read at
+        /// `weight + k * cols + n` (a row-major `depth x cols` weight); dense weights only.
+        weight_t: bool = 1,
     }
     /// N:M-prune a dense FP32 weight on the SORE into compressed values and indices.
     Prune = 4, "prune", Sore {
@@ -923,6 +932,8 @@ mod tests {
             input: 1,
             weight: 2,
             output: 3,
+            input_t: true,
+            weight_t: false,
         })
         .tag(Phase::Ff)
         .wait(1)
@@ -933,10 +944,12 @@ mod tests {
         // cols 32 starts word 1.
         assert_eq!(w.0[0], 3 | 1 << 5 | 1 << 8 | 2 << 20 | 1 << 32 | 0x82 << 34 | 1 << 43 | 4 << 44 | 16 << 48);
         assert_eq!(w.0[1] & 0xffff, 32);
+        // The transpose flags follow `output` (bits 144..168): input_t at bit 168, weight_t at 169.
+        assert_eq!((w.0[2] >> 40) & 0b11, 0b01);
         assert_eq!(Instruction::decode(&w, 0).unwrap(), insn);
         assert_eq!(
             insn.to_string(),
-            "gemm dataflow=ws weights=2:8 accumulate=1 interleave=4 rows=16 cols=32 depth=64 input=1 weight=2 output=3 tag=ff wait=1 signal=2"
+            "gemm dataflow=ws weights=2:8 accumulate=1 interleave=4 rows=16 cols=32 depth=64 input=1 weight=2 output=3 input_t=1 weight_t=0 tag=ff wait=1 signal=2"
         );
     }
 

@@ -176,7 +176,20 @@ impl Machine {
                 let storage = functional.then_some(&mut self.dram);
                 (dma::execute(arch, &t, is_load, start, &mut self.bus, &mut self.scratch, storage), None)
             }
-            Op::Gemm { dataflow, weights, accumulate, interleave, rows, cols, depth, input, weight, output } => {
+            Op::Gemm {
+                dataflow,
+                weights,
+                accumulate,
+                interleave,
+                rows,
+                cols,
+                depth,
+                input,
+                weight,
+                output,
+                input_t,
+                weight_t,
+            } => {
                 if !arch.supports_dataflow(dataflow) {
                     return Err(fail(format!(
                         "dataflow {dataflow} is not supported by {} (it has {:?})",
@@ -198,6 +211,9 @@ impl Machine {
                 if interleave == 0 {
                     return Err(fail("interleave must be at least 1".into()));
                 }
+                if let (true, Some(r)) = (weight_t, weights.ratio()) {
+                    return Err(fail(format!("weight_t applies to dense weights only, not to N:M {r}")));
+                }
                 let shape = pe_array::GemmShape {
                     dataflow,
                     weights,
@@ -217,6 +233,8 @@ impl Machine {
                         weight: weight as usize,
                         output: output as usize,
                         accumulate,
+                        input_t,
+                        weight_t,
                     };
                     pe_array::gemm_execute(&mut self.scratch, &shape, &ops).map_err(fail)?;
                 }

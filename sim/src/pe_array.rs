@@ -25,6 +25,11 @@
 //!
 //! **Function.** See [`crate::numerics`]: each output is the sequential FP32 sum of its
 //! products in increasing reduction index, independent of dataflow and tiling.
+//!
+//! **Transposed operands.** `input_t` / `weight_t` make an operand enter the array from its
+//! other edge (the input as a stored `K x M` matrix, a dense weight as a stored `K x N`
+//! matrix, as the weight-gradient GEMM reads `dY` and `X`). Each PE still receives the same
+//! operand stream, so cycles, traffic and numerics are those of the untransposed GEMM.
 
 use crate::scratchpad::Scratchpads;
 use crate::stats::{Cost, Stalls};
@@ -148,18 +153,31 @@ pub struct GemmOperands {
     pub output: usize,
     /// Add to the existing outputs.
     pub accumulate: bool,
+    /// The input is stored as its `K x M` transpose: element `(m, k)` at `input + k*M + m`.
+    pub input_t: bool,
+    /// The dense weight is stored row-major `K x N`: element `(k, n)` at `weight + k*N + n`.
+    pub weight_t: bool,
 }
 
 /// Computes the GEMM on the buffers. Errors name an out-of-group weight index.
 pub fn gemm_execute(s: &mut Scratchpads, g: &GemmShape, o: &GemmOperands) -> Result<(), String> {
     let (m, n, k) = (g.rows as usize, g.cols as usize, g.depth as usize);
     let stored = g.weights.stored_len(k);
-    let input = &s.values(Buffer::Act)[o.input..o.input + m * k];
+    let stored_input = &s.values(Buffer::Act)[o.input..o.input + m * k];
+    // Gather a transposed input into row-major order; the products and their order are unchanged.
+    let gathered: Vec<f32>;
+    let input: &[f32] = if o.input_t {
+        gathered = (0..m * k).map(|i| stored_input[(i % k) * m + i / k]).collect();
+        &gathered
+    } else {
+        stored_input
+    };
     let weights = &s.values(Buffer::Wgt)[o.weight..o.weight + n * stored];
     // Expand the weight tile to dense K x N (zero-filled for N:M), in reduction order. The
     // sequential sum skips nothing: zero products leave it unchanged (numerics spec).
     let mut dense = vec![0f32; k * n];
     match g.weights.ratio() {
+        None if o.weight_t => dense.copy_from_slice(weights),
         None => {
             for col in 0..n {
                 for kk in 0..k {
@@ -167,6 +185,7 @@ pub fn gemm_execute(s: &mut Scratchpads, g: &GemmShape, o: &GemmOperands) -> Res
                 }
             }
         }
+        Some(_) if o.weight_t => return Err("weight_t applies to dense weights only".into()),
         Some(ratio) => {
             let (nn, mm) = (ratio.n as usize, ratio.m as usize);
             let idx = &s.bytes(Buffer::Idx)[o.weight..o.weight + n * stored];
@@ -247,5 +266,48 @@ mod tests {
             &GemmShape { weights: WeightFormat::Sparse("2:8".parse().unwrap()), ..shape(Dataflow::Ws, 4096, 512, 4096) },
         );
         assert_eq!(dense.folds, 4 * sparse.folds);
+    }
+
+    #[test]
+    fn transposed_operands_give_the_same_bits_and_cycles() {
+        use crate::{Machine, Mode};
+        use satkit_hw::isa::{Instruction, Op, Program};
+        let arch = ArchConfig::tiny();
+        let (m, n, k) = (3usize, 5usize, 7usize);
+        let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 11) as f32 - 5.0) / 8.0).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| ((i * 5 % 13) as f32 - 6.0) / 4.0).collect();
+        let xt: Vec<f32> = (0..m * k).map(|i| x[(i % m) * k + i / m]).collect();
+        let wt: Vec<f32> = (0..n * k).map(|i| w[(i % n) * k + i / n]).collect();
+        let gemm = |input_t, weight_t, input, weight, output| Op::Gemm {
+            dataflow: Dataflow::Ws,
+            weights: WeightFormat::Dense,
+            accumulate: false,
+            interleave: 1,
+            rows: m as u32,
+            cols: n as u32,
+            depth: k as u32,
+            input,
+            weight,
+            output,
+            input_t,
+            weight_t,
+        };
+        let mut mach = Machine::new(&arch, Mode::Functional);
+        mach.write_buffer(Buffer::Act, 0, &x).unwrap();
+        mach.write_buffer(Buffer::Act, 100, &xt).unwrap();
+        mach.write_buffer(Buffer::Wgt, 0, &w).unwrap();
+        mach.write_buffer(Buffer::Wgt, 100, &wt).unwrap();
+        let plain = mach.run(&Program { insns: vec![Instruction::new(gemm(false, false, 0, 0, 0))] }).unwrap();
+        let flipped = mach.run(&Program { insns: vec![Instruction::new(gemm(true, true, 100, 100, 50))] }).unwrap();
+        let (a, b) = (mach.read_buffer(Buffer::Acc, 0, m * n).unwrap(), mach.read_buffer(Buffer::Acc, 50, m * n).unwrap());
+        assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(plain.total_cycles, flipped.total_cycles);
+        let mut sparse = gemm(false, true, 0, 0, 0);
+        if let Op::Gemm { weights, depth, .. } = &mut sparse {
+            *weights = WeightFormat::Sparse("2:4".parse().unwrap());
+            *depth = 8;
+        }
+        let e = mach.run(&Program { insns: vec![Instruction::new(sparse)] }).unwrap_err().to_string();
+        assert!(e.contains("weight_t"), "{e}");
     }
 }

@@ -57,7 +57,20 @@ fn gemm(
     weight: u32,
     output: u32,
 ) -> Op {
-    Op::Gemm { dataflow, weights, accumulate: false, interleave, rows, cols, depth, input, weight, output }
+    Op::Gemm {
+        dataflow,
+        weights,
+        accumulate: false,
+        interleave,
+        rows,
+        cols,
+        depth,
+        input,
+        weight,
+        output,
+        input_t: false,
+        weight_t: false,
+    }
 }
 
 fn prune(order: PruneOrder, ratio: WeightFormat, rows: u32, cols: u32) -> Op {
@@ -635,6 +648,8 @@ fn gemm_op() -> impl Strategy<Value = Op> {
             input,
             weight,
             output,
+            input_t: false,
+            weight_t: false,
         })
 }
 

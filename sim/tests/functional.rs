@@ -567,6 +567,8 @@ fn sparse_gemm_after_prune_is_the_masked_dense_gemm() {
             input: 0,
             weight: 0,
             output: 0,
+            input_t: false,
+            weight_t: false,
         };
         run(&mut mach, vec![Instruction::new(prune).signal(1), Instruction::new(gemm).wait(1)]);
         let zeros = vec![0f32; rows * cols];
@@ -596,6 +598,8 @@ fn dense_gemm_is_the_sequential_sum() {
         input: 40,
         weight: 7,
         output: 3,
+        input_t: false,
+        weight_t: false,
     };
     mach.write_buffer(Buffer::Acc, 3, &[123.0; 15]).unwrap();
     run(&mut mach, vec![Instruction::new(op)]);

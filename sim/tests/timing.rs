@@ -59,6 +59,8 @@ fn gemm(dataflow: Dataflow, weights: WeightFormat, interleave: u32, rows: u32, c
         input: 0,
         weight: 0,
         output: 0,
+        input_t: false,
+        weight_t: false,
     })
 }
 

@@ -1,5 +1,7 @@
 //! Checkpoints in safetensors format. Per weight layer: `<layer>.weight` (FP32, shape
-//! `[C_out, C_in, kh, kw]` or `[C_out, K]`, same memory order as `C_out x K`) and `<layer>.bias`;
+//! `[C_out, kh, kw, C_in]` for a convolution, the memory order of `C_out x K` with `K` in
+//! `(kh, kw, c_in)` order (PyTorch's `[C_out, C_in, kh, kw]` is this permuted by
+//! `(0, 3, 1, 2)`), or `[C_out, K]` for a linear layer) and `<layer>.bias`;
 //! for sparse layers `<layer>.mask_ff` and, for BDWP, `<layer>.mask_bp` (U8 0/1, same shape
 //! as the weight). Per batch norm: `.gamma`, `.beta`, `.running_mean`, `.running_var`.
 //! Metadata (one key, `satkit`) records the model name and each layer's method and ratio.
@@ -45,7 +47,7 @@ fn collect(model: &Model) -> Vec<(String, Dtype, Vec<usize>, Vec<u8>)> {
     for (spec, layer) in model.spec.layers.iter().zip(&model.layers) {
         let n = &spec.name;
         let weight = match layer {
-            Layer::Conv2d(c) => Some((&c.weight, &c.bias, vec![c.weight.c_out, c.geom.c_in, c.geom.kh, c.geom.kw])),
+            Layer::Conv2d(c) => Some((&c.weight, &c.bias, vec![c.weight.c_out, c.geom.kh, c.geom.kw, c.geom.c_in])),
             Layer::Linear(l) => Some((&l.weight, &l.bias, vec![l.weight.c_out, l.weight.k])),
             _ => None,
         };

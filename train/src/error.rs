@@ -57,18 +57,10 @@ pub enum Error {
         /// The known names, comma separated.
         known: String,
     },
-    /// A training method name that is not known.
-    #[error("unknown method `{name}`: expected dense, srste or bdwp")]
-    UnknownMethod {
-        /// The name given.
-        name: String,
-    },
-    /// A BP-mask source name that is not known.
-    #[error("unknown BP mask source `{name}`: expected dense or forward_masked")]
-    UnknownBpMaskSource {
-        /// The name given.
-        name: String,
-    },
+    /// A name or setting refused by `satkit_hw` (e.g. an unknown training method or BP-mask
+    /// source: [`satkit_hw::Error::UnknownName`], whose message lists the accepted names).
+    #[error(transparent)]
+    Hw(#[from] satkit_hw::Error),
     /// A learning-rate schedule name that is not known.
     #[error("unknown learning-rate schedule `{name}`: expected constant or cosine")]
     UnknownSchedule {
@@ -168,6 +160,27 @@ pub enum Error {
         /// The report or file kind.
         what: &'static str,
         /// The serializer's message.
+        reason: String,
+    },
+
+    // --- CUDA ---
+    /// `--device cuda` asked of a binary built without the `cuda` feature.
+    #[error("this binary was built without CUDA support: rebuild with `--features cuda`, or rerun with --device cpu")]
+    CudaNotCompiled,
+    /// The CUDA device could not be opened at startup (no driver, no device, no NVRTC or cuBLAS).
+    #[error("no CUDA device {ordinal}: {reason}; rerun with --device cpu")]
+    CudaUnavailable {
+        /// The device ordinal asked for.
+        ordinal: usize,
+        /// What is missing or what the driver said.
+        reason: String,
+    },
+    /// A CUDA operation failed after the device was opened.
+    #[error("CUDA {op}: {reason}")]
+    Cuda {
+        /// The operation (kernel, GEMM, copy).
+        op: String,
+        /// The driver's, NVRTC's or cuBLAS's message.
         reason: String,
     },
 }

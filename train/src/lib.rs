@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod cuda;
 pub mod data;
 pub mod error;
 pub mod gemm;

@@ -1,5 +1,7 @@
 //! N:M sparse training methods (SAT.md section 2) applied to one weight `W` of shape
-//! `C_out x K` (row-major; `K = C_in*kh*kw` in the order `(c_in, kh, kw)` for a convolution).
+//! `C_out x K` (row-major; for a convolution `K = kh*kw*C_in` in the order `(kh, kw, c_in)`,
+//! the hardware's order, so an FF group of M consecutive `K` elements is M input channels at
+//! one kernel position; see [`crate::layers::conv`]).
 //!
 //! | method | FF operand (`Y = W_ff X`) | BP operand (`dX = W_bp^T dY`) | WU |
 //! |---|---|---|---|
@@ -18,72 +20,12 @@ use crate::optim::{Param, Sgd};
 use rayon::prelude::*;
 use satkit_hw::nm::{mask_along_cols, mask_along_rows, NmRatio};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 
-/// The training method of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// Dense training.
-    Dense,
-    /// SR-STE: N:M along `K` in the forward pass only; dense backward-data.
-    Srste,
-    /// BDWP: N:M along `K` forward and along `C_out` for the backward-data pass.
-    Bdwp,
-}
-
-impl FromStr for Method {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "dense" => Ok(Self::Dense),
-            "srste" | "sr-ste" => Ok(Self::Srste),
-            "bdwp" => Ok(Self::Bdwp),
-            _ => Err(Error::UnknownMethod { name: s.to_string() }),
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Method::Dense => "dense",
-            Method::Srste => "srste",
-            Method::Bdwp => "bdwp",
-        })
-    }
-}
-
-/// Where BDWP's backward mask is ranked (SAT.md leaves it open; default `dense`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BpMaskSource {
-    /// Rank the dense master weights `W`.
-    Dense,
-    /// Rank the forward-pruned weights `W * mask_ff`.
-    ForwardMasked,
-}
-
-impl FromStr for BpMaskSource {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "dense" => Ok(Self::Dense),
-            "forward_masked" | "forward-masked" => Ok(Self::ForwardMasked),
-            _ => Err(Error::UnknownBpMaskSource { name: s.to_string() }),
-        }
-    }
-}
-
-impl fmt::Display for BpMaskSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BpMaskSource::Dense => "dense",
-            BpMaskSource::ForwardMasked => "forward_masked",
-        })
-    }
-}
+/// The training-method vocabulary is [`satkit_hw::nm`]'s, shared with the compiler and the
+/// simulator (`FromStr`/`Display`/serde in snake_case; a bad name parses to
+/// [`satkit_hw::Error::UnknownName`], which [`Error::Hw`] carries). Re-exported here so that
+/// `satkit_train::Method` and `satkit_train::BpMaskSource` keep working.
+pub use satkit_hw::nm::{BpMaskSource, Method};
 
 /// How one weight layer is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -20,7 +20,7 @@ pub const MODEL_NAMES: [&str; 3] = ["mlp", "lenet5", "vgg-small"];
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LayerKind {
-    /// Convolution, weight `c_out x (c_in*kernel*kernel)`.
+    /// Convolution, weight `c_out x (kernel*kernel*c_in)`, `K` in `(kh, kw, c_in)` order.
     Conv2d {
         /// Input channels.
         c_in: usize,

@@ -82,8 +82,15 @@ fn unknown_names_are_refused() {
     let msg = s.plan(&spec).unwrap_err().to_string();
     assert!(msg.contains("conv9") && msg.contains("conv1, conv2, fc1, fc2, fc3"), "{msg}");
     assert!(model_spec("resnet").unwrap_err().to_string().contains("mlp, lenet5, vgg-small"));
-    assert!("sparse".parse::<Method>().is_err());
-    assert!("both".parse::<satkit_train::BpMaskSource>().is_err());
+    // The vocabulary is satkit_hw's; its parse errors convert into the crate's error and name
+    // the accepted values.
+    let e: Error = "sparse".parse::<Method>().unwrap_err().into();
+    assert!(matches!(e, Error::Hw(satkit_hw::Error::UnknownName { .. })), "{e:?}");
+    assert!(e.to_string().contains("`sparse`") && e.to_string().contains("dense, srste, bdwp"), "{e}");
+    let e: Error = "both".parse::<satkit_train::BpMaskSource>().unwrap_err().into();
+    assert!(e.to_string().contains("`both`") && e.to_string().contains("dense, forward_masked"), "{e}");
+    assert_eq!("forward-masked".parse::<satkit_train::BpMaskSource>().unwrap(), satkit_train::BpMaskSource::ForwardMasked);
+    assert_eq!("sr-ste".parse::<Method>().unwrap(), Method::Srste);
 }
 
 #[test]

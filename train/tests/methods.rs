@@ -95,7 +95,7 @@ fn srste_backward_is_dense() {
 
 #[test]
 fn bdwp_conv_backward_uses_the_bp_mask() {
-    // c_in 2 x 2x2 kernel: K = 8 in (c_in, kh, kw) order.
+    // 2x2 kernel x c_in 2: K = 8 in (kh, kw, c_in) order.
     let geom = ConvGeom { c_in: 2, kh: 2, kw: 2, stride: 1, pad: 1 };
     let w = weights(seed_with_distinct_masks());
     let ff = mask_along_rows(&w, C_OUT, K, ratio());
@@ -151,5 +151,68 @@ fn update_adds_the_srste_decay_and_refreshes_masks() {
             assert_eq!(nm.param.value[i], expect, "{method} weight {i}");
         }
         assert_eq!(nm.mask_ff().unwrap(), &mask_along_rows(&nm.param.value, C_OUT, K, ratio())[..]);
+    }
+}
+
+/// Direct convolution of one image with a `C_out x K` weight, `K` in `(kh, kw, c_in)` order.
+fn direct_conv(x: &[f32], h: usize, w: usize, g: &ConvGeom, weight: &[f32], c_out: usize) -> Vec<f32> {
+    let (oh, ow) = g.out_hw(h, w).unwrap();
+    let mut y = vec![0.0; c_out * oh * ow];
+    for co in 0..c_out {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc = 0.0;
+                for i in 0..g.kh {
+                    for j in 0..g.kw {
+                        let (iy, ix) =
+                            ((oy * g.stride + i) as isize - g.pad as isize, (ox * g.stride + j) as isize - g.pad as isize);
+                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                            continue;
+                        }
+                        for c in 0..g.c_in {
+                            acc += weight[co * g.k() + (i * g.kw + j) * g.c_in + c] * x[(c * h + iy as usize) * w + ix as usize];
+                        }
+                    }
+                }
+                y[(co * oh + oy) * ow + ox] = acc;
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn conv_k_order_is_kh_kw_c_in() {
+    // 2x2 kernel x c_in 4: K = 16, so each FF group of 4 (2:4) is the 4 input channels at one
+    // kernel position. Exact integer arithmetic: the layer must equal the direct convolution
+    // that reads weight (co, (i*kw + j)*c_in + c).
+    let geom = ConvGeom { c_in: 4, kh: 2, kw: 2, stride: 1, pad: 1 };
+    assert_eq!(geom.k_index(3, 1, 0), 11);
+    let (c_out, k) = (8, geom.k());
+    let w: Vec<f32> = {
+        let mut rng = Rng::new(11);
+        let mut v: Vec<f32> = (1..=(c_out * k) as i32).map(|i| i as f32).collect();
+        rng.shuffle(&mut v);
+        v
+    };
+    let s = sparsity(Method::Bdwp, BpMaskSource::Dense);
+    let mut conv = Conv2d::new("conv", geom, NmWeight::new("test", "conv", c_out, k, w.clone(), s).unwrap());
+    let ff = conv.weight.mask_ff().unwrap().to_vec();
+    assert_eq!(ff, mask_along_rows(&w, c_out, k, ratio()));
+    // Each kernel position keeps exactly 2 of its 4 input channels, per output channel.
+    for co in 0..c_out {
+        for pos in 0..4 {
+            let kept: u8 = (0..4).map(|c| ff[co * k + geom.k_index(c, pos / 2, pos % 2)]).sum();
+            assert_eq!(kept, 2, "co {co} position {pos}");
+        }
+    }
+    let (h, wd) = (4, 3);
+    let x = ints(&[2, 4, h, wd], 5);
+    let y = conv.forward(&x, true).unwrap();
+    let wff = masked(&w, &ff);
+    for b in 0..2 {
+        let img = &x.data[b * 4 * h * wd..(b + 1) * 4 * h * wd];
+        let expect = direct_conv(img, h, wd, &geom, &wff, c_out);
+        assert_eq!(&y.data[b * expect.len()..(b + 1) * expect.len()], &expect[..], "image {b}");
     }
 }

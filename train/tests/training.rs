@@ -79,8 +79,8 @@ fn checkpoint_holds_weights_and_masks() {
     checkpoint::save(&model, &path).unwrap();
     let tensors = checkpoint::load(&path).unwrap();
     let get = |n: &str| tensors.iter().find(|t| t.name == n).unwrap_or_else(|| panic!("{n} missing"));
-    assert_eq!(get("conv2.weight").shape, vec![16, 8, 5, 5]);
-    assert_eq!(get("conv2.mask_ff").shape, vec![16, 8, 5, 5]);
+    assert_eq!(get("conv2.weight").shape, vec![16, 5, 5, 8], "[C_out, kh, kw, C_in]: K in (kh, kw, c_in) order");
+    assert_eq!(get("conv2.mask_ff").shape, vec![16, 5, 5, 8]);
     assert_eq!(get("fc1.mask_bp").shape, vec![120, 400]);
     assert!(tensors.iter().all(|t| !t.name.starts_with("conv1.mask") && !t.name.starts_with("fc3.mask")));
     let w = match &get("fc2.weight").data {

@@ -1,7 +1,11 @@
 //! 2-D convolution by im2col + GEMM on `[batch, C_in, H, W]` inputs. The weight is stored
-//! `C_out x K` with `K = C_in*kh*kw` in the order `(c_in, kh, kw)`, the order the hardware
-//! groups it, so FF masks group along `K` directly. Per image: `cols = im2col(x)` (`K x P`,
-//! `P = OH*OW`), `Y = W_ff . cols + b`; backward `dW += dY . cols^T`, `dcols = W_bp^T . dY`,
+//! `C_out x K` with `K = kh*kw*C_in` in the order `(kh, kw, c_in)`: weight element
+//! `(co, (i*kw + j)*c_in + c)` multiplies input channel `c` at kernel position `(i, j)`. This
+//! is the hardware's (and the compiler's) K order, so a group of M consecutive `K` elements,
+//! the unit of the FF N:M mask (SAT.md section 2, "along K (input channels)"), holds M input
+//! channels at one kernel position; the masks of [`NmWeight`] group `C_out x K` directly.
+//! Per image: `cols = im2col(x)` (`K x P`, `P = OH*OW`, row `(i*kw + j)*c_in + c`),
+//! `Y = W_ff . cols + b`; backward `dW += dY . cols^T`, `dcols = W_bp^T . dY`,
 //! `dX = col2im(dcols)`.
 //!
 //! Images are processed in parallel (rayon) in fixed chunks of [`CHUNK`] images; each chunk
@@ -43,9 +47,15 @@ impl ConvGeom {
         Some(((hp - self.kh) / self.stride + 1, (wp - self.kw) / self.stride + 1))
     }
 
-    /// `K = C_in*kh*kw`.
+    /// `K = kh*kw*C_in`.
     pub fn k(&self) -> usize {
         self.c_in * self.kh * self.kw
+    }
+
+    /// The `K` index (column of the weight, row of `cols`) of input channel `c` at kernel
+    /// position `(i, j)`: `(i*kw + j)*c_in + c`.
+    pub fn k_index(&self, c: usize, i: usize, j: usize) -> usize {
+        (i * self.kw + j) * self.c_in + c
     }
 }
 
@@ -56,20 +66,22 @@ pub struct Conv2d {
     pub name: String,
     /// Kernel, stride, padding and input channels.
     pub geom: ConvGeom,
-    /// Weight `C_out x K` with its masks.
+    /// Weight `C_out x K`, `K` in `(kh, kw, c_in)` order, with its masks.
     pub weight: NmWeight,
     /// Bias, `C_out` values.
     pub bias: Param,
     input: Option<Tensor>,
 }
 
+/// Unfolds one image `[C_in, H, W]` into `cols` (`K x P`): row `(i*kw + j)*c_in + c`, column
+/// `oy*OW + ox` holds `x[c, oy*stride + i - pad, ox*stride + j - pad]` (0 outside the image).
 fn im2col(x: &[f32], h: usize, w: usize, g: &ConvGeom, oh: usize, ow: usize, cols: &mut [f32]) {
     let p = oh * ow;
     for c in 0..g.c_in {
         let plane = &x[c * h * w..(c + 1) * h * w];
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &mut cols[((c * g.kh + i) * g.kw + j) * p..][..p];
+                let row = &mut cols[g.k_index(c, i, j) * p..][..p];
                 for oy in 0..oh {
                     let iy = (oy * g.stride + i) as isize - g.pad as isize;
                     let out = &mut row[oy * ow..(oy + 1) * ow];
@@ -99,13 +111,15 @@ fn im2col(x: &[f32], h: usize, w: usize, g: &ConvGeom, oh: usize, ow: usize, col
     }
 }
 
+/// The adjoint of [`im2col`]: adds each entry of `cols` (`K x P`, rows in `(kh, kw, c_in)`
+/// order) into the input position it was read from.
 fn col2im(cols: &[f32], h: usize, w: usize, g: &ConvGeom, oh: usize, ow: usize, dx: &mut [f32]) {
     let p = oh * ow;
     for c in 0..g.c_in {
         let plane = &mut dx[c * h * w..(c + 1) * h * w];
         for i in 0..g.kh {
             for j in 0..g.kw {
-                let row = &cols[((c * g.kh + i) * g.kw + j) * p..][..p];
+                let row = &cols[g.k_index(c, i, j) * p..][..p];
                 for oy in 0..oh {
                     let iy = (oy * g.stride + i) as isize - g.pad as isize;
                     if iy < 0 || iy >= h as isize {

@@ -1,0 +1,697 @@
+//! The training-step compiler: one iteration of a model (forward, backward-data,
+//! backward-weight, WUVE update, N:M pre-generation) as one static SAT program.
+//!
+//! **DRAM layout.** Activations and their gradients are FP16 `P x C` row-major matrices (NHWC;
+//! `P` = batch x pixels). Each weight layer owns its FP32 master weights `C_out x K` (K ordered
+//! kernel row, kernel column, input channel, so N:M groups of the FF copy run along input
+//! channels), FP32 momentum and gradient, a one-byte FF mask, the FF copy (`C_out` rows of
+//! stored K: N:M values + indices, or dense FP16), the BP copy (`K` rows of stored `C_out`,
+//! N:M only) and, when BP is dense, a dense FP16 copy read with `weight_t`. Every tensor is
+//! contiguous and 4 KiB aligned, so FF-order and BP-order copies stream.
+//!
+//! **Timeline.** FF over layers (GEMM layers as tiled GEMMs whose FP32 outputs an epilogue
+//! `copy` converts to FP16, the others as vector passes), the loss (softmax cross-entropy on
+//! the vector unit), then for each layer in reverse: BP and WU (fused into one fragment with
+//! interleave mapping), the col2im scatter-add of a conv with `k > 1` or stride > 1 (a vector
+//! `add` pass over the im2col-space gradient: its timing is one add per im2col element, its
+//! functional result is not col2im), the sum of gradients of a tensor with several consumers
+//! (vector `add` passes), the vector backward of non-GEMM layers, the WUVE update, and the
+//! pre-generation of the next step's FF/BP weight copies (SORE prune for N:M copies, vector
+//! FP32->FP16 conversion for dense ones). The first layer computes no input gradient.
+//!
+//! **Optimizations and their switches** ([`StepOptions`]):
+//! - interleave mapping: (a) OS accumulator interleave, (b) the fused BP+WU fragment that
+//!   loads each `dY` chunk once for both GEMMs; off: neither;
+//! - pre-generation: on, each layer's prune runs on its own semaphores and buffer regions,
+//!   its chunks spread over the following backward work, so it hides under it (what it cannot
+//!   hide shows as the program's tail); off, every layer's prune runs fenced right before its
+//!   FF, on the critical path;
+//! - offline scheduling: on, the tiling search of [`lower`]; off, the first maximal WS tiling.
+//!
+//! Fragments are fenced in program order (see [`engine`]); pooling's functional semantics
+//! assume planes, so with NHWC only its timing is claimed, and batch-norm statistics are
+//! computed per streamed chunk (the backward recomputes them). Not lowered: grouped and
+//! depthwise convolutions, attention (DeiT), biases.
+
+pub mod engine;
+pub mod lower;
+mod report;
+
+pub use engine::{check_sync, Owner};
+pub use lower::{JobTiling, WeightMap};
+pub use report::{simulate, LayerPhaseStats, PhaseCycles, StepReport};
+
+use crate::model::{resolve, LayerInfo, LayerKind, Model, Shape, SparsityPolicy};
+use crate::{Error, Result};
+use engine::{Emitted, Sems};
+use lower::{Budget, Conv, Ctx, FusedJob, GemmJob, InSrc, Loc, OutDst, Region, Stream, StreamJob, VecSpec, WSrc, WeightJob};
+use satkit_hw::isa::{Buffer, Instruction, Phase, Program, VecOp, WeightFormat};
+use satkit_hw::ArchConfig;
+use serde::Serialize;
+
+/// The three optimizations of SAT.md section 4, each with its own switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StepOptions {
+    /// Interleave mapping (OS accumulator interleave and fused BP+WU).
+    pub interleave: bool,
+    /// Pre-generation of the next step's sparse weights off the critical path.
+    pub pregen: bool,
+    /// Offline scheduling (tiling search).
+    pub offline_schedule: bool,
+}
+
+impl Default for StepOptions {
+    fn default() -> Self {
+        StepOptions { interleave: true, pregen: true, offline_schedule: true }
+    }
+}
+
+/// One entry of the manifest: a layer with its formats and the phases it runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestLayer {
+    /// Index in the model.
+    pub index: usize,
+    /// Name.
+    pub name: String,
+    /// Kind keyword.
+    pub kind: &'static str,
+    /// FF weight format (weight layers).
+    pub ff: Option<String>,
+    /// BP weight format (weight layers).
+    pub bp: Option<String>,
+    /// Dense MACs per phase: ff, bp (0 when no input gradient is needed), wu.
+    pub macs: [u64; 3],
+    /// DRAM address of its output activation.
+    pub output: u64,
+    /// DRAM address of its output gradient.
+    pub grad: u64,
+    /// Weight state addresses (weight layers).
+    pub weights: Option<WeightMap>,
+}
+
+/// A buffer region of a pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestBuffer {
+    /// Pipeline.
+    pub pipeline: &'static str,
+    /// Buffer name.
+    pub buffer: &'static str,
+    /// First element.
+    pub base: u64,
+    /// Elements.
+    pub size: u64,
+}
+
+/// What `satkit compile` writes next to the program.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// Model name.
+    pub model: String,
+    /// Batch.
+    pub batch: u64,
+    /// Method and N:M.
+    pub method: String,
+    /// Options.
+    pub options: StepOptions,
+    /// Instructions.
+    pub instructions: usize,
+    /// DRAM bytes used.
+    pub dram_bytes: u64,
+    /// Layers.
+    pub layers: Vec<ManifestLayer>,
+    /// Buffer regions.
+    pub buffers: Vec<ManifestBuffer>,
+}
+
+/// A compiled training step.
+#[derive(Debug, Clone)]
+pub struct CompiledStep {
+    /// The program.
+    pub program: Program,
+    /// Owner of every instruction, by index.
+    pub owners: Vec<Owner>,
+    /// Layer names by index.
+    pub layer_names: Vec<String>,
+    /// Per layer: whether its weights are dense in FF (for gap analysis).
+    pub dense_weight_layers: Vec<usize>,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+struct Dram {
+    next: u64,
+}
+
+impl Dram {
+    fn alloc(&mut self, bytes: u64) -> u64 {
+        let at = self.next;
+        self.next = (self.next + bytes.max(1)).div_ceil(4096) * 4096;
+        at
+    }
+}
+
+fn region(buf: Buffer, arch: &ArchConfig, from: f64, to: f64) -> Region {
+    let n = arch.buffer_elements(buf);
+    let (a, b) = ((n as f64 * from) as u64, (n as f64 * to) as u64);
+    Region { base: a, size: b - a }
+}
+
+fn conv_of(info: &LayerInfo, kind: &LayerKind) -> Conv {
+    match (kind, info.input_shapes[0], info.output) {
+        (
+            &LayerKind::Conv2d { kernel: (kh, kw), stride, padding, .. },
+            Shape::Image { c, h, w },
+            Shape::Image { h: oh, w: ow, .. },
+        ) => Conv { images: info.batch, h, w, c_in: c, oh, ow, kh, kw, stride, pad: padding },
+        (_, s, _) => {
+            let ff = info.gemms.as_ref().expect("weight layer").ff;
+            let _ = s;
+            Conv::matrix(ff.m, ff.k)
+        }
+    }
+}
+
+/// Rows and row length of a tensor as a `P x C` matrix.
+fn matrix(shape: Shape, batch: u64) -> (u64, u64) {
+    match shape {
+        Shape::Image { c, h, w } => (batch * h * w, c),
+        Shape::Tokens { t, d } => (batch * t, d),
+        Shape::Flat(f) => (batch, f),
+        Shape::Scores { heads, t_q, t_k } => (batch * heads * t_q, t_k),
+    }
+}
+
+/// Compiles one training step of `model` at `batch` under `policy` for `arch`.
+/// `progress` is called with (done, total) layer counts as lowering proceeds.
+pub fn compile(
+    arch: &ArchConfig,
+    model: &Model,
+    batch: u64,
+    policy: &SparsityPolicy,
+    options: &StepOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<CompiledStep> {
+    let infos = model.infer(batch)?;
+    let formats = resolve(model, policy)?;
+    let layers = &model.layers;
+    for (l, info) in layers.iter().zip(&infos) {
+        let unsupported = match &l.kind {
+            LayerKind::Conv2d { groups, .. } if *groups > 1 => Some("grouped and depthwise convolutions"),
+            LayerKind::AttentionScores { .. } | LayerKind::AttentionSoftmax | LayerKind::AttentionValues => Some("attention"),
+            LayerKind::ClassToken | LayerKind::TakeClassToken | LayerKind::ToTokens => Some("token layers"),
+            LayerKind::Input { .. } => Some("independent input layers"),
+            _ => None,
+        };
+        if let Some(what) = unsupported {
+            return Err(Error::Unsupported(format!(
+                "model `{}`: layer #{} `{}`: the training-step compiler does not lower {what} yet",
+                model.name, info.index, l.name
+            )));
+        }
+    }
+    let ctx = Ctx { arch, search: options.offline_schedule, interleave: options.interleave };
+    let full = |b| region(b, arch, 0.0, 1.0);
+    let (main_budget, pregen_budget) = if options.pregen {
+        (
+            Budget { act: full(Buffer::Act), wgt: region(Buffer::Wgt, arch, 0.0, 0.75), acc: full(Buffer::Acc), master: region(Buffer::Master, arch, 0.0, 0.5) },
+            Budget { act: full(Buffer::Act), wgt: region(Buffer::Wgt, arch, 0.75, 1.0), acc: full(Buffer::Acc), master: region(Buffer::Master, arch, 0.5, 1.0) },
+        )
+    } else {
+        let b = Budget { act: full(Buffer::Act), wgt: full(Buffer::Wgt), acc: full(Buffer::Acc), master: full(Buffer::Master) };
+        (b, b)
+    };
+    // Vector passes keep a scratch tail of acc free for statistics: give them their own budget.
+    let stream_budget = Budget { acc: region(Buffer::Acc, arch, 0.0, 1.0), ..main_budget };
+
+    // ---- DRAM map.
+    let mut dram = Dram { next: 0 };
+    let (in_rows, in_cols) = matrix(model.input, batch);
+    let input = dram.alloc(in_rows * in_cols * 2);
+    let labels = dram.alloc(batch * 4);
+    let hyper = dram.alloc(16);
+    let n = layers.len();
+    let mut out_addr = vec![0u64; n];
+    let mut grad_addr = vec![0u64; n];
+    let consumers = {
+        let mut c = vec![Vec::new(); n];
+        for info in &infos {
+            for p in info.inputs.iter().flatten() {
+                c[*p].push(info.index);
+            }
+        }
+        c
+    };
+    for (i, info) in infos.iter().enumerate() {
+        let (r, c) = matrix(info.output, batch);
+        let bytes = r * c * 2;
+        match layers[i].kind {
+            LayerKind::Flatten => {
+                out_addr[i] = info.inputs[0].map_or(input, |p| out_addr[p]);
+            }
+            _ => out_addr[i] = dram.alloc(bytes),
+        }
+    }
+    // Gradient tensors: a tensor with one consumer takes that consumer's contribution; an
+    // `add` or `flatten` passes its output gradient through; several consumers each write
+    // their own and vector adds sum them.
+    let mut contrib: Vec<Vec<(usize, u64)>> = vec![Vec::new(); n];
+    for i in (0..n).rev() {
+        let (r, c) = matrix(infos[i].output, batch);
+        let bytes = r * c * 2;
+        grad_addr[i] = match consumers[i].len() {
+            0 => dram.alloc(bytes),
+            1 => contrib[i].first().map(|&(_, a)| a).unwrap_or_else(|| dram.alloc(bytes)),
+            _ => dram.alloc(bytes),
+        };
+        let _ = c;
+        for (j, p) in infos[i].inputs.iter().enumerate() {
+            let Some(p) = *p else { continue };
+            let addr = match layers[i].kind {
+                LayerKind::Add | LayerKind::Flatten => grad_addr[i],
+                _ => {
+                    let (pr, pc) = matrix(infos[i].input_shapes[j], batch);
+                    dram.alloc(pr * pc * 2)
+                }
+            };
+            contrib[p].push((i, addr));
+        }
+    }
+    // Fix single-consumer tensors whose gradient was allocated before the contribution existed.
+    for i in 0..n {
+        if consumers[i].len() == 1 {
+            grad_addr[i] = contrib[i][0].1;
+        }
+    }
+    let contribution = |tensor: usize, consumer: usize| -> u64 {
+        contrib[tensor].iter().find(|&&(c, _)| c == consumer).map(|&(_, a)| a).expect("every consumer contributes")
+    };
+    let mut weights: Vec<Option<WeightJob>> = vec![None; n];
+    let mut dcol_bytes = 0u64;
+    for f in &formats {
+        let info = &infos[f.index];
+        let g = info.gemms.as_ref().expect("weight layer").ff;
+        let (c_out, k) = (g.n, g.k);
+        let count = c_out * k;
+        let so_ff = f.ff.stored_len(k as usize) as u64;
+        let so_bp = f.bp.stored_len(c_out as usize) as u64;
+        let map = WeightMap {
+            master: dram.alloc(count * 4),
+            momentum: dram.alloc(count * 4),
+            grad: dram.alloc(count * 4),
+            mask: dram.alloc(count),
+            ff_vals: dram.alloc(c_out * so_ff * 2),
+            ff_idx: dram.alloc(c_out * so_ff),
+            bp_vals: if f.bp.ratio().is_some() { dram.alloc(k * so_bp * 2) } else { 0 },
+            bp_idx: if f.bp.ratio().is_some() { dram.alloc(k * so_bp) } else { 0 },
+            dense: 0,
+        };
+        let mut job = WeightJob {
+            c_out,
+            k,
+            ff: f.ff,
+            bp: f.bp,
+            map,
+            hyper,
+            update_owner: Owner { layer: f.index as u32, phase: Phase::Update },
+            prune_owner: Owner { layer: f.index as u32, phase: Phase::Prune },
+        };
+        job.map.dense = if job.needs_dense_copy() { if f.ff.ratio().is_none() { job.map.ff_vals } else { dram.alloc(count * 2) } } else { 0 };
+        if !conv_of(info, &layers[f.index].kind).is_identity() && info.inputs[0].is_some() {
+            dcol_bytes = dcol_bytes.max(g.m * k * 2);
+        }
+        weights[f.index] = Some(job);
+    }
+    let dcol = dram.alloc(dcol_bytes);
+    let dram_bytes = dram.next;
+    let limit = (1u64 << 32).min(arch.dram_bytes());
+    if dram_bytes > limit {
+        return Err(Error::Unsupported(format!(
+            "model `{}` at batch {batch} needs {:.2} GiB of DRAM for its training step, beyond the {:.2} GiB the DMA's 32-bit `dram` \
+             address (and the machine's capacity) reach; use a smaller batch",
+            model.name,
+            dram_bytes as f64 / (1u64 << 30) as f64,
+            limit as f64 / (1u64 << 30) as f64
+        )));
+    }
+
+    // ---- Fragments, in program order.
+    let mut blocks: Vec<Vec<(Instruction, Owner)>> = Vec::new();
+    let mut fenced = false;
+    let push = |e: Emitted, blocks: &mut Vec<Vec<(Instruction, Owner)>>, fenced: &mut bool| {
+        *fenced = true;
+        blocks.extend(e);
+    };
+    let mut manifest_layers = Vec::new();
+    let total_work = 2 * n;
+    let mut done = 0;
+    // Pre-generation (ON): prune steps of every layer, in backward order, one stream.
+    let mut pregen_steps: Vec<(usize, Vec<engine::Step>)> = Vec::new();
+    let mut pregen_decl = None;
+    // Pre-generation eligibility: a layer's prune chunks may be placed from this block index
+    // on (after the first block of the fragment that follows its update, whose first load
+    // waits on the update's last store).
+    let mut eligible: Vec<usize> = Vec::new();
+
+    // Forward.
+    for (i, info) in infos.iter().enumerate() {
+        let layer = &layers[i];
+        let owner = |phase| Owner { layer: i as u32, phase };
+        let x_addr = info.inputs.first().copied().flatten().map_or(input, |p| out_addr[p]);
+        if let (Some(w), false) = (weights[i].filter(|w| w.ff.ratio().is_some()), options.pregen) {
+            let (ins, outs, steps) = lower::prune_steps(&main_budget, &w, i as u64);
+            push(lower::emit_prune(&ins, &outs, &steps, &Sems::main(), fenced, true), &mut blocks, &mut fenced);
+        }
+        let (rows, cols) = matrix(info.output, batch);
+        let (irows, icols) = matrix(info.input_shapes.first().copied().unwrap_or(model.input), batch);
+        let vec_job = |inputs: Vec<Stream>, out_len: u64, rows: u64, ops: Vec<VecSpec>, scratch: (u64, u64), out_base: u64| StreamJob {
+            rows,
+            inputs,
+            output: Stream { buf: Buffer::Act, base: out_base, row_len: out_len },
+            scratch,
+            out_slot_row: out_len,
+            ops,
+            owner: owner(Phase::Vector),
+        };
+        let act = |base: u64, row_len: u64| Stream { buf: Buffer::Act, base, row_len };
+        let spec = |op, per_row, dst, a, b, p| VecSpec { op, per_row, dst, a, b, p };
+        match &layer.kind {
+            LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
+                let w = weights[i].as_ref().expect("weight layer");
+                let g = info.gemms.as_ref().expect("weight layer").ff;
+                let conv = conv_of(info, &layer.kind);
+                let weight = WSrc::Stored { vals: w.map.ff_vals, idx: w.map.ff_idx, row_len: w.ff.stored_len(g.k as usize) as u64 };
+                let job = GemmJob {
+                    m: g.m,
+                    n: g.n,
+                    k: g.k,
+                    weights: w.ff,
+                    input: InSrc::Im2col { conv, base: x_addr },
+                    weight,
+                    out: OutDst::Fp16 { base: out_addr[i], ld: g.n },
+                    owner: owner(Phase::Ff),
+                };
+                let (e, _) = lower::lower_gemm(&ctx, &main_budget, &job, fenced)?;
+                push(e, &mut blocks, &mut fenced);
+            }
+            LayerKind::Relu | LayerKind::Gelu => {
+                let op = if layer.kind == LayerKind::Relu { VecOp::Relu } else { VecOp::Gelu };
+                let j = vec_job(vec![act(x_addr, cols)], cols, rows, vec![spec(op, cols, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])], (0, 0), out_addr[i]);
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::BatchNorm | LayerKind::LayerNorm => {
+                let axis = u64::from(layer.kind == LayerKind::LayerNorm);
+                let scratch = if axis == 1 { (2, 0) } else { (0, 2 * cols) };
+                let ops = vec![
+                    spec(VecOp::NormStats, 1, Loc::Scratch(0), Loc::In(0), Loc::In(0), [cols, axis, 0, 0]),
+                    spec(VecOp::NormApply, 1, Loc::Out, Loc::In(0), Loc::Scratch(0), [cols, axis, 0, 0]),
+                ];
+                let j = vec_job(vec![act(x_addr, cols)], cols, rows, ops, scratch, out_addr[i]);
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::MaxPool { kernel, stride, .. } | LayerKind::AvgPool { kernel, stride } => {
+                let (Shape::Image { c, h, w }, Shape::Image { h: oh, w: ow, .. }) = (info.input_shapes[0], info.output) else {
+                    unreachable!("pooling on images")
+                };
+                let op = if matches!(layer.kind, LayerKind::MaxPool { .. }) { VecOp::MaxPool } else { VecOp::AvgPool };
+                let (k, s) = ((*kernel).min(h).min(w), *stride);
+                let ops = vec![spec(op, c, Loc::Out, Loc::In(0), Loc::In(0), [h, w, k, s])];
+                let j = vec_job(vec![act(x_addr, h * w * c)], oh * ow * c, batch, ops, (0, 0), out_addr[i]);
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::GlobalAvgPool => {
+                let Shape::Image { c, h, w } = info.input_shapes[0] else { unreachable!("pooling on images") };
+                let ops = vec![spec(VecOp::AvgPool, c, Loc::Out, Loc::In(0), Loc::In(0), [h, w, h.min(w), h.min(w)])];
+                let j = vec_job(vec![act(x_addr, h * w * c)], c, batch, ops, (0, 0), out_addr[i]);
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::Add => {
+                let b_addr = info.inputs[1].map_or(input, |p| out_addr[p]);
+                let ops = vec![spec(VecOp::Add, cols, Loc::Out, Loc::In(0), Loc::In(1), [0; 4])];
+                let j = vec_job(vec![act(x_addr, cols), act(b_addr, cols)], cols, rows, ops, (0, 0), out_addr[i]);
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::Flatten => {}
+            LayerKind::SoftmaxCrossEntropy => {
+                let classes = icols;
+                let inputs = vec![act(x_addr, classes), Stream { buf: Buffer::Acc, base: labels, row_len: 1 }];
+                let ops = vec![spec(VecOp::SoftmaxXent, 1, Loc::Out, Loc::In(0), Loc::In(1), [classes, 0, 0, 0])];
+                let pid = info.inputs[0].expect("the loss follows a layer");
+                let mut j = vec_job(inputs, classes, irows, ops, (0, 0), contribution(pid, i));
+                // The whole batch in one chunk: the loss is a mean over it.
+                j.out_slot_row = classes + 1;
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            _ => unreachable!("refused above"),
+        }
+        let macs = info.gemms.as_ref().map(|g| g.macs());
+        let f = formats.iter().find(|f| f.index == i);
+        manifest_layers.push(ManifestLayer {
+            index: i,
+            name: layer.name.clone(),
+            kind: layer.kind.keyword(),
+            ff: f.map(|f| fmt_format(f.ff)),
+            bp: f.map(|f| fmt_format(f.bp)),
+            macs: macs.map_or([0; 3], |m| [m.ff, if info.inputs[0].is_some() { m.bp } else { 0 }, m.wu]),
+            output: out_addr[i],
+            grad: grad_addr[i],
+            weights: weights[i].map(|w| w.map),
+        });
+        done += 1;
+        progress(done, total_work);
+    }
+
+    // Backward.
+    let mut remaining: Vec<usize> = consumers.iter().map(Vec::len).collect();
+    for i in (0..n).rev() {
+        let info = &infos[i];
+        let layer = &layers[i];
+        let owner = |phase| Owner { layer: i as u32, phase };
+        let x_addr = info.inputs.first().copied().flatten().map_or(input, |p| out_addr[p]);
+        let dy = grad_addr[i];
+        let (rows, cols) = matrix(info.output, batch);
+        let needs_dx = info.inputs.first().copied().flatten().is_some();
+        let dx = info.inputs.first().copied().flatten().map(|p| contribution(p, i));
+        let act = |base: u64, row_len: u64| Stream { buf: Buffer::Act, base, row_len };
+        let spec = |op, per_row, dst, a, b, p| VecSpec { op, per_row, dst, a, b, p };
+        let vjob = |inputs: Vec<Stream>, out_len: u64, rows: u64, ops: Vec<VecSpec>, scratch: (u64, u64), out_base: u64| StreamJob {
+            rows,
+            inputs,
+            output: Stream { buf: Buffer::Act, base: out_base, row_len: out_len },
+            scratch,
+            out_slot_row: out_len,
+            ops,
+            owner: owner(Phase::Vector),
+        };
+        match &layer.kind {
+            LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
+                let w = weights[i].expect("weight layer");
+                let gm = info.gemms.as_ref().expect("weight layer");
+                let (p, c_out, k) = (gm.ff.m, gm.ff.n, gm.ff.k);
+                let conv = conv_of(info, &layer.kind);
+                let x = InSrc::Im2col { conv, base: x_addr };
+                let w_bp = match w.bp {
+                    WeightFormat::Sparse(_) => WSrc::Stored { vals: w.map.bp_vals, idx: w.map.bp_idx, row_len: w.bp.stored_len(c_out as usize) as u64 },
+                    WeightFormat::Dense => WSrc::DenseT { base: w.map.dense, ld: k },
+                };
+                let dx_dst = if conv.is_identity() { dx.unwrap_or(0) } else { dcol };
+                let dx_out = OutDst::Fp16 { base: dx_dst, ld: k };
+                let dw_out = OutDst::Fp32 { base: w.map.grad, ld: k };
+                let mut fused_done = false;
+                if needs_dx && options.interleave {
+                    let job = FusedJob {
+                        p,
+                        c_out,
+                        k,
+                        bp_weights: w.bp,
+                        dy,
+                        w_bp,
+                        x,
+                        dx: dx_out,
+                        dw: dw_out,
+                        bp_owner: owner(Phase::Bp),
+                        wu_owner: owner(Phase::Wu),
+                    };
+                    if let Some(e) = lower::lower_fused(&ctx, &main_budget, &job, fenced)? {
+                        push(e, &mut blocks, &mut fenced);
+                        fused_done = true;
+                    }
+                }
+                if !fused_done {
+                    if needs_dx {
+                        let job = GemmJob {
+                            m: p,
+                            n: k,
+                            k: c_out,
+                            weights: w.bp,
+                            input: InSrc::Im2col { conv: Conv::matrix(p, c_out), base: dy },
+                            weight: w_bp,
+                            out: dx_out,
+                            owner: owner(Phase::Bp),
+                        };
+                        push(lower::lower_gemm(&ctx, &main_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
+                    }
+                    let job = GemmJob {
+                        m: c_out,
+                        n: k,
+                        k: p,
+                        weights: WeightFormat::Dense,
+                        input: InSrc::Transposed { base: dy, ld: c_out },
+                        weight: WSrc::Im2colT { conv, base: x_addr },
+                        out: dw_out,
+                        owner: owner(Phase::Wu),
+                    };
+                    push(lower::lower_gemm(&ctx, &main_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
+                }
+                if let (Some(dx), false) = (dx, conv.is_identity()) {
+                    // col2im: one add per im2col element, into the input gradient.
+                    let (ir, ic) = matrix(info.input_shapes[0], batch);
+                    let out_len = (ir * ic).div_ceil(p);
+                    let ops = vec![spec(VecOp::Add, k, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
+                    let mut j = vjob(vec![act(dcol, k)], out_len, p, ops, (0, 0), dx);
+                    j.out_slot_row = k.max(out_len);
+                    push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                }
+                let upd = lower::lower_update(&main_budget, &w, fenced)?;
+                push(upd, &mut blocks, &mut fenced);
+                if w.needs_dense_copy() {
+                    // The dense FP16 copy of the updated weights, on the vector unit.
+                    let ops = vec![spec(VecOp::Copy, k, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
+                    let mut j = vjob(vec![Stream { buf: Buffer::Master, base: w.map.master, row_len: k }], k, c_out, ops, (0, 0), w.map.dense);
+                    j.owner = owner(Phase::Prune);
+                    push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                }
+                if options.pregen && w.ff.ratio().is_some() {
+                    let (ins, outs, steps) = lower::prune_steps(&pregen_budget, &w, i as u64);
+                    pregen_decl = Some((ins, outs));
+                    pregen_steps.push((i, steps));
+                    eligible.push(blocks.len() + 1);
+                }
+            }
+            LayerKind::Relu | LayerKind::Gelu if needs_dx => {
+                let op = if layer.kind == LayerKind::Relu { VecOp::ReluGrad } else { VecOp::GeluGrad };
+                let ops = vec![spec(op, cols, Loc::Out, Loc::In(0), Loc::In(1), [0; 4])];
+                let j = vjob(vec![act(x_addr, cols), act(dy, cols)], cols, rows, ops, (0, 0), dx.expect("needs_dx"));
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::BatchNorm | LayerKind::LayerNorm if needs_dx => {
+                let axis = u64::from(layer.kind == LayerKind::LayerNorm);
+                let scratch = if axis == 1 { (4, 0) } else { (0, 4 * cols) };
+                let stats = if axis == 1 { 2 } else { 2 * cols };
+                let ops = vec![
+                    spec(VecOp::NormStats, 1, Loc::Scratch(0), Loc::In(0), Loc::In(0), [cols, axis, 0, 0]),
+                    spec(VecOp::NormGradStats, 1, Loc::Scratch(stats), Loc::In(1), Loc::In(0), [cols, axis, 0, 0]),
+                    spec(VecOp::Copy, cols, Loc::Out, Loc::In(0), Loc::In(0), [0; 4]),
+                    spec(VecOp::NormGradApply, 1, Loc::Out, Loc::In(1), Loc::Scratch(0), [cols, axis, 0, 0]),
+                ];
+                let j = vjob(vec![act(x_addr, cols), act(dy, cols)], cols, rows, ops, scratch, dx.expect("needs_dx"));
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::MaxPool { kernel, stride, .. } | LayerKind::AvgPool { kernel, stride } if needs_dx => {
+                let (Shape::Image { c, h, w }, Shape::Image { h: oh, w: ow, .. }) = (info.input_shapes[0], info.output) else {
+                    unreachable!("pooling on images")
+                };
+                let (k, s) = ((*kernel).min(h).min(w), *stride);
+                let max = matches!(layer.kind, LayerKind::MaxPool { .. });
+                let (op, a) = if max { (VecOp::MaxPoolGrad, Loc::In(0)) } else { (VecOp::AvgPoolGrad, Loc::In(1)) };
+                let ops = vec![spec(op, c, Loc::Out, a, Loc::In(1), [h, w, k, s])];
+                let j = vjob(vec![act(x_addr, h * w * c), act(dy, oh * ow * c)], h * w * c, batch, ops, (0, 0), dx.expect("needs_dx"));
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::GlobalAvgPool if needs_dx => {
+                let Shape::Image { c, h, w } = info.input_shapes[0] else { unreachable!("pooling on images") };
+                let ops = vec![spec(VecOp::AvgPoolGrad, c, Loc::Out, Loc::In(1), Loc::In(1), [h, w, h.min(w), h.min(w)])];
+                let j = vjob(vec![act(x_addr, h * w * c), act(dy, c)], h * w * c, batch, ops, (0, 0), dx.expect("needs_dx"));
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            _ => {}
+        }
+        // Sum the gradients of tensors whose last consumer (in backward order) this was.
+        for p in info.inputs.iter().flatten().copied() {
+            remaining[p] -= 1;
+            if remaining[p] == 0 && consumers[p].len() > 1 {
+                let (r, c) = matrix(infos[p].output, batch);
+                let parts: Vec<u64> = consumers[p].iter().map(|&cn| contribution(p, cn)).collect();
+                let mut acc = parts[0];
+                for &part in &parts[1..] {
+                    let ops = vec![spec(VecOp::Add, c, Loc::Out, Loc::In(0), Loc::In(1), [0; 4])];
+                    let mut j = vjob(vec![act(acc, c), act(part, c)], c, r, ops, (0, 0), grad_addr[p]);
+                    j.owner = Owner { layer: p as u32, phase: Phase::Vector };
+                    push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                    acc = grad_addr[p];
+                }
+            }
+        }
+        done += 1;
+        progress(done, total_work);
+    }
+
+    // ---- Splice the pre-generation stream into the main blocks.
+    let mut insns: Vec<(Instruction, Owner)> = Vec::new();
+    if let Some((ins, outs)) = pregen_decl {
+        let per_layer: Vec<(usize, usize)> =
+            eligible.iter().zip(&pregen_steps).map(|(&at, (_, steps))| (at.min(blocks.len()), steps.len())).collect();
+        let all: Vec<engine::Step> = pregen_steps.into_iter().flat_map(|(_, s)| s).collect();
+        let emitted = lower::emit_prune(&ins, &outs, &all, &Sems::pregen(), false, false);
+        let mut queue = emitted.into_iter();
+        let mut schedule: Vec<Vec<Vec<(Instruction, Owner)>>> = vec![Vec::new(); blocks.len() + 1];
+        for (j, &(at, count)) in per_layer.iter().enumerate() {
+            let end = per_layer.get(j + 1).map_or(blocks.len(), |&(a, _)| a).max(at + 1).min(blocks.len());
+            let window = end.saturating_sub(at).max(1);
+            for c in 0..count {
+                let slot = (at + c * window / count.max(1)).min(blocks.len());
+                schedule[slot].push(queue.next().expect("counted"));
+            }
+        }
+        for (b, block) in blocks.into_iter().enumerate() {
+            for p in std::mem::take(&mut schedule[b]) {
+                insns.extend(p);
+            }
+            insns.extend(block);
+        }
+        for p in schedule.pop().into_iter().flatten() {
+            insns.extend(p);
+        }
+    } else {
+        insns = blocks.into_iter().flatten().collect();
+    }
+    let (mut program, owners): (Vec<Instruction>, Vec<Owner>) = insns.into_iter().unzip();
+    // The last fragment fences nothing: drop its fence signal so every token is consumed.
+    let fence = Sems::main().fence.expect("the main pipeline fences");
+    if let Some(last) = program.iter_mut().rev().find(|i| i.header.signal.contains(&fence)) {
+        for s in last.header.signal.iter_mut().filter(|s| **s == fence) {
+            *s = 0;
+        }
+    }
+    let program = Program { insns: program };
+    let mut buffers = Vec::new();
+    for (pipeline, b) in [("main", main_budget), ("pregen", pregen_budget)] {
+        if pipeline == "pregen" && !options.pregen {
+            continue;
+        }
+        for (name, r) in [("act", b.act), ("wgt", b.wgt), ("acc", b.acc), ("master", b.master)] {
+            if pipeline == "pregen" && (name == "act" || name == "acc") {
+                continue;
+            }
+            buffers.push(ManifestBuffer { pipeline, buffer: name, base: r.base, size: r.size });
+        }
+    }
+    let manifest = Manifest {
+        model: model.name.clone(),
+        batch,
+        method: format!("{} {}", policy.method, policy.nm),
+        options: *options,
+        instructions: program.insns.len(),
+        dram_bytes,
+        layers: manifest_layers,
+        buffers,
+    };
+    let dense_weight_layers = formats.iter().filter(|f| f.ff.ratio().is_none()).map(|f| f.index).collect();
+    Ok(CompiledStep { program, owners, layer_names: layers.iter().map(|l| l.name.clone()).collect(), dense_weight_layers, manifest })
+}
+
+fn fmt_format(w: WeightFormat) -> String {
+    match w.ratio() {
+        None => "dense".into(),
+        Some(r) => r.to_string(),
+    }
+}
