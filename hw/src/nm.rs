@@ -71,7 +71,7 @@ impl NmRatio {
 
     /// True when a dimension of `len` elements splits into whole groups.
     pub fn fits(self, len: usize) -> bool {
-        len % self.m as usize == 0
+        len.is_multiple_of(self.m as usize)
     }
 }
 

@@ -82,7 +82,7 @@ impl TransferShape {
                 last / burst - first / burst + 1
             }
         };
-        if self.base % burst == 0 && self.row_stride % burst == 0 {
+        if self.base.is_multiple_of(burst) && self.row_stride.is_multiple_of(burst) {
             per_row(0) * self.rows
         } else {
             (0..self.rows).map(per_row).sum()
