@@ -80,7 +80,11 @@ fn agree(model: &str, method: Method, nm: (u32, u32), source: BpMaskSource, b: u
         cpu.backward(&out.grad).unwrap();
         cpu.step(&sgd, lr);
         let loss = gpu.train_step(&x, &y, &sgd, lr).unwrap();
-        assert!((loss - out.loss).abs() <= 1e-5 * out.loss.abs().max(1.0), "{model} step {step}: loss GPU {loss} vs CPU {}", out.loss);
+        assert!(
+            (loss - out.loss).abs() <= 1e-5 * out.loss.abs().max(1.0),
+            "{model} step {step}: loss GPU {loss} vs CPU {}",
+            out.loss
+        );
     }
     let mut back = Model::new(&spec, &sparsity, 7).unwrap();
     gpu.download(&mut back).unwrap();

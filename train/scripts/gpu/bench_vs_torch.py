@@ -175,7 +175,7 @@ def worker(args):
             raise SystemExit(f"unknown model {name}")
         weights = [i for i, l in enumerate(layers) if isinstance(l, (nn.Conv2d, nn.Linear))]
         for i in weights:
-            l = layers[i]
+            l = layers[i].to(dev)
             nn.init.normal_(l.weight, 0.0, math.sqrt(2.0 / (l.weight[0].numel())))
             nn.init.zeros_(l.bias)
             layers[i] = NMLayer(l, sparse_method and i not in (weights[0], weights[-1]))

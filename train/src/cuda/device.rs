@@ -128,17 +128,23 @@ impl CudaDevice {
         }
         if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
             return Err(unavailable(
-                "the NVRTC library (libnvrtc.so) was not found: put the CUDA toolkit's lib directory on LD_LIBRARY_PATH"
-                    .into(),
+                "the NVRTC library (libnvrtc.so) was not found: put the CUDA toolkit's lib directory on LD_LIBRARY_PATH".into(),
             ));
         }
         if !unsafe { cudarc::cublas::sys::is_culib_present() } {
             return Err(unavailable(
-                "the cuBLAS library (libcublas.so) was not found: put the CUDA toolkit's lib directory on LD_LIBRARY_PATH"
-                    .into(),
+                "the cuBLAS library (libcublas.so) was not found: put the CUDA toolkit's lib directory on LD_LIBRARY_PATH".into(),
             ));
         }
-        let count = CudaContext::device_count().map_err(|e| unavailable(format!("the driver failed to start: {e}")))?;
+        let count = CudaContext::device_count().map_err(|e| {
+            let hint = if format!("{e:?}").contains("STUB_LIBRARY") {
+                " (a CUDA toolkit's stub libcuda.so was loaded instead of the driver's libcuda.so.1: put the driver's \
+                 folder first on LD_LIBRARY_PATH, or source train/scripts/gpu/cuda_env.sh)"
+            } else {
+                ""
+            };
+            unavailable(format!("the driver failed to start: {e}{hint}"))
+        })?;
         if ordinal >= count.max(0) as usize {
             return Err(unavailable(format!("the driver sees {count} device(s)")));
         }
@@ -193,11 +199,12 @@ impl DeviceInner {
     pub(crate) fn read<T: DeviceRepr + Default + Clone>(&self, src: &CudaSlice<T>, n: usize) -> Result<Vec<T>> {
         let mut out = vec![T::default(); n];
         if n > 0 {
-            self.stream.memcpy_dtoh(&src.slice(0..n), &mut out).map_err(cuda_err(format!("copying {n} elements from the GPU")))?;
+            self.stream
+                .memcpy_dtoh(&src.slice(0..n), &mut out)
+                .map_err(cuda_err(format!("copying {n} elements from the GPU")))?;
         }
         Ok(out)
     }
-
 
     /// Row-major `C = op(A) . op(B) + beta * C` with `op(A)` `m x k`, `op(B)` `k x n`, `C`
     /// `m x n` (the CPU [`crate::gemm::sgemm`] contract), on cuBLAS: cuBLAS is

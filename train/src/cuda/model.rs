@@ -79,7 +79,14 @@ impl GParam {
     }
 
     /// SGD step; `mask` adds the SR-STE term `lambda * w` where `mask_ff` is 0.
-    fn update(&mut self, dev: &CudaDevice, sgd: &Sgd, lr: f32, mask: Option<(&CudaSlice<u8>, f32)>, dummy: &CudaSlice<u8>) -> Result<()> {
+    fn update(
+        &mut self,
+        dev: &CudaDevice,
+        sgd: &Sgd,
+        lr: f32,
+        mask: Option<(&CudaSlice<u8>, f32)>,
+        dummy: &CudaSlice<u8>,
+    ) -> Result<()> {
         let wd = if self.decay { sgd.weight_decay } else { 0.0 };
         let (m, has, lambda) = match mask {
             Some((m, l)) => (m, 1i32, l),
@@ -118,8 +125,20 @@ impl GWeight {
             });
         }
         let bdwp = sparse && s.method == Method::Bdwp;
-        let opt = |on: bool| -> Result<Option<CudaSlice<f32>>> { if on { dev.zeros(n).map(Some) } else { Ok(None) } };
-        let optm = |on: bool| -> Result<Option<CudaSlice<u8>>> { if on { dev.zeros(n).map(Some) } else { Ok(None) } };
+        let opt = |on: bool| -> Result<Option<CudaSlice<f32>>> {
+            if on {
+                dev.zeros(n).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let optm = |on: bool| -> Result<Option<CudaSlice<u8>>> {
+            if on {
+                dev.zeros(n).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
         let mut g = Self {
             p: GParam::new(dev, &w.param)?,
             c_out: w.c_out,
@@ -146,12 +165,9 @@ impl GWeight {
                 BpMaskSource::Dense => {
                     launch!(dev, nm_mask, grid(groups), (w, w, dummy, &0i32, mbp, wbp, &rows, &cols, &n, &m, &1i32))?
                 }
-                BpMaskSource::ForwardMasked => launch!(
-                    dev,
-                    nm_mask,
-                    grid(groups),
-                    (&*wff, w, &*mff, &1i32, mbp, wbp, &rows, &cols, &n, &m, &1i32)
-                )?,
+                BpMaskSource::ForwardMasked => {
+                    launch!(dev, nm_mask, grid(groups), (&*wff, w, &*mff, &1i32, mbp, wbp, &rows, &cols, &n, &m, &1i32))?
+                }
             }
         }
         Ok(())
@@ -168,11 +184,40 @@ impl GWeight {
 
 /// What a layer computes, with its per-image geometry.
 enum Kind {
-    Linear { w: GWeight, b: GParam },
-    Conv { w: GWeight, b: GParam, g: ConvGeom, h: usize, wd: usize, oh: usize, ow: usize },
+    Linear {
+        w: GWeight,
+        b: GParam,
+    },
+    Conv {
+        w: GWeight,
+        b: GParam,
+        g: ConvGeom,
+        h: usize,
+        wd: usize,
+        oh: usize,
+        ow: usize,
+    },
     Relu,
-    Pool { max: bool, k: usize, stride: usize, c: usize, h: usize, w: usize, oh: usize, ow: usize },
-    Bn { gamma: GParam, beta: GParam, run_mean: CudaSlice<f32>, run_var: CudaSlice<f32>, c: usize, s: usize, eps: f32, momentum: f32 },
+    Pool {
+        max: bool,
+        k: usize,
+        stride: usize,
+        c: usize,
+        h: usize,
+        w: usize,
+        oh: usize,
+        ow: usize,
+    },
+    Bn {
+        gamma: GParam,
+        beta: GParam,
+        run_mean: CudaSlice<f32>,
+        run_var: CudaSlice<f32>,
+        c: usize,
+        s: usize,
+        eps: f32,
+        momentum: f32,
+    },
     Flatten,
 }
 
@@ -250,7 +295,9 @@ impl CudaModel {
         for (l, spec) in model.layers.iter().zip(&model.spec.layers) {
             let out_len = spec.output.iter().product();
             let kind = match l {
-                Layer::Linear(x) => Kind::Linear { w: GWeight::new(&dev, &x.name, &x.weight, &dummy_u8)?, b: GParam::new(&dev, &x.bias)? },
+                Layer::Linear(x) => {
+                    Kind::Linear { w: GWeight::new(&dev, &x.name, &x.weight, &dummy_u8)?, b: GParam::new(&dev, &x.bias)? }
+                }
                 Layer::Conv2d(x) => {
                     let (h, wd) = (spec.input[1], spec.input[2]);
                     let (oh, ow) = x.geom.out_hw(h, wd).ok_or_else(|| Error::Shape {
@@ -340,7 +387,8 @@ impl CudaModel {
             sizes.iter_mut().for_each(|s| *s = m);
         }
         let acts = sizes.iter().map(|&n| dev.zeros(n)).collect::<Result<Vec<_>>>()?;
-        let (mut cols_sizes, mut aux, mut t, mut dcols, mut gmax) = (Vec::<usize>::new(), Vec::new(), 1usize, 1usize, cap * self.in_len);
+        let (mut cols_sizes, mut aux, mut t, mut dcols, mut gmax) =
+            (Vec::<usize>::new(), Vec::new(), 1usize, 1usize, cap * self.in_len);
         for l in &self.layers {
             gmax = gmax.max(cap * l.out_len);
             let mut a = Aux { cols: None, argmax: None, xhat: None, bn: None };
@@ -405,6 +453,7 @@ impl CudaModel {
 
     /// Gathers images `order[off..off + b]` of `pixels`/`labels` (on the GPU) into the input
     /// of the workspace for `train`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn gather(
         &mut self,
         pixels: &CudaSlice<f32>,

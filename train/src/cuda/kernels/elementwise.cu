@@ -71,7 +71,7 @@ extern "C" __global__ void pool_fwd(const float* x, float* y, unsigned int* argm
     const float* src = x + plane * h * w;
     int y0 = oy * stride, x0 = ox * stride;
     if (is_max) {
-        float best = -INFINITY;
+        float best = __int_as_float(0xff800000);
         int at = y0 * w + x0;
         for (int i = 0; i < k; ++i)
             for (int j = 0; j < k; ++j) {

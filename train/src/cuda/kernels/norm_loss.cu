@@ -125,7 +125,7 @@ extern "C" __global__ void softmax_xent(const float* logits, const int* labels, 
         const float* row = logits + (long)r * classes;
         int label = labels[r];
         int arg = 0;
-        float mx = -INFINITY;
+        float mx = __int_as_float(0xff800000);
         for (int i = 0; i < classes; ++i)
             if (row[i] > mx) {
                 mx = row[i];
