@@ -330,7 +330,7 @@ pub fn emit_with(arch: &ArchConfig, p: &GemmProblem, t: &Tiling, layout: &GemmLa
         let w_addr = (w_loads % 2) * w_slot;
         if need_w {
             let wait = if w_loads >= 2 { W_FREE } else { 0 };
-            let row = |base: u64, e: u64| (base + (s.n0 * stored_k + compressed(s.k0)) * e) as u32;
+            let row = |base: u64, e: u64| base + (s.n0 * stored_k + compressed(s.k0)) * e;
             let load = |buf, dram| Op::Load {
                 buf,
                 sram: w_addr as u32,
@@ -361,7 +361,7 @@ pub fn emit_with(arch: &ArchConfig, p: &GemmProblem, t: &Tiling, layout: &GemmLa
                 tagged(Op::Load {
                     buf: Buffer::Act,
                     sram: in_addr as u32,
-                    dram: dram as u32,
+                    dram,
                     rows: rows as u32,
                     cols: cols as u32,
                     dram_row_stride: dram_row_stride as u32,
@@ -414,7 +414,7 @@ pub fn emit_with(arch: &ArchConfig, p: &GemmProblem, t: &Tiling, layout: &GemmLa
                 tagged(Op::Store {
                     buf: Buffer::Acc,
                     sram: acc_addr as u32,
-                    dram: (layout.output + (s.m0 * p.n + s.n0) * 4) as u32,
+                    dram: layout.output + (s.m0 * p.n + s.n0) * 4,
                     rows: tm as u32,
                     cols: tn as u32,
                     dram_row_stride: p.n as u32,

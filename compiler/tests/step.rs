@@ -32,11 +32,13 @@ fn synchronization_balances_and_macs_match_the_analytical_counts() {
                     std::fs::write(format!("/tmp/{name}.s"), c.program.to_text()).unwrap();
                     panic!("{name} {method} {options:?}: {e}");
                 }
+                c.program.to_binary().unwrap_or_else(|e| panic!("{name} {method} {options:?}: {e}"));
                 let r = step::simulate(&arch, &c).unwrap_or_else(|e| panic!("{name} {method} {options:?}: {e}"));
                 // Every phase's dense-equivalent MACs equal the model's analytical count.
                 for l in &c.manifest.layers {
                     for (phase, want) in ["ff", "bp", "wu"].iter().zip(l.macs) {
-                        let got: u64 = r.layers.iter().filter(|s| s.layer == l.index && s.phase == *phase).map(|s| s.macs_dense).sum();
+                        let got: u64 =
+                            r.layers.iter().filter(|s| s.layer == l.index && s.phase == *phase).map(|s| s.macs_dense).sum();
                         assert_eq!(got, want, "{name} {method}: layer {} phase {phase}", l.name);
                     }
                 }
@@ -44,5 +46,3 @@ fn synchronization_balances_and_macs_match_the_analytical_counts() {
         }
     }
 }
-
-

@@ -87,11 +87,12 @@ fn parse_dataflow(text: &str) -> Result<DataflowChoice> {
 pub fn run(a: &GemmArgs) -> Result<()> {
     let arch = ArchConfig::resolve(&a.arch).with_context(|| format!("--arch {}", a.arch))?;
     let problem = GemmProblem { m: a.m, n: a.n, k: a.k, weights: parse_sparsity(&a.sparsity)? };
-    let options = GemmOptions { dataflow: parse_dataflow(&a.dataflow)?, interleave: !a.no_interleave, phase: Phase::Ff, input_t: false };
+    let options =
+        GemmOptions { dataflow: parse_dataflow(&a.dataflow)?, interleave: !a.no_interleave, phase: Phase::Ff, input_t: false };
     let layout = GemmLayout::packed(&arch, &problem, 0);
-    if layout.end(&problem) > u64::from(u32::MAX) || layout.end(&problem) > arch.dram_bytes() {
+    if layout.end(&problem) > (1u64 << 40) || layout.end(&problem) > arch.dram_bytes() {
         bail!(
-            "GEMM {}x{}x{} needs {} bytes of DRAM, beyond the 32-bit DMA address space or the machine's DRAM",
+            "GEMM {}x{}x{} needs {} bytes of DRAM, beyond the 40-bit DMA address space or the machine's DRAM",
             a.m,
             a.n,
             a.k,

@@ -3,6 +3,8 @@
 //! from every layer print once here, as a chain, with a non-zero exit.
 
 mod bench_cmd;
+mod compare_cmd;
+mod compile_cmd;
 mod gemm_cmd;
 mod plot;
 mod program_cmd;
@@ -44,11 +46,22 @@ enum Command {
     Train(train_cmd::TrainArgs),
     /// Compile one training iteration of a model onto SAT, simulate it, print per-layer phases.
     Sim(sim_cmd::SimArgs),
+    /// Compile one training iteration of a model onto SAT; write program.bin, program.s, manifest.json.
+    Compile(compile_cmd::CompileArgs),
     /// Dense vs SR-STE vs BDWP speedups and the ablation of each optimization.
     Speedup(speedup_cmd::SpeedupArgs),
+    /// Put a measured GPU training run beside the simulated SAT run of the same model.
+    Compare(compare_cmd::CompareArgs),
 }
 
 fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when the reader of our output goes away
+    // (`satkit sim | head`) instead of panicking on a broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default SIGPIPE action before any thread starts is sound.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Gemm(a) => gemm_cmd::run(a),
@@ -62,6 +75,8 @@ fn main() -> ExitCode {
         Command::Train(a) => train_cmd::run(a),
         Command::Sim(a) => sim_cmd::run(a),
         Command::Speedup(a) => speedup_cmd::run(a),
+        Command::Compile(a) => compile_cmd::run(a),
+        Command::Compare(a) => compare_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -113,3 +113,79 @@ pub fn line_chart(path: &Path, chart: &LineChart) -> Result<()> {
     }
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
+
+/// A grouped bar chart: one group of bars per category, one bar per series in each group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarChart {
+    /// Title above the plot.
+    pub title: String,
+    /// Y axis label.
+    pub y_label: String,
+    /// Category labels along the x axis, in order.
+    pub categories: Vec<String>,
+    /// `(series name, one value per category)`; non-finite values draw no bar.
+    pub series: Vec<(String, Vec<f64>)>,
+}
+
+/// Draws `chart` as a PNG at `path` (whole file or none). Group `i` is centred on x = `i`;
+/// the axis labels name the categories at the ticks plotters picks (all when they fit).
+pub fn bar_chart(path: &Path, chart: &BarChart) -> Result<()> {
+    ensure_font()?;
+    let n = chart.categories.len().max(1);
+    let groups = chart.series.len().max(1) as f64;
+    let top = chart.series.iter().flat_map(|s| s.1.iter().copied()).filter(|v| v.is_finite()).fold(0f64, f64::max);
+    let y1 = if top > 0.0 { top * 1.05 } else { 1.0 };
+    let width = (SIZE.0).max(40 + 14 * n as u32).min(4000);
+    let tmp: PathBuf = path.with_extension("tmp.png");
+    let draw = || -> Result<()> {
+        let root = BitMapBackend::new(&tmp, (width, SIZE.1)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut c = ChartBuilder::on(&root)
+            .caption(&chart.title, ("sans-serif", 24))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(90)
+            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..y1)?;
+        let cats = chart.categories.clone();
+        // Horizontal labels about 95 px wide: name every `step`-th group so they do not overlap.
+        let step = (n * 95).div_ceil(width.saturating_sub(130).max(1) as usize).max(1);
+        c.configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize).is_multiple_of(step) {
+                    cats.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .x_label_style(("sans-serif", 11))
+            .y_desc(chart.y_label.as_str())
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        for (si, (name, values)) in chart.series.iter().enumerate() {
+            let color = COLORS[si % COLORS.len()];
+            let bar_w = 0.8 / groups;
+            let bars = values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(move |(i, &v)| {
+                let x0 = i as f64 - 0.4 + si as f64 * bar_w;
+                Rectangle::new([(x0, 0.0), (x0 + bar_w, v)], color.filled())
+            });
+            c.draw_series(bars)?
+                .label(name.as_str())
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
+        }
+        c.configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()?;
+        root.present()?;
+        Ok(())
+    };
+    if let Err(e) = draw() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(format!("drawing {}", path.display())));
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}

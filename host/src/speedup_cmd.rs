@@ -10,7 +10,7 @@ use serde::Serialize;
 #[derive(clap::Args, Debug)]
 pub struct SpeedupArgs {
     /// A zoo model name or a model file.
-    #[arg(long)]
+    #[arg(long, default_value = "resnet18-cifar10")]
     pub model: String,
     /// Batch size.
     #[arg(long, default_value_t = 128)]
@@ -67,6 +67,7 @@ pub fn run(a: &SpeedupArgs) -> Result<()> {
         no_pregen: false,
         no_offline_schedule: false,
         json: false,
+        report: None,
     };
     let run = |args: SimArgs, label: &str| -> Result<satkit_compiler::step::StepReport> {
         Ok(compile_and_simulate(&args.config()?, label)?.1)
@@ -107,11 +108,20 @@ pub fn run(a: &SpeedupArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("{} batch {} at {} (ideal: BDWP {:.3}x, SR-STE {:.3}x)", out.model, out.batch, out.nm, out.ideal_bdwp, out.ideal_srste);
-    println!("{:<8} {:>14} {:>9} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10}", "method", "cycles", "speedup", "ff", "bp", "wu", "update", "prune", "vector");
+    println!(
+        "{} batch {} at {} (ideal: BDWP {:.3}x, SR-STE {:.3}x)",
+        out.model, out.batch, out.nm, out.ideal_bdwp, out.ideal_srste
+    );
+    println!(
+        "{:<8} {:>14} {:>9} {:>12} {:>12} {:>12} {:>10} {:>10} {:>10}",
+        "method", "cycles", "speedup", "ff", "bp", "wu", "update", "prune", "vector"
+    );
     for r in &out.methods {
         let p = &r.phases;
-        println!("{:<8} {:>14} {:>8.3}x {:>12} {:>12} {:>12} {:>10} {:>10} {:>10}", r.config, r.total_cycles, r.speedup_vs_dense, p.ff, p.bp, p.wu, p.update, p.prune, p.vector);
+        println!(
+            "{:<8} {:>14} {:>8.3}x {:>12} {:>12} {:>12} {:>10} {:>10} {:>10}",
+            r.config, r.total_cycles, r.speedup_vs_dense, p.ff, p.bp, p.wu, p.update, p.prune, p.vector
+        );
     }
     println!("\nablation (BDWP, one optimization off):");
     for a in &out.ablation {

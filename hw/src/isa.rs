@@ -115,6 +115,24 @@ impl Field for u32 {
     }
 }
 
+impl Field for u64 {
+    fn to_bits(self) -> u64 {
+        self
+    }
+    fn from_bits(bits: u64) -> Option<Self> {
+        Some(bits)
+    }
+    fn parse_text(text: &str) -> Option<Self> {
+        match text.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).ok(),
+            None => text.parse().ok(),
+        }
+    }
+    fn text(self) -> String {
+        self.to_string()
+    }
+}
+
 impl Field for bool {
     fn to_bits(self) -> u64 {
         u64::from(self)
@@ -522,8 +540,9 @@ isa_table! {
         buf: Buffer = 3,
         /// First destination element.
         sram: u32 = 24,
-        /// DRAM byte address of element (0, 0).
-        dram: u32 = 32,
+        /// DRAM byte address of element (0, 0); 40 bits (1 TiB), so large models' training
+        /// steps (resnet50 at batch 256 needs more than 4 GiB) are addressable.
+        dram: u64 = 40,
         /// Rows moved.
         rows: u32 = 16,
         /// Elements per row.
@@ -541,8 +560,9 @@ isa_table! {
         buf: Buffer = 3,
         /// First source element.
         sram: u32 = 24,
-        /// DRAM byte address of element (0, 0).
-        dram: u32 = 32,
+        /// DRAM byte address of element (0, 0); 40 bits (1 TiB), so large models' training
+        /// steps (resnet50 at batch 256 needs more than 4 GiB) are addressable.
+        dram: u64 = 40,
         /// Rows moved.
         rows: u32 = 16,
         /// Elements per row.

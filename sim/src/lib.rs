@@ -164,7 +164,7 @@ impl Machine {
                 let t = dma::Transfer {
                     buf,
                     sram: sram.into(),
-                    dram: dram.into(),
+                    dram,
                     rows: rows.into(),
                     cols: cols.into(),
                     dram_row_stride: dram_row_stride.into(),

@@ -26,7 +26,7 @@ fn load(buf: Buffer, sram: u32, dram: u32, rows: u32, cols: u32, row_stride: u32
     Op::Load {
         buf,
         sram,
-        dram,
+        dram: dram.into(),
         rows,
         cols,
         dram_row_stride: row_stride,
@@ -42,7 +42,7 @@ fn load_row(buf: Buffer, sram: u32, dram: u32, cols: u32) -> Op {
 
 /// A one-row store of `cols` contiguous elements.
 fn store_row(buf: Buffer, sram: u32, dram: u32, cols: u32) -> Op {
-    Op::Store { buf, sram, dram, rows: 1, cols, dram_row_stride: cols, dram_col_stride: 1, sram_row_stride: cols }
+    Op::Store { buf, sram, dram: dram.into(), rows: 1, cols, dram_row_stride: cols, dram_col_stride: 1, sram_row_stride: cols }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -186,8 +186,8 @@ fn corrupted_opcode_is_refused_with_its_index() {
 
 #[test]
 fn reserved_bit_is_refused_with_index_and_mnemonic() {
-    // load's fields end at bit 32 + 3 + 24 + 32 + 16 + 16 + 24 + 8 + 24 = 179: bit 179 is reserved.
-    let end = 32 + 3 + 24 + 32 + 16 + 16 + 24 + 8 + 24;
+    // load's fields end at bit 32 + 3 + 24 + 40 + 16 + 16 + 24 + 8 + 24 = 187: bit 187 is reserved.
+    let end = 32 + 3 + 24 + 40 + 16 + 16 + 24 + 8 + 24;
     for bit in [end, 200, 255] {
         let mut bytes = binary_of(&three_insns());
         patch_word(&mut bytes, 2, |w| w.set(bit, 1, 1));
@@ -623,7 +623,16 @@ fn dma_op() -> impl Strategy<Value = Op> {
             if is_load {
                 load(buf, sram, dram, rows, cols, rs, cs, ss)
             } else {
-                Op::Store { buf, sram, dram, rows, cols, dram_row_stride: rs, dram_col_stride: cs, sram_row_stride: ss }
+                Op::Store {
+                    buf,
+                    sram,
+                    dram: dram.into(),
+                    rows,
+                    cols,
+                    dram_row_stride: rs,
+                    dram_col_stride: cs,
+                    sram_row_stride: ss,
+                }
             }
         })
 }

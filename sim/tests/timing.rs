@@ -81,9 +81,9 @@ fn transfer(
 ) -> Instruction {
     let (dram_row_stride, dram_col_stride, sram_row_stride) = (row_stride, col_stride, cols);
     Instruction::new(if load {
-        Op::Load { buf, sram, dram, rows, cols, dram_row_stride, dram_col_stride, sram_row_stride }
+        Op::Load { buf, sram, dram: dram.into(), rows, cols, dram_row_stride, dram_col_stride, sram_row_stride }
     } else {
-        Op::Store { buf, sram, dram, rows, cols, dram_row_stride, dram_col_stride, sram_row_stride }
+        Op::Store { buf, sram, dram: dram.into(), rows, cols, dram_row_stride, dram_col_stride, sram_row_stride }
     })
 }
 

@@ -171,7 +171,7 @@ fn add_signal(i: Instruction, s: u8) -> Instruction {
 }
 
 fn xfer_op(x: &Xfer, base: u64, load: bool) -> Instruction {
-    let (buf, sram, dram, rows, cols) = (x.buf, (base + x.off) as u32, x.dram as u32, x.rows as u32, x.cols as u32);
+    let (buf, sram, dram, rows, cols) = (x.buf, (base + x.off) as u32, x.dram, x.rows as u32, x.cols as u32);
     let (dram_row_stride, dram_col_stride, sram_row_stride) = (x.dram_row_stride as u32, 1, x.sram_row_stride as u32);
     let op = if load {
         Op::Load { buf, sram, dram, rows, cols, dram_row_stride, dram_col_stride, sram_row_stride }
@@ -187,14 +187,7 @@ pub(crate) type Emitted = Vec<Vec<(Instruction, Owner)>>;
 /// Emits a fragment. `fenced` makes its first load wait on the fence (the previous fragment's
 /// last store signals it when `fence_next` held there); `fence_next` makes its last store
 /// signal the fence for the next fragment.
-pub(crate) fn emit(
-    ins: &[SetDecl],
-    outs: &[OutDecl],
-    steps: &[Step],
-    sems: &Sems,
-    fenced: bool,
-    fence_next: bool,
-) -> Emitted {
+pub(crate) fn emit(ins: &[SetDecl], outs: &[OutDecl], steps: &[Step], sems: &Sems, fenced: bool, fence_next: bool) -> Emitted {
     // Semaphore roles.
     let mut pool = sems.pool.iter().copied();
     let mut take = || pool.next().expect("compiler bug: a fragment needs more semaphores than its allocation");
@@ -230,9 +223,8 @@ pub(crate) fn emit(
         }
     }
     // Last use of a tile: no later step uses the same tile number.
-    let last_use = |tiles: &Vec<Option<(u64, bool)>>, i: usize, t: u64| {
-        tiles[i + 1..].iter().flatten().next().is_none_or(|&(n, _)| n != t)
-    };
+    let last_use =
+        |tiles: &Vec<Option<(u64, bool)>>, i: usize, t: u64| tiles[i + 1..].iter().flatten().next().is_none_or(|&(n, _)| n != t);
     let mut out = Vec::with_capacity(steps.len());
     let mut first_load = fenced && sems.fence.is_some();
     let total_steps = steps.len();
@@ -241,7 +233,11 @@ pub(crate) fn emit(
         let mut insns: Vec<(Instruction, Owner)> = Vec::new();
         let bases = Bases {
             ins: ins.iter().enumerate().map(|(s, d)| in_tiles[s][i].map_or(0, |(t, _)| d.base + (t % 2) * d.slot)).collect(),
-            outs: outs.iter().enumerate().map(|(o, d)| out_tiles[o][i].map_or(0, |(t, _)| d.set.base + (t % 2) * d.set.slot)).collect(),
+            outs: outs
+                .iter()
+                .enumerate()
+                .map(|(o, d)| out_tiles[o][i].map_or(0, |(t, _)| d.set.base + (t % 2) * d.set.slot))
+                .collect(),
         };
         // Loads.
         let mut out_free_waited = vec![false; outs.len()];

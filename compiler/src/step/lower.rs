@@ -16,7 +16,7 @@
 //! best [`SIMULATED_CANDIDATES`] are simulated exactly; the fastest wins. Without offline
 //! scheduling, the first maximal WS tiling in `n, m, k` order is used, with no search.
 
-use super::engine::{self, Compute, Emitted, InUse, OutDecl, OutUse, Owner, SetDecl, SetRef, Sems, Step, Xfer};
+use super::engine::{self, Compute, Emitted, InUse, OutDecl, OutUse, Owner, Sems, SetDecl, SetRef, Step, Xfer};
 use crate::gemm::{candidates, LoopOrder, FIELD16};
 use crate::{Error, Result};
 use satkit_hw::isa::{Buffer, Instruction, Op, PruneOrder, VecOp, WeightFormat};
@@ -79,7 +79,17 @@ impl Conv {
     /// DMAs loading rows `p0..p0+np` (output pixels), columns `k0..k0+nk` of the im2col
     /// matrix into a slot laid out with `sram_row_stride`.
     #[allow(clippy::too_many_arguments)]
-    pub fn xfers(&self, base: u64, p0: u64, np: u64, k0: u64, nk: u64, buf: Buffer, sram_row_stride: u64, owner: Owner) -> Vec<Xfer> {
+    pub fn xfers(
+        &self,
+        base: u64,
+        p0: u64,
+        np: u64,
+        k0: u64,
+        nk: u64,
+        buf: Buffer,
+        sram_row_stride: u64,
+        owner: Owner,
+    ) -> Vec<Xfer> {
         let cin = self.c_in;
         let (b, rem) = (p0 / (self.oh * self.ow), p0 % (self.oh * self.ow));
         let (oy, ox) = (rem / self.ow, rem % self.ow);
@@ -219,7 +229,8 @@ impl GemmJob {
         for dataflow in dataflows {
             let interleave = interleave_for(ctx, dataflow);
             let n_unit = if dataflow == Dataflow::Os { c * interleave } else { c };
-            let (ks, ns, ms) = (candidates(self.k, k_unit, FIELD16), candidates(self.n, n_unit, FIELD16), candidates(self.m, r, FIELD16));
+            let (ks, ns, ms) =
+                (candidates(self.k, k_unit, FIELD16), candidates(self.n, n_unit, FIELD16), candidates(self.m, r, FIELD16));
             let grows = |list: &[u64], i: usize| list.get(i + 1).copied();
             for (ki, &tk) in ks.iter().enumerate() {
                 for (ni, &tn) in ns.iter().enumerate() {
@@ -368,13 +379,7 @@ impl GemmJob {
                         Some(InUse { key: key(m0, k0), loads: loads_in }),
                         Some(InUse { key: key(n0, k0), loads: loads_w }),
                     ],
-                    outs: vec![Some(OutUse {
-                        key: key(m0, n0),
-                        preload: Vec::new(),
-                        stores,
-                        epilogue_count: tm * tn,
-                        owner,
-                    })],
+                    outs: vec![Some(OutUse { key: key(m0, n0), preload: Vec::new(), stores, epilogue_count: tm * tn, owner })],
                     computes: vec![Compute { reads: vec![0, 1], writes: vec![0], make, owner }],
                 }
             })
@@ -388,7 +393,14 @@ impl GemmJob {
         let arch = ctx.arch;
         let tiles = |full: u64, tile: u64| full.div_ceil(tile);
         let (mt, nt, kt) = (tiles(self.m, t.tm), tiles(self.n, t.tn), tiles(self.k, t.tk));
-        let g = GemmShape { dataflow: t.dataflow, weights: self.weights, rows: t.tm, cols: t.tn, depth: t.tk, interleave: t.interleave };
+        let g = GemmShape {
+            dataflow: t.dataflow,
+            weights: self.weights,
+            rows: t.tm,
+            cols: t.tn,
+            depth: t.tk,
+            interleave: t.interleave,
+        };
         let compute = gemm_timing(arch, &g).cycles * mt * nt * kt;
         let in_bytes = self.m * self.k * 2;
         let w_bytes = self.n * stored(self.weights, self.k) * if self.weights.ratio().is_some() { 3 } else { 2 };
@@ -423,7 +435,12 @@ pub(crate) fn lower_gemm(ctx: &Ctx, budget: &Budget, job: &GemmJob, fenced: bool
         }
         best.expect("at least one candidate").1
     } else {
-        all.iter().copied().find(|t| t.dataflow == Dataflow::Ws && t.order == LoopOrder::Nmk).unwrap_or(all[0])
+        // No offline scheduling: a fixed schedule, the WS dataflow in NMK order with the
+        // maximal tile that streams the most rows per stationary weight tile (WS amortizes
+        // each weight preload and the array fill over `tm` rows), then the largest weight tile.
+        let ws: Vec<JobTiling> =
+            all.iter().copied().filter(|t| t.dataflow == Dataflow::Ws && t.order == LoopOrder::Nmk).collect();
+        ws.iter().copied().max_by_key(|t| (t.tm, t.tn * t.tk)).unwrap_or(all[0])
     };
     let (ins, outs, steps) = job.steps(ctx, budget, &chosen);
     Ok((engine::emit(&ins, &outs, &steps, &Sems::main(), fenced, true), chosen))
@@ -462,7 +479,14 @@ impl FusedJob {
             && tn.max(pc).max(self.c_out) <= FIELD16
     }
 
-    fn steps(&self, budget: &Budget, tn0: u64, pc0: u64, dfs: (Dataflow, Dataflow), ils: (u64, u64)) -> (Vec<SetDecl>, Vec<OutDecl>, Vec<Step>) {
+    fn steps(
+        &self,
+        budget: &Budget,
+        tn0: u64,
+        pc0: u64,
+        dfs: (Dataflow, Dataflow),
+        ils: (u64, u64),
+    ) -> (Vec<SetDecl>, Vec<OutDecl>, Vec<Step>) {
         let act = budget.act.base;
         let ins = vec![
             SetDecl { base: act, slot: pc0 * self.c_out },
@@ -475,7 +499,11 @@ impl FusedJob {
                 set: SetDecl { base: budget.acc.base, slot: pc0 * tn0 },
                 stage: Some((Buffer::Act, SetDecl { base: act + 2 * pc0 * self.c_out, slot: pc0 * tn0 })),
             },
-            OutDecl { buf: Buffer::Acc, set: SetDecl { base: budget.acc.base + 2 * pc0 * tn0, slot: self.c_out * tn0 }, stage: None },
+            OutDecl {
+                buf: Buffer::Acc,
+                set: SetDecl { base: budget.acc.base + 2 * pc0 * tn0, slot: self.c_out * tn0 },
+                stage: None,
+            },
         ];
         let (bo, wo) = (self.bp_owner, self.wu_owner);
         let dy_conv = Conv::matrix(self.p, self.c_out);
@@ -614,7 +642,8 @@ pub(crate) fn lower_fused(ctx: &Ctx, budget: &Budget, job: &FusedJob, fenced: bo
     let mut shapes = Vec::new();
     for (i, &tn) in tns.iter().enumerate() {
         for (j, &pc) in pcs.iter().enumerate() {
-            let maximal = tns.get(i + 1).is_none_or(|&n| !job.fits(budget, n, pc)) && pcs.get(j + 1).is_none_or(|&p| !job.fits(budget, tn, p));
+            let maximal = tns.get(i + 1).is_none_or(|&n| !job.fits(budget, n, pc))
+                && pcs.get(j + 1).is_none_or(|&p| !job.fits(budget, tn, p));
             if maximal && job.fits(budget, tn, pc) {
                 shapes.push((tn, pc));
             }
@@ -634,8 +663,22 @@ pub(crate) fn lower_fused(ctx: &Ctx, budget: &Budget, job: &FusedJob, fenced: bo
     }
     let pick = if ctx.search {
         let est = |&(tn, pc, a, b): &(u64, u64, Dataflow, Dataflow)| {
-            let bp = GemmShape { dataflow: a, weights: job.bp_weights, rows: pc, cols: tn, depth: job.c_out, interleave: interleave_for(ctx, a) };
-            let wu = GemmShape { dataflow: b, weights: WeightFormat::Dense, rows: job.c_out, cols: tn, depth: pc, interleave: interleave_for(ctx, b) };
+            let bp = GemmShape {
+                dataflow: a,
+                weights: job.bp_weights,
+                rows: pc,
+                cols: tn,
+                depth: job.c_out,
+                interleave: interleave_for(ctx, a),
+            };
+            let wu = GemmShape {
+                dataflow: b,
+                weights: WeightFormat::Dense,
+                rows: job.c_out,
+                cols: tn,
+                depth: pc,
+                interleave: interleave_for(ctx, b),
+            };
             let steps = job.k.div_ceil(tn) * job.p.div_ceil(pc);
             (gemm_timing(arch, &bp).cycles + gemm_timing(arch, &wu).cycles) * steps
         };
@@ -643,7 +686,8 @@ pub(crate) fn lower_fused(ctx: &Ctx, budget: &Budget, job: &FusedJob, fenced: bo
         ranked.sort_by_key(est);
         let mut best: Option<(u64, (u64, u64, Dataflow, Dataflow))> = None;
         for o in ranked.into_iter().take(SIMULATED_CANDIDATES) {
-            let (ins, outs, steps) = job.steps(budget, o.0, o.1, (o.2, o.3), (interleave_for(ctx, o.2), interleave_for(ctx, o.3)));
+            let (ins, outs, steps) =
+                job.steps(budget, o.0, o.1, (o.2, o.3), (interleave_for(ctx, o.2), interleave_for(ctx, o.3)));
             let cycles = simulate(arch, &engine::emit(&ins, &outs, &steps, &Sems::main(), false, false))?;
             if best.is_none_or(|(b, _)| cycles < b) {
                 best = Some((cycles, o));
@@ -651,9 +695,17 @@ pub(crate) fn lower_fused(ctx: &Ctx, budget: &Budget, job: &FusedJob, fenced: bo
         }
         best.expect("a candidate").1
     } else {
-        options.iter().copied().find(|o| o.2 == Dataflow::Ws && o.3 == Dataflow::Ws).unwrap_or(options[0])
+        // No offline scheduling: both GEMMs in WS with the maximal `(tn, pc)` block that
+        // streams the most BP rows (`pc`) per stationary weight tile.
+        options
+            .iter()
+            .copied()
+            .filter(|o| o.2 == Dataflow::Ws && o.3 == Dataflow::Ws)
+            .max_by_key(|o| (o.1, o.0))
+            .unwrap_or(options[0])
     };
-    let (ins, outs, steps) = job.steps(budget, pick.0, pick.1, (pick.2, pick.3), (interleave_for(ctx, pick.2), interleave_for(ctx, pick.3)));
+    let (ins, outs, steps) =
+        job.steps(budget, pick.0, pick.1, (pick.2, pick.3), (interleave_for(ctx, pick.2), interleave_for(ctx, pick.3)));
     Ok(Some(engine::emit(&ins, &outs, &steps, &Sems::main(), fenced, true)))
 }
 
@@ -685,6 +737,9 @@ pub(crate) struct Stream {
     pub buf: Buffer,
     pub base: u64,
     pub row_len: u64,
+    /// Extra elements per row the slot holds beyond the loaded `row_len` (a pooling band's
+    /// line-buffer rows, see `PoolBands` in the step module); not loaded.
+    pub halo: u64,
 }
 
 /// A vector pass over `rows` rows: load each chunk of rows of every input, run `ops`, store
@@ -699,12 +754,33 @@ pub(crate) struct StreamJob {
     pub ops: Vec<VecSpec>,
     /// Output elements per row the ops write (may exceed the stored `row_len`).
     pub out_slot_row: u64,
+    /// The ops write the output chunk densely (row stride `row_len`) and then one more
+    /// element, stored to this DRAM address (the loss after `softmax_xent`); needs the whole
+    /// pass in one chunk.
+    pub tail_store: Option<u64>,
     pub owner: Owner,
+}
+
+/// Splits a transfer whose rows are longer than the 16-bit `cols` field into column pieces
+/// (same rows and strides, each piece at most [`FIELD16`] columns), so every DMA encodes.
+fn split_cols(x: Xfer) -> Vec<Xfer> {
+    let elem = match x.buf {
+        Buffer::Acc | Buffer::Master => 4,
+        Buffer::Mask | Buffer::Idx => 1,
+        _ => 2,
+    };
+    (0..x.cols.div_ceil(FIELD16))
+        .map(|i| {
+            let c0 = i * FIELD16;
+            Xfer { off: x.off + c0, dram: x.dram + c0 * elem, cols: (x.cols - c0).min(FIELD16), ..x }
+        })
+        .collect()
 }
 
 /// Lowers a vector stream; chunks are as large as the double-buffered regions allow.
 pub(crate) fn lower_stream(budget: &Budget, job: &StreamJob, fenced: bool) -> Result<Emitted> {
-    let per_row: u64 = job.inputs.iter().filter(|s| s.buf == Buffer::Act).map(|s| s.row_len).sum::<u64>() + job.out_slot_row;
+    let per_row: u64 =
+        job.inputs.iter().filter(|s| s.buf == Buffer::Act).map(|s| s.row_len + s.halo).sum::<u64>() + job.out_slot_row;
     let acc_row: u64 = job.inputs.iter().filter(|s| s.buf == Buffer::Acc).map(|s| s.row_len).sum();
     let master_row: u64 = job.inputs.iter().filter(|s| s.buf == Buffer::Master).map(|s| s.row_len).sum();
     let mut chunk = (budget.act.size / (2 * per_row)).min(FIELD16).min(job.rows).min((1 << 24) / job.out_slot_row.max(1) / 4);
@@ -715,7 +791,7 @@ pub(crate) fn lower_stream(budget: &Budget, job: &StreamJob, fenced: bool) -> Re
     {
         chunk /= 2;
     }
-    if chunk == 0 {
+    if chunk == 0 || (job.tail_store.is_some() && chunk < job.rows) {
         return Err(Error::NoTiling {
             what: format!("a vector pass over rows of {per_row} elements"),
             arch: "this machine".into(),
@@ -730,8 +806,8 @@ pub(crate) fn lower_stream(budget: &Budget, job: &StreamJob, fenced: bool) -> Re
             Buffer::Master => &mut master,
             _ => &mut act,
         };
-        ins.push(SetDecl { base: *at, slot: chunk * s.row_len });
-        *at += 2 * chunk * s.row_len;
+        ins.push(SetDecl { base: *at, slot: chunk * (s.row_len + s.halo) });
+        *at += 2 * chunk * (s.row_len + s.halo);
     }
     let outs = vec![OutDecl { buf: Buffer::Act, set: SetDecl { base: act, slot: chunk * job.out_slot_row }, stage: None }];
     let scratch = acc;
@@ -746,36 +822,43 @@ pub(crate) fn lower_stream(budget: &Budget, job: &StreamJob, fenced: bool) -> Re
                 .map(|s| {
                     Some(InUse {
                         key: r0,
-                        loads: vec![Xfer {
+                        loads: split_cols(Xfer {
                             buf: s.buf,
                             off: 0,
                             dram: s.base + r0 * s.row_len * if matches!(s.buf, Buffer::Acc | Buffer::Master) { 4 } else { 2 },
                             rows,
                             cols: s.row_len,
                             dram_row_stride: s.row_len,
-                            sram_row_stride: s.row_len,
+                            sram_row_stride: s.row_len + s.halo,
                             owner,
-                        }],
+                        }),
                     })
                 })
                 .collect();
             let o = job.output;
-            let outs = vec![Some(OutUse {
-                key: r0,
-                preload: Vec::new(),
-                stores: vec![Xfer {
-                    buf: Buffer::Act,
-                    off: 0,
-                    dram: o.base + r0 * o.row_len * 2,
-                    rows,
-                    cols: o.row_len,
-                    dram_row_stride: o.row_len,
-                    sram_row_stride: job.out_slot_row,
-                    owner,
-                }],
-                epilogue_count: 0,
+            let mut stores = split_cols(Xfer {
+                buf: Buffer::Act,
+                off: 0,
+                dram: o.base + r0 * o.row_len * 2,
+                rows,
+                cols: o.row_len,
+                dram_row_stride: o.row_len,
+                sram_row_stride: if job.tail_store.is_some() { o.row_len } else { job.out_slot_row },
                 owner,
-            })];
+            });
+            if let Some(dram) = job.tail_store {
+                stores.push(Xfer {
+                    buf: Buffer::Act,
+                    off: rows * o.row_len,
+                    dram,
+                    rows: 1,
+                    cols: 1,
+                    dram_row_stride: 1,
+                    sram_row_stride: 1,
+                    owner,
+                });
+            }
+            let outs = vec![Some(OutUse { key: r0, preload: Vec::new(), stores, epilogue_count: 0, owner })];
             let n_in = job.inputs.len();
             let bufs: Vec<Buffer> = job.inputs.iter().map(|s| s.buf).collect();
             let n_ops = job.ops.len();
@@ -791,8 +874,10 @@ pub(crate) fn lower_stream(budget: &Budget, job: &StreamJob, fenced: bool) -> Re
                         Loc::Out => (Buffer::Act, b.at(SetRef::Out(0)) as u32),
                         Loc::Scratch(off) => (Buffer::Acc, (scratch + off) as u32),
                     };
-                    let reads: Vec<usize> =
-                        [spec.a, spec.b, spec.dst].iter().filter_map(|l| if let Loc::In(i) = l { Some(*i) } else { None }).collect();
+                    let reads: Vec<usize> = [spec.a, spec.b, spec.dst]
+                        .iter()
+                        .filter_map(|l| if let Loc::In(i) = l { Some(*i) } else { None })
+                        .collect();
                     let mut reads = reads;
                     // The step's last op releases every input slot, read or not.
                     if op_index + 1 == n_ops {
@@ -873,9 +958,19 @@ impl WeightJob {
 /// (master), update, store `W` and momentum.
 pub(crate) fn lower_update(budget: &Budget, job: &WeightJob, fenced: bool) -> Result<Emitted> {
     let total = job.c_out * job.k;
-    let chunk = ((budget.master.size - 4) / 4).min(budget.acc.size / 2).min(FIELD16 * 64).min(total);
-    // Chunks are whole rows of at most FIELD16 columns, so one DMA moves each operand.
-    let cols = job.k.min(FIELD16);
+    // Master holds the double-buffered hyperparameters (8 elements) and two slots of weights
+    // plus momentum (4 x chunk); acc holds two slots of dW.
+    let chunk = (budget.master.size.saturating_sub(8) / 4).min(budget.acc.size / 2).min(FIELD16 * 64).min(total);
+    if chunk == 0 {
+        return Err(Error::NoTiling {
+            what: format!("the update of a {} x {} weight", job.c_out, job.k),
+            arch: "this machine".into(),
+            reason: "not one element of weight, momentum and gradient fits the double-buffered regions".into(),
+        });
+    }
+    // Chunks are whole rows of at most FIELD16 columns (and at most the chunk: a row longer
+    // than the chunk is split into column tiles), so one DMA moves each operand.
+    let cols = job.k.min(FIELD16).min(chunk);
     let rows_per = (chunk / cols).clamp(1, FIELD16);
     let chunk = rows_per * cols;
     let ins = vec![SetDecl { base: budget.acc.base, slot: chunk }, SetDecl { base: budget.master.base, slot: 4 }];
@@ -904,7 +999,16 @@ pub(crate) fn lower_update(budget: &Budget, job: &WeightJob, fenced: bool) -> Re
                 preload.push(x(Buffer::Mask, 0, job.map.mask, 1));
             }
             let stores = vec![x(Buffer::Master, 0, job.map.master, 4), x(Buffer::Master, chunk, job.map.momentum, 4)];
-            let hyper = Xfer { buf: Buffer::Master, off: 0, dram: job.hyper, rows: 1, cols: 4, dram_row_stride: 4, sram_row_stride: 4, owner };
+            let hyper = Xfer {
+                buf: Buffer::Master,
+                off: 0,
+                dram: job.hyper,
+                rows: 1,
+                cols: 4,
+                dram_row_stride: 4,
+                sram_row_stride: 4,
+                owner,
+            };
             let make = Box::new(move |b: &engine::Bases| {
                 let io = b.at(SetRef::Out(0)) as u32;
                 Op::Update {
@@ -918,7 +1022,10 @@ pub(crate) fn lower_update(budget: &Budget, job: &WeightJob, fenced: bool) -> Re
                 }
             });
             steps.push(Step {
-                ins: vec![Some(InUse { key: at, loads: vec![x(Buffer::Acc, 0, job.map.grad, 4)] }), Some(InUse { key: 0, loads: vec![hyper] })],
+                ins: vec![
+                    Some(InUse { key: at, loads: vec![x(Buffer::Acc, 0, job.map.grad, 4)] }),
+                    Some(InUse { key: 0, loads: vec![hyper] }),
+                ],
                 outs: vec![Some(OutUse { key: at, preload, stores, epilogue_count: 0, owner })],
                 computes: vec![Compute { reads: vec![0, 1], writes: vec![0], make, owner }],
             });
@@ -932,13 +1039,22 @@ pub(crate) fn lower_update(budget: &Budget, job: &WeightJob, fenced: bool) -> Re
 /// in BP order, and store the compressed copies and the mask. One output set spans the
 /// master region (weights, mask) and the weight region (copies): each slot of it is an
 /// offset into both, so one pair of semaphores guards both.
-pub(crate) fn prune_steps(budget: &Budget, job: &WeightJob, uid: u64) -> (Vec<SetDecl>, Vec<OutDecl>, Vec<Step>) {
+pub(crate) fn prune_steps(budget: &Budget, job: &WeightJob, uid: u64) -> Result<(Vec<SetDecl>, Vec<OutDecl>, Vec<Step>)> {
     let slot = (budget.master.size / 2).min(budget.wgt.size / 2);
     let m = job.ff.ratio().map_or(1, |r| u64::from(r.m));
     let bp_part = |tk: u64| if job.bp.ratio().is_some() { tk * stored(job.bp, job.c_out) } else { 0 };
+    let too_big = |tk: u64| job.c_out * tk > slot || job.c_out * stored(job.ff, tk) + bp_part(tk) > slot;
     let mut tk0 = job.k.min(FIELD16);
-    while tk0 > m && (job.c_out * tk0 > slot || job.c_out * stored(job.ff, tk0) + bp_part(tk0) > slot) {
+    while tk0 > m && too_big(tk0) {
         tk0 = ((tk0 / 2).max(m) / m) * m;
+    }
+    // Whole columns (all C_out rows) are pruned at once: BP order groups down them.
+    if too_big(tk0) {
+        return Err(Error::NoTiling {
+            what: format!("the pre-generation of a {} x {} weight", job.c_out, job.k),
+            arch: "this machine".into(),
+            reason: format!("{} whole columns of {} rows do not fit half the master or weight region", tk0, job.c_out),
+        });
     }
     let (mb, wb) = (budget.master.base, budget.wgt.base);
     let owner = job.prune_owner;
@@ -1027,10 +1143,17 @@ pub(crate) fn prune_steps(budget: &Budget, job: &WeightJob, uid: u64) -> (Vec<Se
             computes,
         });
     }
-    (Vec::new(), outs, steps)
+    Ok((Vec::new(), outs, steps))
 }
 
 /// Emits prune steps as one fragment on the given semaphores.
-pub(crate) fn emit_prune(ins: &[SetDecl], outs: &[OutDecl], steps: &[Step], sems: &Sems, fenced: bool, fence_next: bool) -> Emitted {
+pub(crate) fn emit_prune(
+    ins: &[SetDecl],
+    outs: &[OutDecl],
+    steps: &[Step],
+    sems: &Sems,
+    fenced: bool,
+    fence_next: bool,
+) -> Emitted {
     engine::emit(ins, outs, steps, sems, fenced, fence_next)
 }

@@ -11,7 +11,7 @@
 //!
 //! **Timeline.** FF over layers (GEMM layers as tiled GEMMs whose FP32 outputs an epilogue
 //! `copy` converts to FP16, the others as vector passes), the loss (softmax cross-entropy on
-//! the vector unit), then for each layer in reverse: BP and WU (fused into one fragment with
+//! the vector unit; the FP16 mean loss is stored at the manifest's `loss` address), then for each layer in reverse: BP and WU (fused into one fragment with
 //! interleave mapping), the col2im scatter-add of a conv with `k > 1` or stride > 1 (a vector
 //! `add` pass over the im2col-space gradient: its timing is one add per im2col element, its
 //! functional result is not col2im), the sum of gradients of a tensor with several consumers
@@ -26,10 +26,13 @@
 //!   its chunks spread over the following backward work, so it hides under it (what it cannot
 //!   hide shows as the program's tail); off, every layer's prune runs fenced right before its
 //!   FF, on the critical path;
-//! - offline scheduling: on, the tiling search of [`lower`]; off, the first maximal WS tiling.
+//! - offline scheduling: on, the tiling and dataflow search of [`lower`]; off, a fixed
+//!   schedule: WS for every GEMM with the maximal tile that streams the most rows per
+//!   stationary weight tile (the same fusion decisions; only the search is off).
 //!
 //! Fragments are fenced in program order (see [`engine`]); pooling's functional semantics
-//! assume planes, so with NHWC only its timing is claimed, and batch-norm statistics are
+//! assume planes, so with NHWC only its timing is claimed (pooling streams horizontal bands of
+//! each image when a whole image does not fit, see `PoolBands`), and batch-norm statistics are
 //! computed per streamed chunk (the backward recomputes them). Not lowered: grouped and
 //! depthwise convolutions, attention (DeiT), biases.
 
@@ -117,6 +120,14 @@ pub struct Manifest {
     pub instructions: usize,
     /// DRAM bytes used.
     pub dram_bytes: u64,
+    /// DRAM address of the FP16 input, `P x C` row-major (NHWC).
+    pub input: u64,
+    /// DRAM address of the labels, one FP32 class index per sample.
+    pub labels: u64,
+    /// DRAM address of the FP32 hyperparameters `[lr, momentum, weight decay, SR-STE lambda]`.
+    pub hyper: u64,
+    /// DRAM address of the FP16 mean loss the step writes.
+    pub loss: u64,
     /// Layers.
     pub layers: Vec<ManifestLayer>,
     /// Buffer regions.
@@ -213,8 +224,18 @@ pub fn compile(
     let full = |b| region(b, arch, 0.0, 1.0);
     let (main_budget, pregen_budget) = if options.pregen {
         (
-            Budget { act: full(Buffer::Act), wgt: region(Buffer::Wgt, arch, 0.0, 0.75), acc: full(Buffer::Acc), master: region(Buffer::Master, arch, 0.0, 0.5) },
-            Budget { act: full(Buffer::Act), wgt: region(Buffer::Wgt, arch, 0.75, 1.0), acc: full(Buffer::Acc), master: region(Buffer::Master, arch, 0.5, 1.0) },
+            Budget {
+                act: full(Buffer::Act),
+                wgt: region(Buffer::Wgt, arch, 0.0, 0.75),
+                acc: full(Buffer::Acc),
+                master: region(Buffer::Master, arch, 0.0, 0.5),
+            },
+            Budget {
+                act: full(Buffer::Act),
+                wgt: region(Buffer::Wgt, arch, 0.75, 1.0),
+                acc: full(Buffer::Acc),
+                master: region(Buffer::Master, arch, 0.5, 1.0),
+            },
         )
     } else {
         let b = Budget { act: full(Buffer::Act), wgt: full(Buffer::Wgt), acc: full(Buffer::Acc), master: full(Buffer::Master) };
@@ -229,6 +250,7 @@ pub fn compile(
     let input = dram.alloc(in_rows * in_cols * 2);
     let labels = dram.alloc(batch * 4);
     let hyper = dram.alloc(16);
+    let loss = dram.alloc(2);
     let n = layers.len();
     let mut out_addr = vec![0u64; n];
     let mut grad_addr = vec![0u64; n];
@@ -315,7 +337,15 @@ pub fn compile(
             update_owner: Owner { layer: f.index as u32, phase: Phase::Update },
             prune_owner: Owner { layer: f.index as u32, phase: Phase::Prune },
         };
-        job.map.dense = if job.needs_dense_copy() { if f.ff.ratio().is_none() { job.map.ff_vals } else { dram.alloc(count * 2) } } else { 0 };
+        job.map.dense = if job.needs_dense_copy() {
+            if f.ff.ratio().is_none() {
+                job.map.ff_vals
+            } else {
+                dram.alloc(count * 2)
+            }
+        } else {
+            0
+        };
         if !conv_of(info, &layers[f.index].kind).is_identity() && info.inputs[0].is_some() {
             dcol_bytes = dcol_bytes.max(g.m * k * 2);
         }
@@ -323,11 +353,11 @@ pub fn compile(
     }
     let dcol = dram.alloc(dcol_bytes);
     let dram_bytes = dram.next;
-    let limit = (1u64 << 32).min(arch.dram_bytes());
+    let limit = arch.dram_bytes().min(1u64 << 40);
     if dram_bytes > limit {
         return Err(Error::Unsupported(format!(
-            "model `{}` at batch {batch} needs {:.2} GiB of DRAM for its training step, beyond the {:.2} GiB the DMA's 32-bit `dram` \
-             address (and the machine's capacity) reach; use a smaller batch",
+            "model `{}` at batch {batch} needs {:.2} GiB of DRAM for its training step, beyond the {:.2} GiB the machine's DRAM \
+             (and the DMA's 40-bit `dram` address) reach; use a smaller batch",
             model.name,
             dram_bytes as f64 / (1u64 << 30) as f64,
             limit as f64 / (1u64 << 30) as f64
@@ -358,28 +388,31 @@ pub fn compile(
         let owner = |phase| Owner { layer: i as u32, phase };
         let x_addr = info.inputs.first().copied().flatten().map_or(input, |p| out_addr[p]);
         if let (Some(w), false) = (weights[i].filter(|w| w.ff.ratio().is_some()), options.pregen) {
-            let (ins, outs, steps) = lower::prune_steps(&main_budget, &w, i as u64);
+            let (ins, outs, steps) = lower::prune_steps(&main_budget, &w, i as u64)?;
             push(lower::emit_prune(&ins, &outs, &steps, &Sems::main(), fenced, true), &mut blocks, &mut fenced);
         }
         let (rows, cols) = matrix(info.output, batch);
         let (irows, icols) = matrix(info.input_shapes.first().copied().unwrap_or(model.input), batch);
-        let vec_job = |inputs: Vec<Stream>, out_len: u64, rows: u64, ops: Vec<VecSpec>, scratch: (u64, u64), out_base: u64| StreamJob {
-            rows,
-            inputs,
-            output: Stream { buf: Buffer::Act, base: out_base, row_len: out_len },
-            scratch,
-            out_slot_row: out_len,
-            ops,
-            owner: owner(Phase::Vector),
-        };
-        let act = |base: u64, row_len: u64| Stream { buf: Buffer::Act, base, row_len };
+        let vec_job =
+            |inputs: Vec<Stream>, out_len: u64, rows: u64, ops: Vec<VecSpec>, scratch: (u64, u64), out_base: u64| StreamJob {
+                rows,
+                inputs,
+                output: Stream { buf: Buffer::Act, base: out_base, row_len: out_len, halo: 0 },
+                scratch,
+                out_slot_row: out_len,
+                tail_store: None,
+                ops,
+                owner: owner(Phase::Vector),
+            };
+        let act = |base: u64, row_len: u64| Stream { buf: Buffer::Act, base, row_len, halo: 0 };
         let spec = |op, per_row, dst, a, b, p| VecSpec { op, per_row, dst, a, b, p };
         match &layer.kind {
             LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
                 let w = weights[i].as_ref().expect("weight layer");
                 let g = info.gemms.as_ref().expect("weight layer").ff;
                 let conv = conv_of(info, &layer.kind);
-                let weight = WSrc::Stored { vals: w.map.ff_vals, idx: w.map.ff_idx, row_len: w.ff.stored_len(g.k as usize) as u64 };
+                let weight =
+                    WSrc::Stored { vals: w.map.ff_vals, idx: w.map.ff_idx, row_len: w.ff.stored_len(g.k as usize) as u64 };
                 let job = GemmJob {
                     m: g.m,
                     n: g.n,
@@ -395,7 +428,14 @@ pub fn compile(
             }
             LayerKind::Relu | LayerKind::Gelu => {
                 let op = if layer.kind == LayerKind::Relu { VecOp::Relu } else { VecOp::Gelu };
-                let j = vec_job(vec![act(x_addr, cols)], cols, rows, vec![spec(op, cols, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])], (0, 0), out_addr[i]);
+                let j = vec_job(
+                    vec![act(x_addr, cols)],
+                    cols,
+                    rows,
+                    vec![spec(op, cols, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])],
+                    (0, 0),
+                    out_addr[i],
+                );
                 push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             LayerKind::BatchNorm | LayerKind::LayerNorm => {
@@ -414,8 +454,11 @@ pub fn compile(
                 };
                 let op = if matches!(layer.kind, LayerKind::MaxPool { .. }) { VecOp::MaxPool } else { VecOp::AvgPool };
                 let (k, s) = ((*kernel).min(h).min(w), *stride);
-                let ops = vec![spec(op, c, Loc::Out, Loc::In(0), Loc::In(0), [h, w, k, s])];
-                let j = vec_job(vec![act(x_addr, h * w * c)], oh * ow * c, batch, ops, (0, 0), out_addr[i]);
+                let b = PoolBands::pick(stream_budget.act.size, [h, w, c], [oh, ow], k, s, false)?;
+                let ops = vec![spec(op, c, Loc::Out, Loc::In(0), Loc::In(0), [b.plane_rows(), w, k, s])];
+                let x = Stream { halo: b.halo * w * c, ..act(x_addr, b.rows_in * w * c) };
+                let mut j = vec_job(vec![x], b.rows_out * ow * c, batch * b.bands, ops, (0, 0), out_addr[i]);
+                j.out_slot_row = b.out_slot(w, c, ow);
                 push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             LayerKind::GlobalAvgPool => {
@@ -433,12 +476,14 @@ pub fn compile(
             LayerKind::Flatten => {}
             LayerKind::SoftmaxCrossEntropy => {
                 let classes = icols;
-                let inputs = vec![act(x_addr, classes), Stream { buf: Buffer::Acc, base: labels, row_len: 1 }];
+                let inputs = vec![act(x_addr, classes), Stream { buf: Buffer::Acc, base: labels, row_len: 1, halo: 0 }];
                 let ops = vec![spec(VecOp::SoftmaxXent, 1, Loc::Out, Loc::In(0), Loc::In(1), [classes, 0, 0, 0])];
                 let pid = info.inputs[0].expect("the loss follows a layer");
                 let mut j = vec_job(inputs, classes, irows, ops, (0, 0), contribution(pid, i));
-                // The whole batch in one chunk: the loss is a mean over it.
+                // The whole batch in one chunk: the loss is a mean over it. The op writes the
+                // `rows x classes` logit gradient densely, then the loss, stored to `loss`.
                 j.out_slot_row = classes + 1;
+                j.tail_store = Some(loss);
                 push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             _ => unreachable!("refused above"),
@@ -471,17 +516,19 @@ pub fn compile(
         let (rows, cols) = matrix(info.output, batch);
         let needs_dx = info.inputs.first().copied().flatten().is_some();
         let dx = info.inputs.first().copied().flatten().map(|p| contribution(p, i));
-        let act = |base: u64, row_len: u64| Stream { buf: Buffer::Act, base, row_len };
+        let act = |base: u64, row_len: u64| Stream { buf: Buffer::Act, base, row_len, halo: 0 };
         let spec = |op, per_row, dst, a, b, p| VecSpec { op, per_row, dst, a, b, p };
-        let vjob = |inputs: Vec<Stream>, out_len: u64, rows: u64, ops: Vec<VecSpec>, scratch: (u64, u64), out_base: u64| StreamJob {
-            rows,
-            inputs,
-            output: Stream { buf: Buffer::Act, base: out_base, row_len: out_len },
-            scratch,
-            out_slot_row: out_len,
-            ops,
-            owner: owner(Phase::Vector),
-        };
+        let vjob =
+            |inputs: Vec<Stream>, out_len: u64, rows: u64, ops: Vec<VecSpec>, scratch: (u64, u64), out_base: u64| StreamJob {
+                rows,
+                inputs,
+                output: Stream { buf: Buffer::Act, base: out_base, row_len: out_len, halo: 0 },
+                scratch,
+                out_slot_row: out_len,
+                tail_store: None,
+                ops,
+                owner: owner(Phase::Vector),
+            };
         match &layer.kind {
             LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
                 let w = weights[i].expect("weight layer");
@@ -490,7 +537,9 @@ pub fn compile(
                 let conv = conv_of(info, &layer.kind);
                 let x = InSrc::Im2col { conv, base: x_addr };
                 let w_bp = match w.bp {
-                    WeightFormat::Sparse(_) => WSrc::Stored { vals: w.map.bp_vals, idx: w.map.bp_idx, row_len: w.bp.stored_len(c_out as usize) as u64 },
+                    WeightFormat::Sparse(_) => {
+                        WSrc::Stored { vals: w.map.bp_vals, idx: w.map.bp_idx, row_len: w.bp.stored_len(c_out as usize) as u64 }
+                    }
                     WeightFormat::Dense => WSrc::DenseT { base: w.map.dense, ld: k },
                 };
                 let dx_dst = if conv.is_identity() { dx.unwrap_or(0) } else { dcol };
@@ -556,12 +605,19 @@ pub fn compile(
                 if w.needs_dense_copy() {
                     // The dense FP16 copy of the updated weights, on the vector unit.
                     let ops = vec![spec(VecOp::Copy, k, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
-                    let mut j = vjob(vec![Stream { buf: Buffer::Master, base: w.map.master, row_len: k }], k, c_out, ops, (0, 0), w.map.dense);
+                    let mut j = vjob(
+                        vec![Stream { buf: Buffer::Master, base: w.map.master, row_len: k, halo: 0 }],
+                        k,
+                        c_out,
+                        ops,
+                        (0, 0),
+                        w.map.dense,
+                    );
                     j.owner = owner(Phase::Prune);
                     push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
                 }
                 if options.pregen && w.ff.ratio().is_some() {
-                    let (ins, outs, steps) = lower::prune_steps(&pregen_budget, &w, i as u64);
+                    let (ins, outs, steps) = lower::prune_steps(&pregen_budget, &w, i as u64)?;
                     pregen_decl = Some((ins, outs));
                     pregen_steps.push((i, steps));
                     eligible.push(blocks.len() + 1);
@@ -593,8 +649,12 @@ pub fn compile(
                 let (k, s) = ((*kernel).min(h).min(w), *stride);
                 let max = matches!(layer.kind, LayerKind::MaxPool { .. });
                 let (op, a) = if max { (VecOp::MaxPoolGrad, Loc::In(0)) } else { (VecOp::AvgPoolGrad, Loc::In(1)) };
-                let ops = vec![spec(op, c, Loc::Out, a, Loc::In(1), [h, w, k, s])];
-                let j = vjob(vec![act(x_addr, h * w * c), act(dy, oh * ow * c)], h * w * c, batch, ops, (0, 0), dx.expect("needs_dx"));
+                let b = PoolBands::pick(stream_budget.act.size, [h, w, c], [oh, ow], k, s, true)?;
+                let ops = vec![spec(op, c, Loc::Out, a, Loc::In(1), [b.plane_rows(), w, k, s])];
+                let x = Stream { halo: b.halo * w * c, ..act(x_addr, b.rows_in * w * c) };
+                let dy = Stream { halo: b.out_slot(w, c, ow) - b.rows_out * ow * c, ..act(dy, b.rows_out * ow * c) };
+                let mut j = vjob(vec![x, dy], b.rows_in * w * c, batch * b.bands, ops, (0, 0), dx.expect("needs_dx"));
+                j.out_slot_row = b.plane_rows() * w * c;
                 push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             LayerKind::GlobalAvgPool if needs_dx => {
@@ -682,16 +742,80 @@ pub fn compile(
         options: *options,
         instructions: program.insns.len(),
         dram_bytes,
+        input,
+        labels,
+        hyper,
+        loss,
         layers: manifest_layers,
         buffers,
     };
     let dense_weight_layers = formats.iter().filter(|f| f.ff.ratio().is_none()).map(|f| f.index).collect();
-    Ok(CompiledStep { program, owners, layer_names: layers.iter().map(|l| l.name.clone()).collect(), dense_weight_layers, manifest })
+    Ok(CompiledStep {
+        program,
+        owners,
+        layer_names: layers.iter().map(|l| l.name.clone()).collect(),
+        dense_weight_layers,
+        manifest,
+    })
 }
 
 fn fmt_format(w: WeightFormat) -> String {
     match w.ratio() {
         None => "dense".into(),
         Some(r) => r.to_string(),
+    }
+}
+
+/// How a pooling pass is split into horizontal bands of each image so that its streamed rows
+/// fit the activation buffer's double-buffered regions (resnet50's stem max-pool holds 1.8 M
+/// elements per image with its gradient). Band `j` of an image reads input rows
+/// `j * rows_in ..` and produces output rows `j * rows_out ..`; its windows also read `halo`
+/// rows below the band, which the line buffer keeps from the previous band's load (so they
+/// are held in the slot but not loaded twice). Only timing is claimed for pooling (see the
+/// module docs), and the halo rows' contents are not functional.
+#[derive(Debug, Clone, Copy)]
+struct PoolBands {
+    bands: u64,
+    rows_in: u64,
+    rows_out: u64,
+    halo: u64,
+    k: u64,
+    s: u64,
+}
+
+impl PoolBands {
+    /// The fewest bands (a common divisor of `h` and `oh`) whose slots fit `act` elements
+    /// double-buffered; `grad` sizes the backward pass (input, output gradient, input gradient).
+    fn pick(act: u64, [h, w, c]: [u64; 3], [oh, ow]: [u64; 2], k: u64, s: u64, grad: bool) -> Result<PoolBands> {
+        for bands in (1..=oh.min(h)).filter(|d| h % d == 0 && oh % d == 0) {
+            let (rows_in, rows_out) = (h / bands, oh / bands);
+            let halo = ((rows_out - 1) * s + k).saturating_sub(rows_in);
+            let b = PoolBands { bands, rows_in, rows_out, halo, k, s };
+            let per_row = if grad {
+                2 * b.plane_rows() * w * c + b.out_slot(w, c, ow)
+            } else {
+                b.plane_rows() * w * c + b.out_slot(w, c, ow)
+            };
+            if 2 * per_row <= act {
+                return Ok(b);
+            }
+        }
+        Err(Error::NoTiling {
+            what: format!("a pooling pass over {h} x {w} x {c} images"),
+            arch: "this machine".into(),
+            reason: "not even one band of rows fits the activation buffer's double-buffered regions".into(),
+        })
+    }
+
+    /// Rows of the plane the pool op sees: the band plus its halo.
+    fn plane_rows(&self) -> u64 {
+        self.rows_in + self.halo
+    }
+
+    /// Output elements per band the op writes (at least the stored `rows_out x ow x c`).
+    fn out_slot(&self, w: u64, c: u64, ow: u64) -> u64 {
+        let op_rows = (self.plane_rows() - self.k) / self.s + 1;
+        let op_cols = (w - self.k.min(w)) / self.s + 1;
+        (op_rows * op_cols * c).max(self.rows_out * ow * c)
     }
 }

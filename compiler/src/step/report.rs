@@ -172,7 +172,8 @@ pub fn simulate(arch: &ArchConfig, step: &CompiledStep) -> Result<StepReport> {
             tensor_iv.push((rec.start, rec.end));
         }
         phase_iv.entry(owner.phase).or_default().push((rec.start, rec.end));
-        if matches!(owner.phase, Phase::Ff | Phase::Bp | Phase::Wu) && step.dense_weight_layers.contains(&(owner.layer as usize)) {
+        if matches!(owner.phase, Phase::Ff | Phase::Bp | Phase::Wu) && step.dense_weight_layers.contains(&(owner.layer as usize))
+        {
             dense_iv.push((rec.start, rec.end));
         }
     }
@@ -188,7 +189,13 @@ pub fn simulate(arch: &ArchConfig, step: &CompiledStep) -> Result<StepReport> {
     };
     let others = union(unions.iter().filter(|(p, _)| **p != Phase::Prune).flat_map(|(_, v)| v.iter().copied()).collect());
     let prune_exposed = unions.get(&Phase::Prune).map_or(0, |p| minus(p, &others));
-    let gemm = union(unions.iter().filter(|(p, _)| matches!(p, Phase::Ff | Phase::Bp | Phase::Wu)).flat_map(|(_, v)| v.iter().copied()).collect());
+    let gemm = union(
+        unions
+            .iter()
+            .filter(|(p, _)| matches!(p, Phase::Ff | Phase::Bp | Phase::Wu))
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect(),
+    );
     let gemm_idle = minus(&gemm, &union(tensor_iv));
     let mut layers = Vec::new();
     let mut fill_drain = 0;
