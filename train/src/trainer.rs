@@ -137,6 +137,33 @@ pub struct TrainReport {
     pub history: Vec<EpochStats>,
 }
 
+impl TrainReport {
+    /// The report of a finished run (CPU or CUDA): `history` holds every epoch (at least one),
+    /// `seconds` the whole run, `train_time` the seconds spent training on `n` images per epoch.
+    pub fn new(cfg: &TrainConfig, model: &Model, history: Vec<EpochStats>, seconds: f64, n: usize, train_time: f64) -> Self {
+        let last = history.last().cloned().expect("epochs >= 1 was validated");
+        let layers = model
+            .sparsity()
+            .into_iter()
+            .map(|(name, s): (String, LayerSparsity)| LayerReport {
+                name,
+                method: if s.is_dense() { Method::Dense } else { s.method },
+                nm: (!s.is_dense()).then(|| s.ratio.to_string()),
+            })
+            .collect();
+        TrainReport {
+            config: cfg.clone(),
+            test_accuracy: last.test_accuracy,
+            train_loss: last.train_loss,
+            epochs: cfg.epochs,
+            seconds,
+            images_per_second: (n * cfg.epochs) as f64 / train_time.max(1e-9),
+            layers,
+            history,
+        }
+    }
+}
+
 /// Progress notifications from [`train`].
 #[derive(Debug, Clone)]
 pub enum Progress<'a> {
@@ -229,25 +256,6 @@ pub fn train(
         progress(Progress::Epoch(&stats));
         history.push(stats);
     }
-    let last = history.last().cloned().expect("epochs >= 1 was validated");
-    let layers = model
-        .sparsity()
-        .into_iter()
-        .map(|(name, s): (String, LayerSparsity)| LayerReport {
-            name,
-            method: if s.is_dense() { Method::Dense } else { s.method },
-            nm: (!s.is_dense()).then(|| s.ratio.to_string()),
-        })
-        .collect();
-    let report = TrainReport {
-        config: cfg.clone(),
-        test_accuracy: last.test_accuracy,
-        train_loss: last.train_loss,
-        epochs: cfg.epochs,
-        seconds: start.elapsed().as_secs_f64(),
-        images_per_second: (n * cfg.epochs) as f64 / train_time.max(1e-9),
-        layers,
-        history,
-    };
+    let report = TrainReport::new(cfg, &model, history, start.elapsed().as_secs_f64(), n, train_time);
     Ok((model, report))
 }

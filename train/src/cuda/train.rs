@@ -14,8 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::optim::Sgd;
 use crate::rng::Rng;
-use crate::sparse::{LayerSparsity, Method};
-use crate::trainer::{EpochStats, LayerReport, Progress, TrainConfig, TrainReport};
+use crate::trainer::{EpochStats, Progress, TrainConfig, TrainReport};
 use crate::zoo::model_spec;
 use cudarc::driver::CudaSlice;
 use std::time::Instant;
@@ -126,25 +125,6 @@ pub fn train(
         history.push(stats);
     }
     gm.download(&mut model)?;
-    let last = history.last().cloned().expect("epochs >= 1 was validated");
-    let layers = model
-        .sparsity()
-        .into_iter()
-        .map(|(name, s): (String, LayerSparsity)| LayerReport {
-            name,
-            method: if s.is_dense() { Method::Dense } else { s.method },
-            nm: (!s.is_dense()).then(|| s.ratio.to_string()),
-        })
-        .collect();
-    let report = TrainReport {
-        config: cfg.clone(),
-        test_accuracy: last.test_accuracy,
-        train_loss: last.train_loss,
-        epochs: cfg.epochs,
-        seconds: start.elapsed().as_secs_f64(),
-        images_per_second: (n * cfg.epochs) as f64 / train_time.max(1e-9),
-        layers,
-        history,
-    };
+    let report = TrainReport::new(cfg, &model, history, start.elapsed().as_secs_f64(), n, train_time);
     Ok((model, report))
 }
