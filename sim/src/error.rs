@@ -49,6 +49,12 @@ pub enum Error {
         /// Capacity in elements.
         capacity: u64,
     },
+    /// Host access to buffer contents of a machine simulating timing only.
+    #[error("{buffer} holds no data: the machine simulates timing only (use Mode::Functional)")]
+    NoData {
+        /// The buffer's name.
+        buffer: &'static str,
+    },
     /// An invalid machine description or program encoding.
     #[error(transparent)]
     Hw(#[from] satkit_hw::Error),

@@ -114,14 +114,12 @@ impl Machine {
     }
 
     fn check_buffer(&self, buffer: Buffer, addr: u64, len: u64) -> Result<()> {
+        if self.mode == Mode::TimingOnly {
+            return Err(Error::NoData { buffer: buffer.name() });
+        }
         let capacity = self.scratch.capacity(buffer);
-        if self.mode == Mode::TimingOnly || addr.checked_add(len).is_none_or(|end| end > capacity) {
-            return Err(Error::BufferRange {
-                buffer: buffer.name(),
-                addr,
-                len,
-                capacity: if self.mode == Mode::TimingOnly { 0 } else { capacity },
-            });
+        if addr.checked_add(len).is_none_or(|end| end > capacity) {
+            return Err(Error::BufferRange { buffer: buffer.name(), addr, len, capacity });
         }
         Ok(())
     }
