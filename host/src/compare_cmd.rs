@@ -100,6 +100,7 @@ pub fn run(a: &CompareArgs) -> Result<()> {
         options: StepOptions { interleave: true, pregen: true, offline_schedule: true },
     };
     let (_, sat) = compile_and_simulate(&config, &a.model)?;
+    let label = if method == Method::Dense { method.to_string() } else { format!("{method} {nm}") };
     let accuracy = ours.or(torch).and_then(|r| r.test_accuracy);
     let mut rows = vec![Row {
         platform: format!("SAT on {} (simulated)", config.arch.name),
@@ -125,7 +126,7 @@ pub fn run(a: &CompareArgs) -> Result<()> {
     write_atomic(&a.out.join("compare.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
     write_atomic(&a.out.join("compare.csv"), satkit_train::output::csv_bytes(&rows)?.as_slice())?;
     let chart = BarChart {
-        title: format!("{} {method} {nm}, batch {}: training throughput", a.model, gpu.batch),
+        title: format!("{} {label}, batch {}: training throughput", a.model, gpu.batch),
         y_label: "images / s".into(),
         categories: rows.iter().map(|r| r.platform.clone()).collect(),
         series: vec![("images / s".into(), rows.iter().map(|r| r.images_per_second).collect())],
@@ -135,7 +136,7 @@ pub fn run(a: &CompareArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!("{} {method} {nm}, batch {}", a.model, gpu.batch);
+    println!("{} {label}, batch {}", a.model, gpu.batch);
     println!("{:<34} {:>12} {:>12} {:>14} {:>10}", "platform", "ms / iter", "images/s", "mJ / iter", "accuracy");
     for r in &rows {
         let energy = r.energy_per_iter_mj.map_or("-".into(), |e| format!("{e:.3}"));
