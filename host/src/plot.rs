@@ -70,6 +70,17 @@ fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     (lo - pad, hi + pad)
 }
 
+/// Draws a PNG with `draw` into a temporary sibling of `path`, then renames it into place, so
+/// `path` holds the whole picture or nothing.
+fn render(path: &Path, draw: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp: PathBuf = path.with_extension("tmp.png");
+    if let Err(e) = draw(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(format!("drawing {}", path.display())));
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Draws `chart` as a PNG at `path` (whole file or none).
 pub fn line_chart(path: &Path, chart: &LineChart) -> Result<()> {
     ensure_font()?;
@@ -77,9 +88,8 @@ pub fn line_chart(path: &Path, chart: &LineChart) -> Result<()> {
         chart.series.iter().map(|s| s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect()).collect();
     let (x0, x1) = bounds(finite.iter().flatten().map(|p| p.0));
     let (y0, y1) = bounds(finite.iter().flatten().map(|p| p.1));
-    let tmp: PathBuf = path.with_extension("tmp.png");
-    let draw = || -> Result<()> {
-        let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
+    render(path, |tmp| {
+        let root = BitMapBackend::new(tmp, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let mut c = ChartBuilder::on(&root)
             .caption(&chart.title, ("sans-serif", 24))
@@ -106,12 +116,7 @@ pub fn line_chart(path: &Path, chart: &LineChart) -> Result<()> {
             .draw()?;
         root.present()?;
         Ok(())
-    };
-    if let Err(e) = draw() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("drawing {}", path.display())));
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    })
 }
 
 /// A grouped bar chart: one group of bars per category, one bar per series in each group.
@@ -136,9 +141,8 @@ pub fn bar_chart(path: &Path, chart: &BarChart) -> Result<()> {
     let top = chart.series.iter().flat_map(|s| s.1.iter().copied()).filter(|v| v.is_finite()).fold(0f64, f64::max);
     let y1 = if top > 0.0 { top * 1.05 } else { 1.0 };
     let width = (SIZE.0).max(40 + 14 * n as u32).min(4000);
-    let tmp: PathBuf = path.with_extension("tmp.png");
-    let draw = || -> Result<()> {
-        let root = BitMapBackend::new(&tmp, (width, SIZE.1)).into_drawing_area();
+    render(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (width, SIZE.1)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut c = ChartBuilder::on(&root)
             .caption(&chart.title, ("sans-serif", 24))
@@ -182,10 +186,5 @@ pub fn bar_chart(path: &Path, chart: &BarChart) -> Result<()> {
             .draw()?;
         root.present()?;
         Ok(())
-    };
-    if let Err(e) = draw() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("drawing {}", path.display())));
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    })
 }

@@ -199,6 +199,18 @@ pub fn evaluate(model: &mut Model, data: &Dataset, batch: usize) -> Result<(f64,
     Ok((loss / n, correct as f64 / n))
 }
 
+/// Validates `cfg` and builds its freshly initialized model; returns it with the number of
+/// training images used per epoch (at least one). Shared by the CPU and CUDA trainers.
+pub fn prepare(cfg: &TrainConfig, train_set: &Dataset) -> Result<(Model, usize)> {
+    cfg.validate()?;
+    let model = Model::new(&model_spec(&cfg.model)?, &cfg.sparsity, cfg.seed)?;
+    let n = cfg.train_limit.map_or(train_set.len(), |l| l.min(train_set.len()));
+    if n == 0 {
+        return Err(Error::BadSetting { name: "training set", value: "0 images".into(), rule: "needs at least one image" });
+    }
+    Ok((model, n))
+}
+
 /// Trains a model per `cfg` on `train_set`, evaluating on `test_set` after each epoch.
 pub fn train(
     cfg: &TrainConfig,
@@ -206,14 +218,8 @@ pub fn train(
     test_set: &Dataset,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Model, TrainReport)> {
-    cfg.validate()?;
     let start = Instant::now();
-    let spec = model_spec(&cfg.model)?;
-    let mut model = Model::new(&spec, &cfg.sparsity, cfg.seed)?;
-    let n = cfg.train_limit.map_or(train_set.len(), |l| l.min(train_set.len()));
-    if n == 0 {
-        return Err(Error::BadSetting { name: "training set", value: "0 images".into(), rule: "needs at least one image" });
-    }
+    let (mut model, n) = prepare(cfg, train_set)?;
     let steps_per_epoch = n.div_ceil(cfg.batch);
     let total = steps_per_epoch * cfg.epochs;
     let sgd = Sgd { momentum: cfg.momentum, weight_decay: cfg.weight_decay };

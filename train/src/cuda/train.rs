@@ -15,7 +15,6 @@ use crate::model::Model;
 use crate::optim::Sgd;
 use crate::rng::Rng;
 use crate::trainer::{EpochStats, Progress, TrainConfig, TrainReport};
-use crate::zoo::model_spec;
 use cudarc::driver::CudaSlice;
 use std::time::Instant;
 
@@ -62,14 +61,8 @@ pub fn train(
     test_set: &Dataset,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(Model, TrainReport)> {
-    cfg.validate()?;
     let start = Instant::now();
-    let spec = model_spec(&cfg.model)?;
-    let mut model = Model::new(&spec, &cfg.sparsity, cfg.seed)?;
-    let n = cfg.train_limit.map_or(train_set.len(), |l| l.min(train_set.len()));
-    if n == 0 {
-        return Err(Error::BadSetting { name: "training set", value: "0 images".into(), rule: "needs at least one image" });
-    }
+    let (mut model, n) = crate::trainer::prepare(cfg, train_set)?;
     let mut gm = CudaModel::new(dev, &model)?;
     let train_data = DeviceData::new(dev, train_set, n)?;
     let test_data = DeviceData::new(dev, test_set, test_set.len())?;
