@@ -18,6 +18,7 @@
 //!   each `S * max(I, L)` (a PE may add to one accumulator only every `L` cycles, so with
 //!   `I < L` it waits `L - I` cycles per round: the accumulator hazard that interleave mapping
 //!   removes) `+ R + C - 2` (skew in over rows and columns, and out again).
+//!
 //! With `L = I = 1` these are SCALE-Sim v3's per-fold costs (`scalesim/compute/
 //! systolic_compute_{os,ws,is}.py`: OS `R + C + T - 2`, WS and IS `2R + C + T - 2`). Partial folds cost as much as full
 //! ones (the skew registers span the whole array). Cycles outside the steady state

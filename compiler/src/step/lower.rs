@@ -17,7 +17,7 @@
 //! scheduling, the first maximal WS tiling in `n, m, k` order is used, with no search.
 
 use super::engine::{self, Compute, Emitted, InUse, OutDecl, OutUse, Owner, Sems, SetDecl, SetRef, Step, Xfer};
-use crate::gemm::{candidates, LoopOrder, FIELD16};
+use crate::gemm::{candidates, LoopOrder, Tiling, FIELD16};
 use crate::{Error, Result};
 use satkit_hw::isa::{Buffer, Instruction, Op, PruneOrder, VecOp, WeightFormat};
 use satkit_hw::{ArchConfig, Dataflow};
@@ -164,28 +164,6 @@ pub(crate) struct GemmJob {
     pub owner: Owner,
 }
 
-/// A tiling of a [`GemmJob`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct JobTiling {
-    /// Dataflow.
-    #[serde(serialize_with = "ser_df")]
-    pub dataflow: Dataflow,
-    /// Output rows per tile.
-    pub tm: u64,
-    /// Output columns per tile.
-    pub tn: u64,
-    /// Reduction per tile.
-    pub tk: u64,
-    /// Loop order.
-    pub order: LoopOrder,
-    /// OS interleave.
-    pub interleave: u64,
-}
-
-fn ser_df<S: serde::Serializer>(d: &Dataflow, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(d.name())
-}
-
 fn stored(w: WeightFormat, k: u64) -> u64 {
     w.stored_len(k as usize) as u64
 }
@@ -219,7 +197,7 @@ impl GemmJob {
     }
 
     /// Every maximal tiling, in a fixed order (WS first when the machine has it).
-    pub fn tilings(&self, ctx: &Ctx, budget: &Budget) -> Result<Vec<JobTiling>> {
+    pub fn tilings(&self, ctx: &Ctx, budget: &Budget) -> Result<Vec<Tiling>> {
         let arch = ctx.arch;
         let (r, c) = (u64::from(arch.array.rows), u64::from(arch.array.cols));
         let k_unit = r * arch.reduction_per_pe_step(self.weights.ratio());
@@ -240,7 +218,7 @@ impl GemmJob {
                             && grows(&ms, mi).is_none_or(|m| !self.fits(budget, m, tn, tk));
                         if maximal && self.fits(budget, tm, tn, tk) {
                             for order in [LoopOrder::Nmk, LoopOrder::Mnk] {
-                                out.push(JobTiling { dataflow, tm, tn, tk, order, interleave });
+                                out.push(Tiling { dataflow, tm, tn, tk, order, interleave });
                             }
                         }
                     }
@@ -258,7 +236,7 @@ impl GemmJob {
     }
 
     /// The pipeline steps of one tiling, with the region declarations.
-    pub fn steps(&self, ctx: &Ctx, budget: &Budget, t: &JobTiling) -> (Vec<SetDecl>, Vec<OutDecl>, Vec<Step>) {
+    pub fn steps(&self, ctx: &Ctx, budget: &Budget, t: &Tiling) -> (Vec<SetDecl>, Vec<OutDecl>, Vec<Step>) {
         let (tm0, tn0, tk0) = (t.tm, t.tn, t.tk);
         let in_set = SetDecl { base: budget.act.base, slot: tm0 * tk0 };
         let w_set = SetDecl { base: budget.wgt.base, slot: self.weight_slot(tn0, tk0) };
@@ -389,7 +367,7 @@ impl GemmJob {
     }
 
     /// Analytic estimate of a tiling: the larger of exact GEMM cycles and DRAM time.
-    fn estimate(&self, ctx: &Ctx, t: &JobTiling) -> f64 {
+    fn estimate(&self, ctx: &Ctx, t: &Tiling) -> f64 {
         let arch = ctx.arch;
         let tiles = |full: u64, tile: u64| full.div_ceil(tile);
         let (mt, nt, kt) = (tiles(self.m, t.tm), tiles(self.n, t.tn), tiles(self.k, t.tk));
@@ -420,12 +398,12 @@ fn simulate(arch: &ArchConfig, emitted: &Emitted) -> Result<u64> {
 }
 
 /// Picks a tiling (search or default) and emits the GEMM fragment.
-pub(crate) fn lower_gemm(ctx: &Ctx, budget: &Budget, job: &GemmJob, fenced: bool) -> Result<(Emitted, JobTiling)> {
+pub(crate) fn lower_gemm(ctx: &Ctx, budget: &Budget, job: &GemmJob, fenced: bool) -> Result<(Emitted, Tiling)> {
     let all = job.tilings(ctx, budget)?;
     let chosen = if ctx.search {
-        let mut ranked: Vec<(f64, JobTiling)> = all.iter().map(|t| (job.estimate(ctx, t), *t)).collect();
+        let mut ranked: Vec<(f64, Tiling)> = all.iter().map(|t| (job.estimate(ctx, t), *t)).collect();
         ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut best: Option<(u64, JobTiling)> = None;
+        let mut best: Option<(u64, Tiling)> = None;
         for (_, t) in ranked.into_iter().take(SIMULATED_CANDIDATES) {
             let (ins, outs, steps) = job.steps(ctx, budget, &t);
             let cycles = simulate(ctx.arch, &engine::emit(&ins, &outs, &steps, &Sems::main(), false, false))?;
@@ -438,8 +416,7 @@ pub(crate) fn lower_gemm(ctx: &Ctx, budget: &Budget, job: &GemmJob, fenced: bool
         // No offline scheduling: a fixed schedule, the WS dataflow in NMK order with the
         // maximal tile that streams the most rows per stationary weight tile (WS amortizes
         // each weight preload and the array fill over `tm` rows), then the largest weight tile.
-        let ws: Vec<JobTiling> =
-            all.iter().copied().filter(|t| t.dataflow == Dataflow::Ws && t.order == LoopOrder::Nmk).collect();
+        let ws: Vec<Tiling> = all.iter().copied().filter(|t| t.dataflow == Dataflow::Ws && t.order == LoopOrder::Nmk).collect();
         ws.iter().copied().max_by_key(|t| (t.tm, t.tn * t.tk)).unwrap_or(all[0])
     };
     let (ins, outs, steps) = job.steps(ctx, budget, &chosen);

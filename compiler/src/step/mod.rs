@@ -41,7 +41,7 @@ pub mod lower;
 mod report;
 
 pub use engine::{check_sync, Owner};
-pub use lower::{JobTiling, WeightMap};
+pub use lower::WeightMap;
 pub use report::{simulate, LayerPhaseStats, PhaseCycles, StepReport};
 
 use crate::model::{resolve, LayerInfo, LayerKind, Model, Shape, SparsityPolicy};
@@ -393,17 +393,9 @@ pub fn compile(
         }
         let (rows, cols) = matrix(info.output, batch);
         let (irows, icols) = matrix(info.input_shapes.first().copied().unwrap_or(model.input), batch);
-        let vec_job =
-            |inputs: Vec<Stream>, out_len: u64, rows: u64, ops: Vec<VecSpec>, scratch: (u64, u64), out_base: u64| StreamJob {
-                rows,
-                inputs,
-                output: Stream { buf: Buffer::Act, base: out_base, row_len: out_len, halo: 0 },
-                scratch,
-                out_slot_row: out_len,
-                tail_store: None,
-                ops,
-                owner: owner(Phase::Vector),
-            };
+        let vec_job = |inputs: Vec<Stream>, out_len: u64, rows: u64, ops: Vec<VecSpec>, scratch: (u64, u64), out_base: u64| {
+            vector_job(inputs, out_len, rows, ops, scratch, out_base, owner(Phase::Vector))
+        };
         let act = |base: u64, row_len: u64| Stream { buf: Buffer::Act, base, row_len, halo: 0 };
         let spec = |op, per_row, dst, a, b, p| VecSpec { op, per_row, dst, a, b, p };
         match &layer.kind {
@@ -518,17 +510,9 @@ pub fn compile(
         let dx = info.inputs.first().copied().flatten().map(|p| contribution(p, i));
         let act = |base: u64, row_len: u64| Stream { buf: Buffer::Act, base, row_len, halo: 0 };
         let spec = |op, per_row, dst, a, b, p| VecSpec { op, per_row, dst, a, b, p };
-        let vjob =
-            |inputs: Vec<Stream>, out_len: u64, rows: u64, ops: Vec<VecSpec>, scratch: (u64, u64), out_base: u64| StreamJob {
-                rows,
-                inputs,
-                output: Stream { buf: Buffer::Act, base: out_base, row_len: out_len, halo: 0 },
-                scratch,
-                out_slot_row: out_len,
-                tail_store: None,
-                ops,
-                owner: owner(Phase::Vector),
-            };
+        let vjob = |inputs: Vec<Stream>, out_len: u64, rows: u64, ops: Vec<VecSpec>, scratch: (u64, u64), out_base: u64| {
+            vector_job(inputs, out_len, rows, ops, scratch, out_base, owner(Phase::Vector))
+        };
         match &layer.kind {
             LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
                 let w = weights[i].expect("weight layer");
@@ -817,5 +801,28 @@ impl PoolBands {
         let op_rows = (self.plane_rows() - self.k) / self.s + 1;
         let op_cols = (w - self.k.min(w)) / self.s + 1;
         (op_rows * op_cols * c).max(self.rows_out * ow * c)
+    }
+}
+
+/// A vector pass over `rows` rows of `inputs` producing FP16 rows of `out_len` elements at
+/// `out_base` in DRAM, through `ops` with `scratch` (as used by the forward and backward passes).
+fn vector_job(
+    inputs: Vec<Stream>,
+    out_len: u64,
+    rows: u64,
+    ops: Vec<VecSpec>,
+    scratch: (u64, u64),
+    out_base: u64,
+    owner: Owner,
+) -> StreamJob {
+    StreamJob {
+        rows,
+        inputs,
+        output: Stream { buf: Buffer::Act, base: out_base, row_len: out_len, halo: 0 },
+        scratch,
+        out_slot_row: out_len,
+        tail_store: None,
+        ops,
+        owner,
     }
 }
