@@ -9,6 +9,8 @@
 //! neighbour where one exists, so an off-by-one in a bound check fails the test. A property
 //! test runs random decodable programs on `tiny` and requires `run` to return (Ok or Err).
 
+mod common;
+use common::vec_op;
 use proptest::prelude::*;
 use satkit_hw::isa::{Buffer, Instruction, Op, Program, PruneOrder, VecOp, WeightFormat, Word};
 use satkit_hw::{ArchConfig, Dataflow, NmRatio};
@@ -75,23 +77,6 @@ fn gemm(
 
 fn prune(order: PruneOrder, ratio: WeightFormat, rows: u32, cols: u32) -> Op {
     Op::Prune { order, nm: ratio, rows, cols, src: 0, dst: 0, write_mask: true, mask: 0 }
-}
-
-fn vec_op(op: VecOp, count: u32, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32), p: [u32; 4]) -> Op {
-    Op::Vec {
-        op,
-        count,
-        dst_buf: dst.0,
-        dst: dst.1,
-        a_buf: a.0,
-        a: a.1,
-        b_buf: b.0,
-        b: b.1,
-        p0: p[0],
-        p1: p[1],
-        p2: p[2],
-        p3: p[3],
-    }
 }
 
 fn pool(op: VecOp, h: u32, w: u32, k: u32, s: u32) -> Op {

@@ -11,6 +11,7 @@
 //! - GEMM, dense and N:M sparse after a prune, against a sequential FP32 sum;
 //! - DMA: FP16/FP32/byte-plane round trips between DRAM and the buffers, with 2-D strides.
 
+mod common;
 use half::f16;
 use satkit_hw::isa::{Buffer, Instruction, Op, Program, PruneOrder, VecOp, WeightFormat};
 use satkit_hw::{ArchConfig, Dataflow, NmRatio};
@@ -40,36 +41,22 @@ fn assert_bits(got: &[f32], want: &[f32], what: &str) {
 }
 
 fn vec_op(op: VecOp, count: u32, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32), p: [u32; 4]) -> Instruction {
-    Instruction::new(Op::Vec {
-        op,
-        count,
-        dst_buf: dst.0,
-        dst: dst.1,
-        a_buf: a.0,
-        a: a.1,
-        b_buf: b.0,
-        b: b.1,
-        p0: p[0],
-        p1: p[1],
-        p2: p[2],
-        p3: p[3],
-    })
+    Instruction::new(common::vec_op(op, count, dst, a, b, p))
 }
 
-/// A small deterministic generator (SplitMix64) for test data.
-struct Rng(u64);
+/// A seeded generator for test data (ChaCha8 through `rand`).
+struct Rng(rand_chacha::ChaCha8Rng);
 
 impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(rand::SeedableRng::seed_from_u64(seed))
+    }
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        rand::RngCore::next_u64(&mut self.0)
     }
     /// Uniform in [-1, 1).
     fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        rand::Rng::gen_range(&mut self.0, -1.0f32..1.0)
     }
 }
 
@@ -115,7 +102,7 @@ fn prune_reference(w: &[f32], rows: usize, cols: usize, n: usize, m: usize, bp: 
 /// A weight with many exact magnitude ties (values k / 8 for small k, both signs, and zeros) and
 /// values FP16 cannot hold exactly.
 fn prune_weight(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     (0..rows * cols)
         .map(|i| match rng.next() % 4 {
             0 => ((rng.next() % 7) as f32 - 3.0) / 8.0,
@@ -255,7 +242,7 @@ fn update_reference(w: &mut [f32], v: &mut [f32], grad: &[f32], pruned: &[bool],
 fn check_update(use_mask: bool) {
     const N: usize = 23; // not a multiple of the 4 lanes
     let (weight, momentum, grad, mask, hyper) = (5u32, 70u32, 33u32, 150u32, 200u32);
-    let mut rng = Rng(if use_mask { 77 } else { 78 });
+    let mut rng = Rng::new(if use_mask { 77 } else { 78 });
     let w0: Vec<f32> = (0..N).map(|_| rng.unit() * 2.0).collect();
     let v0: Vec<f32> = (0..N).map(|_| rng.unit() * 0.3).collect();
     let g: Vec<f32> = (0..N).map(|_| rng.unit() * 0.01).collect();
@@ -533,7 +520,7 @@ fn gemm_reference(x: &[f32], w_dense_t: &[f32], start: &[f32], rows: usize, cols
 fn sparse_gemm_after_prune_is_the_masked_dense_gemm() {
     // W is C_out = 6 x K = 16; FF 2:4 prune, then out[5 x 6] = x[5 x 16] . W^T, WS and OS.
     let (rows, cols, depth) = (5usize, 6usize, 16usize);
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     let w: Vec<f32> = (0..cols * depth).map(|_| rng.unit()).collect();
     let x: Vec<f32> = (0..rows * depth).map(|_| fp16(rng.unit() * 4.0)).collect();
     let start: Vec<f32> = (0..rows * cols).map(|_| rng.unit() * 100.0).collect();
@@ -581,7 +568,7 @@ fn sparse_gemm_after_prune_is_the_masked_dense_gemm() {
 fn dense_gemm_is_the_sequential_sum() {
     // Inputs chosen so the summation order matters: large and small terms alternate.
     let (rows, cols, depth) = (3usize, 5usize, 9usize);
-    let mut rng = Rng(9);
+    let mut rng = Rng::new(9);
     let x: Vec<f32> = (0..rows * depth).map(|i| fp16(if i % 2 == 0 { 1000.0 } else { 0.001 } * rng.unit())).collect();
     let w: Vec<f32> = (0..cols * depth).map(|_| fp16(rng.unit())).collect();
     let mut mach = machine();
