@@ -34,8 +34,8 @@ const IN_FREE: u8 = 2;
 const W_FREE: u8 = 3;
 const OUT_READY: u8 = 4;
 const ACC_FREE: u8 = 5;
-/// Largest value of a 16-bit instruction field (tile dimensions, transfer rows and columns).
-pub(crate) const FIELD16: u64 = 0xffff;
+/// Largest tile extent an instruction can encode (the ISA's 16-bit extent fields).
+pub(crate) const FIELD16: u64 = satkit_hw::isa::EXTENT_MAX;
 
 /// One GEMM to run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -269,7 +269,7 @@ fn operand_dims(d: Dataflow, m: u64, n: u64, k: u64) -> (u64, u64, u64) {
 fn compute_program(arch: &ArchConfig, d: Dataflow, layer: &TopologyLayer) -> Result<Program> {
     let (r, c) = (u64::from(arch.array.rows), u64::from(arch.array.cols));
     let (sr, sc, t) = operand_dims(d, layer.m, layer.n, layer.k);
-    const LIMIT: u64 = 0xffff;
+    const LIMIT: u64 = satkit_hw::isa::EXTENT_MAX;
     if t > LIMIT {
         return Err(Error::Input(format!("layer {}: its streamed dimension {t} exceeds {LIMIT}", layer.name)));
     }

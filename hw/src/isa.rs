@@ -39,6 +39,9 @@ use std::fmt;
 pub const WORD_BITS: u32 = 256;
 /// Bits of the common header (opcode, tag, semaphores).
 pub const HEADER_BITS: u32 = 32;
+/// Largest value of the 16-bit extent fields: GEMM `rows`/`cols`/`depth` and DMA `rows`/`cols`
+/// (a test checks it against the table's widths).
+pub const EXTENT_MAX: u64 = 0xffff;
 /// Number of semaphores, including the reserved "none" at index 0.
 pub const SEMAPHORES: usize = 16;
 
@@ -926,6 +929,15 @@ mod tests {
             prop_assert_eq!(insn.encode().unwrap(), word);
             let text = insn.to_string();
             prop_assert_eq!(Instruction::parse(&text).unwrap(), insn);
+        }
+    }
+
+    #[test]
+    fn extent_max_matches_the_extent_fields() {
+        for l in layouts().iter().filter(|l| matches!(l.mnemonic, "gemm" | "load" | "store")) {
+            for f in l.fields.iter().filter(|f| matches!(f.name, "rows" | "cols" | "depth")) {
+                assert_eq!((1u64 << f.width) - 1, EXTENT_MAX, "{}.{}", l.mnemonic, f.name);
+            }
         }
     }
 
