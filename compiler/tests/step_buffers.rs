@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use satkit_compiler::model::{Layer, LayerKind, Method, Model, Shape, SparsityPolicy, MODEL_INPUT};
 use satkit_compiler::step::{self, StepOptions};
 use satkit_compiler::Error;
-use satkit_hw::arch::{ArrayConfig, BufferConfig};
+use satkit_hw::arch::{ArrayConfig, BufferConfig, DramConfig};
 use satkit_hw::isa::Buffer;
 use satkit_hw::ArchConfig;
 use satkit_sim::{Machine, Mode};
@@ -61,9 +61,13 @@ fn case() -> impl Strategy<Value = Case> {
 fn machine(c: &Case) -> ArchConfig {
     let base = ArchConfig::tiny();
     let [act_kib, wgt_kib, acc_kib, master_kib] = c.kib;
+    // The property is about on-chip buffers: give DRAM room for every generated model
+    // (tiny's 16 MiB cannot hold the largest random layers' training state).
+    let dram = DramConfig { capacity_mib: 1024, ..base.dram.clone() };
     ArchConfig {
         array: ArrayConfig { rows: c.rows, cols: c.cols, ..base.array.clone() },
         buffers: BufferConfig { act_kib, wgt_kib, acc_kib, master_kib, ..base.buffers },
+        dram,
         ..base
     }
 }
