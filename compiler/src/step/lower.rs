@@ -76,6 +76,30 @@ impl Conv {
         self.kh == 1 && self.kw == 1 && self.stride == 1 && self.pad == 0
     }
 
+    /// The backward-data pass of a stride-1 conv as a conv of its own: `dX` is `dY`
+    /// (`oh x ow x c_out`) convolved with the kernel flipped in both directions, transposed in
+    /// its channels, at padding `k - 1 - pad`. Its reduction runs over (kernel position,
+    /// `C_out`), so BP's N:M groups stay along `C_out`, and it writes `dX` directly (no
+    /// im2col-space gradient, no col2im). Only for "same" convs (stride 1, output as large as
+    /// the input), whose transposed conv does exactly the analytical BP MACs; `None` for
+    /// identity, strided and shrinking convs (a valid conv's transposed conv would also
+    /// multiply its zero border).
+    pub fn transposed(&self, c_out: u64) -> Option<Conv> {
+        let ok = !self.is_identity() && self.stride == 1 && self.kh == self.kw && self.oh == self.h && self.ow == self.w;
+        ok.then_some(Conv {
+            images: self.images,
+            h: self.oh,
+            w: self.ow,
+            c_in: c_out,
+            oh: self.h,
+            ow: self.w,
+            kh: self.kh,
+            kw: self.kw,
+            stride: 1,
+            pad: self.kh - 1 - self.pad,
+        })
+    }
+
     /// DMAs loading rows `p0..p0+np` (output pixels), columns `k0..k0+nk` of the im2col
     /// matrix into a slot laid out with `sram_row_stride`.
     #[allow(clippy::too_many_arguments)]
@@ -735,7 +759,21 @@ pub(crate) struct StreamJob {
     /// element, stored to this DRAM address (the loss after `softmax_xent`); needs the whole
     /// pass in one chunk.
     pub tail_store: Option<u64>,
+    /// Also (or only) store each output row as a weight row `C_out x K` split into one
+    /// `C_out x C_in` block per flipped kernel position (the dense BP copy of a transposed-conv BP).
+    pub flipped_store: Option<FlippedStore>,
     pub owner: Owner,
+}
+
+/// The flipped-block layout of [`StreamJob::flipped_store`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlippedStore {
+    pub positions: u64,
+    pub c_in: u64,
+    pub c_out: u64,
+    pub base: u64,
+    /// Store the plain rows too (at the output stream's address).
+    pub rows_too: bool,
 }
 
 /// Splits a transfer whose rows are longer than the 16-bit `cols` field into column pieces
@@ -813,16 +851,34 @@ pub(crate) fn lower_stream(budget: &Budget, job: &StreamJob, fenced: bool) -> Re
                 })
                 .collect();
             let o = job.output;
-            let mut stores = split_cols(Xfer {
-                buf: Buffer::Act,
-                off: 0,
-                dram: o.base + r0 * o.row_len * 2,
-                rows,
-                cols: o.row_len,
-                dram_row_stride: o.row_len,
-                sram_row_stride: if job.tail_store.is_some() { o.row_len } else { job.out_slot_row },
-                owner,
-            });
+            let mut stores = if job.flipped_store.is_none_or(|f| f.rows_too) {
+                split_cols(Xfer {
+                    buf: Buffer::Act,
+                    off: 0,
+                    dram: o.base + r0 * o.row_len * 2,
+                    rows,
+                    cols: o.row_len,
+                    dram_row_stride: o.row_len,
+                    sram_row_stride: if job.tail_store.is_some() { o.row_len } else { job.out_slot_row },
+                    owner,
+                })
+            } else {
+                Vec::new()
+            };
+            if let Some(f) = job.flipped_store {
+                for position in 0..f.positions {
+                    stores.extend(split_cols(Xfer {
+                        buf: Buffer::Act,
+                        off: position * f.c_in,
+                        dram: f.base + ((f.positions - 1 - position) * f.c_out + r0) * f.c_in * 2,
+                        rows,
+                        cols: f.c_in,
+                        dram_row_stride: f.c_in,
+                        sram_row_stride: job.out_slot_row,
+                        owner,
+                    }));
+                }
+            }
             if let Some(dram) = job.tail_store {
                 stores.push(Xfer {
                     buf: Buffer::Act,
@@ -903,11 +959,15 @@ pub struct WeightMap {
     pub ff_vals: u64,
     /// FF copy indices.
     pub ff_idx: u64,
-    /// BP copy values (`K` rows of stored `C_out`) and indices (N:M BP only).
+    /// BP copy values and indices (N:M BP only): rows of stored `C_out`, one per column of
+    /// `W`, in K order (kernel position, input channel); for a layer whose BP is a transposed
+    /// conv ([`Conv::transposed`]) in (input channel, flipped kernel position) order instead,
+    /// so each input channel's row is the reduction of its BP GEMM column.
     pub bp_vals: u64,
     /// BP copy indices.
     pub bp_idx: u64,
-    /// Dense FP16 copy, `C_out x K` (layers whose BP weight is dense).
+    /// Dense FP16 copy read by a dense BP: `C_out x K`, or for a transposed-conv BP one
+    /// `C_out x C_in` block per flipped kernel position.
     pub dense: u64,
 }
 
@@ -920,6 +980,9 @@ pub(crate) struct WeightJob {
     pub bp: WeightFormat,
     pub map: WeightMap,
     pub hyper: u64,
+    /// `(kernel positions, C_in)` of a layer whose BP is a transposed conv: its BP copies use
+    /// the flipped layout of [`WeightMap::bp_vals`] and [`WeightMap::dense`].
+    pub bp_flip: Option<(u64, u64)>,
     pub update_owner: Owner,
     pub prune_owner: Owner,
 }
@@ -928,6 +991,21 @@ impl WeightJob {
     /// True when BP reads the dense FP16 copy (a dense BP weight).
     pub fn needs_dense_copy(&self) -> bool {
         self.bp.ratio().is_none()
+    }
+
+    /// Where columns `k0..k0+tk` of `W` go as rows of the BP copy: runs of
+    /// `(first column offset in the chunk, columns, first row, row step)`.
+    fn bp_rows(&self, k0: u64, tk: u64) -> Vec<(u64, u64, u64, u64)> {
+        let Some((positions, c_in)) = self.bp_flip else { return vec![(0, tk, k0, 1)] };
+        let mut runs = Vec::new();
+        let mut col = k0;
+        while col < k0 + tk {
+            let (position, channel) = (col / c_in, col % c_in);
+            let len = (c_in - channel).min(k0 + tk - col);
+            runs.push((col - k0, len, channel * positions + (positions - 1 - position), positions));
+            col += len;
+        }
+        runs
     }
 }
 
@@ -1068,18 +1146,20 @@ pub(crate) fn prune_steps(budget: &Budget, job: &WeightJob, uid: u64) -> Result<
             Xfer { buf: Buffer::Idx, dram: job.map.ff_idx + stored(job.ff, k0), ..ff_store },
         ];
         if job.bp.ratio().is_some() {
-            let bp = Xfer {
-                buf: Buffer::Wgt,
-                off: wb + fp,
-                dram: job.map.bp_vals + k0 * sbp * 2,
-                rows: tk,
-                cols: sbp,
-                dram_row_stride: sbp,
-                sram_row_stride: sbp,
-                owner,
-            };
-            stores.push(bp);
-            stores.push(Xfer { buf: Buffer::Idx, dram: job.map.bp_idx + k0 * sbp, ..bp });
+            for (offset, columns, row, step) in job.bp_rows(k0, tk) {
+                let bp = Xfer {
+                    buf: Buffer::Wgt,
+                    off: wb + fp + offset * sbp,
+                    dram: job.map.bp_vals + row * sbp * 2,
+                    rows: columns,
+                    cols: sbp,
+                    dram_row_stride: step * sbp,
+                    sram_row_stride: sbp,
+                    owner,
+                };
+                stores.push(bp);
+                stores.push(Xfer { buf: Buffer::Idx, dram: job.map.bp_idx + row * sbp, ..bp });
+            }
         }
         let (c_out, ffw, bpw) = (job.c_out, job.ff, job.bp);
         let mut computes = vec![Compute {

@@ -11,17 +11,23 @@
 //!
 //! **Timeline.** FF over layers (GEMM layers as tiled GEMMs whose FP32 outputs an epilogue
 //! `copy` converts to FP16, the others as vector passes), the loss (softmax cross-entropy on
-//! the vector unit; the FP16 mean loss is stored at the manifest's `loss` address), then for each layer in reverse: BP and WU (fused into one fragment with
-//! interleave mapping), the col2im scatter-add of a conv with `k > 1` or stride > 1 (a vector
-//! `add` pass over the im2col-space gradient: its timing is one add per im2col element, its
-//! functional result is not col2im), the sum of gradients of a tensor with several consumers
+//! the vector unit; the FP16 mean loss is stored at the manifest's `loss` address), then for
+//! each layer in reverse: BP and WU. A "same" stride-1 conv (3x3, padding 1) computes BP as the
+//! transposed conv of `dY` (`lower::Conv::transposed`: flipped kernel, reduction over kernel
+//! position and `C_out`, so BP's N:M groups stay along `C_out`), which writes `dX` directly;
+//! its BP copies are stored in the matching flipped layout. Other layers compute BP as the
+//! im2col-space GEMM `dY . W_bp` (fused with WU into one fragment by interleave mapping), and
+//! a strided or shrinking conv then needs a col2im scatter-add (a vector `add` pass over the
+//! im2col-space gradient: its timing is one add per im2col element, its functional result is
+//! not col2im). the sum of gradients of a tensor with several consumers
 //! (vector `add` passes), the vector backward of non-GEMM layers, the WUVE update, and the
 //! pre-generation of the next step's FF/BP weight copies (SORE prune for N:M copies, vector
 //! FP32->FP16 conversion for dense ones). The first layer computes no input gradient.
 //!
 //! **Optimizations and their switches** ([`StepOptions`]):
 //! - interleave mapping: (a) OS accumulator interleave, (b) the fused BP+WU fragment that
-//!   loads each `dY` chunk once for both GEMMs; off: neither;
+//!   loads each `dY` chunk once for both GEMMs (layers whose BP is an im2col-space GEMM);
+//!   off: neither;
 //! - pre-generation: on, each layer's prune runs on its own semaphores and buffer regions,
 //!   its chunks spread over the following backward work, so it hides under it (what it cannot
 //!   hide shows as the program's tail); off, every layer's prune runs fenced right before its
@@ -327,6 +333,8 @@ pub fn compile(
             bp_idx: if f.bp.ratio().is_some() { dram.alloc(k * so_bp) } else { 0 },
             dense: 0,
         };
+        let conv = conv_of(info, &layers[f.index].kind);
+        let bp_flip = (info.inputs[0].is_some() && conv.transposed(c_out).is_some()).then_some((conv.kh * conv.kw, conv.c_in));
         let mut job = WeightJob {
             c_out,
             k,
@@ -334,11 +342,12 @@ pub fn compile(
             bp: f.bp,
             map,
             hyper,
+            bp_flip,
             update_owner: Owner { layer: f.index as u32, phase: Phase::Update },
             prune_owner: Owner { layer: f.index as u32, phase: Phase::Prune },
         };
         job.map.dense = if job.needs_dense_copy() {
-            if f.ff.ratio().is_none() {
+            if f.ff.ratio().is_none() && bp_flip.is_none() {
                 job.map.ff_vals
             } else {
                 dram.alloc(count * 2)
@@ -346,7 +355,7 @@ pub fn compile(
         } else {
             0
         };
-        if !conv_of(info, &layers[f.index].kind).is_identity() && info.inputs[0].is_some() {
+        if !conv.is_identity() && bp_flip.is_none() && info.inputs[0].is_some() {
             dcol_bytes = dcol_bytes.max(g.m * k * 2);
         }
         weights[f.index] = Some(job);
@@ -520,83 +529,114 @@ pub fn compile(
                 let (p, c_out, k) = (gm.ff.m, gm.ff.n, gm.ff.k);
                 let conv = conv_of(info, &layer.kind);
                 let x = InSrc::Im2col { conv, base: x_addr };
-                let w_bp = match w.bp {
-                    WeightFormat::Sparse(_) => {
-                        WSrc::Stored { vals: w.map.bp_vals, idx: w.map.bp_idx, row_len: w.bp.stored_len(c_out as usize) as u64 }
-                    }
-                    WeightFormat::Dense => WSrc::DenseT { base: w.map.dense, ld: k },
-                };
-                let dx_dst = if conv.is_identity() { dx.unwrap_or(0) } else { dcol };
-                let dx_out = OutDst::Fp16 { base: dx_dst, ld: k };
                 let dw_out = OutDst::Fp32 { base: w.map.grad, ld: k };
-                let mut fused_done = false;
-                if needs_dx && options.interleave {
-                    let job = FusedJob {
-                        p,
-                        c_out,
-                        k,
-                        bp_weights: w.bp,
-                        dy,
-                        w_bp,
-                        x,
-                        dx: dx_out,
-                        dw: dw_out,
-                        bp_owner: owner(Phase::Bp),
-                        wu_owner: owner(Phase::Wu),
+                let wu_job = GemmJob {
+                    m: c_out,
+                    n: k,
+                    k: p,
+                    weights: WeightFormat::Dense,
+                    input: InSrc::Transposed { base: dy, ld: c_out },
+                    weight: WSrc::Im2colT { conv, base: x_addr },
+                    out: dw_out,
+                    owner: owner(Phase::Wu),
+                };
+                if let (Some(dx), Some(tconv), Some((positions, c_in))) = (dx, conv.transposed(c_out), w.bp_flip) {
+                    // A stride-1 conv: BP is the transposed conv, writing dX directly.
+                    let row_len = positions * w.bp.stored_len(c_out as usize) as u64;
+                    let weight = match w.bp {
+                        WeightFormat::Sparse(_) => WSrc::Stored { vals: w.map.bp_vals, idx: w.map.bp_idx, row_len },
+                        WeightFormat::Dense => WSrc::DenseT { base: w.map.dense, ld: c_in },
                     };
-                    if let Some(e) = lower::lower_fused(&ctx, &main_budget, &job, fenced)? {
-                        push(e, &mut blocks, &mut fenced);
-                        fused_done = true;
-                    }
-                }
-                if !fused_done {
-                    if needs_dx {
-                        let job = GemmJob {
-                            m: p,
-                            n: k,
-                            k: c_out,
-                            weights: w.bp,
-                            input: InSrc::Im2col { conv: Conv::matrix(p, c_out), base: dy },
-                            weight: w_bp,
-                            out: dx_out,
-                            owner: owner(Phase::Bp),
-                        };
-                        push(lower::lower_gemm(&ctx, &main_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
-                    }
                     let job = GemmJob {
-                        m: c_out,
-                        n: k,
-                        k: p,
-                        weights: WeightFormat::Dense,
-                        input: InSrc::Transposed { base: dy, ld: c_out },
-                        weight: WSrc::Im2colT { conv, base: x_addr },
-                        out: dw_out,
-                        owner: owner(Phase::Wu),
+                        m: tconv.images * tconv.oh * tconv.ow,
+                        n: c_in,
+                        k: positions * c_out,
+                        weights: w.bp,
+                        input: InSrc::Im2col { conv: tconv, base: dy },
+                        weight,
+                        out: OutDst::Fp16 { base: dx, ld: c_in },
+                        owner: owner(Phase::Bp),
                     };
                     push(lower::lower_gemm(&ctx, &main_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
-                }
-                if let (Some(dx), false) = (dx, conv.is_identity()) {
-                    // col2im: one add per im2col element, into the input gradient.
-                    let (ir, ic) = matrix(info.input_shapes[0], batch);
-                    let out_len = (ir * ic).div_ceil(p);
-                    let ops = vec![spec(VecOp::Add, k, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
-                    let mut j = vjob(vec![act(dcol, k)], out_len, p, ops, (0, 0), dx);
-                    j.out_slot_row = k.max(out_len);
-                    push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                    push(lower::lower_gemm(&ctx, &main_budget, &wu_job, fenced)?.0, &mut blocks, &mut fenced);
+                } else {
+                    let w_bp = match w.bp {
+                        WeightFormat::Sparse(_) => WSrc::Stored {
+                            vals: w.map.bp_vals,
+                            idx: w.map.bp_idx,
+                            row_len: w.bp.stored_len(c_out as usize) as u64,
+                        },
+                        WeightFormat::Dense => WSrc::DenseT { base: w.map.dense, ld: k },
+                    };
+                    let dx_dst = if conv.is_identity() { dx.unwrap_or(0) } else { dcol };
+                    let dx_out = OutDst::Fp16 { base: dx_dst, ld: k };
+                    let mut fused_done = false;
+                    if needs_dx && options.interleave {
+                        let job = FusedJob {
+                            p,
+                            c_out,
+                            k,
+                            bp_weights: w.bp,
+                            dy,
+                            w_bp,
+                            x,
+                            dx: dx_out,
+                            dw: dw_out,
+                            bp_owner: owner(Phase::Bp),
+                            wu_owner: owner(Phase::Wu),
+                        };
+                        if let Some(e) = lower::lower_fused(&ctx, &main_budget, &job, fenced)? {
+                            push(e, &mut blocks, &mut fenced);
+                            fused_done = true;
+                        }
+                    }
+                    if !fused_done {
+                        if needs_dx {
+                            let job = GemmJob {
+                                m: p,
+                                n: k,
+                                k: c_out,
+                                weights: w.bp,
+                                input: InSrc::Im2col { conv: Conv::matrix(p, c_out), base: dy },
+                                weight: w_bp,
+                                out: dx_out,
+                                owner: owner(Phase::Bp),
+                            };
+                            push(lower::lower_gemm(&ctx, &main_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
+                        }
+                        push(lower::lower_gemm(&ctx, &main_budget, &wu_job, fenced)?.0, &mut blocks, &mut fenced);
+                    }
+                    if let (Some(dx), false) = (dx, conv.is_identity()) {
+                        // col2im of a strided conv: one add per im2col element, into the input gradient.
+                        let (ir, ic) = matrix(info.input_shapes[0], batch);
+                        let out_len = (ir * ic).div_ceil(p);
+                        let ops = vec![spec(VecOp::Add, k, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
+                        let mut j = vjob(vec![act(dcol, k)], out_len, p, ops, (0, 0), dx);
+                        j.out_slot_row = k.max(out_len);
+                        push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                    }
                 }
                 let upd = lower::lower_update(&main_budget, &w, fenced)?;
                 push(upd, &mut blocks, &mut fenced);
                 if w.needs_dense_copy() {
                     // The dense FP16 copy of the updated weights, on the vector unit.
                     let ops = vec![spec(VecOp::Copy, k, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
+                    let rows_to = if w.ff.ratio().is_none() { w.map.ff_vals } else { w.map.dense };
                     let mut j = vjob(
                         vec![Stream { buf: Buffer::Master, base: w.map.master, row_len: k, halo: 0 }],
                         k,
                         c_out,
                         ops,
                         (0, 0),
-                        w.map.dense,
+                        rows_to,
                     );
+                    j.flipped_store = w.bp_flip.map(|(positions, c_in)| lower::FlippedStore {
+                        positions,
+                        c_in,
+                        c_out,
+                        base: w.map.dense,
+                        rows_too: w.ff.ratio().is_none(),
+                    });
                     j.owner = owner(Phase::Prune);
                     push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
                 }
@@ -822,6 +862,7 @@ fn vector_job(
         scratch,
         out_slot_row: out_len,
         tail_store: None,
+        flipped_store: None,
         ops,
         owner,
     }
