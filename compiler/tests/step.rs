@@ -23,7 +23,7 @@ fn all_options() -> Vec<StepOptions> {
 #[test]
 fn synchronization_balances_and_macs_match_the_analytical_counts() {
     let arch = ArchConfig::vcu1525();
-    for (name, batch) in [("mlp", 64), ("lenet5", 32), ("vgg-small", 16), ("resnet18-cifar10", 8)] {
+    for (name, batch) in [("mlp", 64), ("lenet5", 32), ("vgg-small", 16), ("resnet18-cifar10", 8), ("deit-tiny", 2)] {
         let model = zoo::get(name).unwrap();
         for method in [Method::Dense, Method::Bdwp] {
             for options in all_options() {

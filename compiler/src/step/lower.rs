@@ -175,7 +175,33 @@ pub(crate) enum OutDst {
     Fp32 { base: u64, ld: u64 },
 }
 
-/// One GEMM of the training step.
+/// Independent GEMMs of one shape at regular DRAM offsets: `images x heads` of them (the
+/// attention GEMMs, one per image and head), group `(b, h)` offset by `b * per_image[i] +
+/// h * per_head[i]` bytes, `i` = input, weight, output.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Groups {
+    pub images: u64,
+    pub heads: u64,
+    pub per_image: [u64; 3],
+    pub per_head: [u64; 3],
+}
+
+impl Groups {
+    /// A single GEMM.
+    pub const ONE: Groups = Groups { images: 1, heads: 1, per_image: [0; 3], per_head: [0; 3] };
+
+    fn count(&self) -> u64 {
+        self.images * self.heads
+    }
+
+    /// Byte offsets of group `g`'s input, weight and output.
+    fn offsets(&self, g: u64) -> [u64; 3] {
+        let (b, h) = (g / self.heads, g % self.heads);
+        [0, 1, 2].map(|i| b * self.per_image[i] + h * self.per_head[i])
+    }
+}
+
+/// One GEMM of the training step (or a group of equal ones, see [`Groups`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GemmJob {
     pub m: u64,
@@ -185,6 +211,7 @@ pub(crate) struct GemmJob {
     pub input: InSrc,
     pub weight: WSrc,
     pub out: OutDst,
+    pub groups: Groups,
     pub owner: Owner,
 }
 
@@ -194,6 +221,11 @@ fn stored(w: WeightFormat, k: u64) -> u64 {
 
 fn key(a: u64, b: u64) -> u64 {
     (a << 32) | b
+}
+
+/// A tile key within group `g` of a grouped GEMM (tile coordinates stay below 2^24).
+fn group_key(g: u64, a: u64, b: u64) -> u64 {
+    key(a, b) ^ (g << 56)
 }
 
 fn interleave_for(ctx: &Ctx, d: Dataflow) -> u64 {
@@ -275,11 +307,13 @@ impl GemmJob {
             LoopOrder::Nmk => ((self.n, tn0), (self.m, tm0)),
             LoopOrder::Mnk => ((self.m, tm0), (self.n, tn0)),
         };
-        for o in starts(outer.0, outer.1) {
-            for mid in starts(middle.0, middle.1) {
-                for k0 in starts(self.k, tk0) {
-                    let (m0, n0) = if t.order == LoopOrder::Nmk { (mid, o) } else { (o, mid) };
-                    tiles.push((m0, n0, k0));
+        for g in 0..self.groups.count() {
+            for o in starts(outer.0, outer.1) {
+                for mid in starts(middle.0, middle.1) {
+                    for k0 in starts(self.k, tk0) {
+                        let (m0, n0) = if t.order == LoopOrder::Nmk { (mid, o) } else { (o, mid) };
+                        tiles.push((g, m0, n0, k0));
+                    }
                 }
             }
         }
@@ -287,8 +321,12 @@ impl GemmJob {
         let job = *self;
         let steps = tiles
             .iter()
-            .map(|&(m0, n0, k0)| {
+            .map(|&(g, m0, n0, k0)| {
                 let (tm, tn, tk) = ((self.m - m0).min(tm0), (self.n - n0).min(tn0), (self.k - k0).min(tk0));
+                let offsets = self.groups.offsets(g);
+                let shift = |xfers: Vec<Xfer>, by: u64| -> Vec<Xfer> {
+                    xfers.into_iter().map(|x| Xfer { dram: x.dram + by, ..x }).collect()
+                };
                 let loads_in = match self.input {
                     InSrc::Im2col { conv, base } => conv.xfers(base, m0, tm, k0, tk, Buffer::Act, tk, owner),
                     InSrc::Transposed { base, ld } => vec![Xfer {
@@ -334,6 +372,7 @@ impl GemmJob {
                     }],
                     WSrc::Im2colT { conv, base } => conv.xfers(base, k0, tk, n0, tn, Buffer::Wgt, tn, owner),
                 };
+                let (loads_in, loads_w) = (shift(loads_in, offsets[0]), shift(loads_w, offsets[1]));
                 let last_k = k0 + tk0 >= self.k;
                 let stores = if last_k {
                     vec![match self.out {
@@ -361,6 +400,7 @@ impl GemmJob {
                 } else {
                     Vec::new()
                 };
+                let stores = shift(stores, offsets[2]);
                 let t = *t;
                 let make = Box::new(move |b: &engine::Bases| Op::Gemm {
                     dataflow: t.dataflow,
@@ -378,10 +418,16 @@ impl GemmJob {
                 });
                 Step {
                     ins: vec![
-                        Some(InUse { key: key(m0, k0), loads: loads_in }),
-                        Some(InUse { key: key(n0, k0), loads: loads_w }),
+                        Some(InUse { key: group_key(g, m0, k0), loads: loads_in }),
+                        Some(InUse { key: group_key(g, n0, k0), loads: loads_w }),
                     ],
-                    outs: vec![Some(OutUse { key: key(m0, n0), preload: Vec::new(), stores, epilogue_count: tm * tn, owner })],
+                    outs: vec![Some(OutUse {
+                        key: group_key(g, m0, n0),
+                        preload: Vec::new(),
+                        stores,
+                        epilogue_count: tm * tn,
+                        owner,
+                    })],
                     computes: vec![Compute { reads: vec![0, 1], writes: vec![0], make, owner }],
                 }
             })
@@ -428,8 +474,10 @@ pub(crate) fn lower_gemm(ctx: &Ctx, budget: &Budget, job: &GemmJob, fenced: bool
         let mut ranked: Vec<(f64, Tiling)> = all.iter().map(|t| (job.estimate(ctx, t), *t)).collect();
         ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
         let mut best: Option<(u64, Tiling)> = None;
+        // Every group has the same shape: time one.
+        let one = GemmJob { groups: Groups::ONE, ..*job };
         for (_, t) in ranked.into_iter().take(SIMULATED_CANDIDATES) {
-            let (ins, outs, steps) = job.steps(ctx, budget, &t);
+            let (ins, outs, steps) = one.steps(ctx, budget, &t);
             let cycles = simulate(ctx.arch, &engine::emit(&ins, &outs, &steps, &Sems::main(), false, false))?;
             if best.is_none_or(|(b, _)| cycles < b) {
                 best = Some((cycles, t));
@@ -732,15 +780,25 @@ pub(crate) struct VecSpec {
     pub p: [u64; 4],
 }
 
-/// A tensor streamed through the vector unit: `rows` rows, each `row_len` elements.
+/// A tensor streamed through the vector unit: `rows` rows, each `row_len` elements, rows
+/// `row_stride` elements apart in DRAM (`row_len` for a dense matrix, 0 for a parameter row
+/// broadcast over the batch, more for a gather of the first `row_len` elements of longer rows).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stream {
     pub buf: Buffer,
     pub base: u64,
     pub row_len: u64,
+    pub row_stride: u64,
     /// Extra elements per row the slot holds beyond the loaded `row_len` (a pooling band's
     /// line-buffer rows, see `PoolBands` in the step module); not loaded.
     pub halo: u64,
+}
+
+impl Stream {
+    /// A dense row-major matrix of rows of `row_len` elements.
+    pub fn rows(buf: Buffer, base: u64, row_len: u64) -> Stream {
+        Stream { buf, base, row_len, row_stride: row_len, halo: 0 }
+    }
 }
 
 /// A vector pass over `rows` rows: load each chunk of rows of every input, run `ops`, store
@@ -840,10 +898,10 @@ pub(crate) fn lower_stream(budget: &Budget, job: &StreamJob, fenced: bool) -> Re
                         loads: split_cols(Xfer {
                             buf: s.buf,
                             off: 0,
-                            dram: s.base + r0 * s.row_len * if matches!(s.buf, Buffer::Acc | Buffer::Master) { 4 } else { 2 },
+                            dram: s.base + r0 * s.row_stride * if matches!(s.buf, Buffer::Acc | Buffer::Master) { 4 } else { 2 },
                             rows,
                             cols: s.row_len,
-                            dram_row_stride: s.row_len,
+                            dram_row_stride: s.row_stride,
                             sram_row_stride: s.row_len + s.halo,
                             owner,
                         }),

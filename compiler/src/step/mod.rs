@@ -39,8 +39,20 @@
 //! Fragments are fenced in program order (see [`engine`]); pooling's functional semantics
 //! assume planes, so with NHWC only its timing is claimed (pooling streams horizontal bands of
 //! each image when a whole image does not fit, see `PoolBands`), and batch-norm statistics are
-//! computed per streamed chunk (the backward recomputes them). Not lowered: grouped and
-//! depthwise convolutions, attention (DeiT), biases.
+//! computed per streamed chunk (the backward recomputes them).
+//!
+//! **Transformers** (DeiT): `to_tokens` is the NHWC patch grid itself (no pass); `class_token`
+//! is a vector `add` of the patch tokens and the positional-embedding row (broadcast over the
+//! batch), its backward a strided copy; `take_class_token` a strided gather and its backward a
+//! copy into the class row. Attention runs as grouped GEMMs, one per image and head
+//! (`Groups`): `S = Q K^T`, then `softmax` on the vector unit, then `C = P V`, and in the
+//! backward `dQ = dS K`, `dK = dS^T Q`, `dP = dC V^T`, `dV = P^T dC`, all dense (activations).
+//! Only the timing of token layers and attention is claimed (the `1/sqrt(d_head)` scale and
+//! the class-token row placement are not modelled functionally).
+//!
+//! Not lowered: grouped and depthwise convolutions (refused with a clear error), biases, and
+//! the class token's and positional embedding's own gradient and update (0.7 % of DeiT-Ti's
+//! parameters).
 
 pub mod engine;
 pub mod lower;
@@ -53,7 +65,9 @@ pub use report::{simulate, LayerPhaseStats, PhaseCycles, StepReport};
 use crate::model::{resolve, LayerInfo, LayerKind, Model, Shape, SparsityPolicy};
 use crate::{Error, Result};
 use engine::{Emitted, Sems};
-use lower::{Budget, Conv, Ctx, FusedJob, GemmJob, InSrc, Loc, OutDst, Region, Stream, StreamJob, VecSpec, WSrc, WeightJob};
+use lower::{
+    Budget, Conv, Ctx, FusedJob, GemmJob, Groups, InSrc, Loc, OutDst, Region, Stream, StreamJob, VecSpec, WSrc, WeightJob,
+};
 use satkit_hw::isa::{Buffer, Instruction, Phase, Program, VecOp, WeightFormat};
 use satkit_hw::ArchConfig;
 use serde::Serialize;
@@ -214,8 +228,6 @@ pub fn compile(
     for (l, info) in layers.iter().zip(&infos) {
         let unsupported = match &l.kind {
             LayerKind::Conv2d { groups, .. } if *groups > 1 => Some("grouped and depthwise convolutions"),
-            LayerKind::AttentionScores { .. } | LayerKind::AttentionSoftmax | LayerKind::AttentionValues => Some("attention"),
-            LayerKind::ClassToken | LayerKind::TakeClassToken | LayerKind::ToTokens => Some("token layers"),
             LayerKind::Input { .. } => Some("independent input layers"),
             _ => None,
         };
@@ -273,12 +285,21 @@ pub fn compile(
         let (r, c) = matrix(info.output, batch);
         let bytes = r * c * 2;
         match layers[i].kind {
-            LayerKind::Flatten => {
+            LayerKind::Flatten | LayerKind::ToTokens => {
                 out_addr[i] = info.inputs[0].map_or(input, |p| out_addr[p]);
             }
             _ => out_addr[i] = dram.alloc(bytes),
         }
     }
+    // The class token and positional embedding of a `class_token` layer: one FP16 row of
+    // `(T+1) x D` (the class token's row 0 already added to its position).
+    let token_params: Vec<u64> = infos
+        .iter()
+        .map(|info| match (&layers[info.index].kind, info.output) {
+            (LayerKind::ClassToken, Shape::Tokens { t, d }) => dram.alloc(t * d * 2),
+            _ => 0,
+        })
+        .collect();
     // Gradient tensors: a tensor with one consumer takes that consumer's contribution; an
     // `add` or `flatten` passes its output gradient through; several consumers each write
     // their own and vector adds sum them.
@@ -295,7 +316,7 @@ pub fn compile(
         for (j, p) in infos[i].inputs.iter().enumerate() {
             let Some(p) = *p else { continue };
             let addr = match layers[i].kind {
-                LayerKind::Add | LayerKind::Flatten => grad_addr[i],
+                LayerKind::Add | LayerKind::Flatten | LayerKind::ToTokens => grad_addr[i],
                 _ => {
                     let (pr, pc) = matrix(infos[i].input_shapes[j], batch);
                     dram.alloc(pr * pc * 2)
@@ -405,7 +426,7 @@ pub fn compile(
         let vec_job = |inputs: Vec<Stream>, out_len: u64, rows: u64, ops: Vec<VecSpec>, scratch: (u64, u64), out_base: u64| {
             vector_job(inputs, out_len, rows, ops, scratch, out_base, owner(Phase::Vector))
         };
-        let act = |base: u64, row_len: u64| Stream { buf: Buffer::Act, base, row_len, halo: 0 };
+        let act = |base: u64, row_len: u64| Stream::rows(Buffer::Act, base, row_len);
         let spec = |op, per_row, dst, a, b, p| VecSpec { op, per_row, dst, a, b, p };
         match &layer.kind {
             LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
@@ -422,6 +443,7 @@ pub fn compile(
                     input: InSrc::Im2col { conv, base: x_addr },
                     weight,
                     out: OutDst::Fp16 { base: out_addr[i], ld: g.n },
+                    groups: Groups::ONE,
                     owner: owner(Phase::Ff),
                 };
                 let (e, _) = lower::lower_gemm(&ctx, &main_budget, &job, fenced)?;
@@ -474,10 +496,38 @@ pub fn compile(
                 let j = vec_job(vec![act(x_addr, cols), act(b_addr, cols)], cols, rows, ops, (0, 0), out_addr[i]);
                 push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
-            LayerKind::Flatten => {}
+            LayerKind::Flatten | LayerKind::ToTokens => {}
+            LayerKind::ClassToken => {
+                // Per image: the T patch tokens (placed after the class token's row) plus the
+                // positional embedding row, broadcast over the batch.
+                let Shape::Tokens { t, d } = info.output else { unreachable!("class_token makes tokens") };
+                let x = Stream { halo: d, ..act(x_addr, (t - 1) * d) };
+                let pos = Stream { row_stride: 0, ..act(token_params[i], t * d) };
+                let ops = vec![spec(VecOp::Add, t * d, Loc::Out, Loc::In(0), Loc::In(1), [0; 4])];
+                let j = vec_job(vec![x, pos], t * d, batch, ops, (0, 0), out_addr[i]);
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::TakeClassToken => {
+                // Gather each image's first token row.
+                let Shape::Tokens { t, d } = info.input_shapes[0] else { unreachable!("take_class_token reads tokens") };
+                let x = Stream { row_stride: t * d, ..act(x_addr, d) };
+                let ops = vec![spec(VecOp::Copy, d, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
+                let j = vec_job(vec![x], d, batch, ops, (0, 0), out_addr[i]);
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::AttentionScores { .. } | LayerKind::AttentionValues => {
+                let b_addr = info.inputs[1].map_or(input, |p| out_addr[p]);
+                let job = attention_gemms(info, batch, x_addr, b_addr, out_addr[i], 0, 0)[0];
+                push(lower::lower_gemm(&ctx, &main_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
+            }
+            LayerKind::AttentionSoftmax => {
+                let ops = vec![spec(VecOp::Softmax, 1, Loc::Out, Loc::In(0), Loc::In(0), [cols, 0, 0, 0])];
+                let j = vec_job(vec![act(x_addr, cols)], cols, rows, ops, (0, 0), out_addr[i]);
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
             LayerKind::SoftmaxCrossEntropy => {
                 let classes = icols;
-                let inputs = vec![act(x_addr, classes), Stream { buf: Buffer::Acc, base: labels, row_len: 1, halo: 0 }];
+                let inputs = vec![act(x_addr, classes), Stream::rows(Buffer::Acc, labels, 1)];
                 let ops = vec![spec(VecOp::SoftmaxXent, 1, Loc::Out, Loc::In(0), Loc::In(1), [classes, 0, 0, 0])];
                 let pid = info.inputs[0].expect("the loss follows a layer");
                 let mut j = vec_job(inputs, classes, irows, ops, (0, 0), contribution(pid, i));
@@ -517,7 +567,7 @@ pub fn compile(
         let (rows, cols) = matrix(info.output, batch);
         let needs_dx = info.inputs.first().copied().flatten().is_some();
         let dx = info.inputs.first().copied().flatten().map(|p| contribution(p, i));
-        let act = |base: u64, row_len: u64| Stream { buf: Buffer::Act, base, row_len, halo: 0 };
+        let act = |base: u64, row_len: u64| Stream::rows(Buffer::Act, base, row_len);
         let spec = |op, per_row, dst, a, b, p| VecSpec { op, per_row, dst, a, b, p };
         let vjob = |inputs: Vec<Stream>, out_len: u64, rows: u64, ops: Vec<VecSpec>, scratch: (u64, u64), out_base: u64| {
             vector_job(inputs, out_len, rows, ops, scratch, out_base, owner(Phase::Vector))
@@ -538,6 +588,7 @@ pub fn compile(
                     input: InSrc::Transposed { base: dy, ld: c_out },
                     weight: WSrc::Im2colT { conv, base: x_addr },
                     out: dw_out,
+                    groups: Groups::ONE,
                     owner: owner(Phase::Wu),
                 };
                 if let (Some(dx), Some(tconv), Some((positions, c_in))) = (dx, conv.transposed(c_out), w.bp_flip) {
@@ -555,6 +606,7 @@ pub fn compile(
                         input: InSrc::Im2col { conv: tconv, base: dy },
                         weight,
                         out: OutDst::Fp16 { base: dx, ld: c_in },
+                        groups: Groups::ONE,
                         owner: owner(Phase::Bp),
                     };
                     push(lower::lower_gemm(&ctx, &main_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
@@ -600,6 +652,7 @@ pub fn compile(
                                 input: InSrc::Im2col { conv: Conv::matrix(p, c_out), base: dy },
                                 weight: w_bp,
                                 out: dx_out,
+                                groups: Groups::ONE,
                                 owner: owner(Phase::Bp),
                             };
                             push(lower::lower_gemm(&ctx, &main_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
@@ -622,14 +675,7 @@ pub fn compile(
                     // The dense FP16 copy of the updated weights, on the vector unit.
                     let ops = vec![spec(VecOp::Copy, k, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
                     let rows_to = if w.ff.ratio().is_none() { w.map.ff_vals } else { w.map.dense };
-                    let mut j = vjob(
-                        vec![Stream { buf: Buffer::Master, base: w.map.master, row_len: k, halo: 0 }],
-                        k,
-                        c_out,
-                        ops,
-                        (0, 0),
-                        rows_to,
-                    );
+                    let mut j = vjob(vec![Stream::rows(Buffer::Master, w.map.master, k)], k, c_out, ops, (0, 0), rows_to);
                     j.flipped_store = w.bp_flip.map(|(positions, c_in)| lower::FlippedStore {
                         positions,
                         c_in,
@@ -685,6 +731,33 @@ pub fn compile(
                 let Shape::Image { c, h, w } = info.input_shapes[0] else { unreachable!("pooling on images") };
                 let ops = vec![spec(VecOp::AvgPoolGrad, c, Loc::Out, Loc::In(1), Loc::In(1), [h, w, h.min(w), h.min(w)])];
                 let j = vjob(vec![act(x_addr, h * w * c), act(dy, c)], h * w * c, batch, ops, (0, 0), dx.expect("needs_dx"));
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::ClassToken if needs_dx => {
+                // The patch tokens' gradient: each image's rows after the class token.
+                let Shape::Tokens { t, d } = info.output else { unreachable!("class_token makes tokens") };
+                let g = Stream { row_stride: t * d, ..act(dy + d * 2, (t - 1) * d) };
+                let ops = vec![spec(VecOp::Copy, (t - 1) * d, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
+                let j = vjob(vec![g], (t - 1) * d, batch, ops, (0, 0), dx.expect("needs_dx"));
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::TakeClassToken if needs_dx => {
+                // Each image's token rows: dY in the class token's row (the rest receive no gradient).
+                let Shape::Tokens { t, d } = info.input_shapes[0] else { unreachable!("take_class_token reads tokens") };
+                let ops = vec![spec(VecOp::Copy, d, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
+                let j = vjob(vec![act(dy, d)], t * d, batch, ops, (0, 0), dx.expect("needs_dx"));
+                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+            }
+            LayerKind::AttentionScores { .. } | LayerKind::AttentionValues => {
+                let (a, b) = (info.inputs[0].expect("attention reads a layer"), info.inputs[1].expect("attention reads a layer"));
+                let (da, db) = (contribution(a, i), contribution(b, i));
+                for job in &attention_gemms(info, batch, out_addr[a], out_addr[b], dy, da, db)[1..] {
+                    push(lower::lower_gemm(&ctx, &main_budget, job, fenced)?.0, &mut blocks, &mut fenced);
+                }
+            }
+            LayerKind::AttentionSoftmax if needs_dx => {
+                let ops = vec![spec(VecOp::SoftmaxGrad, 1, Loc::Out, Loc::In(0), Loc::In(1), [cols, 0, 0, 0])];
+                let j = vjob(vec![act(out_addr[i], cols), act(dy, cols)], cols, rows, ops, (0, 0), dx.expect("needs_dx"));
                 push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             _ => {}
@@ -783,6 +856,69 @@ pub fn compile(
     })
 }
 
+/// The GEMMs of an attention layer, one per image and head (see [`Groups`]): `[FF, dA, dB]`
+/// for inputs `a` (queries, or the softmax output) and `b` (keys, or values) at `a`, `b`,
+/// with output (FF) or output gradient (BP) at `y`, and the inputs' gradients at `da`, `db`.
+/// Scores are `Q K^T` per head (the `1/sqrt(d_head)` scale is folded into nothing: timing is
+/// the same, and attention's functional result is not claimed); context is `P V`.
+fn attention_gemms(info: &LayerInfo, batch: u64, a: u64, b: u64, y: u64, da: u64, db: u64) -> [GemmJob; 3] {
+    let gm = info.gemms.as_ref().expect("attention layers have GEMMs");
+    let (Shape::Scores { heads, t_q, t_k }, Shape::Tokens { d, .. }) = (
+        match info.output {
+            s @ Shape::Scores { .. } => s,
+            _ => info.input_shapes[0],
+        },
+        match info.input_shapes[1] {
+            s @ Shape::Tokens { .. } => s,
+            _ => unreachable!("attention's second input is tokens"),
+        },
+    ) else {
+        unreachable!("attention shapes")
+    };
+    let dh = d / heads;
+    let (tokens_q, tokens_k, scores) = (t_q * d * 2, t_k * d * 2, heads * t_q * t_k * 2);
+    let (head_cols, head_scores) = (dh * 2, t_q * t_k * 2);
+    let groups = |per_image, per_head| Groups { images: batch, heads, per_image, per_head };
+    let job = |m, n, k, input, weight, out, groups, phase| GemmJob {
+        m,
+        n,
+        k,
+        weights: WeightFormat::Dense,
+        input,
+        weight,
+        out,
+        groups,
+        owner: Owner { layer: info.index as u32, phase },
+    };
+    let rows = |rows: u64, ld: u64, base: u64| InSrc::Im2col { conv: Conv::matrix(rows, ld), base };
+    let fp16 = |base, ld| OutDst::Fp16 { base, ld };
+    let stored = |vals, row_len| WSrc::Stored { vals, idx: 0, row_len };
+    let dense_t = |base, ld| WSrc::DenseT { base, ld };
+    let transposed = |base, ld| InSrc::Transposed { base, ld };
+    let qk = [tokens_q, tokens_k, scores];
+    let qk_head = [head_cols, head_cols, head_scores];
+    let pv = [scores, tokens_k, tokens_q];
+    let pv_head = [head_scores, head_cols, head_cols];
+    let (ff, bp) = (Phase::Ff, Phase::Bp);
+    if matches!(info.output, Shape::Scores { .. }) {
+        // S = Q K^T; dQ = dS K; dK = dS^T Q.
+        debug_assert_eq!((gm.ff.m, gm.ff.n, gm.ff.k), (t_q, t_k, dh));
+        [
+            job(t_q, t_k, dh, rows(t_q, d, a), stored(b, d), fp16(y, t_k), groups(qk, qk_head), ff),
+            job(t_q, dh, t_k, rows(t_q, t_k, y), dense_t(b, d), fp16(da, d), groups(pv, pv_head), bp),
+            job(t_k, dh, t_q, transposed(y, t_k), dense_t(a, d), fp16(db, d), groups([scores, tokens_q, tokens_k], pv_head), bp),
+        ]
+    } else {
+        // C = P V; dP = dC V^T; dV = P^T dC.
+        debug_assert_eq!((gm.ff.m, gm.ff.n, gm.ff.k), (t_q, dh, t_k));
+        [
+            job(t_q, dh, t_k, rows(t_q, t_k, a), dense_t(b, d), fp16(y, d), groups(pv, pv_head), ff),
+            job(t_q, t_k, dh, rows(t_q, d, y), stored(b, d), fp16(da, t_k), groups(qk, qk_head), bp),
+            job(t_k, dh, t_q, transposed(a, t_k), dense_t(y, d), fp16(db, d), groups([scores, tokens_q, tokens_k], pv_head), bp),
+        ]
+    }
+}
+
 fn fmt_format(w: WeightFormat) -> String {
     match w.ratio() {
         None => "dense".into(),
@@ -858,7 +994,7 @@ fn vector_job(
     StreamJob {
         rows,
         inputs,
-        output: Stream { buf: Buffer::Act, base: out_base, row_len: out_len, halo: 0 },
+        output: Stream::rows(Buffer::Act, out_base, out_len),
         scratch,
         out_slot_row: out_len,
         tail_store: None,
