@@ -46,3 +46,87 @@ fn synchronization_balances_and_macs_match_the_analytical_counts() {
         }
     }
 }
+
+/// A MobileNet-style block: a grouped 3x3 conv (2 groups, N:M per group) and a depthwise 3x3
+/// conv (always dense), each with batch norm and ReLU, then a pointwise conv.
+const GROUPED: &str = r#"
+input = [16, 8, 8]
+classes = 10
+
+[[layers]]
+name = "stem"
+kind = "conv2d"
+out_channels = 32
+kernel = 3
+padding = 1
+
+[[layers]]
+name = "grouped"
+kind = "conv2d"
+out_channels = 32
+kernel = 3
+padding = 1
+groups = 2
+
+[[layers]]
+name = "bn1"
+kind = "batch_norm"
+
+[[layers]]
+name = "relu1"
+kind = "relu"
+
+[[layers]]
+name = "depthwise"
+kind = "conv2d"
+out_channels = 32
+kernel = 3
+stride = 2
+padding = 1
+groups = 32
+
+[[layers]]
+name = "pointwise"
+kind = "conv2d"
+out_channels = 64
+kernel = 1
+
+[[layers]]
+name = "pool"
+kind = "global_avg_pool"
+
+[[layers]]
+name = "flat"
+kind = "flatten"
+
+[[layers]]
+name = "fc"
+kind = "linear"
+out_features = 10
+
+[[layers]]
+name = "loss"
+kind = "softmax_cross_entropy"
+"#;
+
+#[test]
+fn grouped_and_depthwise_convs_lower_with_the_analytical_macs() {
+    let arch = ArchConfig::vcu1525();
+    let model = satkit_compiler::model::parse(GROUPED, satkit_compiler::model::ModelFormat::Toml, "grouped.toml").unwrap();
+    for method in [Method::Dense, Method::Bdwp] {
+        for options in all_options() {
+            let c = step::compile(&arch, &model, 4, &policy(method), &options, &mut |_, _| {}).unwrap();
+            check_sync(&c.program, &[]).unwrap_or_else(|e| panic!("{method} {options:?}: {e}"));
+            let r = step::simulate(&arch, &c).unwrap();
+            for l in &c.manifest.layers {
+                for (phase, want) in ["ff", "bp", "wu"].iter().zip(l.macs) {
+                    let got: u64 =
+                        r.layers.iter().filter(|s| s.layer == l.index && s.phase == *phase).map(|s| s.macs_dense).sum();
+                    assert_eq!(got, want, "{method} {options:?}: layer {} phase {phase}", l.name);
+                }
+            }
+            let grouped = c.manifest.layers.iter().find(|l| l.name == "grouped").unwrap();
+            assert_eq!(grouped.ff.as_deref(), Some(if method == Method::Bdwp { "2:8" } else { "dense" }));
+        }
+    }
+}

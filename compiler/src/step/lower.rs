@@ -63,12 +63,20 @@ pub(crate) struct Conv {
     pub kw: u64,
     pub stride: u64,
     pub pad: u64,
+    /// Channels per pixel in DRAM: `c_in`, or the whole tensor's channels when this is one
+    /// group of a grouped conv (or one head's columns of a wider matrix).
+    pub ld: u64,
 }
 
 impl Conv {
     /// A row-major `rows x cols` matrix seen as a 1x1 conv.
     pub fn matrix(rows: u64, cols: u64) -> Conv {
-        Conv { images: rows, h: 1, w: 1, c_in: cols, oh: 1, ow: 1, kh: 1, kw: 1, stride: 1, pad: 0 }
+        Conv::columns(rows, cols, cols)
+    }
+
+    /// `cols` columns of a row-major matrix whose rows are `ld` elements long.
+    pub fn columns(rows: u64, cols: u64, ld: u64) -> Conv {
+        Conv { images: rows, h: 1, w: 1, c_in: cols, oh: 1, ow: 1, kh: 1, kw: 1, stride: 1, pad: 0, ld }
     }
 
     /// True when the im2col matrix is the input itself.
@@ -85,7 +93,12 @@ impl Conv {
     /// identity, strided and shrinking convs (a valid conv's transposed conv would also
     /// multiply its zero border).
     pub fn transposed(&self, c_out: u64) -> Option<Conv> {
-        let ok = !self.is_identity() && self.stride == 1 && self.kh == self.kw && self.oh == self.h && self.ow == self.w;
+        let ok = !self.is_identity()
+            && self.stride == 1
+            && self.kh == self.kw
+            && self.oh == self.h
+            && self.ow == self.w
+            && self.ld == self.c_in;
         ok.then_some(Conv {
             images: self.images,
             h: self.oh,
@@ -97,6 +110,7 @@ impl Conv {
             kw: self.kw,
             stride: 1,
             pad: self.kh - 1 - self.pad,
+            ld: c_out,
         })
     }
 
@@ -117,7 +131,7 @@ impl Conv {
         let cin = self.c_in;
         let (b, rem) = (p0 / (self.oh * self.ow), p0 % (self.oh * self.ow));
         let (oy, ox) = (rem / self.ow, rem % self.ow);
-        let row_stride = if self.is_identity() { cin } else { self.stride * cin };
+        let row_stride = self.stride * self.ld;
         let total = self.images * self.h * self.w;
         (k0 / cin..=(k0 + nk - 1) / cin)
             .map(|kp| {
@@ -127,14 +141,14 @@ impl Conv {
                 let ix = (ox * self.stride + j).saturating_sub(self.pad).min(self.w - 1);
                 let mut pix = (b * self.h + iy) * self.w + ix;
                 // Keep the whole transfer inside the tensor.
-                let span = (np - 1) * row_stride / cin + 1;
+                let span = (np - 1) * self.stride + 1;
                 if pix + span > total {
                     pix = total.saturating_sub(span);
                 }
                 Xfer {
                     buf,
                     off: kp * cin + c_lo - k0,
-                    dram: base + (pix * cin + c_lo) * 2,
+                    dram: base + (pix * self.ld + c_lo) * 2,
                     rows: np,
                     cols: c_hi - c_lo,
                     dram_row_stride: row_stride,
@@ -176,8 +190,9 @@ pub(crate) enum OutDst {
 }
 
 /// Independent GEMMs of one shape at regular DRAM offsets: `images x heads` of them (the
-/// attention GEMMs, one per image and head), group `(b, h)` offset by `b * per_image[i] +
-/// h * per_head[i]` bytes, `i` = input, weight, output.
+/// attention GEMMs, one per image and head; a grouped conv's groups as heads), group `(b, h)`
+/// offset by `b * per_image[i] + h * per_head[i]` elements, `i` = input, weight, output (an
+/// offset moves a sparse weight's values and indices alike).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Groups {
     pub images: u64,
@@ -194,7 +209,7 @@ impl Groups {
         self.images * self.heads
     }
 
-    /// Byte offsets of group `g`'s input, weight and output.
+    /// Element offsets of group `g`'s input, weight and output.
     fn offsets(&self, g: u64) -> [u64; 3] {
         let (b, h) = (g / self.heads, g % self.heads);
         [0, 1, 2].map(|i| b * self.per_image[i] + h * self.per_head[i])
@@ -325,7 +340,7 @@ impl GemmJob {
                 let (tm, tn, tk) = ((self.m - m0).min(tm0), (self.n - n0).min(tn0), (self.k - k0).min(tk0));
                 let offsets = self.groups.offsets(g);
                 let shift = |xfers: Vec<Xfer>, by: u64| -> Vec<Xfer> {
-                    xfers.into_iter().map(|x| Xfer { dram: x.dram + by, ..x }).collect()
+                    xfers.into_iter().map(|x| Xfer { dram: x.dram + by * elem_bytes(x.buf), ..x }).collect()
                 };
                 let loads_in = match self.input {
                     InSrc::Im2col { conv, base } => conv.xfers(base, m0, tm, k0, tk, Buffer::Act, tk, owner),
@@ -834,14 +849,19 @@ pub(crate) struct FlippedStore {
     pub rows_too: bool,
 }
 
-/// Splits a transfer whose rows are longer than the 16-bit `cols` field into column pieces
-/// (same rows and strides, each piece at most [`FIELD16`] columns), so every DMA encodes.
-fn split_cols(x: Xfer) -> Vec<Xfer> {
-    let elem = match x.buf {
+/// Bytes per element of a buffer's DRAM image.
+fn elem_bytes(buf: Buffer) -> u64 {
+    match buf {
         Buffer::Acc | Buffer::Master => 4,
         Buffer::Mask | Buffer::Idx => 1,
         _ => 2,
-    };
+    }
+}
+
+/// Splits a transfer whose rows are longer than the 16-bit `cols` field into column pieces
+/// (same rows and strides, each piece at most [`FIELD16`] columns), so every DMA encodes.
+fn split_cols(x: Xfer) -> Vec<Xfer> {
+    let elem = elem_bytes(x.buf);
     (0..x.cols.div_ceil(FIELD16))
         .map(|i| {
             let c0 = i * FIELD16;

@@ -50,8 +50,11 @@
 //! Only the timing of token layers and attention is claimed (the `1/sqrt(d_head)` scale and
 //! the class-token row placement are not modelled functionally).
 //!
-//! Not lowered: grouped and depthwise convolutions (refused with a clear error), biases, and
-//! the class token's and positional embedding's own gradient and update (0.7 % of DeiT-Ti's
+//! **Grouped and depthwise convs** run their GEMMs once per group (`Groups`), each group a
+//! column block of the tensors (`lower::Conv::ld`); their BP is the im2col-space GEMM plus
+//! col2im (the transposed-conv BP is for ungrouped convs).
+//!
+//! Not lowered: biases, and the class token's and positional embedding's own gradient and update (0.7 % of DeiT-Ti's
 //! parameters).
 
 pub mod engine;
@@ -190,15 +193,24 @@ fn region(buf: Buffer, arch: &ArchConfig, from: f64, to: f64) -> Region {
 fn conv_of(info: &LayerInfo, kind: &LayerKind) -> Conv {
     match (kind, info.input_shapes[0], info.output) {
         (
-            &LayerKind::Conv2d { kernel: (kh, kw), stride, padding, .. },
+            &LayerKind::Conv2d { kernel: (kh, kw), stride, padding, groups, .. },
             Shape::Image { c, h, w },
             Shape::Image { h: oh, w: ow, .. },
-        ) => Conv { images: info.batch, h, w, c_in: c, oh, ow, kh, kw, stride, pad: padding },
+        ) => Conv { images: info.batch, h, w, c_in: c / groups, oh, ow, kh, kw, stride, pad: padding, ld: c },
         (_, s, _) => {
             let ff = info.gemms.as_ref().expect("weight layer").ff;
             let _ = s;
             Conv::matrix(ff.m, ff.k)
         }
+    }
+}
+
+/// The groups of a grouped conv's GEMMs, offset by `per_group` elements (input, weight, output).
+fn conv_groups(groups: u64, per_group: [u64; 3]) -> Groups {
+    if groups == 1 {
+        Groups::ONE
+    } else {
+        Groups { images: 1, heads: groups, per_image: [0; 3], per_head: per_group }
     }
 }
 
@@ -227,7 +239,6 @@ pub fn compile(
     let layers = &model.layers;
     for (l, info) in layers.iter().zip(&infos) {
         let unsupported = match &l.kind {
-            LayerKind::Conv2d { groups, .. } if *groups > 1 => Some("grouped and depthwise convolutions"),
             LayerKind::Input { .. } => Some("independent input layers"),
             _ => None,
         };
@@ -339,7 +350,7 @@ pub fn compile(
     for f in &formats {
         let info = &infos[f.index];
         let g = info.gemms.as_ref().expect("weight layer").ff;
-        let (c_out, k) = (g.n, g.k);
+        let (c_out, k) = (g.n * g.groups, g.k);
         let count = c_out * k;
         let so_ff = f.ff.stored_len(k as usize) as u64;
         let so_bp = f.bp.stored_len(c_out as usize) as u64;
@@ -355,7 +366,8 @@ pub fn compile(
             dense: 0,
         };
         let conv = conv_of(info, &layers[f.index].kind);
-        let bp_flip = (info.inputs[0].is_some() && conv.transposed(c_out).is_some()).then_some((conv.kh * conv.kw, conv.c_in));
+        let bp_flip = (info.inputs[0].is_some() && g.groups == 1 && conv.transposed(c_out).is_some())
+            .then_some((conv.kh * conv.kw, conv.c_in));
         let mut job = WeightJob {
             c_out,
             k,
@@ -377,7 +389,7 @@ pub fn compile(
             0
         };
         if !conv.is_identity() && bp_flip.is_none() && info.inputs[0].is_some() {
-            dcol_bytes = dcol_bytes.max(g.m * k * 2);
+            dcol_bytes = dcol_bytes.max(g.m * k * g.groups * 2);
         }
         weights[f.index] = Some(job);
     }
@@ -433,8 +445,8 @@ pub fn compile(
                 let w = weights[i].as_ref().expect("weight layer");
                 let g = info.gemms.as_ref().expect("weight layer").ff;
                 let conv = conv_of(info, &layer.kind);
-                let weight =
-                    WSrc::Stored { vals: w.map.ff_vals, idx: w.map.ff_idx, row_len: w.ff.stored_len(g.k as usize) as u64 };
+                let row_len = w.ff.stored_len(g.k as usize) as u64;
+                let weight = WSrc::Stored { vals: w.map.ff_vals, idx: w.map.ff_idx, row_len };
                 let job = GemmJob {
                     m: g.m,
                     n: g.n,
@@ -442,8 +454,8 @@ pub fn compile(
                     weights: w.ff,
                     input: InSrc::Im2col { conv, base: x_addr },
                     weight,
-                    out: OutDst::Fp16 { base: out_addr[i], ld: g.n },
-                    groups: Groups::ONE,
+                    out: OutDst::Fp16 { base: out_addr[i], ld: g.n * g.groups },
+                    groups: conv_groups(g.groups, [conv.c_in, g.n * row_len, g.n]),
                     owner: owner(Phase::Ff),
                 };
                 let (e, _) = lower::lower_gemm(&ctx, &main_budget, &job, fenced)?;
@@ -576,19 +588,21 @@ pub fn compile(
             LayerKind::Conv2d { .. } | LayerKind::Linear { .. } => {
                 let w = weights[i].expect("weight layer");
                 let gm = info.gemms.as_ref().expect("weight layer");
-                let (p, c_out, k) = (gm.ff.m, gm.ff.n, gm.ff.k);
+                // Per conv group: `n_g` output channels, reduction `k`; `c_out` in all.
+                let (p, n_g, k, groups) = (gm.ff.m, gm.ff.n, gm.ff.k, gm.ff.groups);
+                let c_out = n_g * groups;
                 let conv = conv_of(info, &layer.kind);
                 let x = InSrc::Im2col { conv, base: x_addr };
                 let dw_out = OutDst::Fp32 { base: w.map.grad, ld: k };
                 let wu_job = GemmJob {
-                    m: c_out,
+                    m: n_g,
                     n: k,
                     k: p,
                     weights: WeightFormat::Dense,
                     input: InSrc::Transposed { base: dy, ld: c_out },
                     weight: WSrc::Im2colT { conv, base: x_addr },
                     out: dw_out,
-                    groups: Groups::ONE,
+                    groups: conv_groups(groups, [n_g, conv.c_in, n_g * k]),
                     owner: owner(Phase::Wu),
                 };
                 if let (Some(dx), Some(tconv), Some((positions, c_in))) = (dx, conv.transposed(c_out), w.bp_flip) {
@@ -620,10 +634,12 @@ pub fn compile(
                         },
                         WeightFormat::Dense => WSrc::DenseT { base: w.map.dense, ld: k },
                     };
+                    // The im2col-space gradient (the input gradient itself for a 1x1 conv),
+                    // one block of `k` columns per conv group.
                     let dx_dst = if conv.is_identity() { dx.unwrap_or(0) } else { dcol };
-                    let dx_out = OutDst::Fp16 { base: dx_dst, ld: k };
+                    let dx_out = OutDst::Fp16 { base: dx_dst, ld: groups * k };
                     let mut fused_done = false;
-                    if needs_dx && options.interleave {
+                    if needs_dx && options.interleave && groups == 1 {
                         let job = FusedJob {
                             p,
                             c_out,
@@ -644,15 +660,19 @@ pub fn compile(
                     }
                     if !fused_done {
                         if needs_dx {
+                            let w_step = match w.bp {
+                                WeightFormat::Sparse(_) => w.bp.stored_len(n_g as usize) as u64,
+                                WeightFormat::Dense => n_g * k,
+                            };
                             let job = GemmJob {
                                 m: p,
                                 n: k,
-                                k: c_out,
+                                k: n_g,
                                 weights: w.bp,
-                                input: InSrc::Im2col { conv: Conv::matrix(p, c_out), base: dy },
+                                input: InSrc::Im2col { conv: Conv::columns(p, n_g, c_out), base: dy },
                                 weight: w_bp,
                                 out: dx_out,
-                                groups: Groups::ONE,
+                                groups: conv_groups(groups, [n_g, w_step, k]),
                                 owner: owner(Phase::Bp),
                             };
                             push(lower::lower_gemm(&ctx, &main_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
@@ -663,9 +683,10 @@ pub fn compile(
                         // col2im of a strided conv: one add per im2col element, into the input gradient.
                         let (ir, ic) = matrix(info.input_shapes[0], batch);
                         let out_len = (ir * ic).div_ceil(p);
-                        let ops = vec![spec(VecOp::Add, k, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
-                        let mut j = vjob(vec![act(dcol, k)], out_len, p, ops, (0, 0), dx);
-                        j.out_slot_row = k.max(out_len);
+                        let width = groups * k;
+                        let ops = vec![spec(VecOp::Add, width, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
+                        let mut j = vjob(vec![act(dcol, width)], out_len, p, ops, (0, 0), dx);
+                        j.out_slot_row = width.max(out_len);
                         push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
                     }
                 }
@@ -876,8 +897,8 @@ fn attention_gemms(info: &LayerInfo, batch: u64, a: u64, b: u64, y: u64, da: u64
         unreachable!("attention shapes")
     };
     let dh = d / heads;
-    let (tokens_q, tokens_k, scores) = (t_q * d * 2, t_k * d * 2, heads * t_q * t_k * 2);
-    let (head_cols, head_scores) = (dh * 2, t_q * t_k * 2);
+    let (tokens_q, tokens_k, scores) = (t_q * d, t_k * d, heads * t_q * t_k);
+    let (head_cols, head_scores) = (dh, t_q * t_k);
     let groups = |per_image, per_head| Groups { images: batch, heads, per_image, per_head };
     let job = |m, n, k, input, weight, out, groups, phase| GemmJob {
         m,
@@ -890,7 +911,7 @@ fn attention_gemms(info: &LayerInfo, batch: u64, a: u64, b: u64, y: u64, da: u64
         groups,
         owner: Owner { layer: info.index as u32, phase },
     };
-    let rows = |rows: u64, ld: u64, base: u64| InSrc::Im2col { conv: Conv::matrix(rows, ld), base };
+    let rows = |rows: u64, cols: u64, ld: u64, base: u64| InSrc::Im2col { conv: Conv::columns(rows, cols, ld), base };
     let fp16 = |base, ld| OutDst::Fp16 { base, ld };
     let stored = |vals, row_len| WSrc::Stored { vals, idx: 0, row_len };
     let dense_t = |base, ld| WSrc::DenseT { base, ld };
@@ -904,16 +925,16 @@ fn attention_gemms(info: &LayerInfo, batch: u64, a: u64, b: u64, y: u64, da: u64
         // S = Q K^T; dQ = dS K; dK = dS^T Q.
         debug_assert_eq!((gm.ff.m, gm.ff.n, gm.ff.k), (t_q, t_k, dh));
         [
-            job(t_q, t_k, dh, rows(t_q, d, a), stored(b, d), fp16(y, t_k), groups(qk, qk_head), ff),
-            job(t_q, dh, t_k, rows(t_q, t_k, y), dense_t(b, d), fp16(da, d), groups(pv, pv_head), bp),
+            job(t_q, t_k, dh, rows(t_q, dh, d, a), stored(b, d), fp16(y, t_k), groups(qk, qk_head), ff),
+            job(t_q, dh, t_k, rows(t_q, t_k, t_k, y), dense_t(b, d), fp16(da, d), groups(pv, pv_head), bp),
             job(t_k, dh, t_q, transposed(y, t_k), dense_t(a, d), fp16(db, d), groups([scores, tokens_q, tokens_k], pv_head), bp),
         ]
     } else {
         // C = P V; dP = dC V^T; dV = P^T dC.
         debug_assert_eq!((gm.ff.m, gm.ff.n, gm.ff.k), (t_q, dh, t_k));
         [
-            job(t_q, dh, t_k, rows(t_q, t_k, a), dense_t(b, d), fp16(y, d), groups(pv, pv_head), ff),
-            job(t_q, t_k, dh, rows(t_q, d, y), stored(b, d), fp16(da, t_k), groups(qk, qk_head), bp),
+            job(t_q, dh, t_k, rows(t_q, t_k, t_k, a), dense_t(b, d), fp16(y, d), groups(pv, pv_head), ff),
+            job(t_q, t_k, dh, rows(t_q, dh, d, y), stored(b, d), fp16(da, t_k), groups(qk, qk_head), bp),
             job(t_k, dh, t_q, transposed(a, t_k), dense_t(y, d), fp16(db, d), groups([scores, tokens_q, tokens_k], pv_head), bp),
         ]
     }
