@@ -1,7 +1,7 @@
 //! Program and machine utilities: `satkit asm`, `disasm`, `run`, `arch` and `isa`.
 
 use anyhow::{Context, Result};
-use satkit_hw::isa::{layouts, Program, PROGRAM_MAGIC};
+use satkit_hw::isa::{layouts, Program, HEADER_BITS, PROGRAM_MAGIC, SEMAPHORE_BITS};
 use satkit_hw::ArchConfig;
 use satkit_sim::{Machine, Mode};
 use satkit_train::output::write_atomic;
@@ -119,7 +119,12 @@ pub fn arch(a: &ArchArgs) -> Result<()> {
 
 /// `satkit isa`.
 pub fn isa() -> Result<()> {
-    println!("header: bits 0..5 opcode, 5..8 phase tag, 8..20 wait semaphores (3 x 4), 20..32 signal semaphores (3 x 4)");
+    let (sem, end) = (SEMAPHORE_BITS, HEADER_BITS);
+    println!(
+        "header: bits 0..5 opcode, 5..8 phase tag, 8..{} wait semaphores (3 x {sem}), {}..{end} signal semaphores (3 x {sem})",
+        8 + 3 * sem,
+        8 + 3 * sem
+    );
     for l in layouts() {
         println!("\n{:>2} {:<7} unit {:<7} {}", l.opcode, l.mnemonic, l.unit.name(), l.doc.lines().next().unwrap_or(""));
         for f in &l.fields {

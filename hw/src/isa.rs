@@ -1,8 +1,8 @@
 //! The SAT instruction set, defined once.
 //!
-//! Every instruction is a 256-bit word. Bits 0..32 are a common header:
-//! opcode (5 bits), phase tag (3), three semaphores to wait on (4 each) and three to signal
-//! (4 each); semaphore 0 means "none". The operation's fields follow from bit 24 upwards in the
+//! Every instruction is a 256-bit word. Bits 0..38 are a common header:
+//! opcode (5 bits), phase tag (3), three semaphores to wait on (5 bits each) and three to
+//! signal (5 each); semaphore 0 means "none". The operation's fields follow from bit 38 upwards in the
 //! order listed in [`isa_table!`]'s invocation below, each with its stated width. That one
 //! table generates the [`Op`] enum, the binary encoder and decoder, the text assembler and
 //! disassembler, and [`layouts`] (the bit map the RTL decoder and any exported header use), so
@@ -37,13 +37,15 @@ use std::fmt;
 
 /// Bits in one instruction word.
 pub const WORD_BITS: u32 = 256;
-/// Bits of the common header (opcode, tag, semaphores).
-pub const HEADER_BITS: u32 = 32;
+/// Bits of one semaphore number in the header.
+pub const SEMAPHORE_BITS: u32 = 5;
+/// Bits of the common header (opcode 5, tag 3, three waits and three signals).
+pub const HEADER_BITS: u32 = 8 + 6 * SEMAPHORE_BITS;
 /// Largest value of the 16-bit extent fields: GEMM `rows`/`cols`/`depth` and DMA `rows`/`cols`
 /// (a test checks it against the table's widths).
 pub const EXTENT_MAX: u64 = 0xffff;
 /// Number of semaphores, including the reserved "none" at index 0.
-pub const SEMAPHORES: usize = 16;
+pub const SEMAPHORES: usize = 1 << SEMAPHORE_BITS;
 
 /// One 256-bit instruction word, least significant 64 bits first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -742,10 +744,10 @@ impl Instruction {
                     mnemonic: self.op.mnemonic(),
                     field: "semaphore",
                     value: u64::from(s),
-                    width: 4,
+                    width: SEMAPHORE_BITS,
                 });
             }
-            w.set(8 + 4 * i as u32, 4, u64::from(s));
+            w.set(8 + SEMAPHORE_BITS * i as u32, SEMAPHORE_BITS, u64::from(s));
         }
         self.op.encode_fields(&mut w)?;
         Ok(w)
@@ -755,7 +757,7 @@ impl Instruction {
     pub fn decode(word: &Word, index: usize) -> Result<Instruction, Error> {
         let fail = |reason: String| Error::Decode { index, reason };
         let tag = Phase::from_bits(word.get(5, 3)).ok_or_else(|| fail(format!("phase tag {} is not a phase", word.get(5, 3))))?;
-        let sem = |i: u32| word.get(8 + 4 * i, 4) as u8;
+        let sem = |i: u32| word.get(8 + SEMAPHORE_BITS * i, SEMAPHORE_BITS) as u8;
         let header = Header { tag: PhaseTag(tag), wait: [sem(0), sem(1), sem(2)], signal: [sem(3), sem(4), sem(5)] };
         let (op, end) = Op::decode_fields(word.get(0, 5), word).map_err(fail)?;
         for bit in end..WORD_BITS {
@@ -971,13 +973,13 @@ mod tests {
         .wait(1)
         .signal(2);
         let w = insn.encode().unwrap();
-        // opcode 3 | tag 1 << 5 | wait 1 << 8 | signal 2 << 20 | dataflow ws (1) << 32
-        // | n=2,m=8 (0x82) << 34 | accumulate << 43 | interleave 4 << 44 | rows 16 << 48;
-        // cols 32 starts word 1.
-        assert_eq!(w.0[0], 3 | 1 << 5 | 1 << 8 | 2 << 20 | 1 << 32 | 0x82 << 34 | 1 << 43 | 4 << 44 | 16 << 48);
-        assert_eq!(w.0[1] & 0xffff, 32);
-        // The transpose flags follow `output` (bits 144..168): input_t at bit 168, weight_t at 169.
-        assert_eq!((w.0[2] >> 40) & 0b11, 0b01);
+        // opcode 3 | tag 1 << 5 | wait 1 << 8 | signal 2 << 23 | dataflow ws (1) << 38
+        // | n=2,m=8 (0x82) << 40 | accumulate << 49 | interleave 4 << 50 | rows 16 << 54;
+        // cols 32 at bits 70..86 (word 1 from bit 6).
+        assert_eq!(w.0[0], 3 | 1 << 5 | 1 << 8 | 2 << 23 | 1 << 38 | 0x82 << 40 | 1 << 49 | 4 << 50 | 16 << 54);
+        assert_eq!((w.0[1] >> 6) & 0xffff, 32);
+        // The transpose flags follow `output` (bits 150..174): input_t at bit 174, weight_t at 175.
+        assert_eq!((w.0[2] >> 46) & 0b11, 0b01);
         assert_eq!(Instruction::decode(&w, 0).unwrap(), insn);
         assert_eq!(
             insn.to_string(),
