@@ -12,7 +12,7 @@
 mod common;
 use common::vec_op;
 use proptest::prelude::*;
-use satkit_hw::isa::{Buffer, Instruction, Op, Program, PruneOrder, VecOp, WeightFormat, Word};
+use satkit_hw::isa::{Buffer, Instruction, Op, Program, PruneOrder, VecOp, WeightFormat, Word, HEADER_BITS};
 use satkit_hw::{ArchConfig, Dataflow, NmRatio};
 use satkit_sim::{Machine, Mode};
 
@@ -171,8 +171,9 @@ fn corrupted_opcode_is_refused_with_its_index() {
 
 #[test]
 fn reserved_bit_is_refused_with_index_and_mnemonic() {
-    // load's fields end at bit 32 + 3 + 24 + 40 + 16 + 16 + 24 + 8 + 24 = 187: bit 187 is reserved.
-    let end = 32 + 3 + 24 + 40 + 16 + 16 + 24 + 8 + 24;
+    // load's fields end at bit HEADER_BITS + 3 + 24 + 40 + 16 + 16 + 24 + 8 + 24 = 193: bit 193 is reserved.
+    let end = HEADER_BITS + 3 + 24 + 40 + 16 + 16 + 24 + 8 + 24;
+    assert_eq!(end, 193);
     for bit in [end, 200, 255] {
         let mut bytes = binary_of(&three_insns());
         patch_word(&mut bytes, 2, |w| w.set(bit, 1, 1));
@@ -188,9 +189,9 @@ fn reserved_bit_is_refused_with_index_and_mnemonic() {
 
 #[test]
 fn field_without_a_value_is_refused() {
-    // load's buffer field (bits 32..35) holds 7: no such buffer.
+    // load's buffer field (the 3 bits after the header) holds 7: no such buffer.
     let mut bytes = binary_of(&three_insns());
-    patch_word(&mut bytes, 2, |w| w.set(32, 3, 7));
+    patch_word(&mut bytes, 2, |w| w.set(HEADER_BITS, 3, 7));
     let e = Program::from_binary(&bytes).unwrap_err().to_string();
     assert!(e.contains("instruction 2") && e.contains("buf"), "{e}");
     // A phase tag of 7 is not a phase.

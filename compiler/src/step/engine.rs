@@ -388,3 +388,66 @@ pub fn check_sync(program: &Program, leftover_ok: &[u8]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The side pipeline's fence. The side pipeline runs a backward layer's WU, update and dense
+/// BP copy next to the main pipeline's vector work (see the step module); its fragments are
+/// emitted on [`Sems::main`] and renamed by [`to_side`]: fence 1 -> 23, roles 6..=12 ->
+/// 16..=22. `loaded` (2 to 5) and the epilogue's `ready` (13, unused on the side) are shared:
+/// fragments are spliced whole steps at a time, so each unit still consumes the `loaded`
+/// tokens in the order its loads produce them.
+pub(crate) const SIDE_FENCE: u8 = 23;
+/// Main -> side: the main fragment that completes a layer's BP signals it on its last store;
+/// the layer's first side fragment waits on it with its first load.
+pub(crate) const BP_DONE: u8 = 24;
+/// Side -> pre-generation: a pre-generated layer's update signals it on its last store; the
+/// layer's first prune load waits on it.
+pub(crate) const UPDATED: u8 = 25;
+
+/// Renames a fragment emitted on [`Sems::main`] onto the side pipeline's semaphores.
+pub(crate) fn to_side(e: Emitted) -> Emitted {
+    let main = Sems::main();
+    let rename = |s: u8| {
+        if main.fence == Some(s) {
+            SIDE_FENCE
+        } else if let Some(i) = main.pool.iter().position(|&p| p == s) {
+            16 + i as u8
+        } else {
+            s
+        }
+    };
+    e.into_iter()
+        .map(|step| {
+            step.into_iter()
+                .map(|(mut insn, owner)| {
+                    for s in insn.header.wait.iter_mut().chain(insn.header.signal.iter_mut()) {
+                        *s = rename(*s);
+                    }
+                    (insn, owner)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Adds a signal on `sem` to the last store of `blocks` (a fragment's last store, which
+/// completes after every other instruction of its fragment).
+pub(crate) fn signal_on_last_store(blocks: &mut [Vec<(Instruction, Owner)>], sem: u8) {
+    let (insn, _) = blocks
+        .iter_mut()
+        .flatten()
+        .rev()
+        .find(|(i, _)| matches!(i.op, Op::Store { .. }))
+        .expect("compiler bug: a fragment without a store");
+    *insn = add_signal(*insn, sem);
+}
+
+/// Adds a wait on `sem` to the first load of `blocks`, which every later load, and so every
+/// compute and store of its fragment, follows.
+pub(crate) fn wait_on_first_load(blocks: &mut [Vec<(Instruction, Owner)>], sem: u8) {
+    let (insn, _) = blocks
+        .iter_mut()
+        .flatten()
+        .find(|(i, _)| matches!(i.op, Op::Load { .. }))
+        .expect("compiler bug: a fragment without a load");
+    *insn = add_wait(*insn, sem);
+}

@@ -32,11 +32,19 @@
 //!   its chunks spread over the following backward work, so it hides under it (what it cannot
 //!   hide shows as the program's tail); off, every layer's prune runs fenced right before its
 //!   FF, on the critical path;
-//! - offline scheduling: on, the tiling and dataflow search of [`lower`]; off, a fixed
-//!   schedule: WS for every GEMM with the maximal tile that streams the most rows per
-//!   stationary weight tile (the same fusion decisions; only the search is off).
+//! - offline scheduling: on, the tiling and dataflow search of [`lower`], and the backward's
+//!   side pipeline (below); off, a fixed schedule: WS for every GEMM with the maximal tile
+//!   that streams the most rows per stationary weight tile (the same fusion decisions), and
+//!   every fragment in one fenced order.
 //!
-//! Fragments are fenced in program order (see [`engine`]); pooling's functional semantics
+//! **Pipelines.** Fragments of the main pipeline are fenced in program order (see [`engine`]).
+//! With offline scheduling, the backward also runs a side pipeline (its own semaphores and
+//! half of the act, wgt and acc buffers): a weight layer's WU (unless fused with its BP), WUVE
+//! update and dense BP copy start when the layer's BP is done (`BP_DONE`) and are spliced into
+//! program order over the main pipeline's following vector work (batch-norm and ReLU
+//! backward, col2im, gradient sums), which so runs while the tensor unit does WU instead of
+//! after it; the next layer's BP queues behind the WU on the tensor unit. Pre-generation
+//! waits on each layer's update (`UPDATED`). Pooling's functional semantics
 //! assume planes, so with NHWC only its timing is claimed (pooling streams horizontal bands of
 //! each image when a whole image does not fit, see `PoolBands`), and batch-norm statistics are
 //! computed per streamed chunk (the backward recomputes them).
@@ -224,6 +232,28 @@ fn matrix(shape: Shape, batch: u64) -> (u64, u64) {
     }
 }
 
+/// The instructions of one fragment step.
+type Block = Vec<(Instruction, Owner)>;
+
+/// One backward weight layer's work on the side pipeline (WU unless fused with BP, the WUVE
+/// update, the dense BP copy), placed in program order over its window of main blocks: from
+/// the end of the layer's BP (`anchor`) to the start of the next layer's BP (`end`). The main
+/// pipeline meanwhile runs the vector work between the two BPs, so that work overlaps the
+/// tensor unit's WU instead of waiting for it.
+struct SideGroup {
+    anchor: usize,
+    end: Option<usize>,
+    blocks: Vec<Block>,
+}
+
+/// Where a layer's update ends: after main block `n - 1`, or after the first `n` blocks of a
+/// side group.
+#[derive(Debug, Clone, Copy)]
+enum UpdateAt {
+    Main(usize),
+    Side(usize, usize),
+}
+
 /// Compiles one training step of `model` at `batch` under `policy` for `arch`.
 /// `progress` is called with (done, total) layer counts as lowering proceeds.
 pub fn compile(
@@ -272,6 +302,28 @@ pub fn compile(
     };
     // Vector passes keep a scratch tail of acc free for statistics: give them their own budget.
     let stream_budget = Budget { acc: region(Buffer::Acc, arch, 0.0, 1.0), ..main_budget };
+    // The backward splits the main pipeline's regions between its BP and vector work and the
+    // side pipeline's WU, update and dense copies, which run at the same time.
+    let (bwd_budget, side_budget) = if options.offline_schedule {
+        let wgt_end = if options.pregen { 0.75 } else { 1.0 };
+        let master = if options.pregen { region(Buffer::Master, arch, 0.0, 0.5) } else { full(Buffer::Master) };
+        (
+            Budget {
+                act: region(Buffer::Act, arch, 0.0, 0.5),
+                wgt: region(Buffer::Wgt, arch, 0.0, wgt_end / 2.0),
+                acc: region(Buffer::Acc, arch, 0.0, 0.5),
+                master: Region { base: master.base, size: 0 },
+            },
+            Budget {
+                act: region(Buffer::Act, arch, 0.5, 1.0),
+                wgt: region(Buffer::Wgt, arch, wgt_end / 2.0, wgt_end),
+                acc: region(Buffer::Acc, arch, 0.5, 1.0),
+                master,
+            },
+        )
+    } else {
+        (stream_budget, main_budget)
+    };
 
     // ---- DRAM map.
     let mut dram = Dram { next: 0 };
@@ -419,10 +471,13 @@ pub fn compile(
     // Pre-generation (ON): prune steps of every layer, in backward order, one stream.
     let mut pregen_steps: Vec<(usize, Vec<engine::Step>)> = Vec::new();
     let mut pregen_decl = None;
-    // Pre-generation eligibility: a layer's prune chunks may be placed from this block index
-    // on (after the first block of the fragment that follows its update, whose first load
-    // waits on the update's last store).
-    let mut eligible: Vec<usize> = Vec::new();
+    // Where each pre-generated layer's update ends: its prune chunks are placed after it in
+    // program order (and wait on `UPDATED` from its last store).
+    let mut pregen_after: Vec<UpdateAt> = Vec::new();
+    // The backward's side pipeline (offline scheduling): see `SideGroup`.
+    let overlap = options.offline_schedule;
+    let mut side: Vec<SideGroup> = Vec::new();
+    let mut side_fenced = false;
 
     // Forward.
     for (i, info) in infos.iter().enumerate() {
@@ -605,6 +660,12 @@ pub fn compile(
                     groups: conv_groups(groups, [n_g, conv.c_in, n_g * k]),
                     owner: owner(Phase::Wu),
                 };
+                // This layer's window for side work ends where its own BP starts.
+                if let Some(g) = side.last_mut() {
+                    g.end.get_or_insert(blocks.len());
+                }
+                let mut wu_on_side = true;
+                let transposed_bp = dx.is_some() && conv.transposed(c_out).is_some() && w.bp_flip.is_some();
                 if let (Some(dx), Some(tconv), Some((positions, c_in))) = (dx, conv.transposed(c_out), w.bp_flip) {
                     // A stride-1 conv: BP is the transposed conv, writing dX directly.
                     let row_len = positions * w.bp.stored_len(c_out as usize) as u64;
@@ -623,8 +684,7 @@ pub fn compile(
                         groups: Groups::ONE,
                         owner: owner(Phase::Bp),
                     };
-                    push(lower::lower_gemm(&ctx, &main_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
-                    push(lower::lower_gemm(&ctx, &main_budget, &wu_job, fenced)?.0, &mut blocks, &mut fenced);
+                    push(lower::lower_gemm(&ctx, &bwd_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
                 } else {
                     let w_bp = match w.bp {
                         WeightFormat::Sparse(_) => WSrc::Stored {
@@ -638,7 +698,6 @@ pub fn compile(
                     // one block of `k` columns per conv group.
                     let dx_dst = if conv.is_identity() { dx.unwrap_or(0) } else { dcol };
                     let dx_out = OutDst::Fp16 { base: dx_dst, ld: groups * k };
-                    let mut fused_done = false;
                     if needs_dx && options.interleave && groups == 1 {
                         let job = FusedJob {
                             p,
@@ -653,45 +712,46 @@ pub fn compile(
                             bp_owner: owner(Phase::Bp),
                             wu_owner: owner(Phase::Wu),
                         };
-                        if let Some(e) = lower::lower_fused(&ctx, &main_budget, &job, fenced)? {
+                        if let Some(e) = lower::lower_fused(&ctx, &bwd_budget, &job, fenced)? {
                             push(e, &mut blocks, &mut fenced);
-                            fused_done = true;
+                            wu_on_side = false;
                         }
                     }
-                    if !fused_done {
-                        if needs_dx {
-                            let w_step = match w.bp {
-                                WeightFormat::Sparse(_) => w.bp.stored_len(n_g as usize) as u64,
-                                WeightFormat::Dense => n_g * k,
-                            };
-                            let job = GemmJob {
-                                m: p,
-                                n: k,
-                                k: n_g,
-                                weights: w.bp,
-                                input: InSrc::Im2col { conv: Conv::columns(p, n_g, c_out), base: dy },
-                                weight: w_bp,
-                                out: dx_out,
-                                groups: conv_groups(groups, [n_g, w_step, k]),
-                                owner: owner(Phase::Bp),
-                            };
-                            push(lower::lower_gemm(&ctx, &main_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
-                        }
-                        push(lower::lower_gemm(&ctx, &main_budget, &wu_job, fenced)?.0, &mut blocks, &mut fenced);
-                    }
-                    if let (Some(dx), false) = (dx, conv.is_identity()) {
-                        // col2im of a strided conv: one add per im2col element, into the input gradient.
-                        let (ir, ic) = matrix(info.input_shapes[0], batch);
-                        let out_len = (ir * ic).div_ceil(p);
-                        let width = groups * k;
-                        let ops = vec![spec(VecOp::Add, width, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
-                        let mut j = vjob(vec![act(dcol, width)], out_len, p, ops, (0, 0), dx);
-                        j.out_slot_row = width.max(out_len);
-                        push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                    if wu_on_side && needs_dx {
+                        let w_step = match w.bp {
+                            WeightFormat::Sparse(_) => w.bp.stored_len(n_g as usize) as u64,
+                            WeightFormat::Dense => n_g * k,
+                        };
+                        let job = GemmJob {
+                            m: p,
+                            n: k,
+                            k: n_g,
+                            weights: w.bp,
+                            input: InSrc::Im2col { conv: Conv::columns(p, n_g, c_out), base: dy },
+                            weight: w_bp,
+                            out: dx_out,
+                            groups: conv_groups(groups, [n_g, w_step, k]),
+                            owner: owner(Phase::Bp),
+                        };
+                        push(lower::lower_gemm(&ctx, &bwd_budget, &job, fenced)?.0, &mut blocks, &mut fenced);
                     }
                 }
-                let upd = lower::lower_update(&main_budget, &w, fenced)?;
-                push(upd, &mut blocks, &mut fenced);
+                // The side work starts once the main pipeline's latest fragment (this BP, or
+                // what produced dY) is done; the vector work that follows overlaps it.
+                let mut group = SideGroup { anchor: blocks.len(), end: None, blocks: Vec::new() };
+                if overlap {
+                    engine::signal_on_last_store(&mut blocks, engine::BP_DONE);
+                }
+                // (fragment, is the update); a side fragment waits on the side fence unless it
+                // is the side pipeline's first (the main pipeline is fenced throughout the backward).
+                let mut side_work: Vec<(Emitted, bool)> = Vec::new();
+                let lane_fenced = |side_fenced: bool, count: usize| !overlap || side_fenced || count > 0;
+                if wu_on_side {
+                    let f = lane_fenced(side_fenced, side_work.len());
+                    side_work.push((lower::lower_gemm(&ctx, &side_budget, &wu_job, f)?.0, false));
+                }
+                let f = lane_fenced(side_fenced, side_work.len());
+                side_work.push((lower::lower_update(&side_budget, &w, f)?, true));
                 if w.needs_dense_copy() {
                     // The dense FP16 copy of the updated weights, on the vector unit.
                     let ops = vec![spec(VecOp::Copy, k, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
@@ -705,20 +765,57 @@ pub fn compile(
                         rows_too: w.ff.ratio().is_none(),
                     });
                     j.owner = owner(Phase::Prune);
-                    push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                    let f = lane_fenced(side_fenced, side_work.len());
+                    side_work.push((lower::lower_stream(&side_budget, &j, f)?, false));
                 }
-                if options.pregen && w.ff.ratio().is_some() {
+                let pregen = options.pregen && w.ff.ratio().is_some();
+                let mut updated_at = None;
+                for (k_frag, (mut e, is_update)) in side_work.into_iter().enumerate() {
+                    if is_update && pregen {
+                        engine::signal_on_last_store(&mut e, engine::UPDATED);
+                    }
+                    if overlap {
+                        let mut e = engine::to_side(e);
+                        if k_frag == 0 {
+                            engine::wait_on_first_load(&mut e, engine::BP_DONE);
+                        }
+                        side_fenced = true;
+                        group.blocks.extend(e);
+                        if is_update {
+                            updated_at = Some(UpdateAt::Side(side.len(), group.blocks.len()));
+                        }
+                    } else {
+                        push(e, &mut blocks, &mut fenced);
+                        if is_update {
+                            updated_at = Some(UpdateAt::Main(blocks.len()));
+                        }
+                    }
+                }
+                if pregen {
                     let (ins, outs, steps) = lower::prune_steps(&pregen_budget, &w, i as u64)?;
                     pregen_decl = Some((ins, outs));
                     pregen_steps.push((i, steps));
-                    eligible.push(blocks.len() + 1);
+                    pregen_after.push(updated_at.expect("every weight layer updates"));
+                }
+                if overlap {
+                    side.push(group);
+                }
+                if let (Some(dx), false, false) = (dx, conv.is_identity(), transposed_bp) {
+                    // col2im of a strided conv: one add per im2col element, into the input gradient.
+                    let (ir, ic) = matrix(info.input_shapes[0], batch);
+                    let out_len = (ir * ic).div_ceil(p);
+                    let width = groups * k;
+                    let ops = vec![spec(VecOp::Add, width, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
+                    let mut j = vjob(vec![act(dcol, width)], out_len, p, ops, (0, 0), dx);
+                    j.out_slot_row = width.max(out_len);
+                    push(lower::lower_stream(&bwd_budget, &j, fenced)?, &mut blocks, &mut fenced);
                 }
             }
             LayerKind::Relu | LayerKind::Gelu if needs_dx => {
                 let op = if layer.kind == LayerKind::Relu { VecOp::ReluGrad } else { VecOp::GeluGrad };
                 let ops = vec![spec(op, cols, Loc::Out, Loc::In(0), Loc::In(1), [0; 4])];
                 let j = vjob(vec![act(x_addr, cols), act(dy, cols)], cols, rows, ops, (0, 0), dx.expect("needs_dx"));
-                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                push(lower::lower_stream(&bwd_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             LayerKind::BatchNorm | LayerKind::LayerNorm if needs_dx => {
                 let axis = u64::from(layer.kind == LayerKind::LayerNorm);
@@ -731,7 +828,7 @@ pub fn compile(
                     spec(VecOp::NormGradApply, 1, Loc::Out, Loc::In(1), Loc::Scratch(0), [cols, axis, 0, 0]),
                 ];
                 let j = vjob(vec![act(x_addr, cols), act(dy, cols)], cols, rows, ops, scratch, dx.expect("needs_dx"));
-                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                push(lower::lower_stream(&bwd_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             LayerKind::MaxPool { kernel, stride, .. } | LayerKind::AvgPool { kernel, stride } if needs_dx => {
                 let (Shape::Image { c, h, w }, Shape::Image { h: oh, w: ow, .. }) = (info.input_shapes[0], info.output) else {
@@ -746,13 +843,13 @@ pub fn compile(
                 let dy = Stream { halo: b.out_slot(w, c, ow) - b.rows_out * ow * c, ..act(dy, b.rows_out * ow * c) };
                 let mut j = vjob(vec![x, dy], b.rows_in * w * c, batch * b.bands, ops, (0, 0), dx.expect("needs_dx"));
                 j.out_slot_row = b.plane_rows() * w * c;
-                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                push(lower::lower_stream(&bwd_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             LayerKind::GlobalAvgPool if needs_dx => {
                 let Shape::Image { c, h, w } = info.input_shapes[0] else { unreachable!("pooling on images") };
                 let ops = vec![spec(VecOp::AvgPoolGrad, c, Loc::Out, Loc::In(1), Loc::In(1), [h, w, h.min(w), h.min(w)])];
                 let j = vjob(vec![act(x_addr, h * w * c), act(dy, c)], h * w * c, batch, ops, (0, 0), dx.expect("needs_dx"));
-                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                push(lower::lower_stream(&bwd_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             LayerKind::ClassToken if needs_dx => {
                 // The patch tokens' gradient: each image's rows after the class token.
@@ -760,26 +857,26 @@ pub fn compile(
                 let g = Stream { row_stride: t * d, ..act(dy + d * 2, (t - 1) * d) };
                 let ops = vec![spec(VecOp::Copy, (t - 1) * d, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
                 let j = vjob(vec![g], (t - 1) * d, batch, ops, (0, 0), dx.expect("needs_dx"));
-                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                push(lower::lower_stream(&bwd_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             LayerKind::TakeClassToken if needs_dx => {
                 // Each image's token rows: dY in the class token's row (the rest receive no gradient).
                 let Shape::Tokens { t, d } = info.input_shapes[0] else { unreachable!("take_class_token reads tokens") };
                 let ops = vec![spec(VecOp::Copy, d, Loc::Out, Loc::In(0), Loc::In(0), [0; 4])];
                 let j = vjob(vec![act(dy, d)], t * d, batch, ops, (0, 0), dx.expect("needs_dx"));
-                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                push(lower::lower_stream(&bwd_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             LayerKind::AttentionScores { .. } | LayerKind::AttentionValues => {
                 let (a, b) = (info.inputs[0].expect("attention reads a layer"), info.inputs[1].expect("attention reads a layer"));
                 let (da, db) = (contribution(a, i), contribution(b, i));
                 for job in &attention_gemms(info, batch, out_addr[a], out_addr[b], dy, da, db)[1..] {
-                    push(lower::lower_gemm(&ctx, &main_budget, job, fenced)?.0, &mut blocks, &mut fenced);
+                    push(lower::lower_gemm(&ctx, &bwd_budget, job, fenced)?.0, &mut blocks, &mut fenced);
                 }
             }
             LayerKind::AttentionSoftmax if needs_dx => {
                 let ops = vec![spec(VecOp::SoftmaxGrad, 1, Loc::Out, Loc::In(0), Loc::In(1), [cols, 0, 0, 0])];
                 let j = vjob(vec![act(out_addr[i], cols), act(dy, cols)], cols, rows, ops, (0, 0), dx.expect("needs_dx"));
-                push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                push(lower::lower_stream(&bwd_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             _ => {}
         }
@@ -794,7 +891,7 @@ pub fn compile(
                     let ops = vec![spec(VecOp::Add, c, Loc::Out, Loc::In(0), Loc::In(1), [0; 4])];
                     let mut j = vjob(vec![act(acc, c), act(part, c)], c, r, ops, (0, 0), grad_addr[p]);
                     j.owner = Owner { layer: p as u32, phase: Phase::Vector };
-                    push(lower::lower_stream(&stream_budget, &j, fenced)?, &mut blocks, &mut fenced);
+                    push(lower::lower_stream(&bwd_budget, &j, fenced)?, &mut blocks, &mut fenced);
                     acc = grad_addr[p];
                 }
             }
@@ -803,24 +900,75 @@ pub fn compile(
         progress(done, total_work);
     }
 
-    // ---- Splice the pre-generation stream into the main blocks.
+    // ---- Splice the side pipeline into the main blocks: each layer's side blocks spread evenly
+    // over its window of main blocks (after the window's first block), the rest at its end.
+    if let Some(g) = side.last_mut() {
+        g.end.get_or_insert(blocks.len());
+    }
+    let mut placed: Vec<Vec<(usize, usize, Block)>> = vec![Vec::new(); blocks.len() + 1];
+    for (g, group) in side.iter_mut().enumerate() {
+        let (anchor, end) = (group.anchor, group.end.expect("closed above").max(group.anchor));
+        let (count, window) = (group.blocks.len(), end - anchor);
+        for (s, block) in std::mem::take(&mut group.blocks).into_iter().enumerate() {
+            let at = if window == 0 { anchor } else { anchor + 1 + s * window / count };
+            placed[at.min(blocks.len())].push((g, s + 1, block));
+        }
+    }
+    let mut merged: Vec<Block> = Vec::new();
+    // Where each side group's first `n` blocks end in `merged`, keyed by (group, n).
+    let mut side_ends = std::collections::HashMap::new();
+    let mut main_ends = vec![0usize; blocks.len() + 1];
+    for (b, block) in blocks.into_iter().map(Some).chain(std::iter::once(None)).enumerate() {
+        for (g, n, side_block) in std::mem::take(&mut placed[b]) {
+            merged.push(side_block);
+            side_ends.insert((g, n), merged.len());
+        }
+        if let Some(block) = block {
+            merged.push(block);
+        }
+        main_ends[b] = merged.len();
+    }
+
+    // ---- Splice the pre-generation stream: each layer's prune chunks spread from the end of
+    // its update to the next pre-generated layer's.
     let mut insns: Vec<(Instruction, Owner)> = Vec::new();
     if let Some((ins, outs)) = pregen_decl {
-        let per_layer: Vec<(usize, usize)> =
-            eligible.iter().zip(&pregen_steps).map(|(&at, (_, steps))| (at.min(blocks.len()), steps.len())).collect();
+        let total = merged.len();
+        let per_layer: Vec<(usize, usize)> = pregen_after
+            .iter()
+            .zip(&pregen_steps)
+            .map(|(at, (_, steps))| {
+                let at = match *at {
+                    UpdateAt::Main(b) => {
+                        if b == 0 {
+                            0
+                        } else {
+                            main_ends[b - 1]
+                        }
+                    }
+                    UpdateAt::Side(g, n) => side_ends[&(g, n)],
+                };
+                (at.min(total), steps.len())
+            })
+            .collect();
         let all: Vec<engine::Step> = pregen_steps.into_iter().flat_map(|(_, s)| s).collect();
-        let emitted = lower::emit_prune(&ins, &outs, &all, &Sems::pregen(), false, false);
+        let mut emitted = lower::emit_prune(&ins, &outs, &all, &Sems::pregen(), false, false);
+        let mut first = 0;
+        for &(_, count) in &per_layer {
+            engine::wait_on_first_load(&mut emitted[first..first + count], engine::UPDATED);
+            first += count;
+        }
         let mut queue = emitted.into_iter();
-        let mut schedule: Vec<Vec<Vec<(Instruction, Owner)>>> = vec![Vec::new(); blocks.len() + 1];
+        let mut schedule: Vec<Vec<Block>> = vec![Vec::new(); total + 1];
         for (j, &(at, count)) in per_layer.iter().enumerate() {
-            let end = per_layer.get(j + 1).map_or(blocks.len(), |&(a, _)| a).max(at + 1).min(blocks.len());
+            let end = per_layer.get(j + 1).map_or(total, |&(a, _)| a).max(at + 1).min(total);
             let window = end.saturating_sub(at).max(1);
             for c in 0..count {
-                let slot = (at + c * window / count.max(1)).min(blocks.len());
+                let slot = (at + c * window / count.max(1)).min(total);
                 schedule[slot].push(queue.next().expect("counted"));
             }
         }
-        for (b, block) in blocks.into_iter().enumerate() {
+        for (b, block) in merged.into_iter().enumerate() {
             for p in std::mem::take(&mut schedule[b]) {
                 insns.extend(p);
             }
@@ -830,14 +978,16 @@ pub fn compile(
             insns.extend(p);
         }
     } else {
-        insns = blocks.into_iter().flatten().collect();
+        insns = merged.into_iter().flatten().collect();
     }
     let (mut program, owners): (Vec<Instruction>, Vec<Owner>) = insns.into_iter().unzip();
-    // The last fragment fences nothing: drop its fence signal so every token is consumed.
-    let fence = Sems::main().fence.expect("the main pipeline fences");
-    if let Some(last) = program.iter_mut().rev().find(|i| i.header.signal.contains(&fence)) {
-        for s in last.header.signal.iter_mut().filter(|s| **s == fence) {
-            *s = 0;
+    // The last fragment of each pipeline fences nothing: drop its fence signal so every token
+    // is consumed.
+    for fence in [Sems::main().fence.expect("the main pipeline fences"), engine::SIDE_FENCE] {
+        if let Some(last) = program.iter_mut().rev().find(|i| i.header.signal.contains(&fence)) {
+            for s in last.header.signal.iter_mut().filter(|s| **s == fence) {
+                *s = 0;
+            }
         }
     }
     let program = Program { insns: program };
