@@ -8,6 +8,7 @@ mod compile_cmd;
 mod gemm_cmd;
 mod plot;
 mod program_cmd;
+mod rtl_cmd;
 mod scalesim_cmd;
 mod sim_cmd;
 mod speedup_cmd;
@@ -52,6 +53,8 @@ enum Command {
     Speedup(speedup_cmd::SpeedupArgs),
     /// Put a measured GPU training run beside the simulated SAT run of the same model.
     Compare(compare_cmd::CompareArgs),
+    /// Generate the PE array's Verilog (lint with verilator); with --synth, yosys resources.
+    Rtl(rtl_cmd::RtlArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Speedup(a) => speedup_cmd::run(a),
         Command::Compile(a) => compile_cmd::run(a),
         Command::Compare(a) => compare_cmd::run(a),
+        Command::Rtl(a) => rtl_cmd::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -52,6 +52,22 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    // === RTL generation ===
+    /// rust-hdl's structural checks (undriven inputs, logic loops, written inputs) failed.
+    #[error("RTL for `{arch}` fails rust-hdl's structural checks: {message}")]
+    RtlCheck {
+        /// The architecture's name.
+        arch: String,
+        /// rust-hdl's description of the fault.
+        message: String,
+    },
+    /// Emitted Verilog that the module deduplication cannot parse.
+    #[error("generated Verilog: {message}")]
+    RtlVerilog {
+        /// What is malformed.
+        message: String,
+    },
+
     // === Instructions and programs ===
     /// A field value does not fit its bit width.
     #[error("{mnemonic}: field `{field}` = {value} does not fit in {width} bits")]

@@ -9,6 +9,7 @@ pub mod arch;
 mod error;
 pub mod isa;
 pub mod nm;
+pub mod rtl;
 
 pub use arch::{ArchConfig, DataType, Dataflow, Technology};
 pub use error::Error;

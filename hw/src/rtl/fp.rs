@@ -1,0 +1,275 @@
+//! Floating-point datapath blocks of the PE, bit for bit the arithmetic of `sim::numerics`.
+//!
+//! - [`Fp16Mul`]: IEEE binary16 x binary16 -> binary32, **exact**. Two 11-bit significands give
+//!   a 22-bit product and the exponent range of two FP16 values (subnormals included) always
+//!   lands in the FP32 normal range, so no rounding ever happens: the result equals
+//!   `f32::from(a) * f32::from(b)` in Rust.
+//! - [`Fp32Add`]: IEEE binary32 addition, round to nearest, ties to even, with subnormal
+//!   inputs and outputs, signed zeros (`x + -x = +0`, `-0 + -0 = -0`), infinities and overflow
+//!   to infinity. Every non-NaN result equals Rust's `a + b` on `f32`.
+//!
+//! **NaN rule** (both blocks): a NaN input, `inf x 0` or `inf - inf` gives the canonical quiet
+//! NaN [`QUIET_NAN`] (`0x7fc0_0000`); NaN payloads and signs are not propagated. Rust's NaN bits
+//! differ from platform to platform, so tests compare NaN results as "both NaN".
+//!
+//! Both blocks are purely combinational (one `#[hdl_gen]` kernel, no clock): the PE decides
+//! where registers go. Every intermediate value is a named local signal of an explicit width,
+//! so the emitted Verilog computes each step in the width the Rust simulation uses (no
+//! context-dependent widening).
+
+use rust_hdl::prelude::*;
+
+/// The canonical quiet NaN both blocks return for every NaN result.
+pub const QUIET_NAN: u32 = 0x7fc0_0000;
+
+/// Exact FP16 x FP16 -> FP32 multiplier (combinational).
+#[derive(LogicBlock, Default)]
+pub struct Fp16Mul {
+    // Operands
+    /// First factor, binary16 bits.
+    pub a: Signal<In, Bits<16>>,
+    /// Second factor, binary16 bits.
+    pub b: Signal<In, Bits<16>>,
+    // Result
+    /// The exact product, binary32 bits.
+    pub product: Signal<Out, Bits<32>>,
+    // Unpacked operands
+    exp_a: Signal<Local, Bits<5>>,
+    exp_b: Signal<Local, Bits<5>>,
+    a_is_zero: Signal<Local, Bit>,
+    b_is_zero: Signal<Local, Bit>,
+    a_is_inf: Signal<Local, Bit>,
+    b_is_inf: Signal<Local, Bit>,
+    a_is_nan: Signal<Local, Bit>,
+    b_is_nan: Signal<Local, Bit>,
+    /// Significands with the hidden bit, widened to the 16-bit multiplier.
+    sig_a: Signal<Local, Bits<16>>,
+    sig_b: Signal<Local, Bits<16>>,
+    /// Exponents with subnormals read as exponent 1 (bias 15).
+    eff_exp_a: Signal<Local, Bits<8>>,
+    eff_exp_b: Signal<Local, Bits<8>>,
+    // Product
+    sign_mask: Signal<Local, Bits<32>>,
+    sig_product: Signal<Local, Bits<32>>,
+    /// Left shift that puts the product's leading one at bit 23.
+    norm_shift: Signal<Local, Bits<8>>,
+    normalized: Signal<Local, Bits<32>>,
+    /// Biased FP32 exponent: the leading one at bit `p = 23 - norm_shift` of the product is worth
+    /// `2^(p - 20 + eff_exp_a + eff_exp_b - 30)`, so the field is `eff_exp_a + eff_exp_b + 100 - norm_shift`.
+    exp_sum: Signal<Local, Bits<8>>,
+}
+
+impl Logic for Fp16Mul {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.exp_a.next = self.a.val().get_bits::<5>(10);
+        self.exp_b.next = self.b.val().get_bits::<5>(10);
+        self.a_is_zero.next = (self.exp_a.val() == 0) && (self.a.val().get_bits::<10>(0) == 0);
+        self.b_is_zero.next = (self.exp_b.val() == 0) && (self.b.val().get_bits::<10>(0) == 0);
+        self.a_is_inf.next = (self.exp_a.val() == 0x1f) && (self.a.val().get_bits::<10>(0) == 0);
+        self.b_is_inf.next = (self.exp_b.val() == 0x1f) && (self.b.val().get_bits::<10>(0) == 0);
+        self.a_is_nan.next = (self.exp_a.val() == 0x1f) && (self.a.val().get_bits::<10>(0) != 0);
+        self.b_is_nan.next = (self.exp_b.val() == 0x1f) && (self.b.val().get_bits::<10>(0) != 0);
+        if self.exp_a.val() == 0 {
+            self.sig_a.next = bit_cast::<16, 10>(self.a.val().get_bits::<10>(0));
+            self.eff_exp_a.next = 1.into();
+        } else {
+            self.sig_a.next = bit_cast::<16, 10>(self.a.val().get_bits::<10>(0)) | 0x400;
+            self.eff_exp_a.next = bit_cast::<8, 5>(self.exp_a.val());
+        }
+        if self.exp_b.val() == 0 {
+            self.sig_b.next = bit_cast::<16, 10>(self.b.val().get_bits::<10>(0));
+            self.eff_exp_b.next = 1.into();
+        } else {
+            self.sig_b.next = bit_cast::<16, 10>(self.b.val().get_bits::<10>(0)) | 0x400;
+            self.eff_exp_b.next = bit_cast::<8, 5>(self.exp_b.val());
+        }
+        if self.a.val().get_bit(15) ^ self.b.val().get_bit(15) {
+            self.sign_mask.next = 0x8000_0000_u64.into();
+        } else {
+            self.sign_mask.next = 0.into();
+        }
+        self.sig_product.next = self.sig_a.val() * self.sig_b.val();
+        // Leading-one detector: the last set bit seen (the highest) decides the shift.
+        self.norm_shift.next = 0.into();
+        for i in 0..22 {
+            if self.sig_product.val().get_bit(i) {
+                self.norm_shift.next = (23 - i).to_bits();
+            }
+        }
+        self.normalized.next = self.sig_product.val() << self.norm_shift.val();
+        self.exp_sum.next = self.eff_exp_a.val() + self.eff_exp_b.val() + 100 - self.norm_shift.val();
+        if self.a_is_nan.val()
+            || self.b_is_nan.val()
+            || (self.a_is_inf.val() && self.b_is_zero.val())
+            || (self.a_is_zero.val() && self.b_is_inf.val())
+        {
+            self.product.next = 0x7fc0_0000.into(); // QUIET_NAN
+        } else if self.a_is_inf.val() || self.b_is_inf.val() {
+            self.product.next = self.sign_mask.val() | 0x7f80_0000;
+        } else if self.a_is_zero.val() || self.b_is_zero.val() {
+            self.product.next = self.sign_mask.val();
+        } else {
+            self.product.next = self.sign_mask.val()
+                | (bit_cast::<32, 8>(self.exp_sum.val()) << 23)
+                | bit_cast::<32, 23>(self.normalized.val().get_bits::<23>(0));
+        }
+    }
+}
+
+/// FP32 + FP32 adder, round to nearest even (combinational).
+///
+/// Method: order the operands by magnitude, align the smaller significand with three extra
+/// bits (guard, round, sticky, the sticky OR-ed into the last bit), add or subtract in 28
+/// bits, normalize (one right shift on carry-out, or a left shift limited so the exponent
+/// stays >= 1, which produces subnormals), round, and repack with the carry of rounding
+/// propagating into the exponent field.
+#[derive(LogicBlock, Default)]
+pub struct Fp32Add {
+    // Operands
+    /// First addend, binary32 bits.
+    pub a: Signal<In, Bits<32>>,
+    /// Second addend, binary32 bits.
+    pub b: Signal<In, Bits<32>>,
+    // Result
+    /// The rounded sum, binary32 bits.
+    pub sum: Signal<Out, Bits<32>>,
+    // Classification
+    a_is_inf: Signal<Local, Bit>,
+    b_is_inf: Signal<Local, Bit>,
+    a_is_nan: Signal<Local, Bit>,
+    b_is_nan: Signal<Local, Bit>,
+    subtract: Signal<Local, Bit>,
+    // Operands ordered by magnitude
+    larger: Signal<Local, Bits<32>>,
+    smaller: Signal<Local, Bits<32>>,
+    big_exp: Signal<Local, Bits<8>>,
+    small_exp: Signal<Local, Bits<8>>,
+    /// Significands with hidden bit, shifted left by 3 (guard, round, sticky), in 28 bits.
+    big_sig: Signal<Local, Bits<28>>,
+    small_sig: Signal<Local, Bits<28>>,
+    // Alignment
+    exp_diff: Signal<Local, Bits<8>>,
+    align_shift: Signal<Local, Bits<8>>,
+    small_aligned: Signal<Local, Bits<28>>,
+    small_restored: Signal<Local, Bits<28>>,
+    small_sticky: Signal<Local, Bits<28>>,
+    // Sum and normalization
+    raw_sum: Signal<Local, Bits<28>>,
+    lead_zeros: Signal<Local, Bits<8>>,
+    exp_room: Signal<Local, Bits<8>>,
+    left_shift: Signal<Local, Bits<8>>,
+    normalized: Signal<Local, Bits<28>>,
+    norm_exp: Signal<Local, Bits<10>>,
+    // Rounding and packing
+    round_up: Signal<Local, Bits<25>>,
+    rounded: Signal<Local, Bits<25>>,
+    repacked: Signal<Local, Bits<33>>,
+    sign_mask: Signal<Local, Bits<32>>,
+}
+
+impl Logic for Fp32Add {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.a_is_inf.next = (self.a.val().get_bits::<8>(23) == 0xff) && (self.a.val().get_bits::<23>(0) == 0);
+        self.b_is_inf.next = (self.b.val().get_bits::<8>(23) == 0xff) && (self.b.val().get_bits::<23>(0) == 0);
+        self.a_is_nan.next = (self.a.val().get_bits::<8>(23) == 0xff) && (self.a.val().get_bits::<23>(0) != 0);
+        self.b_is_nan.next = (self.b.val().get_bits::<8>(23) == 0xff) && (self.b.val().get_bits::<23>(0) != 0);
+        self.subtract.next = self.a.val().get_bit(31) ^ self.b.val().get_bit(31);
+        if self.a.val().get_bits::<31>(0) >= self.b.val().get_bits::<31>(0) {
+            self.larger.next = self.a.val();
+            self.smaller.next = self.b.val();
+        } else {
+            self.larger.next = self.b.val();
+            self.smaller.next = self.a.val();
+        }
+        // Subnormals (exponent field 0) use exponent 1 without the hidden bit.
+        if self.larger.val().get_bits::<8>(23) == 0 {
+            self.big_exp.next = 1.into();
+            self.big_sig.next = bit_cast::<28, 23>(self.larger.val().get_bits::<23>(0)) << 3;
+        } else {
+            self.big_exp.next = self.larger.val().get_bits::<8>(23);
+            self.big_sig.next = (bit_cast::<28, 23>(self.larger.val().get_bits::<23>(0)) | 0x80_0000) << 3;
+        }
+        if self.smaller.val().get_bits::<8>(23) == 0 {
+            self.small_exp.next = 1.into();
+            self.small_sig.next = bit_cast::<28, 23>(self.smaller.val().get_bits::<23>(0)) << 3;
+        } else {
+            self.small_exp.next = self.smaller.val().get_bits::<8>(23);
+            self.small_sig.next = (bit_cast::<28, 23>(self.smaller.val().get_bits::<23>(0)) | 0x80_0000) << 3;
+        }
+        self.exp_diff.next = self.big_exp.val() - self.small_exp.val();
+        if self.exp_diff.val() > 27 {
+            self.align_shift.next = 27.into();
+        } else {
+            self.align_shift.next = self.exp_diff.val();
+        }
+        self.small_aligned.next = self.small_sig.val() >> self.align_shift.val();
+        self.small_restored.next = self.small_aligned.val() << self.align_shift.val();
+        if self.small_restored.val() != self.small_sig.val() {
+            self.small_sticky.next = self.small_aligned.val() | 1;
+        } else {
+            self.small_sticky.next = self.small_aligned.val();
+        }
+        if self.subtract.val() {
+            self.raw_sum.next = self.big_sig.val() - self.small_sticky.val();
+        } else {
+            self.raw_sum.next = self.big_sig.val() + self.small_sticky.val();
+        }
+        // Leading-one detector over bits 26..0 (bit 26 is the hidden-bit position).
+        self.lead_zeros.next = 0.into();
+        for i in 0..27 {
+            if self.raw_sum.val().get_bit(i) {
+                self.lead_zeros.next = (26 - i).to_bits();
+            }
+        }
+        self.exp_room.next = self.big_exp.val() - 1;
+        if self.lead_zeros.val() > self.exp_room.val() {
+            self.left_shift.next = self.exp_room.val();
+        } else {
+            self.left_shift.next = self.lead_zeros.val();
+        }
+        if self.raw_sum.val().get_bit(27) {
+            self.normalized.next = (self.raw_sum.val() >> 1) | (self.raw_sum.val() & 1);
+            self.norm_exp.next = bit_cast::<10, 8>(self.big_exp.val()) + 1;
+        } else {
+            self.normalized.next = self.raw_sum.val() << self.left_shift.val();
+            self.norm_exp.next = bit_cast::<10, 8>(self.big_exp.val()) - bit_cast::<10, 8>(self.left_shift.val());
+        }
+        // Round to nearest even on guard, round | sticky and the last kept bit.
+        if self.normalized.val().get_bit(2)
+            && (self.normalized.val().get_bit(1) || self.normalized.val().get_bit(0) || self.normalized.val().get_bit(3))
+        {
+            self.round_up.next = 1.into();
+        } else {
+            self.round_up.next = 0.into();
+        }
+        self.rounded.next = bit_cast::<25, 24>(self.normalized.val().get_bits::<24>(3)) + self.round_up.val();
+        // (exponent - 1) << 23 plus the significand: its hidden bit (or rounding carry)
+        // completes the exponent field, and a subnormal keeps field 0.
+        self.repacked.next = (bit_cast::<33, 10>(self.norm_exp.val() - 1) << 23) + bit_cast::<33, 25>(self.rounded.val());
+        if self.larger.val().get_bit(31) {
+            self.sign_mask.next = 0x8000_0000_u64.into();
+        } else {
+            self.sign_mask.next = 0.into();
+        }
+        if self.a_is_nan.val() || self.b_is_nan.val() || (self.a_is_inf.val() && self.b_is_inf.val() && self.subtract.val()) {
+            self.sum.next = 0x7fc0_0000.into(); // QUIET_NAN
+        } else if self.a_is_inf.val() {
+            self.sum.next = self.a.val();
+        } else if self.b_is_inf.val() {
+            self.sum.next = self.b.val();
+        } else if self.raw_sum.val() == 0 {
+            // Exact zero: +0 under round to nearest, except -0 + -0.
+            if self.subtract.val() {
+                self.sum.next = 0.into();
+            } else {
+                self.sum.next = self.a.val() & 0x8000_0000_u64;
+            }
+        } else if self.repacked.val().get_bits::<10>(23) >= 0xff {
+            self.sum.next = self.sign_mask.val() | 0x7f80_0000;
+        } else {
+            self.sum.next = self.sign_mask.val() | bit_cast::<32, 31>(self.repacked.val().get_bits::<31>(0));
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! The RTL generator: SAT's sparse tensor engine as rust-hdl blocks, sized only by an
+//! [`ArchConfig`], emitted as one Verilog file with one module per distinct block.
+//!
+//! - [`fp`]: the floating-point blocks (exact FP16 x FP16 -> FP32 multiply, FP32 add with round
+//!   to nearest even), bit for bit `sim::numerics`;
+//! - [`pe`]: one PE (selection of activations by in-group index, multipliers, adder chain,
+//!   accumulator latency, drain/load chain);
+//! - [`array`]: the `rows x cols` output-stationary array with edge skew and step sequencer;
+//! - [`verilog`]: turns rust-hdl's one-module-per-instance output into one module per distinct
+//!   block with readable names.
+//!
+//! Not generated yet: the scratchpads, DMA, SORE, WUVE, vector unit and instruction decoder;
+//! the array's WS and IS dataflows and the OS interleave `I > 1`.
+
+pub mod array;
+pub mod fp;
+pub mod pe;
+pub mod verilog;
+
+use crate::{ArchConfig, Error};
+use rust_hdl::prelude::{check_all, generate_verilog_unchecked, Block};
+use serde::Serialize;
+
+/// Name of the top Verilog module of [`generate`].
+pub const TOP_MODULE: &str = "sat_pe_array";
+
+/// One Verilog module of a generated design.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RtlModule {
+    /// Module name.
+    pub name: String,
+    /// How many instances of it the design holds.
+    pub instances: usize,
+}
+
+/// Direction of a top-level port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortDirection {
+    /// Driven from outside.
+    Input,
+    /// Driven by the design.
+    Output,
+}
+
+/// One port of the top module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RtlPort {
+    /// Verilog name (rust-hdl writes vector elements as `name$index`).
+    pub name: String,
+    /// Direction.
+    pub direction: PortDirection,
+    /// Width in bits.
+    pub width: usize,
+}
+
+/// A generated design: Verilog text plus what a manifest or a co-simulation shim needs.
+#[derive(Debug, Clone)]
+pub struct RtlDesign {
+    /// Name of the top module.
+    pub top: String,
+    /// The whole design, one Verilog file.
+    pub verilog: String,
+    /// Every module, leaves first, the top last.
+    pub modules: Vec<RtlModule>,
+    /// The top module's ports in declaration order.
+    pub ports: Vec<RtlPort>,
+}
+
+/// Generates the PE array of `arch` (see [`array`]).
+pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
+    arch.validate()?;
+    let mut top = array::PeArray::new(arch);
+    top.connect_all();
+    check_all(&top).map_err(|e| Error::RtlCheck { arch: arch.name.clone(), message: format!("{e:?}") })?;
+    verilog::deduplicate(&generate_verilog_unchecked(&top), TOP_MODULE)
+}
+
+/// Evaluates a combinational block: propagates its inputs until no signal changes.
+pub fn settle(block: &mut dyn Block) {
+    loop {
+        block.update_all();
+        if !block.has_changed() {
+            break;
+        }
+    }
+}

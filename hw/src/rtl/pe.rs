@@ -1,0 +1,209 @@
+//! One processing element (PE) of the sparse tensor engine, output stationary.
+//!
+//! **Function** (as `sim::pe_array`): the PE has `n_max` FP16 x FP16 -> FP32 multipliers. Slot
+//! `j` multiplies weight `j` by the activation that its in-group index selects among the
+//! `m_max` activation lanes: dense, the feeder sets index `j` (the PE covers `n_max`
+//! consecutive reduction elements); N:M, the feeder sends a group's N kept weights with their
+//! in-group indices and the group's M activations. The products enter a **chain** of FP32
+//! adders in slot order (increasing reduction index), starting from the accumulator: `acc +
+//! p0 + p1 + ...`, each addition rounded. A slot whose enable bit is clear is skipped (not
+//! added as a zero), so padding never touches the sum.
+//!
+//! **Timing.** Operands are registered and forwarded (activations and the step's valid bit
+//! to the right, weights, indices and enables downwards), one hop per cycle. The chain's
+//! result passes `accumulator_latency - 1` pipeline registers before it reaches the
+//! accumulator register, so the PE may take a new step only every `accumulator_latency`
+//! cycles: the accumulator hazard of the simulator's OS formula.
+//!
+//! **Drain and load.** While `shift` is high the accumulators of a column form a shift
+//! register: each PE takes `load_in` (the accumulator above, or the array's load port) and
+//! shows its own on `acc_out`, so results leave at the bottom while initial values (or +0)
+//! enter at the top.
+//!
+//! Lane buses have the widest sizes `ArchConfig::validate` allows ([`ACT_BUS_LANES`],
+//! [`WGT_BUS_LANES`]); a PE uses only its configuration's lanes and synthesis removes the
+//! rest (their registers are constant).
+
+use super::fp::{Fp16Mul, Fp32Add};
+use crate::ArchConfig;
+use rust_hdl::prelude::*;
+
+/// Activation lanes of the PE bus: the largest `array.m_max` that validation accepts.
+pub const ACT_BUS_LANES: usize = 16;
+/// Weight slots of the PE bus: the largest `array.n_max` that validation accepts.
+pub const WGT_BUS_LANES: usize = 8;
+
+/// The activation bus: [`ACT_BUS_LANES`] binary16 values, lane `k` in bits `16k..16k+16`.
+pub type ActBus = Bits<{ 16 * ACT_BUS_LANES }>;
+/// The weight bus: [`WGT_BUS_LANES`] binary16 values, slot `j` in bits `16j..16j+16`.
+pub type WgtBus = Bits<{ 16 * WGT_BUS_LANES }>;
+/// The in-group index bus: 4 bits per weight slot, slot `j` in bits `4j..4j+4`.
+pub type IdxBus = Bits<{ 4 * WGT_BUS_LANES }>;
+/// The slot enable bus: bit `j` enables weight slot `j`.
+pub type EnBus = Bits<WGT_BUS_LANES>;
+
+/// One PE (see the module documentation).
+#[derive(LogicBlock)]
+pub struct Pe {
+    /// Core clock.
+    pub clock: Signal<In, Clock>,
+    // Activation interface (flows left to right)
+    /// The step's activation lanes.
+    pub act_in: Signal<In, ActBus>,
+    /// High when `act_in` and the weight inputs hold a step.
+    pub valid_in: Signal<In, Bit>,
+    /// `act_in`, one cycle later, for the PE on the right.
+    pub act_out: Signal<Out, ActBus>,
+    /// `valid_in`, one cycle later.
+    pub valid_out: Signal<Out, Bit>,
+    // Weight interface (flows top to bottom)
+    /// The step's weights, one per multiplier slot.
+    pub wgt_in: Signal<In, WgtBus>,
+    /// In-group index of each weight: the activation lane its slot multiplies.
+    pub idx_in: Signal<In, IdxBus>,
+    /// Slot enables: a clear bit skips the slot's product.
+    pub en_in: Signal<In, EnBus>,
+    /// `wgt_in`, one cycle later, for the PE below.
+    pub wgt_out: Signal<Out, WgtBus>,
+    /// `idx_in`, one cycle later.
+    pub idx_out: Signal<Out, IdxBus>,
+    /// `en_in`, one cycle later.
+    pub en_out: Signal<Out, EnBus>,
+    // Drain and load chain
+    /// Shift the column's accumulators down by one PE.
+    pub shift: Signal<In, Bit>,
+    /// Value shifted into the accumulator (from the PE above or the array's load port).
+    pub load_in: Signal<In, Bits<32>>,
+    /// The accumulator.
+    pub acc_out: Signal<Out, Bits<32>>,
+    // Datapath
+    muls: Vec<Fp16Mul>,
+    adders: Vec<Fp32Add>,
+    selected: Vec<Signal<Local, Bits<16>>>,
+    partial: Vec<Signal<Local, Bits<32>>>,
+    stage_value: Vec<Signal<Local, Bits<32>>>,
+    stage_valid: Vec<Signal<Local, Bit>>,
+    pipe: Vec<DFF<Bits<32>>>,
+    pipe_valid: Vec<DFF<Bit>>,
+    acc: DFF<Bits<32>>,
+    // Forwarding registers
+    act_reg: DFF<ActBus>,
+    valid_reg: DFF<Bit>,
+    wgt_reg: DFF<WgtBus>,
+    idx_reg: DFF<IdxBus>,
+    en_reg: DFF<EnBus>,
+    // Sizes from the ArchConfig (not signals)
+    _n_max: usize,
+    _m_max: usize,
+    _latency: usize,
+    _last_stage: usize,
+    _pipe_len: usize,
+}
+
+impl Pe {
+    /// A PE of `arch` (`array.n_max` multipliers, `array.m_max` lanes, latency
+    /// `array.accumulator_latency`).
+    pub fn new(arch: &ArchConfig) -> Pe {
+        let n_max = arch.array.n_max as usize;
+        let latency = arch.array.accumulator_latency as usize;
+        Pe {
+            clock: Default::default(),
+            act_in: Default::default(),
+            valid_in: Default::default(),
+            act_out: Default::default(),
+            valid_out: Default::default(),
+            wgt_in: Default::default(),
+            idx_in: Default::default(),
+            en_in: Default::default(),
+            wgt_out: Default::default(),
+            idx_out: Default::default(),
+            en_out: Default::default(),
+            shift: Default::default(),
+            load_in: Default::default(),
+            acc_out: Default::default(),
+            muls: (0..n_max).map(|_| Fp16Mul::default()).collect(),
+            adders: (0..n_max).map(|_| Fp32Add::default()).collect(),
+            selected: (0..n_max).map(|_| Signal::default()).collect(),
+            partial: (0..=n_max).map(|_| Signal::default()).collect(),
+            stage_value: (0..latency).map(|_| Signal::default()).collect(),
+            stage_valid: (0..latency).map(|_| Signal::default()).collect(),
+            pipe: (1..latency).map(|_| DFF::default()).collect(),
+            pipe_valid: (1..latency).map(|_| DFF::default()).collect(),
+            acc: DFF::default(),
+            act_reg: DFF::default(),
+            valid_reg: DFF::default(),
+            wgt_reg: DFF::default(),
+            idx_reg: DFF::default(),
+            en_reg: DFF::default(),
+            _n_max: n_max,
+            _m_max: arch.array.m_max as usize,
+            _latency: latency,
+            _last_stage: latency - 1,
+            _pipe_len: latency - 1,
+        }
+    }
+}
+
+impl Logic for Pe {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(self, clock, acc, act_reg, valid_reg, wgt_reg, idx_reg, en_reg);
+        for i in 0..self._pipe_len {
+            self.pipe[i].clock.next = self.clock.val();
+            self.pipe_valid[i].clock.next = self.clock.val();
+        }
+        // Forwarding
+        self.act_reg.d.next = self.act_in.val();
+        self.valid_reg.d.next = self.valid_in.val();
+        self.wgt_reg.d.next = self.wgt_in.val();
+        self.idx_reg.d.next = self.idx_in.val();
+        self.en_reg.d.next = self.en_in.val();
+        self.act_out.next = self.act_reg.q.val();
+        self.valid_out.next = self.valid_reg.q.val();
+        self.wgt_out.next = self.wgt_reg.q.val();
+        self.idx_out.next = self.idx_reg.q.val();
+        self.en_out.next = self.en_reg.q.val();
+        // Activation selection and products
+        for j in 0..self._n_max {
+            self.selected[j].next = self.act_in.val().get_bits::<16>(0);
+            for k in 1..self._m_max {
+                if self.idx_in.val().get_bits::<4>(j * 4) == k.to_bits() {
+                    self.selected[j].next = self.act_in.val().get_bits::<16>(k * 16);
+                }
+            }
+            self.muls[j].a.next = self.selected[j].val();
+            self.muls[j].b.next = self.wgt_in.val().get_bits::<16>(j * 16);
+        }
+        // The adder chain, in slot order, from the accumulator
+        self.partial[0].next = self.acc.q.val();
+        for j in 0..self._n_max {
+            self.adders[j].a.next = self.partial[j].val();
+            self.adders[j].b.next = self.muls[j].product.val();
+            if self.en_in.val().get_bit(j) {
+                self.partial[j + 1].next = self.adders[j].sum.val();
+            } else {
+                self.partial[j + 1].next = self.partial[j].val();
+            }
+        }
+        // Accumulator latency: latency - 1 pipeline registers, then the accumulator
+        for last in self._n_max..(self._n_max + 1usize) {
+            self.stage_value[0].next = self.partial[last].val();
+        }
+        self.stage_valid[0].next = self.valid_in.val();
+        for i in 1..self._latency {
+            self.pipe[i - 1].d.next = self.stage_value[i - 1].val();
+            self.pipe_valid[i - 1].d.next = self.stage_valid[i - 1].val();
+            self.stage_value[i].next = self.pipe[i - 1].q.val();
+            self.stage_valid[i].next = self.pipe_valid[i - 1].q.val();
+        }
+        for last in self._last_stage..self._latency {
+            if self.stage_valid[last].val() {
+                self.acc.d.next = self.stage_value[last].val();
+            }
+        }
+        if self.shift.val() {
+            self.acc.d.next = self.load_in.val();
+        }
+        self.acc_out.next = self.acc.q.val();
+    }
+}

@@ -1,0 +1,181 @@
+//! The generated PE array of the `tiny` preset, simulated in rust-hdl: dense and 2:4 GEMM
+//! tiles against the sequential FP32 sum of exact products (the `sim::numerics` rule), the
+//! fold's cycle count against `S * L + R + C - 2`, and the emitted module structure.
+
+use half::f16;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rust_hdl::prelude::*;
+use satkit_hw::rtl::array::PeArray;
+use satkit_hw::rtl::{generate, settle, TOP_MODULE};
+use satkit_hw::ArchConfig;
+
+/// One reduction step at the array's edges: per row the activation lanes, per column the
+/// weight slots as (value, in-group index).
+struct Step {
+    act: Vec<Vec<f16>>,
+    wgt: Vec<Vec<(f16, u8)>>,
+}
+
+fn tick(array: &mut PeArray) {
+    array.clock.next = Clock { clk: true };
+    settle(array);
+    array.clock.next = Clock { clk: false };
+    settle(array);
+}
+
+fn pack<const N: usize>(values: impl Iterator<Item = u64>, width: usize) -> Bits<N> {
+    let mut bus = Bits::<N>::default();
+    for (i, v) in values.enumerate() {
+        for b in 0..width {
+            bus = bus.replace_bit(i * width + b, (v >> b) & 1 == 1);
+        }
+    }
+    bus
+}
+
+/// Runs one fold; returns the outputs (row-major) and the cycles from start to done.
+fn run_fold(arch: &ArchConfig, steps: &[Step]) -> (Vec<f32>, u64) {
+    let (rows, cols) = (arch.array.rows as usize, arch.array.cols as usize);
+    let mut array = PeArray::new(arch);
+    array.connect_all();
+    array.steps.next = (steps.len() as u64).into();
+    array.start.next = true;
+    settle(&mut array);
+    tick(&mut array);
+    array.start.next = false;
+    let (mut cycles, mut fed) = (0u64, 0usize);
+    loop {
+        settle(&mut array);
+        if array.done.val() {
+            break;
+        }
+        if array.feed.val() {
+            let step = &steps[fed];
+            for r in 0..rows {
+                array.act[r].next = pack(step.act[r].iter().map(|v| u64::from(v.to_bits())), 16);
+            }
+            for c in 0..cols {
+                array.wgt[c].next = pack(step.wgt[c].iter().map(|(v, _)| u64::from(v.to_bits())), 16);
+                array.idx[c].next = pack(step.wgt[c].iter().map(|&(_, i)| u64::from(i)), 4);
+                array.en[c].next = pack(step.wgt[c].iter().map(|_| 1), 1);
+            }
+            fed += 1;
+            settle(&mut array);
+        }
+        tick(&mut array);
+        cycles += 1;
+        assert!(cycles < 10_000, "the fold never signalled done");
+    }
+    assert_eq!(fed, steps.len(), "the sequencer fed {fed} of {} steps", steps.len());
+    let mut out = vec![0f32; rows * cols];
+    array.shift.next = true;
+    for k in 0..rows {
+        settle(&mut array);
+        for c in 0..cols {
+            out[(rows - 1 - k) * cols + c] = f32::from_bits(array.result[c].val().to_u64() as u32);
+        }
+        tick(&mut array);
+    }
+    (out, cycles)
+}
+
+fn random_f16(rng: &mut ChaCha8Rng) -> f16 {
+    f16::from_f32(rng.gen_range(-4.0f32..4.0))
+}
+
+/// Sequential FP32 sum over the dense (zero-filled) reduction, as `sim::pe_array::gemm_execute`.
+fn reference(input: &[Vec<f16>], dense_weight: &[Vec<f16>]) -> Vec<f32> {
+    let (m, n) = (input.len(), dense_weight[0].len());
+    let mut out = vec![0f32; m * n];
+    for r in 0..m {
+        for c in 0..n {
+            for (k, x) in input[r].iter().enumerate() {
+                out[r * n + c] += x.to_f32() * dense_weight[k][c].to_f32();
+            }
+        }
+    }
+    out
+}
+
+fn assert_same_bits(got: &[f32], want: &[f32], cols: usize) {
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert_eq!(g.to_bits(), w.to_bits(), "output ({}, {}): RTL {g:e}, reference {w:e}", i / cols, i % cols);
+    }
+}
+
+#[test]
+fn tiny_dense_fold_matches_the_sequential_sum_and_cycle_formula() {
+    let arch = ArchConfig::tiny();
+    let (rows, cols, n_max) = (arch.array.rows as usize, arch.array.cols as usize, arch.array.n_max as usize);
+    let depth = 5 * n_max;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let input: Vec<Vec<f16>> = (0..rows).map(|_| (0..depth).map(|_| random_f16(&mut rng)).collect()).collect();
+    let weight: Vec<Vec<f16>> = (0..depth).map(|_| (0..cols).map(|_| random_f16(&mut rng)).collect()).collect();
+    let steps: Vec<Step> = (0..depth / n_max)
+        .map(|s| Step {
+            act: input.iter().map(|row| row[s * n_max..(s + 1) * n_max].to_vec()).collect(),
+            wgt: (0..cols).map(|c| (0..n_max).map(|j| (weight[s * n_max + j][c], j as u8)).collect()).collect(),
+        })
+        .collect();
+    let (out, cycles) = run_fold(&arch, &steps);
+    assert_same_bits(&out, &reference(&input, &weight), cols);
+    let l = u64::from(arch.array.accumulator_latency);
+    assert_eq!(cycles, steps.len() as u64 * l + (rows + cols - 2) as u64);
+}
+
+#[test]
+fn tiny_2_4_fold_matches_the_zero_filled_dense_sum() {
+    let arch = ArchConfig::tiny();
+    let (rows, cols) = (arch.array.rows as usize, arch.array.cols as usize);
+    let (n, m, groups) = (2usize, 4usize, 3usize);
+    let depth = groups * m;
+    let mut rng = ChaCha8Rng::seed_from_u64(24);
+    let input: Vec<Vec<f16>> = (0..rows).map(|_| (0..depth).map(|_| random_f16(&mut rng)).collect()).collect();
+    let mut dense = vec![vec![f16::ZERO; cols]; depth];
+    // kept[c][g] = the N (value, in-group index) pairs of column c, group g, indices increasing.
+    let kept: Vec<Vec<Vec<(f16, u8)>>> = (0..cols)
+        .map(|c| {
+            (0..groups)
+                .map(|g| {
+                    let first = rng.gen_range(0..m - 1);
+                    let second = rng.gen_range(first + 1..m);
+                    [first, second]
+                        .iter()
+                        .map(|&i| {
+                            let v = random_f16(&mut rng);
+                            dense[g * m + i][c] = v;
+                            (v, i as u8)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(kept[0][0].len(), n);
+    let steps: Vec<Step> = (0..groups)
+        .map(|g| Step {
+            act: input.iter().map(|row| row[g * m..(g + 1) * m].to_vec()).collect(),
+            wgt: (0..cols).map(|c| kept[c][g].clone()).collect(),
+        })
+        .collect();
+    let (out, cycles) = run_fold(&arch, &steps);
+    assert_same_bits(&out, &reference(&input, &dense), cols);
+    assert_eq!(cycles, groups as u64 * u64::from(arch.array.accumulator_latency) + (rows + cols - 2) as u64);
+}
+
+#[test]
+fn emitted_verilog_has_one_module_per_block() {
+    let arch = ArchConfig::tiny();
+    let design = generate(&arch).unwrap();
+    let count = |name: &str| design.modules.iter().find(|m| m.name == name).map(|m| m.instances);
+    assert_eq!(count("sat_pe"), Some((arch.array.rows * arch.array.cols) as usize));
+    assert_eq!(count("sat_fp32_add"), Some((arch.array.rows * arch.array.cols * arch.array.n_max) as usize));
+    assert_eq!(design.modules.last().map(|m| m.name.as_str()), Some(TOP_MODULE));
+    assert_eq!(
+        design.verilog.matches("\nmodule ").count() + usize::from(design.verilog.starts_with("module ")),
+        design.modules.len()
+    );
+    let results = design.ports.iter().filter(|p| p.name.starts_with("result$")).count();
+    assert_eq!(results, arch.array.cols as usize);
+}
