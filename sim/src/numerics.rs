@@ -8,9 +8,11 @@
 //!   index, of its products, each addition rounded to nearest even (no fused multiply-add). The
 //!   sum starts at +0 (overwrite) or at the accumulator's current value (accumulate). The order
 //!   is the same for every dataflow and tiling: a PE's multipliers feed a chain of adders
-//!   (not a tree) and partial sums re-enter the chain from the accumulator buffer, so an N:M
-//!   GEMM equals the dense GEMM on the zero-filled weight bit for bit (adding a +-0 product
-//!   leaves a sum unchanged, and a sum that starts at +0 never becomes -0).
+//!   (not a tree) and partial sums re-enter the chain from the accumulator buffer. An N:M
+//!   GEMM adds only the products of its kept weights (a pruned position is no addition at
+//!   all, as the PE's multiplier slots only hold kept weights); on finite operands this
+//!   equals the dense GEMM on the zero-filled weight bit for bit, except that a sum that
+//!   starts at -0 (accumulate) stays -0 where the dense GEMM's +0 products would make it +0.
 //! - WUVE, vector unit: FP32, one rounding per operation in the order written in each
 //!   operation's documentation; no fused multiply-add.
 //! - `exp` and `ln` in softmax cross-entropy use [`exp_spec`] and [`ln_spec`]: fixed sequences of

@@ -174,9 +174,10 @@ pub fn gemm_execute(s: &mut Scratchpads, g: &GemmShape, o: &GemmOperands) -> Res
         stored_input
     };
     let weights = &s.values(Buffer::Wgt)[o.weight..o.weight + n * stored];
-    // Expand the weight tile to dense K x N (zero-filled for N:M), in reduction order. The
-    // sequential sum skips nothing: zero products leave it unchanged (numerics spec).
+    // Expand the weight tile to dense K x N in reduction order; for N:M, `kept` marks the
+    // stored positions, the only products the sequential sum adds (numerics spec).
     let mut dense = vec![0f32; k * n];
+    let mut kept: Option<Vec<bool>> = None;
     match g.weights.ratio() {
         None if o.weight_t => dense.copy_from_slice(weights),
         None => {
@@ -190,6 +191,7 @@ pub fn gemm_execute(s: &mut Scratchpads, g: &GemmShape, o: &GemmOperands) -> Res
         Some(ratio) => {
             let (nn, mm) = (ratio.n as usize, ratio.m as usize);
             let idx = &s.bytes(Buffer::Idx)[o.weight..o.weight + n * stored];
+            let mask = kept.insert(vec![false; k * n]);
             for col in 0..n {
                 let mut last_in_group: Option<usize> = None;
                 for j in 0..stored {
@@ -208,6 +210,7 @@ pub fn gemm_execute(s: &mut Scratchpads, g: &GemmShape, o: &GemmOperands) -> Res
                     }
                     last_in_group = Some(i);
                     dense[(group * mm + i) * n + col] = weights[col * stored + j];
+                    mask[(group * mm + i) * n + col] = true;
                 }
             }
         }
@@ -219,8 +222,19 @@ pub fn gemm_execute(s: &mut Scratchpads, g: &GemmShape, o: &GemmOperands) -> Res
         for (kk, &x) in a.iter().enumerate() {
             let w = &dense[kk * n..(kk + 1) * n];
             // One rounded FP32 addition per product, in increasing k (the product is exact).
-            for (acc_j, &w_j) in acc.iter_mut().zip(w) {
-                *acc_j += x * w_j;
+            match &kept {
+                None => {
+                    for (acc_j, &w_j) in acc.iter_mut().zip(w) {
+                        *acc_j += x * w_j;
+                    }
+                }
+                Some(mask) => {
+                    for ((acc_j, &w_j), &keep) in acc.iter_mut().zip(w).zip(&mask[kk * n..(kk + 1) * n]) {
+                        if keep {
+                            *acc_j += x * w_j;
+                        }
+                    }
+                }
             }
         }
     });
