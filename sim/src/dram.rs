@@ -82,11 +82,12 @@ impl TransferShape {
                 last / burst - first / burst + 1
             }
         };
-        if self.base.is_multiple_of(burst) && self.row_stride.is_multiple_of(burst) {
-            per_row(0) * self.rows
-        } else {
-            (0..self.rows).map(per_row).sum()
-        }
+        // A row's count depends only on its first byte modulo `burst`, which repeats every
+        // `period` rows: count one period, then scale.
+        let period = burst / gcd(self.row_stride % burst, burst);
+        let in_period = |rows: u64| (0..rows).map(per_row).sum::<u64>();
+        let (full, rest) = (self.rows / period, self.rows % period);
+        full * in_period(period.min(self.rows)) + in_period(rest)
     }
 
     /// Last byte touched plus one.
@@ -95,6 +96,15 @@ impl TransferShape {
             return self.base;
         }
         self.base + (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride + self.element_bytes
+    }
+}
+
+/// Greatest common divisor (`gcd(0, b) = b`).
+fn gcd(a: u64, b: u64) -> u64 {
+    if a == 0 {
+        b
+    } else {
+        gcd(b % a, a)
     }
 }
 
@@ -176,6 +186,19 @@ mod tests {
         let mut zeros = [1u8; 4];
         d.read(10 * PAGE, &mut zeros);
         assert_eq!(zeros, [0; 4]);
+    }
+
+    #[test]
+    fn bursts_per_period_equal_the_row_by_row_count() {
+        for (base, rows, cols, row_stride, col_stride, elem) in
+            [(2, 1000, 7, 6, 2, 2), (0, 999, 3, 100, 4, 4), (62, 77, 40, 64, 2, 2), (5, 300, 1, 24, 1, 1), (0, 5, 9, 0, 2, 2)]
+        {
+            let s = TransferShape { base, rows, cols, element_bytes: elem, row_stride, col_stride };
+            let naive: u64 = (0..rows)
+                .map(|r| TransferShape { base: base + r * row_stride, rows: 1, ..s }.bursts(64))
+                .sum();
+            assert_eq!(s.bursts(64), naive, "{s:?}");
+        }
     }
 
     #[test]

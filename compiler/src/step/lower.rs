@@ -43,11 +43,35 @@ pub(crate) struct Budget {
     pub master: Region,
 }
 
-/// What the lowering needs to know about the machine and the options.
+/// What the lowering needs to know about the machine and the options, and the schedules
+/// searched so far.
 pub(crate) struct Ctx<'a> {
     pub arch: &'a ArchConfig,
     pub search: bool,
     pub interleave: bool,
+    /// Searched schedules by GEMM shape: a layer shape that repeats (ResNet's blocks) is
+    /// searched once. The key is the job with its DRAM addresses and owner cleared, and the
+    /// budget; the value the chosen tiling, or the fused `(tn, pc, dataflows)`.
+    pub searched: std::cell::RefCell<std::collections::HashMap<String, Searched>>,
+}
+
+/// A search result in [`Ctx::searched`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Searched {
+    Gemm(Tiling),
+    Fused(u64, u64, Dataflow, Dataflow),
+}
+
+impl Ctx<'_> {
+    /// A search's result for `key`, searching with `search` on a miss.
+    fn cached(&self, key: String, search: impl FnOnce() -> Result<Searched>) -> Result<Searched> {
+        if let Some(hit) = self.searched.borrow().get(&key) {
+            return Ok(*hit);
+        }
+        let found = search()?;
+        self.searched.borrow_mut().insert(key, found);
+        Ok(found)
+    }
 }
 
 /// Geometry of an im2col operand: a conv, or a plain row-major matrix (`1 x 1` kernel).
@@ -252,6 +276,25 @@ fn interleave_for(ctx: &Ctx, d: Dataflow) -> u64 {
 }
 
 impl GemmJob {
+    /// The schedule-cache key: everything but DRAM addresses and the owner.
+    fn shape_key(&self, budget: &Budget) -> String {
+        let input = match self.input {
+            InSrc::Im2col { conv, .. } => InSrc::Im2col { conv, base: 0 },
+            InSrc::Transposed { ld, .. } => InSrc::Transposed { base: 0, ld },
+        };
+        let weight = match self.weight {
+            WSrc::Stored { row_len, .. } => WSrc::Stored { vals: 0, idx: 0, row_len },
+            WSrc::DenseT { ld, .. } => WSrc::DenseT { base: 0, ld },
+            WSrc::Im2colT { conv, .. } => WSrc::Im2colT { conv, base: 0 },
+        };
+        let out = match self.out {
+            OutDst::Fp16 { ld, .. } => OutDst::Fp16 { base: 0, ld },
+            OutDst::Fp32 { ld, .. } => OutDst::Fp32 { base: 0, ld },
+        };
+        let owner = Owner { layer: 0, ..self.owner };
+        format!("{:?} {budget:?}", GemmJob { input, weight, out, owner, ..*self })
+    }
+
     fn weight_slot(&self, tn: u64, tk: u64) -> u64 {
         match self.weight {
             WSrc::Stored { .. } => tn * stored(self.weights, tk),
@@ -486,19 +529,25 @@ fn simulate(arch: &ArchConfig, emitted: &Emitted) -> Result<u64> {
 pub(crate) fn lower_gemm(ctx: &Ctx, budget: &Budget, job: &GemmJob, fenced: bool) -> Result<(Emitted, Tiling)> {
     let all = job.tilings(ctx, budget)?;
     let chosen = if ctx.search {
-        let mut ranked: Vec<(f64, Tiling)> = all.iter().map(|t| (job.estimate(ctx, t), *t)).collect();
-        ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut best: Option<(u64, Tiling)> = None;
-        // Every group has the same shape: time one.
-        let one = GemmJob { groups: Groups::ONE, ..*job };
-        for (_, t) in ranked.into_iter().take(SIMULATED_CANDIDATES) {
-            let (ins, outs, steps) = one.steps(ctx, budget, &t);
-            let cycles = simulate(ctx.arch, &engine::emit(&ins, &outs, &steps, &Sems::main(), false, false))?;
-            if best.is_none_or(|(b, _)| cycles < b) {
-                best = Some((cycles, t));
+        let search = || {
+            let mut ranked: Vec<(f64, Tiling)> = all.iter().map(|t| (job.estimate(ctx, t), *t)).collect();
+            ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut best: Option<(u64, Tiling)> = None;
+            // Every group has the same shape: time one.
+            let one = GemmJob { groups: Groups::ONE, ..*job };
+            for (_, t) in ranked.into_iter().take(SIMULATED_CANDIDATES) {
+                let (ins, outs, steps) = one.steps(ctx, budget, &t);
+                let cycles = simulate(ctx.arch, &engine::emit(&ins, &outs, &steps, &Sems::main(), false, false))?;
+                if best.is_none_or(|(b, _)| cycles < b) {
+                    best = Some((cycles, t));
+                }
             }
+            Ok(Searched::Gemm(best.expect("at least one candidate").1))
+        };
+        match ctx.cached(job.shape_key(budget), search)? {
+            Searched::Gemm(t) => t,
+            Searched::Fused(..) => unreachable!("GEMM keys hold GEMM tilings"),
         }
-        best.expect("at least one candidate").1
     } else {
         // No offline scheduling: a fixed schedule, the WS dataflow in NMK order with the
         // maximal tile that streams the most rows per stationary weight tile (WS amortizes
@@ -529,6 +578,25 @@ pub(crate) struct FusedJob {
 }
 
 impl FusedJob {
+    /// The schedule-cache key: everything but DRAM addresses and the owners.
+    fn shape_key(&self, budget: &Budget) -> String {
+        let (p, c_out, k, w) = (self.p, self.c_out, self.k, self.bp_weights);
+        let w_bp = match self.w_bp {
+            WSrc::Stored { row_len, .. } => format!("stored {row_len}"),
+            WSrc::DenseT { ld, .. } => format!("dense_t {ld}"),
+            WSrc::Im2colT { conv, .. } => format!("im2col_t {conv:?}"),
+        };
+        let x = match self.x {
+            InSrc::Im2col { conv, .. } => format!("im2col {conv:?}"),
+            InSrc::Transposed { ld, .. } => format!("transposed {ld}"),
+        };
+        let ld = |o: OutDst| match o {
+            OutDst::Fp16 { ld, .. } => format!("fp16 {ld}"),
+            OutDst::Fp32 { ld, .. } => format!("fp32 {ld}"),
+        };
+        format!("fused {p} {c_out} {k} {w:?} {w_bp} {x} {} {} {budget:?}", ld(self.dx), ld(self.dw))
+    }
+
     fn wbp_slot(&self, tn: u64) -> u64 {
         match self.w_bp {
             WSrc::Stored { .. } => tn * stored(self.bp_weights, self.c_out),
@@ -726,38 +794,45 @@ pub(crate) fn lower_fused(ctx: &Ctx, budget: &Budget, job: &FusedJob, fenced: bo
         }
     }
     let pick = if ctx.search {
-        let est = |&(tn, pc, a, b): &(u64, u64, Dataflow, Dataflow)| {
-            let bp = GemmShape {
-                dataflow: a,
-                weights: job.bp_weights,
-                rows: pc,
-                cols: tn,
-                depth: job.c_out,
-                interleave: interleave_for(ctx, a),
+        let search = || {
+            let est = |&(tn, pc, a, b): &(u64, u64, Dataflow, Dataflow)| {
+                let bp = GemmShape {
+                    dataflow: a,
+                    weights: job.bp_weights,
+                    rows: pc,
+                    cols: tn,
+                    depth: job.c_out,
+                    interleave: interleave_for(ctx, a),
+                };
+                let wu = GemmShape {
+                    dataflow: b,
+                    weights: WeightFormat::Dense,
+                    rows: job.c_out,
+                    cols: tn,
+                    depth: pc,
+                    interleave: interleave_for(ctx, b),
+                };
+                let steps = job.k.div_ceil(tn) * job.p.div_ceil(pc);
+                (gemm_timing(arch, &bp).cycles + gemm_timing(arch, &wu).cycles) * steps
             };
-            let wu = GemmShape {
-                dataflow: b,
-                weights: WeightFormat::Dense,
-                rows: job.c_out,
-                cols: tn,
-                depth: pc,
-                interleave: interleave_for(ctx, b),
-            };
-            let steps = job.k.div_ceil(tn) * job.p.div_ceil(pc);
-            (gemm_timing(arch, &bp).cycles + gemm_timing(arch, &wu).cycles) * steps
-        };
-        let mut ranked = options.clone();
-        ranked.sort_by_key(est);
-        let mut best: Option<(u64, (u64, u64, Dataflow, Dataflow))> = None;
-        for o in ranked.into_iter().take(SIMULATED_CANDIDATES) {
-            let (ins, outs, steps) =
-                job.steps(budget, o.0, o.1, (o.2, o.3), (interleave_for(ctx, o.2), interleave_for(ctx, o.3)));
-            let cycles = simulate(arch, &engine::emit(&ins, &outs, &steps, &Sems::main(), false, false))?;
-            if best.is_none_or(|(b, _)| cycles < b) {
-                best = Some((cycles, o));
+            let mut ranked = options.clone();
+            ranked.sort_by_key(est);
+            let mut best: Option<(u64, (u64, u64, Dataflow, Dataflow))> = None;
+            for o in ranked.into_iter().take(SIMULATED_CANDIDATES) {
+                let (ins, outs, steps) =
+                    job.steps(budget, o.0, o.1, (o.2, o.3), (interleave_for(ctx, o.2), interleave_for(ctx, o.3)));
+                let cycles = simulate(arch, &engine::emit(&ins, &outs, &steps, &Sems::main(), false, false))?;
+                if best.is_none_or(|(b, _)| cycles < b) {
+                    best = Some((cycles, o));
+                }
             }
+            let (tn, pc, a, b) = best.expect("a candidate").1;
+            Ok(Searched::Fused(tn, pc, a, b))
+        };
+        match ctx.cached(job.shape_key(budget), search)? {
+            Searched::Fused(tn, pc, a, b) => (tn, pc, a, b),
+            Searched::Gemm(_) => unreachable!("fused keys hold fused schedules"),
         }
-        best.expect("a candidate").1
     } else {
         // No offline scheduling: both GEMMs in WS with the maximal `(tn, pc)` block that
         // streams the most BP rows (`pc`) per stationary weight tile.

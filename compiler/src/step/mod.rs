@@ -279,7 +279,7 @@ pub fn compile(
             )));
         }
     }
-    let ctx = Ctx { arch, search: options.offline_schedule, interleave: options.interleave };
+    let ctx = Ctx { arch, search: options.offline_schedule, interleave: options.interleave, searched: Default::default() };
     let full = |b| region(b, arch, 0.0, 1.0);
     let (main_budget, pregen_budget) = if options.pregen {
         (
@@ -837,7 +837,7 @@ pub fn compile(
                 let (k, s) = ((*kernel).min(h).min(w), *stride);
                 let max = matches!(layer.kind, LayerKind::MaxPool { .. });
                 let (op, a) = if max { (VecOp::MaxPoolGrad, Loc::In(0)) } else { (VecOp::AvgPoolGrad, Loc::In(1)) };
-                let b = PoolBands::pick(stream_budget.act.size, [h, w, c], [oh, ow], k, s, true)?;
+                let b = PoolBands::pick(bwd_budget.act.size, [h, w, c], [oh, ow], k, s, true)?;
                 let ops = vec![spec(op, c, Loc::Out, a, Loc::In(1), [b.plane_rows(), w, k, s])];
                 let x = Stream { halo: b.halo * w * c, ..act(x_addr, b.rows_in * w * c) };
                 let dy = Stream { halo: b.out_slot(w, c, ow) - b.rows_out * ow * c, ..act(dy, b.rows_out * ow * c) };
@@ -992,12 +992,16 @@ pub fn compile(
     }
     let program = Program { insns: program };
     let mut buffers = Vec::new();
-    for (pipeline, b) in [("main", main_budget), ("pregen", pregen_budget)] {
-        if pipeline == "pregen" && !options.pregen {
-            continue;
-        }
+    let mut pipelines = vec![("main", main_budget)];
+    if options.pregen {
+        pipelines.push(("pregen", pregen_budget));
+    }
+    if overlap {
+        pipelines.extend([("backward main", bwd_budget), ("backward side", side_budget)]);
+    }
+    for (pipeline, b) in pipelines {
         for (name, r) in [("act", b.act), ("wgt", b.wgt), ("acc", b.acc), ("master", b.master)] {
-            if pipeline == "pregen" && (name == "act" || name == "acc") {
+            if r.size == 0 || (pipeline == "pregen" && (name == "act" || name == "acc")) {
                 continue;
             }
             buffers.push(ManifestBuffer { pipeline, buffer: name, base: r.base, size: r.size });
