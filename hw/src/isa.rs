@@ -44,6 +44,9 @@ pub const HEADER_BITS: u32 = 8 + 6 * SEMAPHORE_BITS;
 /// Largest value of the 16-bit extent fields: GEMM `rows`/`cols`/`depth` and DMA `rows`/`cols`
 /// (a test checks it against the table's widths).
 pub const EXTENT_MAX: u64 = 0xffff;
+/// Exclusive bound of the 24-bit fields that hold buffer element addresses and element counts
+/// (`vec` and `update` counts; a test checks it against the table's widths).
+pub const COUNT_LIMIT: u64 = 1 << 24;
 /// Number of semaphores, including the reserved "none" at index 0.
 pub const SEMAPHORES: usize = 1 << SEMAPHORE_BITS;
 
@@ -940,6 +943,14 @@ mod tests {
             for f in l.fields.iter().filter(|f| matches!(f.name, "rows" | "cols" | "depth")) {
                 assert_eq!((1u64 << f.width) - 1, EXTENT_MAX, "{}.{}", l.mnemonic, f.name);
             }
+        }
+    }
+
+    #[test]
+    fn count_limit_matches_the_count_fields() {
+        for l in layouts().iter().filter(|l| matches!(l.mnemonic, "vec" | "update")) {
+            let count = l.fields.iter().find(|f| f.name == "count").expect("a count field");
+            assert_eq!(1u64 << count.width, COUNT_LIMIT, "{}.count", l.mnemonic);
         }
     }
 

@@ -19,7 +19,7 @@
 use super::engine::{self, Compute, Emitted, InUse, OutDecl, OutUse, Owner, Sems, SetDecl, SetRef, Step, Xfer};
 use crate::gemm::{candidates, LoopOrder, Tiling, FIELD16};
 use crate::{Error, Result};
-use satkit_hw::isa::{Buffer, Instruction, Op, PruneOrder, VecOp, WeightFormat};
+use satkit_hw::isa::{Buffer, Instruction, Op, PruneOrder, VecOp, WeightFormat, COUNT_LIMIT};
 use satkit_hw::{ArchConfig, Dataflow};
 use satkit_sim::pe_array::{gemm_timing, GemmShape};
 use satkit_sim::{Machine, Mode};
@@ -951,11 +951,11 @@ pub(crate) fn lower_stream(budget: &Budget, job: &StreamJob, fenced: bool) -> Re
         job.inputs.iter().filter(|s| s.buf == Buffer::Act).map(|s| s.row_len + s.halo).sum::<u64>() + job.out_slot_row;
     let acc_row: u64 = job.inputs.iter().filter(|s| s.buf == Buffer::Acc).map(|s| s.row_len).sum();
     let master_row: u64 = job.inputs.iter().filter(|s| s.buf == Buffer::Master).map(|s| s.row_len).sum();
-    let mut chunk = (budget.act.size / (2 * per_row)).min(FIELD16).min(job.rows).min((1 << 24) / job.out_slot_row.max(1) / 4);
+    let mut chunk = (budget.act.size / (2 * per_row)).min(FIELD16).min(job.rows).min(COUNT_LIMIT / job.out_slot_row.max(1) / 4);
     while chunk > 0
         && (2 * chunk * acc_row + job.scratch.0 * chunk + job.scratch.1 > budget.acc.size
             || 2 * chunk * master_row > budget.master.size
-            || job.ops.iter().any(|o| chunk * o.per_row >= 1 << 24))
+            || job.ops.iter().any(|o| chunk * o.per_row >= COUNT_LIMIT))
     {
         chunk /= 2;
     }
