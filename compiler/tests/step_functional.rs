@@ -133,28 +133,31 @@ fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
     }
 }
 
-#[test]
-fn compiled_step_matches_an_f64_training_step() {
+/// What one simulated step leaves in DRAM: the loss, both weight gradients, both updated
+/// masters and the next step's FF copy of fc1.
+#[derive(Debug, PartialEq)]
+struct StepResult {
+    loss: f64,
+    dw1: Vec<f64>,
+    dw2: Vec<f64>,
+    w1: Vec<f64>,
+    w2: Vec<f64>,
+    ff1: Vec<u8>,
+}
+
+fn run_step(options: &StepOptions, x: &[f64], labels: &[usize], w: [&[f64]; 4]) -> StepResult {
+    let [w1, w2, v1, v2] = w;
     let arch = ArchConfig::tiny();
-    let model = model();
     let policy = SparsityPolicy::new(Method::Dense, "2:8".parse().unwrap());
-    let c = step::compile(&arch, &model, BATCH as u64, &policy, &StepOptions::default(), &mut |_, _| {}).unwrap();
+    let c = step::compile(&arch, &model(), BATCH as u64, &policy, options, &mut |_, _| {}).unwrap();
     let m = &c.manifest;
     let map = |name: &str| m.layers.iter().find(|l| l.name == name).and_then(|l| l.weights).unwrap();
     let (map1, map2) = (map("fc1"), map("fc2"));
-
-    let x: Vec<f64> = values(BATCH * IN, 1, 1.0).into_iter().map(h).collect();
-    let labels: Vec<usize> = (0..BATCH).map(|b| (b * 3 + 1) % CLASSES).collect();
-    let w1 = values(HIDDEN * IN, 2, 0.5);
-    let w2 = values(CLASSES * HIDDEN, 3, 0.5);
-    let v1 = values(HIDDEN * IN, 4, 0.05);
-    let v2 = values(CLASSES * HIDDEN, 5, 0.05);
-
     let mut sim = Machine::new(&arch, Mode::Functional);
-    sim.write_dram(m.input, &f16_bytes(&x)).unwrap();
+    sim.write_dram(m.input, &f16_bytes(x)).unwrap();
     sim.write_dram(m.labels, &f32_bytes(&labels.iter().map(|&l| l as f64).collect::<Vec<_>>())).unwrap();
     sim.write_dram(m.hyper, &f32_bytes(&HYPER.map(f64::from))).unwrap();
-    for (wm, w, v) in [(map1, &w1, &v1), (map2, &w2, &v2)] {
+    for (wm, w, v) in [(map1, w1, v1), (map2, w2, v2)] {
         sim.write_dram(wm.master, &f32_bytes(w)).unwrap();
         sim.write_dram(wm.momentum, &f32_bytes(v)).unwrap();
         // Dense layers: the FF copy is the FP16 master the previous step's pre-generation wrote.
@@ -163,23 +166,52 @@ fn compiled_step_matches_an_f64_training_step() {
             sim.write_dram(wm.dense, &f16_bytes(w)).unwrap();
         }
     }
-    sim.run(&c.program).unwrap();
-
-    let want = reference(&x, &labels, &w1, &w2, &v1, &v2);
+    sim.run(&c.program).unwrap_or_else(|e| panic!("{options:?}: {e}"));
     let loss_bytes = sim.read_dram(m.loss, 2).unwrap();
-    let loss = f16::from_le_bytes([loss_bytes[0], loss_bytes[1]]).to_f64();
-    assert!((loss - want.loss).abs() <= 2e-3 * want.loss.abs().max(1.0), "loss: simulator {loss}, reference {}", want.loss);
-    assert_close("dW2", &read_f32(&sim, map2.grad, CLASSES * HIDDEN), &want.dw2, 1e-2);
-    assert_close("dW1", &read_f32(&sim, map1.grad, HIDDEN * IN), &want.dw1, 1e-2);
+    StepResult {
+        loss: f16::from_le_bytes([loss_bytes[0], loss_bytes[1]]).to_f64(),
+        dw1: read_f32(&sim, map1.grad, HIDDEN * IN),
+        dw2: read_f32(&sim, map2.grad, CLASSES * HIDDEN),
+        w1: read_f32(&sim, map1.master, HIDDEN * IN),
+        w2: read_f32(&sim, map2.master, CLASSES * HIDDEN),
+        ff1: sim.read_dram(map1.ff_vals, HIDDEN * IN * 2).unwrap(),
+    }
+}
+
+#[test]
+fn compiled_step_matches_an_f64_training_step() {
+    let x: Vec<f64> = values(BATCH * IN, 1, 1.0).into_iter().map(h).collect();
+    let labels: Vec<usize> = (0..BATCH).map(|b| (b * 3 + 1) % CLASSES).collect();
+    let w1 = values(HIDDEN * IN, 2, 0.5);
+    let w2 = values(CLASSES * HIDDEN, 3, 0.5);
+    let v1 = values(HIDDEN * IN, 4, 0.05);
+    let v2 = values(CLASSES * HIDDEN, 5, 0.05);
+    let want = reference(&x, &labels, &w1, &w2, &v1, &v2);
+    let on = StepOptions::default();
+    let got = run_step(&on, &x, &labels, [&w1, &w2, &v1, &v2]);
+    assert!(
+        (got.loss - want.loss).abs() <= 2e-3 * want.loss.abs().max(1.0),
+        "loss: simulator {}, reference {}",
+        got.loss,
+        want.loss
+    );
+    assert_close("dW2", &got.dw2, &want.dw2, 1e-2);
+    assert_close("dW1", &got.dw1, &want.dw1, 1e-2);
     // Compare the weight change, the part the step computes, not the unchanged bulk.
     let delta = |new: &[f64], old: &[f64]| -> Vec<f64> { new.iter().zip(old).map(|(a, b)| a - b).collect() };
-    let got_w1 = read_f32(&sim, map1.master, HIDDEN * IN);
-    let got_w2 = read_f32(&sim, map2.master, CLASSES * HIDDEN);
-    assert_close("W1 change", &delta(&got_w1, &w1), &delta(&want.w1, &w1), 1e-2);
-    assert_close("W2 change", &delta(&got_w2, &w2), &delta(&want.w2, &w2), 1e-2);
+    assert_close("W1 change", &delta(&got.w1, &w1), &delta(&want.w1, &w1), 1e-2);
+    assert_close("W2 change", &delta(&got.w2, &w2), &delta(&want.w2, &w2), 1e-2);
     // The next step's FF copies are the FP16 updated masters.
-    let ff1 = sim.read_dram(map1.ff_vals, HIDDEN * IN * 2).unwrap();
-    for (i, c) in ff1.chunks(2).enumerate() {
-        assert_eq!(f16::from_le_bytes([c[0], c[1]]), f16::from_f64(got_w1[i]), "fc1 FF copy [{i}]");
+    for (i, c) in got.ff1.chunks(2).enumerate() {
+        assert_eq!(f16::from_le_bytes([c[0], c[1]]), f16::from_f64(got.w1[i]), "fc1 FF copy [{i}]");
+    }
+    // Every schedule (the side pipeline, fused or split BP/WU, searched or fixed tilings)
+    // computes the same bits: the summation order is fixed by the numerics, not the schedule.
+    for options in [
+        StepOptions { interleave: false, ..on },
+        StepOptions { pregen: false, ..on },
+        StepOptions { offline_schedule: false, ..on },
+    ] {
+        assert_eq!(run_step(&options, &x, &labels, [&w1, &w2, &v1, &v2]), got, "{options:?}");
     }
 }
