@@ -1,7 +1,9 @@
 //! The compiled training step computes the right numbers: a tiny Linear + ReLU + Linear +
 //! softmax cross-entropy model, compiled for the `tiny` machine and run functionally on the
 //! simulator, gives the loss and updated master weights of a straightforward f64 computation
-//! of the same step (with FP16 rounding where the hardware rounds) within FP16 tolerance.
+//! of the same step (with FP16 rounding where the hardware rounds) within FP16 tolerance, under
+//! every schedule; and the pre-generated FF and BP copies of a conv whose BP is a transposed
+//! conv follow the N:M rule in their (flipped) layouts.
 
 use half::f16;
 use satkit_compiler::model::{Layer, LayerKind, Method, Model, Shape, SparsityPolicy, MODEL_INPUT};
@@ -213,5 +215,95 @@ fn compiled_step_matches_an_f64_training_step() {
         StepOptions { offline_schedule: false, ..on },
     ] {
         assert_eq!(run_step(&options, &x, &labels, [&w1, &w2, &v1, &v2]), got, "{options:?}");
+    }
+}
+
+/// A small CNN whose middle conv is a "same" 3x3 conv under BDWP 2:4, so its BP is the
+/// transposed conv and its BP copy uses the flipped layout.
+const CNN: &str = r#"
+input = [8, 4, 4]
+classes = 5
+
+[[layers]]
+name = "conv1"
+kind = "conv2d"
+out_channels = 8
+kernel = 3
+padding = 1
+
+[[layers]]
+name = "conv2"
+kind = "conv2d"
+out_channels = 8
+kernel = 3
+padding = 1
+
+[[layers]]
+name = "flat"
+kind = "flatten"
+
+[[layers]]
+name = "fc"
+kind = "linear"
+out_features = 5
+
+[[layers]]
+name = "loss"
+kind = "softmax_cross_entropy"
+"#;
+
+/// The pre-generated copies of a transposed-conv layer, read back after a functional step:
+/// the BP copy's row `ci * 9 + (8 - kpos)` holds the 2:4 pruning along `C_out` of the updated
+/// master's column `kpos * C_in + ci` (values in FP16, in-group indices), and the FF copy
+/// row `co` the 2:4 pruning along K of the master's row `co`.
+#[test]
+fn pregenerated_copies_of_a_transposed_conv_layer_use_the_flipped_layout() {
+    let arch = ArchConfig::tiny();
+    let model = satkit_compiler::model::parse(CNN, satkit_compiler::model::ModelFormat::Toml, "cnn.toml").unwrap();
+    let policy = SparsityPolicy::new(Method::Bdwp, "2:4".parse().unwrap());
+    let c = step::compile(&arch, &model, 2, &policy, &StepOptions::default(), &mut |_, _| {}).unwrap();
+    let layer = c.manifest.layers.iter().find(|l| l.name == "conv2").unwrap();
+    assert_eq!(layer.bp.as_deref(), Some("2:4"));
+    let map = layer.weights.unwrap();
+    let (c_out, c_in, positions) = (8usize, 8usize, 9usize);
+    let k = c_in * positions;
+    let mut sim = Machine::new(&arch, Mode::Functional);
+    let w = values(c_out * k, 7, 0.5);
+    sim.write_dram(map.master, &f32_bytes(&w)).unwrap();
+    // The previous step's copies, which this step's FF and BP read: any valid 2:4 pattern.
+    let pattern = |n: usize| -> Vec<u8> { (0..n).map(|i| (i % 2) as u8).collect() };
+    sim.write_dram(map.ff_idx, &pattern(c_out * 36)).unwrap();
+    sim.write_dram(map.bp_idx, &pattern(k * 4)).unwrap();
+    sim.write_dram(c.manifest.hyper, &f32_bytes(&HYPER.map(f64::from))).unwrap();
+    sim.run(&c.program).unwrap();
+    let master = read_f32(&sim, map.master, c_out * k);
+    let kept = |group: &[f64]| satkit_hw::nm::keep_in_group(group, 2, |v| v.abs());
+    let f16_at = |bytes: &[u8], i: usize| f16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]);
+    // BP copy: stored C_out = 4 per row, rows (ci, flipped kpos).
+    let (bp_vals, bp_idx) = (sim.read_dram(map.bp_vals, k * 4 * 2).unwrap(), sim.read_dram(map.bp_idx, k * 4).unwrap());
+    for kpos in 0..positions {
+        for ci in 0..c_in {
+            let column: Vec<f64> = (0..c_out).map(|co| master[co * k + kpos * c_in + ci]).collect();
+            let row = ci * positions + (positions - 1 - kpos);
+            for g in 0..c_out / 4 {
+                for (slot, &i) in kept(&column[4 * g..4 * g + 4]).iter().enumerate() {
+                    let at = row * 4 + 2 * g + slot;
+                    assert_eq!(usize::from(bp_idx[at]), i, "BP copy index, kpos {kpos}, ci {ci}, group {g}");
+                    assert_eq!(f16_at(&bp_vals, at), f16::from_f64(column[4 * g + i]), "BP copy value, kpos {kpos}, ci {ci}");
+                }
+            }
+        }
+    }
+    // FF copy: stored K = 36 per row, groups along K.
+    let (ff_vals, ff_idx) = (sim.read_dram(map.ff_vals, c_out * 36 * 2).unwrap(), sim.read_dram(map.ff_idx, c_out * 36).unwrap());
+    for co in 0..c_out {
+        for g in 0..k / 4 {
+            let group = &master[co * k + 4 * g..co * k + 4 * g + 4];
+            for (slot, &i) in kept(group).iter().enumerate() {
+                let at = co * 36 + 2 * g + slot;
+                assert_eq!(usize::from(ff_idx[at]), i, "FF copy index, row {co}, group {g}");
+                assert_eq!(f16_at(&ff_vals, at), f16::from_f64(group[i]), "FF copy value, row {co}, group {g}");
+            }
+        }
     }
 }
