@@ -1,7 +1,9 @@
 //! `satkit rtl`: generates the Verilog of an architecture's PE array (`satkit_hw::rtl`), checks
 //! it with `verilator --lint-only`, and writes it with `manifest.json` (modules, top ports and
 //! the ArchConfig parameters it was built from). With `--synth` it runs yosys `synth_xilinx`
-//! and writes `resources.json` (LUT, FF, DSP, BRAM, carry and every cell type) plus a table.
+//! for UltraScale+ hierarchically (each distinct block synthesized once, counted per instance)
+//! and writes `resources.json` (LUT, FF, DSP, BRAM, carry, every cell type, and each module's
+//! own cells) plus a table.
 //! Each file is written whole or not at all: the Verilog only once it lints.
 
 use anyhow::{bail, Context, Result};
@@ -23,6 +25,9 @@ use std::time::Instant;
 ///   it is not a loop and Verilator evaluates it to convergence.
 const LINT_WAIVERS: [&str; 2] = ["-Wno-WIDTH", "-Wno-UNOPTFLAT"];
 
+/// `synth_xilinx -family`: UltraScale+, the family of the VCU1525's XCVU9P (DSP48E2, RAMB36E2).
+const SYNTH_FAMILY: &str = "xcup";
+
 /// Arguments of `satkit rtl`.
 #[derive(clap::Args, Debug)]
 pub struct RtlArgs {
@@ -32,7 +37,8 @@ pub struct RtlArgs {
     /// Output directory.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Also synthesize with yosys (`synth_xilinx -flatten`) and report resources.
+    /// Also synthesize with yosys (`synth_xilinx`, hierarchically: each distinct block once) and
+    /// report resources.
     #[arg(long)]
     pub synth: bool,
 }
@@ -69,13 +75,21 @@ struct Parameters {
 struct Resources {
     arch: String,
     top: String,
+    /// yosys `synth_xilinx -family`.
+    family: &'static str,
+    /// LUTs as logic (`LUT1`..`LUT6`).
     lut: u64,
+    /// LUTs as shift registers (`SRL16E`, `SRLC32E`: yosys maps the edge skew lines to them).
+    srl: u64,
     ff: u64,
     dsp: u64,
     bram: u64,
     carry: u64,
     synth_seconds: f64,
+    /// Primitive cells of the whole design (every module times its instances).
     cells_by_type: BTreeMap<String, u64>,
+    /// Each synthesized module's own cells (submodule instances by module name).
+    cells_by_module: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Runs `satkit rtl`.
@@ -120,15 +134,16 @@ pub fn run(a: &RtlArgs) -> Result<()> {
     if a.synth {
         let resources = synthesize(&arch, &design, &verilog_path)?;
         write_atomic(&dir.join("resources.json"), &serde_json::to_vec_pretty(&resources)?)?;
-        println!("{:<10} {:>10}", "resource", "count");
+        println!("{:<12} {:>10}", "resource", "count");
         for (name, count) in [
             ("LUT", resources.lut),
+            ("LUT as SRL", resources.srl),
             ("FF", resources.ff),
             ("DSP", resources.dsp),
             ("BRAM", resources.bram),
             ("CARRY", resources.carry),
         ] {
-            println!("{name:<10} {count:>10}");
+            println!("{name:<12} {count:>10}");
         }
         println!("yosys synth_xilinx: {:.1} s -> {}", resources.synth_seconds, dir.join("resources.json").display());
     }
@@ -162,14 +177,24 @@ fn write_linted_verilog(design: &RtlDesign, path: &Path) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
 }
 
-/// Runs yosys `synth_xilinx` on the written Verilog and counts cells by kind.
+/// Runs yosys `synth_xilinx` hierarchically on the written Verilog and counts cells by kind.
+///
+/// A flattened synthesis of even the `tiny` array grows past 13 GB, so each distinct block
+/// (PE, FP multiplier, FP adder, sequencer: every module not marked `flatten`) is kept as its own
+/// module (`keep_hierarchy`) and synthesized once; registers and delay lines are flattened
+/// into their parents so that the constant lanes of the wide buses disappear. The totals
+/// multiply each module's cells by its instance count, walking the hierarchy from the top.
 fn synthesize(arch: &ArchConfig, design: &RtlDesign, verilog: &Path) -> Result<Resources> {
     let stat_path = verilog.with_extension("stat.json.tmp");
+    let kept: Vec<&str> = design.modules.iter().filter(|m| !m.flatten && m.name != design.top).map(|m| m.name.as_str()).collect();
+    let keep = if kept.is_empty() { String::new() } else { format!("setattr -mod -set keep_hierarchy 1 {}; ", kept.join(" ")) };
     let script = format!(
-        "read_verilog {}; synth_xilinx -flatten -top {}; tee -q -o {} stat -json",
-        verilog.display(),
-        design.top,
-        stat_path.display()
+        "read_verilog {v}; hierarchy -check -top {top}; {keep}synth_xilinx -family {family} -noiopad -noclkbuf -flatten -top {top}; \
+         tee -q -o {stat} stat -json",
+        v = verilog.display(),
+        top = design.top,
+        family = SYNTH_FAMILY,
+        stat = stat_path.display()
     );
     let started = Instant::now();
     let out = match Command::new("yosys").args(["-q", "-p", &script]).output() {
@@ -186,22 +211,139 @@ fn synthesize(arch: &ArchConfig, design: &RtlDesign, verilog: &Path) -> Result<R
     }
     let text = std::fs::read_to_string(&stat_path).with_context(|| format!("yosys wrote no {}", stat_path.display()));
     let _ = std::fs::remove_file(&stat_path);
-    let stat: serde_json::Value =
-        serde_json::from_str(&text?).with_context(|| format!("{}: yosys stat output is not JSON", stat_path.display()))?;
-    let Some(cells) = stat.pointer("/design/num_cells_by_type").and_then(|v| v.as_object()) else {
-        bail!("{}: yosys stat output has no design.num_cells_by_type", stat_path.display());
-    };
-    let cells_by_type: BTreeMap<String, u64> = cells.iter().filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n))).collect();
+    let stat = parse_stat(&text?).with_context(|| format!("{}: yosys stat output is not JSON", stat_path.display()))?;
+    let cells_by_type =
+        hierarchy_totals(&stat, &design.top).with_context(|| format!("{}: yosys stat output", stat_path.display()))?;
     let sum = |pred: &dyn Fn(&str) -> bool| cells_by_type.iter().filter(|(k, _)| pred(k)).map(|(_, n)| n).sum::<u64>();
     Ok(Resources {
         arch: arch.name.clone(),
         top: design.top.clone(),
+        family: SYNTH_FAMILY,
         lut: sum(&|k| k.starts_with("LUT")),
+        srl: sum(&|k| k.starts_with("SRL")),
         ff: sum(&|k| k.starts_with("FD")),
         dsp: sum(&|k| k.starts_with("DSP")),
         bram: sum(&|k| k.starts_with("RAMB")),
         carry: sum(&|k| k.starts_with("CARRY")),
         synth_seconds,
+        cells_by_module: per_module_cells(&stat)?,
         cells_by_type,
     })
+}
+
+/// Parses yosys `stat -json` output. yosys 0.23 prints its hierarchy listing (`   sat_pe   16`)
+/// into the JSON of a design with a top module; those lines are not JSON and are dropped.
+fn parse_stat(text: &str) -> serde_json::Result<serde_json::Value> {
+    let json: String = text
+        .lines()
+        .filter(|l| l.trim().is_empty() || l.trim_start().starts_with(['"', '{', '}', '[', ']']))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    serde_json::from_str(&json)
+}
+
+/// yosys writes public module names with a leading backslash in `stat -json`.
+fn module_name(key: &str) -> &str {
+    key.strip_prefix('\\').unwrap_or(key)
+}
+
+/// Each module's own cells by type, as yosys `stat -json` reports them (submodule instances
+/// appear as cells named after the submodule).
+fn per_module_cells(stat: &serde_json::Value) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
+    let Some(modules) = stat.get("modules").and_then(|v| v.as_object()) else {
+        bail!("no `modules` object");
+    };
+    let mut out = BTreeMap::new();
+    for (name, module) in modules {
+        let Some(cells) = module.get("num_cells_by_type").and_then(|v| v.as_object()) else {
+            bail!("module `{name}` has no num_cells_by_type");
+        };
+        let cells = cells.iter().filter_map(|(k, v)| v.as_u64().map(|n| (module_name(k).to_string(), n))).collect();
+        out.insert(module_name(name).to_string(), cells);
+    }
+    Ok(out)
+}
+
+/// Primitive cells of the whole design: the top's cells with every submodule instance replaced
+/// by that submodule's totals (so each is multiplied by its instance count).
+fn hierarchy_totals(stat: &serde_json::Value, top: &str) -> Result<BTreeMap<String, u64>> {
+    let modules = per_module_cells(stat)?;
+    fn expand(
+        name: &str,
+        modules: &BTreeMap<String, BTreeMap<String, u64>>,
+        memo: &mut BTreeMap<String, BTreeMap<String, u64>>,
+        depth: usize,
+    ) -> Result<BTreeMap<String, u64>> {
+        if let Some(done) = memo.get(name) {
+            return Ok(done.clone());
+        }
+        if depth > 64 {
+            bail!("module hierarchy deeper than 64 levels at `{name}`");
+        }
+        let Some(cells) = modules.get(name) else { bail!("no module `{name}`") };
+        let mut total = BTreeMap::new();
+        for (kind, &count) in cells {
+            if modules.contains_key(kind) {
+                for (leaf, n) in expand(kind, modules, memo, depth + 1)? {
+                    *total.entry(leaf).or_insert(0) += n * count;
+                }
+            } else {
+                *total.entry(kind.clone()).or_insert(0) += count;
+            }
+        }
+        memo.insert(name.to_string(), total.clone());
+        Ok(total)
+    }
+    expand(top, &modules, &mut BTreeMap::new(), 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-level design as yosys 0.23 writes it, hierarchy listing lines included.
+    const STAT: &str = r#"{
+   "creator": "Yosys 0.23",
+   "modules": {
+      "\\leaf": {
+         "num_cells": 3,
+         "num_cells_by_type": { "DSP48E2": 1, "LUT2": 2 }
+      },
+      "\\mid": {
+         "num_cells": 7,
+         "num_cells_by_type": { "FDRE": 5, "leaf": 2 }
+      },
+      "\\top": {
+         "num_cells": 4,
+         "num_cells_by_type": { "LUT6": 1, "mid": 3 }
+      }
+   },
+       top                           1
+       mid                           3
+       leaf                          6
+      "design": {
+         "num_cells_by_type": { "DSP48E2": 6, "FDRE": 15, "LUT2": 12, "LUT6": 1 }
+      }
+}"#;
+
+    #[test]
+    fn totals_multiply_each_module_by_its_instances() {
+        let stat = parse_stat(STAT).unwrap();
+        let totals = hierarchy_totals(&stat, "top").unwrap();
+        let want: BTreeMap<String, u64> =
+            [("DSP48E2", 6), ("FDRE", 15), ("LUT2", 12), ("LUT6", 1)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        assert_eq!(totals, want);
+        // The same as yosys' own hierarchical totals.
+        let yosys: BTreeMap<String, u64> = serde_json::from_value(stat["design"]["num_cells_by_type"].clone()).unwrap();
+        assert_eq!(totals, yosys);
+        assert_eq!(per_module_cells(&stat).unwrap()["mid"]["leaf"], 2);
+    }
+
+    #[test]
+    fn a_missing_module_or_bad_json_is_an_error() {
+        let stat = parse_stat(STAT).unwrap();
+        let e = hierarchy_totals(&stat, "nope").unwrap_err().to_string();
+        assert!(e.contains("nope"), "{e}");
+        assert!(parse_stat("{ \"modules\": ").is_err());
+    }
 }

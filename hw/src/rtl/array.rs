@@ -19,8 +19,12 @@
 //! `result[c]` shows the bottom PE's accumulator (row `R - 1` first) and `load[c]` enters at
 //! the top, so `R` shift cycles read the fold out and leave the next fold's initial values
 //! (+0 for overwrite, the old outputs for accumulate) in place.
+//!
+//! **Bus widths.** The edge buses have the widest lane counts (see [`super::pe`]); the edges
+//! mask them to the configuration's lanes before the skew registers, so the unused lanes'
+//! registers are constant and synthesis removes them.
 
-use super::pe::{ActBus, EnBus, IdxBus, Pe, WgtBus};
+use super::pe::{lane_mask, ActBus, EnBus, IdxBus, Pe, WgtBus};
 use crate::ArchConfig;
 use rust_hdl::prelude::*;
 
@@ -181,6 +185,10 @@ pub struct PeArray {
     wgt_skew: Vec<DelayLine<WgtBus>>,
     idx_skew: Vec<DelayLine<IdxBus>>,
     en_skew: Vec<DelayLine<EnBus>>,
+    act_lanes: Constant<ActBus>,
+    wgt_lanes: Constant<WgtBus>,
+    idx_lanes: Constant<IdxBus>,
+    en_lanes: Constant<EnBus>,
     /// PEs in row-major order: PE `(r, c)` is `pes[r * cols + c]`.
     pes: Vec<Pe>,
     _rows: usize,
@@ -212,6 +220,10 @@ impl PeArray {
             wgt_skew: (0..cols).map(DelayLine::new).collect(),
             idx_skew: (0..cols).map(DelayLine::new).collect(),
             en_skew: (0..cols).map(DelayLine::new).collect(),
+            act_lanes: Constant::new(lane_mask(arch.array.m_max as usize, 16)),
+            wgt_lanes: Constant::new(lane_mask(arch.array.n_max as usize, 16)),
+            idx_lanes: Constant::new(lane_mask(arch.array.n_max as usize, 4)),
+            en_lanes: Constant::new(lane_mask(arch.array.n_max as usize, 1)),
             pes: (0..rows * cols).map(|_| Pe::new(arch)).collect(),
             _rows: rows,
             _cols: cols,
@@ -233,7 +245,7 @@ impl Logic for PeArray {
         for r in 0..self._rows {
             self.act_skew[r].clock.next = self.clock.val();
             self.valid_skew[r].clock.next = self.clock.val();
-            self.act_skew[r].data_in.next = self.act[r].val();
+            self.act_skew[r].data_in.next = self.act[r].val() & self.act_lanes.val();
             self.valid_skew[r].data_in.next = self.sequencer.feed.val();
         }
         // Top edge: column c is delayed c cycles.
@@ -241,9 +253,9 @@ impl Logic for PeArray {
             self.wgt_skew[c].clock.next = self.clock.val();
             self.idx_skew[c].clock.next = self.clock.val();
             self.en_skew[c].clock.next = self.clock.val();
-            self.wgt_skew[c].data_in.next = self.wgt[c].val();
-            self.idx_skew[c].data_in.next = self.idx[c].val();
-            self.en_skew[c].data_in.next = self.en[c].val();
+            self.wgt_skew[c].data_in.next = self.wgt[c].val() & self.wgt_lanes.val();
+            self.idx_skew[c].data_in.next = self.idx[c].val() & self.idx_lanes.val();
+            self.en_skew[c].data_in.next = self.en[c].val() & self.en_lanes.val();
         }
         // `cols` as a loop variable names the row stride inside PE indices.
         for cols in self._cols..(self._cols + 1usize) {

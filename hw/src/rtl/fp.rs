@@ -7,19 +7,21 @@
 //! - [`Fp32Add`]: IEEE binary32 addition, round to nearest, ties to even, with subnormal
 //!   inputs and outputs, signed zeros (`x + -x = +0`, `-0 + -0 = -0`), infinities and overflow
 //!   to infinity. Every non-NaN result equals Rust's `a + b` on `f32`.
+//! - [`Fp32Mul`]: IEEE binary32 multiplication, round to nearest, ties to even, with the same
+//!   subnormal, zero, infinity and overflow handling; every non-NaN result equals Rust's `a * b`.
 //!
-//! **NaN rule** (both blocks): a NaN input, `inf x 0` or `inf - inf` gives the canonical quiet
+//! **NaN rule** (all three blocks): a NaN input, `inf x 0` or `inf - inf` gives the canonical quiet
 //! NaN [`QUIET_NAN`] (`0x7fc0_0000`); NaN payloads and signs are not propagated. Rust's NaN bits
 //! differ from platform to platform, so tests compare NaN results as "both NaN".
 //!
-//! Both blocks are purely combinational (one `#[hdl_gen]` kernel, no clock): the PE decides
+//! All three blocks are purely combinational (one `#[hdl_gen]` kernel, no clock): the PE decides
 //! where registers go. Every intermediate value is a named local signal of an explicit width,
 //! so the emitted Verilog computes each step in the width the Rust simulation uses (no
 //! context-dependent widening).
 
 use rust_hdl::prelude::*;
 
-/// The canonical quiet NaN both blocks return for every NaN result.
+/// The canonical quiet NaN every block returns for every NaN result.
 pub const QUIET_NAN: u32 = 0x7fc0_0000;
 
 /// Exact FP16 x FP16 -> FP32 multiplier (combinational).
@@ -270,6 +272,187 @@ impl Logic for Fp32Add {
             self.sum.next = self.sign_mask.val() | 0x7f80_0000;
         } else {
             self.sum.next = self.sign_mask.val() | bit_cast::<32, 31>(self.repacked.val().get_bits::<31>(0));
+        }
+    }
+}
+
+/// FP32 x FP32 multiplier, round to nearest even (combinational).
+///
+/// Same conventions as [`Fp32Add`]: subnormal inputs and outputs, the sign of a zero product is
+/// the XOR of the signs, overflow gives infinity, and the NaN rule of the module documentation
+/// (a NaN input or `inf x 0` gives [`QUIET_NAN`]). Every non-NaN result equals Rust's `a * b`.
+///
+/// Method: the two 24-bit significands (hidden bit included, subnormals read with exponent 1)
+/// are split into a low 16-bit and a high 8-bit half, and the 48-bit product is the sum of the
+/// four 16 x 16-bit partial products. With `total = exp_a + exp_b` (biased, effective) and the
+/// product's leading one at bit `lead`, the unbounded biased result exponent is
+/// `lead + total - 173`. When it is at least 1 the product is shifted left so its leading one
+/// sits at bit 47; otherwise the result is subnormal, its exponent is fixed at 1 and the shift
+/// depends on `total` alone (left by `total - 127`, or right by `127 - total` with the
+/// shifted-out bits OR-ed into a sticky bit). Bits 47..24 are kept, bit 23 is the guard bit and
+/// bits 22..0 the sticky bits; rounding and repacking are those of [`Fp32Add`].
+#[derive(LogicBlock, Default)]
+pub struct Fp32Mul {
+    // Operands
+    /// First factor, binary32 bits.
+    pub a: Signal<In, Bits<32>>,
+    /// Second factor, binary32 bits.
+    pub b: Signal<In, Bits<32>>,
+    // Result
+    /// The rounded product, binary32 bits.
+    pub product: Signal<Out, Bits<32>>,
+    // Classification
+    exp_a: Signal<Local, Bits<8>>,
+    exp_b: Signal<Local, Bits<8>>,
+    a_is_zero: Signal<Local, Bit>,
+    b_is_zero: Signal<Local, Bit>,
+    a_is_inf: Signal<Local, Bit>,
+    b_is_inf: Signal<Local, Bit>,
+    a_is_nan: Signal<Local, Bit>,
+    b_is_nan: Signal<Local, Bit>,
+    sign_mask: Signal<Local, Bits<32>>,
+    // Significands (hidden bit included) and effective exponents
+    sig_a: Signal<Local, Bits<24>>,
+    sig_b: Signal<Local, Bits<24>>,
+    /// `eff_exp_a + eff_exp_b`, subnormals counting as exponent 1.
+    total_exp: Signal<Local, Bits<10>>,
+    // 16-bit partial products
+    sig_a_low: Signal<Local, Bits<16>>,
+    sig_a_high: Signal<Local, Bits<16>>,
+    sig_b_low: Signal<Local, Bits<16>>,
+    sig_b_high: Signal<Local, Bits<16>>,
+    partial_low_low: Signal<Local, Bits<32>>,
+    partial_low_high: Signal<Local, Bits<32>>,
+    partial_high_low: Signal<Local, Bits<32>>,
+    partial_high_high: Signal<Local, Bits<32>>,
+    sig_product: Signal<Local, Bits<48>>,
+    // Normalization
+    /// Position of the product's leading one.
+    lead: Signal<Local, Bits<10>>,
+    /// `lead + total_exp`: the result is normal when it is at least 174.
+    lead_plus_total: Signal<Local, Bits<10>>,
+    normal_shift: Signal<Local, Bits<8>>,
+    subnormal_left_shift: Signal<Local, Bits<8>>,
+    subnormal_right_shift: Signal<Local, Bits<8>>,
+    shifted_right: Signal<Local, Bits<48>>,
+    restored: Signal<Local, Bits<48>>,
+    normalized: Signal<Local, Bits<48>>,
+    norm_exp: Signal<Local, Bits<10>>,
+    // Rounding and packing
+    sticky: Signal<Local, Bit>,
+    round_up: Signal<Local, Bits<25>>,
+    rounded: Signal<Local, Bits<25>>,
+    repacked: Signal<Local, Bits<34>>,
+}
+
+impl Logic for Fp32Mul {
+    #[hdl_gen]
+    fn update(&mut self) {
+        self.exp_a.next = self.a.val().get_bits::<8>(23);
+        self.exp_b.next = self.b.val().get_bits::<8>(23);
+        self.a_is_zero.next = (self.exp_a.val() == 0) && (self.a.val().get_bits::<23>(0) == 0);
+        self.b_is_zero.next = (self.exp_b.val() == 0) && (self.b.val().get_bits::<23>(0) == 0);
+        self.a_is_inf.next = (self.exp_a.val() == 0xff) && (self.a.val().get_bits::<23>(0) == 0);
+        self.b_is_inf.next = (self.exp_b.val() == 0xff) && (self.b.val().get_bits::<23>(0) == 0);
+        self.a_is_nan.next = (self.exp_a.val() == 0xff) && (self.a.val().get_bits::<23>(0) != 0);
+        self.b_is_nan.next = (self.exp_b.val() == 0xff) && (self.b.val().get_bits::<23>(0) != 0);
+        if self.a.val().get_bit(31) ^ self.b.val().get_bit(31) {
+            self.sign_mask.next = 0x8000_0000_u64.into();
+        } else {
+            self.sign_mask.next = 0.into();
+        }
+        // Subnormals (exponent field 0) use exponent 1 without the hidden bit.
+        if self.exp_a.val() == 0 {
+            self.sig_a.next = bit_cast::<24, 23>(self.a.val().get_bits::<23>(0));
+            if self.exp_b.val() == 0 {
+                self.total_exp.next = 2.into();
+            } else {
+                self.total_exp.next = bit_cast::<10, 8>(self.exp_b.val()) + 1;
+            }
+        } else {
+            self.sig_a.next = bit_cast::<24, 23>(self.a.val().get_bits::<23>(0)) | 0x80_0000;
+            if self.exp_b.val() == 0 {
+                self.total_exp.next = bit_cast::<10, 8>(self.exp_a.val()) + 1;
+            } else {
+                self.total_exp.next = bit_cast::<10, 8>(self.exp_a.val()) + bit_cast::<10, 8>(self.exp_b.val());
+            }
+        }
+        if self.exp_b.val() == 0 {
+            self.sig_b.next = bit_cast::<24, 23>(self.b.val().get_bits::<23>(0));
+        } else {
+            self.sig_b.next = bit_cast::<24, 23>(self.b.val().get_bits::<23>(0)) | 0x80_0000;
+        }
+        // 24 x 24 bits from four 16 x 16-bit products.
+        self.sig_a_low.next = self.sig_a.val().get_bits::<16>(0);
+        self.sig_a_high.next = bit_cast::<16, 8>(self.sig_a.val().get_bits::<8>(16));
+        self.sig_b_low.next = self.sig_b.val().get_bits::<16>(0);
+        self.sig_b_high.next = bit_cast::<16, 8>(self.sig_b.val().get_bits::<8>(16));
+        self.partial_low_low.next = self.sig_a_low.val() * self.sig_b_low.val();
+        self.partial_low_high.next = self.sig_a_low.val() * self.sig_b_high.val();
+        self.partial_high_low.next = self.sig_a_high.val() * self.sig_b_low.val();
+        self.partial_high_high.next = self.sig_a_high.val() * self.sig_b_high.val();
+        self.sig_product.next = bit_cast::<48, 32>(self.partial_low_low.val())
+            + (bit_cast::<48, 32>(self.partial_low_high.val()) << 16)
+            + (bit_cast::<48, 32>(self.partial_high_low.val()) << 16)
+            + (bit_cast::<48, 32>(self.partial_high_high.val()) << 32);
+        // Leading-one detector: the last set bit seen (the highest) decides.
+        self.lead.next = 0.into();
+        self.normal_shift.next = 47.into();
+        for i in 0..48 {
+            if self.sig_product.val().get_bit(i) {
+                self.lead.next = i.to_bits();
+                self.normal_shift.next = (47 - i).to_bits();
+            }
+        }
+        self.lead_plus_total.next = self.lead.val() + self.total_exp.val();
+        self.subnormal_left_shift.next = self.total_exp.val().get_bits::<8>(0) - 127;
+        // A right shift of 47 already leaves only sticky bits, so longer shifts are clamped to
+        // it; for 80 <= total <= 127, 127 - total is total with its seven low bits inverted.
+        if self.total_exp.val() < 80 {
+            self.subnormal_right_shift.next = 47.into();
+        } else {
+            self.subnormal_right_shift.next = self.total_exp.val().get_bits::<8>(0) ^ 0x7f;
+        }
+        self.shifted_right.next = self.sig_product.val() >> self.subnormal_right_shift.val();
+        self.restored.next = self.shifted_right.val() << self.subnormal_right_shift.val();
+        if self.lead_plus_total.val() >= 174 {
+            self.normalized.next = self.sig_product.val() << self.normal_shift.val();
+            self.norm_exp.next = self.lead_plus_total.val() - 173;
+        } else if self.total_exp.val() >= 127 {
+            self.normalized.next = self.sig_product.val() << self.subnormal_left_shift.val();
+            self.norm_exp.next = 1.into();
+        } else if self.restored.val() != self.sig_product.val() {
+            self.normalized.next = self.shifted_right.val() | 1;
+            self.norm_exp.next = 1.into();
+        } else {
+            self.normalized.next = self.shifted_right.val();
+            self.norm_exp.next = 1.into();
+        }
+        // Round to nearest even on the guard bit (23), the sticky bits (22..0) and the last kept bit (24).
+        self.sticky.next = self.normalized.val().get_bits::<23>(0) != 0;
+        if self.normalized.val().get_bit(23) && (self.sticky.val() || self.normalized.val().get_bit(24)) {
+            self.round_up.next = 1.into();
+        } else {
+            self.round_up.next = 0.into();
+        }
+        self.rounded.next = bit_cast::<25, 24>(self.normalized.val().get_bits::<24>(24)) + self.round_up.val();
+        // (exponent - 1) << 23 plus the significand: its hidden bit (or rounding carry)
+        // completes the exponent field, and a subnormal keeps field 0.
+        self.repacked.next = (bit_cast::<34, 10>(self.norm_exp.val() - 1) << 23) + bit_cast::<34, 25>(self.rounded.val());
+        if self.a_is_nan.val()
+            || self.b_is_nan.val()
+            || (self.a_is_inf.val() && self.b_is_zero.val())
+            || (self.a_is_zero.val() && self.b_is_inf.val())
+        {
+            self.product.next = 0x7fc0_0000.into(); // QUIET_NAN
+        } else if self.a_is_inf.val() || self.b_is_inf.val() {
+            self.product.next = self.sign_mask.val() | 0x7f80_0000;
+        } else if self.a_is_zero.val() || self.b_is_zero.val() {
+            self.product.next = self.sign_mask.val();
+        } else if self.repacked.val().get_bits::<11>(23) >= 0xff {
+            self.product.next = self.sign_mask.val() | 0x7f80_0000;
+        } else {
+            self.product.next = self.sign_mask.val() | bit_cast::<32, 31>(self.repacked.val().get_bits::<31>(0));
         }
     }
 }

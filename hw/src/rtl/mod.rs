@@ -6,6 +6,8 @@
 //! - [`pe`]: one PE (selection of activations by in-group index, multipliers, adder chain,
 //!   accumulator latency, drain/load chain);
 //! - [`array`]: the `rows x cols` output-stationary array with edge skew and step sequencer;
+//! - [`sore`]: SORE lanes (streaming top-N selection per group of M, FF and BP order);
+//! - [`wuve`]: WUVE lanes (FP32 SGD with momentum, weight decay and the SR-STE term);
 //! - [`verilog`]: turns rust-hdl's one-module-per-instance output into one module per distinct
 //!   block with readable names.
 //!
@@ -15,7 +17,9 @@
 pub mod array;
 pub mod fp;
 pub mod pe;
+pub mod sore;
 pub mod verilog;
+pub mod wuve;
 
 use crate::{ArchConfig, Error};
 use rust_hdl::prelude::{check_all, generate_verilog_unchecked, Block};
@@ -31,6 +35,10 @@ pub struct RtlModule {
     pub name: String,
     /// How many instances of it the design holds.
     pub instances: usize,
+    /// True for registers and delay lines: hierarchical synthesis flattens them into their
+    /// parent (where constant, unused bus lanes then disappear); every other module is
+    /// synthesized once and counted per instance.
+    pub flatten: bool,
 }
 
 /// Direction of a top-level port.

@@ -21,8 +21,11 @@
 //! enter at the top.
 //!
 //! Lane buses have the widest sizes `ArchConfig::validate` allows ([`ACT_BUS_LANES`],
-//! [`WGT_BUS_LANES`]); a PE uses only its configuration's lanes and synthesis removes the
-//! rest (their registers are constant).
+//! [`WGT_BUS_LANES`]); a PE uses only its configuration's lanes and forwards only those: its
+//! forwarding registers take the bus ANDed with a constant mask of the configuration's lanes
+//! ([`lane_mask`]), so synthesis removes the other lanes' registers even when the PE is
+//! synthesized as a module of its own (hierarchically), where its inputs are not known to be
+//! zero.
 
 use super::fp::{Fp16Mul, Fp32Add};
 use crate::ArchConfig;
@@ -41,6 +44,16 @@ pub type WgtBus = Bits<{ 16 * WGT_BUS_LANES }>;
 pub type IdxBus = Bits<{ 4 * WGT_BUS_LANES }>;
 /// The slot enable bus: bit `j` enables weight slot `j`.
 pub type EnBus = Bits<WGT_BUS_LANES>;
+
+/// A bus of `N` bits whose low `lanes * width` bits are set: the mask of a configuration's
+/// lanes of `width` bits each.
+pub fn lane_mask<const N: usize>(lanes: usize, width: usize) -> Bits<N> {
+    let mut mask = Bits::<N>::default();
+    for b in 0..(lanes * width).min(N) {
+        mask = mask.replace_bit(b, true);
+    }
+    mask
+}
 
 /// One PE (see the module documentation).
 #[derive(LogicBlock)]
@@ -92,6 +105,11 @@ pub struct Pe {
     wgt_reg: DFF<WgtBus>,
     idx_reg: DFF<IdxBus>,
     en_reg: DFF<EnBus>,
+    // Masks of the configuration's lanes (see the module documentation)
+    act_lanes: Constant<ActBus>,
+    wgt_lanes: Constant<WgtBus>,
+    idx_lanes: Constant<IdxBus>,
+    en_lanes: Constant<EnBus>,
     // Sizes from the ArchConfig (not signals)
     _n_max: usize,
     _m_max: usize,
@@ -135,6 +153,10 @@ impl Pe {
             wgt_reg: DFF::default(),
             idx_reg: DFF::default(),
             en_reg: DFF::default(),
+            act_lanes: Constant::new(lane_mask(arch.array.m_max as usize, 16)),
+            wgt_lanes: Constant::new(lane_mask(n_max, 16)),
+            idx_lanes: Constant::new(lane_mask(n_max, 4)),
+            en_lanes: Constant::new(lane_mask(n_max, 1)),
             _n_max: n_max,
             _m_max: arch.array.m_max as usize,
             _latency: latency,
@@ -153,11 +175,11 @@ impl Logic for Pe {
             self.pipe_valid[i].clock.next = self.clock.val();
         }
         // Forwarding
-        self.act_reg.d.next = self.act_in.val();
+        self.act_reg.d.next = self.act_in.val() & self.act_lanes.val();
         self.valid_reg.d.next = self.valid_in.val();
-        self.wgt_reg.d.next = self.wgt_in.val();
-        self.idx_reg.d.next = self.idx_in.val();
-        self.en_reg.d.next = self.en_in.val();
+        self.wgt_reg.d.next = self.wgt_in.val() & self.wgt_lanes.val();
+        self.idx_reg.d.next = self.idx_in.val() & self.idx_lanes.val();
+        self.en_reg.d.next = self.en_in.val() & self.en_lanes.val();
         self.act_out.next = self.act_reg.q.val();
         self.valid_out.next = self.valid_reg.q.val();
         self.wgt_out.next = self.wgt_reg.q.val();

@@ -102,6 +102,7 @@ pub fn deduplicate(text: &str, top_name: &str) -> Result<RtlDesign, Error> {
     let mut variants: HashMap<String, usize> = HashMap::new();
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     let mut instances: HashMap<String, usize> = HashMap::new();
+    let mut flatten: HashMap<String, bool> = HashMap::new();
     for module in modules {
         let old = module.name.clone();
         let mut lines = module.lines;
@@ -133,6 +134,8 @@ pub fn deduplicate(text: &str, top_name: &str) -> Result<RtlDesign, Error> {
                         format!("{base}_{}", *seen - 1)
                     }
                 };
+                let field = old.rsplit('$').find(|s| s.parse::<usize>().is_err()).unwrap_or("block");
+                flatten.insert(name.clone(), old != "top" && (dff_width(&lines).is_some() || field.ends_with("_skew")));
                 by_body.insert(key, name.clone());
                 let last = lines.len() - 1;
                 lines[0] = lines[0].replacen(&old, &name, 1);
@@ -151,6 +154,9 @@ pub fn deduplicate(text: &str, top_name: &str) -> Result<RtlDesign, Error> {
         verilog.push_str(&lines.join("\n"));
         verilog.push_str("\n\n");
     }
-    let modules = out.iter().map(|(name, _)| RtlModule { name: name.clone(), instances: instances[name] }).collect();
+    let modules = out
+        .iter()
+        .map(|(name, _)| RtlModule { name: name.clone(), instances: instances[name], flatten: flatten[name] })
+        .collect();
     Ok(RtlDesign { top: top_name.to_string(), verilog, modules, ports })
 }
