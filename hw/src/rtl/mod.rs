@@ -1,6 +1,8 @@
 //! The RTL generator: SAT's sparse tensor engine as rust-hdl blocks, sized only by an
 //! [`ArchConfig`], emitted as one Verilog file with one module per distinct block.
 //!
+//! - [`controller`]: in-order dispatch into per-unit queues, the semaphores and the unit
+//!   starts, cycle for cycle as the simulator's controller;
 //! - [`fp`]: the floating-point blocks (exact FP16 x FP16 -> FP32 multiply, FP32 add with round
 //!   to nearest even), bit for bit `sim::numerics`;
 //! - [`pe`]: one PE (selection of activations by in-group index, multipliers, adder chain,
@@ -11,10 +13,11 @@
 //! - [`verilog`]: turns rust-hdl's one-module-per-instance output into one module per distinct
 //!   block with readable names.
 //!
-//! Not generated yet: the scratchpads, DMA, SORE, WUVE, vector unit and instruction decoder;
+//! Not generated yet: the scratchpads, DMA, SORE, WUVE, vector unit and the units' decoders;
 //! the array's WS and IS dataflows and the OS interleave `I > 1`.
 
 pub mod array;
+pub mod controller;
 pub mod fp;
 pub mod pe;
 pub mod sore;
