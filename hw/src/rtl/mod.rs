@@ -1,10 +1,10 @@
-//! The RTL generator: SAT's sparse tensor engine as rust-hdl blocks, sized only by an
-//! [`ArchConfig`], emitted as one Verilog file with one module per distinct block.
+//! The RTL generator: SAT's blocks as rust-hdl, sized only by an [`ArchConfig`]; [`generate`]
+//! emits the sparse tensor engine as one Verilog file with one module per distinct block.
 //!
 //! - [`controller`]: in-order dispatch into per-unit queues, the semaphores and the unit
 //!   starts, cycle for cycle as the simulator's controller;
-//! - [`fp`]: the floating-point blocks (exact FP16 x FP16 -> FP32 multiply, FP32 add with round
-//!   to nearest even), bit for bit `sim::numerics`;
+//! - [`fp`]: the floating-point blocks (exact FP16 x FP16 -> FP32 multiply, FP32 multiply and
+//!   add with round to nearest even), bit for bit `sim::numerics`;
 //! - [`pe`]: one PE (selection of activations by in-group index, multipliers, adder chain,
 //!   accumulator latency, drain/load chain);
 //! - [`array`]: the `rows x cols` output-stationary array with edge skew and step sequencer;
@@ -13,8 +13,11 @@
 //! - [`verilog`]: turns rust-hdl's one-module-per-instance output into one module per distinct
 //!   block with readable names.
 //!
-//! Not generated yet: the scratchpads, DMA, SORE, WUVE, vector unit and the units' decoders;
-//! the array's WS and IS dataflows and the OS interleave `I > 1`.
+//! Not generated yet: the scratchpads, the DMA and memory port, the vector unit, the units'
+//! operand sequencers (address generation from the decoded instruction), the control/status
+//! registers and the top that connects them to the controller; the array's WS and IS
+//! dataflows and the OS interleave `I > 1`. The controller, SORE and WUVE are checked as blocks
+//! but not yet part of `satkit rtl`'s output.
 
 pub mod array;
 pub mod controller;
