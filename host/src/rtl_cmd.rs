@@ -16,15 +16,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// Verilator warnings waived by the lint, each for a property of rust-hdl's output:
-/// - `WIDTH`: rust-hdl writes literals as 32- or 64-bit constants and loop indices unsized;
-///   every intermediate value is assigned to a signal of its declared width, so the
-///   truncation Verilator reports is the intended (Rust `Bits`) semantics;
-/// - `UNOPTFLAT`: rust-hdl writes a block's whole kernel as one `always @(*)`, so a chain that
-///   passes through child modules (the PE's adder chain) looks circular at block granularity;
-///   it is not a loop and Verilator evaluates it to convergence.
-const LINT_WAIVERS: [&str; 2] = ["-Wno-WIDTH", "-Wno-UNOPTFLAT"];
-
 /// `synth_xilinx -family`: UltraScale+, the family of the VCU1525's XCVU9P (DSP48E2, RAMB36E2).
 const SYNTH_FAMILY: &str = "xcup";
 
@@ -154,25 +145,9 @@ pub fn run(a: &RtlArgs) -> Result<()> {
 fn write_linted_verilog(design: &RtlDesign, path: &Path) -> Result<()> {
     let tmp = path.with_extension("v.tmp");
     std::fs::write(&tmp, &design.verilog).with_context(|| format!("cannot write {}", tmp.display()))?;
-    let lint =
-        Command::new("verilator").arg("--lint-only").args(LINT_WAIVERS).args(["--top-module", &design.top]).arg(&tmp).output();
-    let cleanup = || {
+    if let Err(e) = satkit_hw::rtl::lint(&tmp, &design.top) {
         let _ = std::fs::remove_file(&tmp);
-    };
-    let lint = match lint {
-        Ok(out) => out,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            cleanup();
-            bail!("verilator not found on PATH: `satkit rtl` lints its output with it (install it, e.g. `apt-get install verilator`)")
-        }
-        Err(e) => {
-            cleanup();
-            return Err(e).context("cannot run verilator");
-        }
-    };
-    if !lint.status.success() {
-        cleanup();
-        bail!("{}: verilator --lint-only failed:\n{}", path.display(), String::from_utf8_lossy(&lint.stderr).trim_end());
+        bail!("{}: {e}", path.display());
     }
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
 }

@@ -61,8 +61,8 @@ fn on_rtl(arch: &ArchConfig, program: &Program, durations: &[u64]) -> Vec<Option
     let limit = 20 * durations.iter().sum::<u64>() + 1000;
     for t in 0..limit {
         c.imem_data.next = fetched;
-        for u in 0..UNITS {
-            c.unit_done[u].next = ends[u] == Some(t);
+        for (done, end) in c.unit_done.iter_mut().zip(&ends) {
+            done.next = *end == Some(t);
         }
         settle(&mut c);
         assert!(!c.bad_opcode.val() && !c.overflow.val(), "cycle {t}: the controller stopped");
@@ -70,14 +70,14 @@ fn on_rtl(arch: &ArchConfig, program: &Program, durations: &[u64]) -> Vec<Option
         if !c.busy.val() {
             break;
         }
-        for u in 0..UNITS {
+        for (u, end) in ends.iter_mut().enumerate() {
             if c.issue[u].val() {
                 let index = c.issue_index[u].val().index();
                 assert_eq!(c.issue_word[u].val(), words[index], "instruction {index}: issued word");
                 assert_eq!(program.insns[index].op.unit(), Unit::ALL[u], "instruction {index}: issued on unit {u}");
                 assert!(starts[index].is_none(), "instruction {index} issued twice");
                 starts[index] = Some(t);
-                ends[u] = Some(t + durations[index]);
+                *end = Some(t + durations[index]);
             }
         }
         let addr = c.imem_addr.val().index();

@@ -61,6 +61,14 @@ pub enum Error {
         /// rust-hdl's description of the fault.
         message: String,
     },
+    /// `verilator --lint-only` refused generated Verilog, or could not run.
+    #[error("{file}: verilator --lint-only: {message}")]
+    RtlLint {
+        /// The linted file.
+        file: String,
+        /// Verilator's complaints, or why it could not run.
+        message: String,
+    },
     /// Emitted Verilog that the module deduplication cannot parse.
     #[error("generated Verilog: {message}")]
     RtlVerilog {

@@ -1,4 +1,4 @@
-//! The controller's Verilog for the `tiny` preset passes rust-hdl's structural checks and
+//! The controller's Verilog for the `tiny` preset passes rust-hdl's structural checks and Verilator's lint, and
 //! holds one queue register per unit and entry of the description's `queue_depth`.
 
 use rust_hdl::prelude::*;
@@ -18,4 +18,5 @@ fn controller_verilog_is_generated_from_the_description() {
         assert!(verilog.contains(&format!("queue_word${entry}$q")), "queue entry {entry} missing");
     }
     assert!(!verilog.contains(&format!("queue_word${}$q", 6 * depth)), "more queue entries than the description holds");
+    satkit_hw::rtl::lint_text(&verilog, "top").unwrap();
 }

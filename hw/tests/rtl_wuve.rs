@@ -242,27 +242,7 @@ fn emitted_wuve_is_one_module_per_block_and_lints_clean() {
     assert_eq!(design.modules.last().map(|m| m.name.as_str()), Some(TOP_MODULE));
     let weights = design.ports.iter().filter(|p| p.name.starts_with("new_weight$")).count();
     assert_eq!(weights, lanes);
-    lint(&design.verilog, TOP_MODULE, &arch.name);
+    satkit_hw::rtl::lint_text(&design.verilog, TOP_MODULE).unwrap();
     let vcu1525 = ArchConfig::vcu1525();
     assert_eq!(WuveUnit::new(&vcu1525).new_weight.len(), vcu1525.wuve.lanes as usize);
-}
-
-/// `verilator --lint-only` on `verilog` with the waivers `satkit rtl` uses (width and
-/// combinational-loop ordering notes, which rust-hdl's output triggers by construction), when
-/// verilator is on PATH.
-fn lint(verilog: &str, top: &str, arch: &str) {
-    let path = std::env::temp_dir().join(format!("satkit_{top}_{arch}_{}.v", std::process::id()));
-    std::fs::write(&path, verilog).unwrap();
-    let output = std::process::Command::new("verilator")
-        .args(["--lint-only", "-Wno-WIDTH", "-Wno-UNOPTFLAT", "--top-module", top])
-        .arg(&path)
-        .output();
-    let _ = std::fs::remove_file(&path);
-    match output {
-        Ok(out) => {
-            assert!(out.status.success(), "{top} ({arch}): verilator --lint-only:\n{}", String::from_utf8_lossy(&out.stderr))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => eprintln!("verilator not on PATH: {top} ({arch}) not linted"),
-        Err(e) => panic!("cannot run verilator: {e}"),
-    }
 }

@@ -90,6 +90,52 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     verilog::deduplicate(&generate_verilog_unchecked(&top), TOP_MODULE)
 }
 
+/// Verilator warnings waived by [`lint`], each for a property of rust-hdl's output:
+/// - `WIDTH`: rust-hdl writes literals as 32- or 64-bit constants and loop indices unsized;
+///   every intermediate value is assigned to a signal of its declared width, so the
+///   truncation Verilator reports is the intended (Rust `Bits`) semantics;
+/// - `UNOPTFLAT`: rust-hdl writes a block's whole kernel as one `always @(*)`, so a chain that
+///   passes through child modules (the PE's adder chain) looks circular at block granularity;
+///   it is not a loop and Verilator evaluates it to convergence.
+pub const LINT_WAIVERS: [&str; 2] = ["-Wno-WIDTH", "-Wno-UNOPTFLAT"];
+
+/// Runs `verilator --lint-only` (with [`LINT_WAIVERS`]) on the Verilog file at `path` whose
+/// top module is `top`. Errors say when Verilator is missing and quote its complaints.
+pub fn lint(path: &std::path::Path, top: &str) -> Result<(), Error> {
+    let output = std::process::Command::new("verilator")
+        .arg("--lint-only")
+        .args(LINT_WAIVERS)
+        .args(["--top-module", top])
+        .arg(path)
+        .output()
+        .map_err(|e| Error::RtlLint {
+            file: path.display().to_string(),
+            message: if e.kind() == std::io::ErrorKind::NotFound {
+                "verilator not found on PATH (install it, e.g. `apt-get install verilator`)".into()
+            } else {
+                format!("cannot run verilator: {e}")
+            },
+        })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Error::RtlLint {
+            file: path.display().to_string(),
+            message: String::from_utf8_lossy(&output.stderr).trim_end().into(),
+        })
+    }
+}
+
+/// [`lint`] on Verilog text, through a temporary file.
+pub fn lint_text(verilog: &str, top: &str) -> Result<(), Error> {
+    let path = std::env::temp_dir().join(format!("satkit_lint_{top}_{}.v", std::process::id()));
+    std::fs::write(&path, verilog)
+        .map_err(|e| Error::RtlLint { file: path.display().to_string(), message: format!("cannot write: {e}") })?;
+    let linted = lint(&path, top);
+    let _ = std::fs::remove_file(&path);
+    linted
+}
+
 /// Evaluates a combinational block: propagates its inputs until no signal changes.
 pub fn settle(block: &mut dyn Block) {
     loop {
