@@ -1,6 +1,7 @@
-//! `satkit rtl`: generates the Verilog of an architecture's PE array (`satkit_hw::rtl`), checks
-//! it with `verilator --lint-only`, and writes it with `manifest.json` (modules, top ports and
-//! the ArchConfig parameters it was built from). With `--synth` it runs yosys `synth_xilinx`
+//! `satkit rtl`: generates the Verilog of an architecture's PE array (`satkit_hw::rtl`) and,
+//! beside it, of the blocks not yet connected to it (controller, SORE, WUVE), checks each with
+//! `verilator --lint-only`, and writes them with `manifest.json` (modules, top ports and the
+//! ArchConfig parameters they were built from). With `--synth` it runs yosys `synth_xilinx`
 //! for UltraScale+ hierarchically (each distinct block synthesized once, counted per instance)
 //! and writes `resources.json` (LUT, FF, DSP, BRAM, carry, every cell type, and each module's
 //! own cells) plus a table.
@@ -43,6 +44,18 @@ struct Manifest<'a> {
     parameters: Parameters,
     modules: &'a [rtl::RtlModule],
     ports: &'a [rtl::RtlPort],
+    /// The blocks generated and linted beside the array but not yet connected to it (and not
+    /// synthesized): controller, SORE, WUVE.
+    blocks: Vec<Block>,
+}
+
+/// One separately generated block.
+#[derive(Serialize)]
+struct Block {
+    top: String,
+    verilog: String,
+    modules: Vec<rtl::RtlModule>,
+    ports: Vec<rtl::RtlPort>,
 }
 
 /// The ArchConfig fields the generated RTL depends on, and the bus sizes derived from them.
@@ -92,6 +105,13 @@ pub fn run(a: &RtlArgs) -> Result<()> {
     let verilog_name = format!("{}.v", design.top);
     let verilog_path = dir.join(&verilog_name);
     write_linted_verilog(&design, &verilog_path)?;
+    let mut blocks = Vec::new();
+    for generate in [rtl::controller::generate, rtl::sore::generate, rtl::wuve::generate] {
+        let block = generate(&arch).with_context(|| format!("generating the RTL of `{}`", arch.name))?;
+        let verilog = format!("{}.v", block.top);
+        write_linted_verilog(&block, &dir.join(&verilog))?;
+        blocks.push(Block { top: block.top, verilog, modules: block.modules, ports: block.ports });
+    }
     let params = Parameters {
         rows: arch.array.rows,
         cols: arch.array.cols,
@@ -112,15 +132,18 @@ pub fn run(a: &RtlArgs) -> Result<()> {
         parameters: params,
         modules: &design.modules,
         ports: &design.ports,
+        blocks,
     };
     write_atomic(&dir.join("manifest.json"), &serde_json::to_vec_pretty(&manifest)?)?;
+    let block_files: Vec<&str> = manifest.blocks.iter().map(|b| b.verilog.as_str()).collect();
     println!(
-        "{}: {} modules ({} PEs), lint clean -> {}/{{{},manifest.json}}",
+        "{}: {} modules ({} PEs), lint clean -> {}/{{{},{},manifest.json}}",
         arch.name,
         design.modules.len(),
         arch.array.rows * arch.array.cols,
         dir.display(),
-        manifest.verilog
+        manifest.verilog,
+        block_files.join(",")
     );
     if a.synth {
         let resources = synthesize(&arch, &design, &verilog_path)?;

@@ -22,9 +22,14 @@
 //! that (the simulator's are unbounded); `bad_opcode` rises, and dispatch stops, on a word
 //! whose opcode names no instruction.
 
+use super::verilog::deduplicate;
+use super::RtlDesign;
 use crate::isa::{layouts, Unit, HEADER_BITS, SEMAPHORES, SEMAPHORE_BITS, WORD_BITS};
-use crate::ArchConfig;
+use crate::{ArchConfig, Error};
 use rust_hdl::prelude::*;
+
+/// Name of the top Verilog module of [`generate`].
+pub const TOP_MODULE: &str = "sat_controller";
 
 /// The header layout the block's bit slices assume: 5-bit opcode, 3-bit tag, then three wait
 /// and three signal semaphore numbers of 5 bits (a change to the ISA fails to compile here).
@@ -381,4 +386,13 @@ impl Logic for Controller {
         self.bad_opcode.next = self.halted.q.val();
         self.overflow.next = self.saturated.q.val();
     }
+}
+
+/// Generates the controller of `arch` as one Verilog file, top module [`TOP_MODULE`].
+pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
+    arch.validate()?;
+    let mut top = Controller::new(arch);
+    top.connect_all();
+    check_all(&top).map_err(|e| Error::RtlCheck { arch: arch.name.clone(), message: format!("{e:?}") })?;
+    deduplicate(&generate_verilog_unchecked(&top), TOP_MODULE)
 }

@@ -16,8 +16,8 @@
 //! Not generated yet: the scratchpads, the DMA and memory port, the vector unit, the units'
 //! operand sequencers (address generation from the decoded instruction), the control/status
 //! registers and the top that connects them to the controller; the array's WS and IS
-//! dataflows and the OS interleave `I > 1`. The controller, SORE and WUVE are checked as blocks
-//! but not yet part of `satkit rtl`'s output.
+//! dataflows and the OS interleave `I > 1`. The controller, SORE and WUVE are generated (each
+//! its own `generate`) and checked as blocks; `satkit rtl` writes them beside the array.
 
 pub mod array;
 pub mod controller;
