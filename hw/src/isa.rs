@@ -839,8 +839,9 @@ pub struct Program {
     pub insns: Vec<Instruction>,
 }
 
-/// First bytes of a binary program file.
-pub const PROGRAM_MAGIC: &[u8; 8] = b"SATKPRG1";
+/// First bytes of a binary program file; the digit is the word format's version (2: 5-bit
+/// semaphore numbers, a 38-bit header), so a file of another format is refused, not misread.
+pub const PROGRAM_MAGIC: &[u8; 8] = b"SATKPRG2";
 
 impl Program {
     /// Binary form: [`PROGRAM_MAGIC`], a little-endian u64 instruction count, then 32 bytes
