@@ -867,10 +867,14 @@ pub fn compile(
                 push(lower::lower_stream(&bwd_budget, &j, fenced)?, &mut blocks, &mut fenced);
             }
             LayerKind::AttentionScores { .. } | LayerKind::AttentionValues => {
-                let (a, b) = (info.inputs[0].expect("attention reads a layer"), info.inputs[1].expect("attention reads a layer"));
-                let (da, db) = (contribution(a, i), contribution(b, i));
-                for job in &attention_gemms(info, batch, out_addr[a], out_addr[b], dy, da, db)[1..] {
-                    push(lower::lower_gemm(&ctx, &bwd_budget, job, fenced)?.0, &mut blocks, &mut fenced);
+                // An operand that is the model input needs no gradient.
+                let addr = |j: usize| info.inputs[j].map_or(input, |p| out_addr[p]);
+                let grad = |j: usize| info.inputs[j].map_or(0, |p| contribution(p, i));
+                let jobs = attention_gemms(info, batch, addr(0), addr(1), dy, grad(0), grad(1));
+                for (job, operand) in jobs[1..].iter().zip(&info.inputs) {
+                    if operand.is_some() {
+                        push(lower::lower_gemm(&ctx, &bwd_budget, job, fenced)?.0, &mut blocks, &mut fenced);
+                    }
                 }
             }
             LayerKind::AttentionSoftmax if needs_dx => {
