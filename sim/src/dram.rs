@@ -194,9 +194,7 @@ mod tests {
             [(2, 1000, 7, 6, 2, 2), (0, 999, 3, 100, 4, 4), (62, 77, 40, 64, 2, 2), (5, 300, 1, 24, 1, 1), (0, 5, 9, 0, 2, 2)]
         {
             let s = TransferShape { base, rows, cols, element_bytes: elem, row_stride, col_stride };
-            let naive: u64 = (0..rows)
-                .map(|r| TransferShape { base: base + r * row_stride, rows: 1, ..s }.bursts(64))
-                .sum();
+            let naive: u64 = (0..rows).map(|r| TransferShape { base: base + r * row_stride, rows: 1, ..s }.bursts(64)).sum();
             assert_eq!(s.bursts(64), naive, "{s:?}");
         }
     }
