@@ -130,3 +130,13 @@ fn grouped_and_depthwise_convs_lower_with_the_analytical_macs() {
         }
     }
 }
+
+#[test]
+fn a_loss_on_the_model_input_is_refused_with_a_clear_error() {
+    let text = "input = [10]\nclasses = 10\n[[layers]]\nname = \"loss\"\nkind = \"softmax_cross_entropy\"\n";
+    let model = satkit_compiler::model::parse(text, satkit_compiler::model::ModelFormat::Toml, "loss.toml").unwrap();
+    let e = step::compile(&ArchConfig::tiny(), &model, 4, &policy(Method::Dense), &StepOptions::default(), &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("loss") && e.contains("model input"), "{e}");
+}

@@ -270,6 +270,7 @@ pub fn compile(
     for (l, info) in layers.iter().zip(&infos) {
         let unsupported = match &l.kind {
             LayerKind::Input { .. } => Some("independent input layers"),
+            LayerKind::SoftmaxCrossEntropy if info.inputs[0].is_none() => Some("a loss on the model input (nothing to train)"),
             _ => None,
         };
         if let Some(what) = unsupported {
@@ -596,7 +597,7 @@ pub fn compile(
                 let classes = icols;
                 let inputs = vec![act(x_addr, classes), Stream::rows(Buffer::Acc, labels, 1)];
                 let ops = vec![spec(VecOp::SoftmaxXent, 1, Loc::Out, Loc::In(0), Loc::In(1), [classes, 0, 0, 0])];
-                let pid = info.inputs[0].expect("the loss follows a layer");
+                let pid = info.inputs[0].expect("refused above: the loss follows a layer");
                 let mut j = vec_job(inputs, classes, irows, ops, (0, 0), contribution(pid, i));
                 // The whole batch in one chunk: the loss is a mean over it. The op writes the
                 // `rows x classes` logit gradient densely, then the loss, stored to `loss`.
