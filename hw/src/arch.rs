@@ -14,6 +14,13 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path;
 
+/// Largest `array.n_max` (multipliers per PE) a description may ask for; the RTL's weight
+/// buses are this wide.
+pub const N_MAX_LIMIT: u32 = 8;
+/// Largest `array.m_max` (N:M group size) a description may ask for; the RTL's activation
+/// buses are this wide.
+pub const M_MAX_LIMIT: u32 = 16;
+
 /// Systolic dataflows. SAT switches between OS and WS per GEMM; IS exists for the plain
 /// systolic preset so SCALE-Sim's three dataflows can be compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -396,10 +403,10 @@ impl ArchConfig {
         if a.cols == 0 || a.cols > 1024 {
             return bad("array.cols", a.cols.to_string(), "must be between 1 and 1024");
         }
-        if a.n_max == 0 || a.n_max > 8 {
+        if a.n_max == 0 || a.n_max > N_MAX_LIMIT {
             return bad("array.n_max", a.n_max.to_string(), "must be between 1 and 8");
         }
-        if a.m_max < a.n_max || a.m_max > 16 {
+        if a.m_max < a.n_max || a.m_max > M_MAX_LIMIT {
             return bad("array.m_max", a.m_max.to_string(), "must be between n_max and 16");
         }
         for r in &a.supported_nm {
@@ -608,6 +615,17 @@ mod tests {
         assert!(e.contains("rowz"), "{e}");
         let e = ArchConfig::from_toml_str("base = \"nope\"\n").unwrap_err().to_string();
         assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn the_limits_are_the_ones_validation_enforces_and_names() {
+        let at = |field: &str, value: u32| format!("base = \"tiny\"\n[array]\n{field} = {value}\nsupported_nm = [\"1:4\"]\n");
+        assert!(ArchConfig::from_toml_str(&at("n_max", N_MAX_LIMIT)).is_ok());
+        let e = ArchConfig::from_toml_str(&at("n_max", N_MAX_LIMIT + 1)).unwrap_err().to_string();
+        assert!(e.contains(&format!("between 1 and {N_MAX_LIMIT}")), "{e}");
+        assert!(ArchConfig::from_toml_str(&at("m_max", M_MAX_LIMIT)).is_ok());
+        let e = ArchConfig::from_toml_str(&at("m_max", M_MAX_LIMIT + 1)).unwrap_err().to_string();
+        assert!(e.contains(&format!("n_max and {M_MAX_LIMIT}")), "{e}");
     }
 
     #[test]

@@ -213,6 +213,46 @@ pub(crate) enum OutDst {
     Fp32 { base: u64, ld: u64 },
 }
 
+impl OutDst {
+    /// The store of output tile `(m0, n0)`, `rows x cols`, from its (staging or accumulator) slot.
+    fn store(self, m0: u64, n0: u64, rows: u64, cols: u64, owner: Owner) -> Xfer {
+        let (buf, base, ld, bytes) = match self {
+            OutDst::Fp16 { base, ld } => (Buffer::Act, base, ld, 2),
+            OutDst::Fp32 { base, ld } => (Buffer::Acc, base, ld, 4),
+        };
+        Xfer { buf, off: 0, dram: base + (m0 * ld + n0) * bytes, rows, cols, dram_row_stride: ld, sram_row_stride: cols, owner }
+    }
+
+    /// The same destination without its DRAM address (for schedule-cache keys).
+    fn shape(self) -> OutDst {
+        match self {
+            OutDst::Fp16 { ld, .. } => OutDst::Fp16 { base: 0, ld },
+            OutDst::Fp32 { ld, .. } => OutDst::Fp32 { base: 0, ld },
+        }
+    }
+}
+
+impl InSrc {
+    /// The same operand without its DRAM address (for schedule-cache keys).
+    fn shape(self) -> InSrc {
+        match self {
+            InSrc::Im2col { conv, .. } => InSrc::Im2col { conv, base: 0 },
+            InSrc::Transposed { ld, .. } => InSrc::Transposed { base: 0, ld },
+        }
+    }
+}
+
+impl WSrc {
+    /// The same operand without its DRAM addresses (for schedule-cache keys).
+    fn shape(self) -> WSrc {
+        match self {
+            WSrc::Stored { row_len, .. } => WSrc::Stored { vals: 0, idx: 0, row_len },
+            WSrc::DenseT { ld, .. } => WSrc::DenseT { base: 0, ld },
+            WSrc::Im2colT { conv, .. } => WSrc::Im2colT { conv, base: 0 },
+        }
+    }
+}
+
 /// Independent GEMMs of one shape at regular DRAM offsets: `images x heads` of them (the
 /// attention GEMMs, one per image and head; a grouped conv's groups as heads), group `(b, h)`
 /// offset by `b * per_image[i] + h * per_head[i]` elements, `i` = input, weight, output (an
@@ -278,19 +318,7 @@ fn interleave_for(ctx: &Ctx, d: Dataflow) -> u64 {
 impl GemmJob {
     /// The schedule-cache key: everything but DRAM addresses and the owner.
     fn shape_key(&self, budget: &Budget) -> String {
-        let input = match self.input {
-            InSrc::Im2col { conv, .. } => InSrc::Im2col { conv, base: 0 },
-            InSrc::Transposed { ld, .. } => InSrc::Transposed { base: 0, ld },
-        };
-        let weight = match self.weight {
-            WSrc::Stored { row_len, .. } => WSrc::Stored { vals: 0, idx: 0, row_len },
-            WSrc::DenseT { ld, .. } => WSrc::DenseT { base: 0, ld },
-            WSrc::Im2colT { conv, .. } => WSrc::Im2colT { conv, base: 0 },
-        };
-        let out = match self.out {
-            OutDst::Fp16 { ld, .. } => OutDst::Fp16 { base: 0, ld },
-            OutDst::Fp32 { ld, .. } => OutDst::Fp32 { base: 0, ld },
-        };
+        let (input, weight, out) = (self.input.shape(), self.weight.shape(), self.out.shape());
         let owner = Owner { layer: 0, ..self.owner };
         format!("{:?} {budget:?}", GemmJob { input, weight, out, owner, ..*self })
     }
@@ -432,32 +460,7 @@ impl GemmJob {
                 };
                 let (loads_in, loads_w) = (shift(loads_in, offsets[0]), shift(loads_w, offsets[1]));
                 let last_k = k0 + tk0 >= self.k;
-                let stores = if last_k {
-                    vec![match self.out {
-                        OutDst::Fp16 { base, ld } => Xfer {
-                            buf: Buffer::Act,
-                            off: 0,
-                            dram: base + (m0 * ld + n0) * 2,
-                            rows: tm,
-                            cols: tn,
-                            dram_row_stride: ld,
-                            sram_row_stride: tn,
-                            owner,
-                        },
-                        OutDst::Fp32 { base, ld } => Xfer {
-                            buf: Buffer::Acc,
-                            off: 0,
-                            dram: base + (m0 * ld + n0) * 4,
-                            rows: tm,
-                            cols: tn,
-                            dram_row_stride: ld,
-                            sram_row_stride: tn,
-                            owner,
-                        },
-                    }]
-                } else {
-                    Vec::new()
-                };
+                let stores = if last_k { vec![self.out.store(m0, n0, tm, tn, owner)] } else { Vec::new() };
                 let stores = shift(stores, offsets[2]);
                 let t = *t;
                 let make = Box::new(move |b: &engine::Bases| Op::Gemm {
@@ -580,21 +583,9 @@ pub(crate) struct FusedJob {
 impl FusedJob {
     /// The schedule-cache key: everything but DRAM addresses and the owners.
     fn shape_key(&self, budget: &Budget) -> String {
-        let (p, c_out, k, w) = (self.p, self.c_out, self.k, self.bp_weights);
-        let w_bp = match self.w_bp {
-            WSrc::Stored { row_len, .. } => format!("stored {row_len}"),
-            WSrc::DenseT { ld, .. } => format!("dense_t {ld}"),
-            WSrc::Im2colT { conv, .. } => format!("im2col_t {conv:?}"),
-        };
-        let x = match self.x {
-            InSrc::Im2col { conv, .. } => format!("im2col {conv:?}"),
-            InSrc::Transposed { ld, .. } => format!("transposed {ld}"),
-        };
-        let ld = |o: OutDst| match o {
-            OutDst::Fp16 { ld, .. } => format!("fp16 {ld}"),
-            OutDst::Fp32 { ld, .. } => format!("fp32 {ld}"),
-        };
-        format!("fused {p} {c_out} {k} {w:?} {w_bp} {x} {} {} {budget:?}", ld(self.dx), ld(self.dw))
+        let (w_bp, x, dx, dw) = (self.w_bp.shape(), self.x.shape(), self.dx.shape(), self.dw.shape());
+        let (bp_owner, wu_owner) = (Owner { layer: 0, ..self.bp_owner }, Owner { layer: 0, ..self.wu_owner });
+        format!("{:?} {budget:?}", FusedJob { dy: 0, w_bp, x, dx, dw, bp_owner, wu_owner, ..*self })
     }
 
     fn wbp_slot(&self, tn: u64) -> u64 {
@@ -681,28 +672,7 @@ impl FusedJob {
                     InSrc::Im2col { conv, base } => conv.xfers(base, p0, pc, n0, tn, Buffer::Wgt, tn, wo),
                     InSrc::Transposed { .. } => unreachable!("X is an im2col operand"),
                 };
-                let store = |o: OutDst, m0: u64, rows: u64, owner: Owner| match o {
-                    OutDst::Fp16 { base, ld } => Xfer {
-                        buf: Buffer::Act,
-                        off: 0,
-                        dram: base + (m0 * ld + n0) * 2,
-                        rows,
-                        cols: tn,
-                        dram_row_stride: ld,
-                        sram_row_stride: tn,
-                        owner,
-                    },
-                    OutDst::Fp32 { base, ld } => Xfer {
-                        buf: Buffer::Acc,
-                        off: 0,
-                        dram: base + (m0 * ld + n0) * 4,
-                        rows,
-                        cols: tn,
-                        dram_row_stride: ld,
-                        sram_row_stride: tn,
-                        owner,
-                    },
-                };
+                let store = |o: OutDst, m0: u64, rows: u64, owner: Owner| o.store(m0, n0, rows, tn, owner);
                 let bp = Box::new(move |b: &engine::Bases| Op::Gemm {
                     dataflow: dfs.0,
                     weights: job.bp_weights,

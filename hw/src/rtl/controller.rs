@@ -37,6 +37,8 @@ const _: () = assert!(SEMAPHORE_BITS == 5 && SEMAPHORES == 32 && HEADER_BITS == 
 
 /// Units, in start order.
 pub const UNITS: usize = Unit::ALL.len();
+// rust-hdl's kernels need literal loop bounds: `0..6` units and `0..32` semaphores below.
+const _: () = assert!(UNITS == 6);
 
 /// One instruction word.
 pub type InsnWord = Bits<256>;

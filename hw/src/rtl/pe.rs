@@ -32,9 +32,9 @@ use crate::ArchConfig;
 use rust_hdl::prelude::*;
 
 /// Activation lanes of the PE bus: the largest `array.m_max` that validation accepts.
-pub const ACT_BUS_LANES: usize = 16;
+pub const ACT_BUS_LANES: usize = crate::arch::M_MAX_LIMIT as usize;
 /// Weight slots of the PE bus: the largest `array.n_max` that validation accepts.
-pub const WGT_BUS_LANES: usize = 8;
+pub const WGT_BUS_LANES: usize = crate::arch::N_MAX_LIMIT as usize;
 
 /// The activation bus: [`ACT_BUS_LANES`] binary16 values, lane `k` in bits `16k..16k+16`.
 pub type ActBus = Bits<{ 16 * ACT_BUS_LANES }>;
