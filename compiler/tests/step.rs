@@ -20,6 +20,16 @@ fn all_options() -> Vec<StepOptions> {
     ]
 }
 
+/// Every phase's simulated dense-equivalent MACs equal the model's analytical count.
+fn assert_analytical_macs(c: &step::CompiledStep, r: &step::StepReport, what: &str) {
+    for l in &c.manifest.layers {
+        for (phase, want) in ["ff", "bp", "wu"].iter().zip(l.macs) {
+            let got: u64 = r.layers.iter().filter(|s| s.layer == l.index && s.phase == *phase).map(|s| s.macs_dense).sum();
+            assert_eq!(got, want, "{what}: layer {} phase {phase}", l.name);
+        }
+    }
+}
+
 #[test]
 fn synchronization_balances_and_macs_match_the_analytical_counts() {
     let arch = ArchConfig::vcu1525();
@@ -34,14 +44,7 @@ fn synchronization_balances_and_macs_match_the_analytical_counts() {
                 }
                 c.program.to_binary().unwrap_or_else(|e| panic!("{name} {method} {options:?}: {e}"));
                 let r = step::simulate(&arch, &c).unwrap_or_else(|e| panic!("{name} {method} {options:?}: {e}"));
-                // Every phase's dense-equivalent MACs equal the model's analytical count.
-                for l in &c.manifest.layers {
-                    for (phase, want) in ["ff", "bp", "wu"].iter().zip(l.macs) {
-                        let got: u64 =
-                            r.layers.iter().filter(|s| s.layer == l.index && s.phase == *phase).map(|s| s.macs_dense).sum();
-                        assert_eq!(got, want, "{name} {method}: layer {} phase {phase}", l.name);
-                    }
-                }
+                assert_analytical_macs(&c, &r, &format!("{name} {method}"));
             }
         }
     }
@@ -118,13 +121,7 @@ fn grouped_and_depthwise_convs_lower_with_the_analytical_macs() {
             let c = step::compile(&arch, &model, 4, &policy(method), &options, &mut |_, _| {}).unwrap();
             check_sync(&c.program, &[]).unwrap_or_else(|e| panic!("{method} {options:?}: {e}"));
             let r = step::simulate(&arch, &c).unwrap();
-            for l in &c.manifest.layers {
-                for (phase, want) in ["ff", "bp", "wu"].iter().zip(l.macs) {
-                    let got: u64 =
-                        r.layers.iter().filter(|s| s.layer == l.index && s.phase == *phase).map(|s| s.macs_dense).sum();
-                    assert_eq!(got, want, "{method} {options:?}: layer {} phase {phase}", l.name);
-                }
-            }
+            assert_analytical_macs(&c, &r, &format!("{method} {options:?}"));
             let grouped = c.manifest.layers.iter().find(|l| l.name == "grouped").unwrap();
             assert_eq!(grouped.ff.as_deref(), Some(if method == Method::Bdwp { "2:8" } else { "dense" }));
         }
