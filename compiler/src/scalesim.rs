@@ -10,6 +10,8 @@
 //!   `K = Fh * Fw * C`; no padding, batch 1;
 //! - the first topology line is a header and is skipped; every row ends with a comma;
 //! - "Total Cycles" is the 0-based index of the last cycle, i.e. our cycle count minus one;
+//!   SCALE-Sim does not count an OS layer's write-back after its last fold, so our OS GEMMs'
+//!   once-per-instruction write-back (`pe_array::os_writeback`) is left out of that column;
 //! - with `InterfaceBandwidth: CALC` memory never stalls, so "Stall Cycles" is 0 and the
 //!   layer's time is the array's compute time. That is the mode in which our totals equal
 //!   SCALE-Sim's; in `USER` mode SCALE-Sim's prefetch model adds stalls we do not reproduce.
@@ -361,8 +363,14 @@ pub fn run(config: &ScaleSimConfig, layers: &[TopologyLayer], mut progress: impl
                 layer.name, layer.line
             )));
         }
-        let compute = Machine::new(&resident, Mode::TimingOnly).run(&compute_program(&resident, d, layer)?)?;
-        let total_cycles = compute.compute_cycles - 1;
+        let program = compute_program(&resident, d, layer)?;
+        let compute = Machine::new(&resident, Mode::TimingOnly).run(&program)?;
+        // SCALE-Sim counts no write-back after an OS layer's last fold; ours is per GEMM.
+        let writeback = match d {
+            Dataflow::Os => satkit_sim::pe_array::os_writeback(&resident) * program.insns.len() as u64,
+            Dataflow::Ws | Dataflow::Is => 0,
+        };
+        let total_cycles = compute.compute_cycles - writeback - 1;
         let problem = GemmProblem { m: layer.m, n: layer.n, k: layer.k, weights: WeightFormat::Dense };
         let options = GemmOptions { dataflow: DataflowChoice::Fixed(d), interleave: false, ..GemmOptions::default() };
         let kernel = gemm::plan(&arch, &problem, &options, GemmLayout::packed(&arch, &problem, 0))?;

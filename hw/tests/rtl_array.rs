@@ -1,6 +1,7 @@
 //! The generated PE array of the `tiny` preset, simulated in rust-hdl: dense and 2:4 GEMM
-//! tiles against the sequential FP32 sum of exact products (the `sim::numerics` rule), the
-//! fold's cycle count against `S * L + R + C - 2`, and the emitted module structure.
+//! tiles against the sequential FP32 sum of exact products (the `sim::numerics` rule), folds
+//! fed back to back every `S * L + R + C - 2` cycles with their initial sums, and the emitted
+//! module structure.
 
 use half::f16;
 use rand::{Rng, SeedableRng};
@@ -34,24 +35,24 @@ fn pack<const N: usize>(values: impl Iterator<Item = u64>, width: usize) -> Bits
     bus
 }
 
-/// Runs one fold; returns the outputs (row-major) and the cycles from start to done.
-fn run_fold(arch: &ArchConfig, steps: &[Step]) -> (Vec<f32>, u64) {
+/// Runs folds back to back as the tensor unit does (fold `f`'s step `s` fed at `f * P + s *
+/// L` with `P = S L + R + C - 2`, then a flush), each starting from its `init` sums; returns
+/// every fold's outputs (row-major) as read from the result buses.
+fn run_folds(arch: &ArchConfig, folds: &[(Vec<Step>, Vec<f32>)]) -> Vec<Vec<f32>> {
     let (rows, cols) = (arch.array.rows as usize, arch.array.cols as usize);
+    let l = arch.array.accumulator_latency as usize;
     let mut array = PeArray::new(arch);
     array.connect_all();
-    array.steps.next = (steps.len() as u64).into();
-    array.start.next = true;
-    settle(&mut array);
-    tick(&mut array);
-    array.start.next = false;
-    let (mut cycles, mut fed) = (0u64, 0usize);
-    loop {
-        settle(&mut array);
-        if array.done.val() {
-            break;
-        }
-        if array.feed.val() {
-            let step = &steps[fed];
+    let steps = folds[0].0.len();
+    let period = steps * l + rows + cols - 2;
+    let mut out = vec![vec![0f32; rows * cols]; folds.len()];
+    for t in 0..=folds.len() * period + rows + cols {
+        let (f, phase) = (t / period, t % period);
+        let feed = phase % l == 0 && phase / l < steps && f < folds.len();
+        array.valid.next = feed;
+        array.first.next = (feed || f == folds.len()) && phase == 0;
+        if feed {
+            let step = &folds[f].0[phase / l];
             for r in 0..rows {
                 array.act[r].next = pack(step.act[r].iter().map(|v| u64::from(v.to_bits())), 16);
             }
@@ -60,34 +61,35 @@ fn run_fold(arch: &ArchConfig, steps: &[Step]) -> (Vec<f32>, u64) {
                 array.idx[c].next = pack(step.wgt[c].iter().map(|&(_, i)| u64::from(i)), 4);
                 array.en[c].next = pack(step.wgt[c].iter().map(|_| 1), 1);
             }
-            fed += 1;
-            settle(&mut array);
         }
-        tick(&mut array);
-        cycles += 1;
-        assert!(cycles < 10_000, "the fold never signalled done");
-    }
-    assert_eq!(fed, steps.len(), "the sequencer fed {fed} of {} steps", steps.len());
-    let mut out = vec![0f32; rows * cols];
-    array.shift.next = true;
-    for k in 0..rows {
+        // Row `phase` of fold f's initial values enters the columns at cycle T_f + phase.
+        if phase < rows && f < folds.len() {
+            for c in 0..cols {
+                array.init[c].next = u64::from(folds[f].1[phase * cols + c].to_bits()).into();
+            }
+        }
         settle(&mut array);
-        for c in 0..cols {
-            out[(rows - 1 - k) * cols + c] = f32::from_bits(array.result[c].val().to_u64() as u32);
+        // Row k of fold f - 1 leaves at T_f + k + C - 1.
+        if f >= 1 && (cols - 1..cols - 1 + rows).contains(&phase) {
+            let k = phase - (cols - 1);
+            for c in 0..cols {
+                out[f - 1][k * cols + c] = f32::from_bits(array.result[c].val().to_u64() as u32);
+            }
         }
         tick(&mut array);
     }
-    (out, cycles)
+    out
 }
 
 fn random_f16(rng: &mut ChaCha8Rng) -> f16 {
     f16::from_f32(rng.gen_range(-4.0f32..4.0))
 }
 
-/// Sequential FP32 sum over the dense (zero-filled) reduction, as `sim::pe_array::gemm_execute`.
-fn reference(input: &[Vec<f16>], dense_weight: &[Vec<f16>]) -> Vec<f32> {
+/// Sequential FP32 sum from `init` over the dense (zero-filled) reduction, as
+/// `sim::pe_array::gemm_execute`.
+fn reference(init: &[f32], input: &[Vec<f16>], dense_weight: &[Vec<f16>]) -> Vec<f32> {
     let (m, n) = (input.len(), dense_weight[0].len());
-    let mut out = vec![0f32; m * n];
+    let mut out = init.to_vec();
     for r in 0..m {
         for c in 0..n {
             for (k, x) in input[r].iter().enumerate() {
@@ -105,7 +107,7 @@ fn assert_same_bits(got: &[f32], want: &[f32], cols: usize) {
 }
 
 #[test]
-fn tiny_dense_fold_matches_the_sequential_sum_and_cycle_formula() {
+fn tiny_dense_folds_back_to_back_match_the_sequential_sum_from_their_initial_values() {
     let arch = ArchConfig::tiny();
     let (rows, cols, n_max) = (arch.array.rows as usize, arch.array.cols as usize, arch.array.n_max as usize);
     let depth = 5 * n_max;
@@ -118,10 +120,13 @@ fn tiny_dense_fold_matches_the_sequential_sum_and_cycle_formula() {
             wgt: (0..cols).map(|c| (0..n_max).map(|j| (weight[s * n_max + j][c], j as u8)).collect()).collect(),
         })
         .collect();
-    let (out, cycles) = run_fold(&arch, &steps);
-    assert_same_bits(&out, &reference(&input, &weight), cols);
-    let l = u64::from(arch.array.accumulator_latency);
-    assert_eq!(cycles, steps.len() as u64 * l + (rows + cols - 2) as u64);
+    // The same operands twice: from +0, then (back to back) from random initial sums.
+    let init: Vec<f32> = (0..rows * cols).map(|_| random_f16(&mut rng).to_f32()).collect();
+    let zero = vec![0f32; rows * cols];
+    let steps_again: Vec<Step> = steps.iter().map(|s| Step { act: s.act.clone(), wgt: s.wgt.clone() }).collect();
+    let out = run_folds(&arch, &[(steps, zero.clone()), (steps_again, init.clone())]);
+    assert_same_bits(&out[0], &reference(&zero, &input, &weight), cols);
+    assert_same_bits(&out[1], &reference(&init, &input, &weight), cols);
 }
 
 #[test]
@@ -159,9 +164,9 @@ fn tiny_2_4_fold_matches_the_zero_filled_dense_sum() {
             wgt: (0..cols).map(|c| kept[c][g].clone()).collect(),
         })
         .collect();
-    let (out, cycles) = run_fold(&arch, &steps);
-    assert_same_bits(&out, &reference(&input, &dense), cols);
-    assert_eq!(cycles, groups as u64 * u64::from(arch.array.accumulator_latency) + (rows + cols - 2) as u64);
+    let zero = vec![0f32; rows * cols];
+    let out = run_folds(&arch, &[(steps, zero.clone())]);
+    assert_same_bits(&out[0], &reference(&zero, &input, &dense), cols);
 }
 
 #[test]

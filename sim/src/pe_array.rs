@@ -17,9 +17,14 @@
 //! - OS: each PE owns `I` outputs of one row, round-robin; folds `ceil(M / R) * ceil(N / (C I))`,
 //!   each `S * max(I, L)` (a PE may add to one accumulator only every `L` cycles, so with
 //!   `I < L` it waits `L - I` cycles per round: the accumulator hazard that interleave mapping
-//!   removes) `+ R + C - 2` (skew in over rows and columns, and out again).
+//!   removes) `+ R + C - 2` (skew in over rows and columns), back to back: a fold's sums leave
+//!   the array while the next fold runs. Once per GEMM, `+ R + C + 1` ([`os_writeback`]): two
+//!   cycles to start reading operands (the instruction's fields are registered, then the
+//!   buffers read synchronously) and `R + C - 1` for the last fold's sums to leave the array
+//!   and reach the accumulator buffer. This is what the RTL tensor unit does
+//!   (`hw/src/rtl/tensor.rs`), cycle for cycle.
 //!
-//! With `L = I = 1` these are SCALE-Sim v3's per-fold costs (`scalesim/compute/
+//! With `L = I = 1` the per-fold costs are SCALE-Sim v3's (`scalesim/compute/
 //! systolic_compute_{os,ws,is}.py`: OS `R + C + T - 2`, WS and IS `2R + C + T - 2`). Partial folds cost as much as full
 //! ones (the skew registers span the whole array). Cycles outside the steady state
 //! (`M`, `N` or `S*I` per fold) count as fill/drain stalls.
@@ -89,14 +94,21 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
             let steady = steps * i;
             let compute = steps * i.max(l);
             let fill = r + c - 2;
+            let writeback = os_writeback(arch);
             GemmTiming {
-                cycles: folds * (compute + fill),
+                cycles: folds * (compute + fill) + writeback,
                 folds,
-                fill_drain: folds * fill,
+                fill_drain: folds * fill + writeback,
                 accumulator_hazard: folds * (compute - steady),
             }
         }
     }
+}
+
+/// Cycles an OS GEMM spends once, outside its folds: `R + C + 1` (see the module
+/// documentation).
+pub fn os_writeback(arch: &ArchConfig) -> u64 {
+    u64::from(arch.array.rows + arch.array.cols) + 1
 }
 
 /// Cost of a GEMM: cycles, stalls, MACs and on-chip traffic.
@@ -264,12 +276,16 @@ mod tests {
         let arch = ArchConfig::tiny();
         let t = gemm_timing(&arch, &shape(Dataflow::Ws, 10, 4, 8));
         assert_eq!(t, GemmTiming { cycles: 23, folds: 1, fill_drain: 13, accumulator_hazard: 0 });
-        // OS without interleave: S = 4 steps x max(1, 2) = 8, fill 4 + 4 - 2 = 6.
+        // OS without interleave: S = 4 steps x max(1, 2) = 8, fill 4 + 4 - 2 = 6, and once
+        // per GEMM the write-back 4 + 4 + 1 = 9.
         let t = gemm_timing(&arch, &shape(Dataflow::Os, 4, 4, 8));
-        assert_eq!(t, GemmTiming { cycles: 14, folds: 1, fill_drain: 6, accumulator_hazard: 4 });
+        assert_eq!(t, GemmTiming { cycles: 23, folds: 1, fill_drain: 15, accumulator_hazard: 4 });
         // Interleave 2 hides the hazard and covers 8 output columns in one fold.
         let t = gemm_timing(&arch, &GemmShape { interleave: 2, ..shape(Dataflow::Os, 4, 8, 8) });
-        assert_eq!(t, GemmTiming { cycles: 14, folds: 1, fill_drain: 6, accumulator_hazard: 0 });
+        assert_eq!(t, GemmTiming { cycles: 23, folds: 1, fill_drain: 15, accumulator_hazard: 0 });
+        // Two folds share one write-back.
+        let t = gemm_timing(&arch, &shape(Dataflow::Os, 8, 4, 8));
+        assert_eq!(t, GemmTiming { cycles: 2 * 14 + 9, folds: 2, fill_drain: 2 * 6 + 9, accumulator_hazard: 8 });
     }
 
     #[test]

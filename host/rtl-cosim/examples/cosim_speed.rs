@@ -1,34 +1,57 @@
-//! Co-simulation speed of the Verilated PE array (the preset the crate was built for, `tiny`
+//! Co-simulation speed of the Verilated tensor unit (the preset the crate was built for, `tiny`
 //! by default): simulated clock cycles per wall-clock second, measured two ways:
 //!
-//! - **GEMM**: dense and 2:8 GEMM tiles through [`CosimArray::run_gemm`], operand set-up, edge
-//!   feeding, fold sequencing and result drain included (what the co-simulation tests do);
-//! - **clock only**: [`VerilatedArray::tick`] on an idle array, the model's bare evaluation rate.
+//! - **GEMM**: dense and N:M `gemm` instructions through [`CosimTensor::run`] (issue, operand
+//!   reads from the buffers, folds, write-back), operands written once beforehand;
+//! - **clock only**: [`VerilatedModel::tick`] on an idle unit, the model's bare evaluation rate.
 //!
 //! Run: `cargo run --release -p satkit-rtl-cosim --example cosim_speed [SECONDS]` (default 2 s
 //! per measurement).
 
-use satkit_hw::isa::WeightFormat;
-use satkit_rtl_cosim::{CosimArray, GemmTile, VerilatedArray, BUILT_ARCH};
+use satkit_hw::isa::{Buffer, Instruction, Op, WeightFormat};
+use satkit_hw::Dataflow;
+use satkit_rtl_cosim::{CosimTensor, VerilatedModel, BUILT_ARCH};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-/// Runs `tile` repeatedly for at least `budget`; returns (cycles simulated, seconds).
-fn measure_gemm(array: &mut CosimArray, tile: &GemmTile, budget: Duration) -> Result<(u64, f64), String> {
-    let stored = tile.weights.stored_len(tile.depth);
+/// Runs `gemm` repeatedly for at least `budget`; returns (cycles simulated, seconds).
+fn measure_gemm(unit: &mut CosimTensor, gemm: Op, budget: Duration) -> Result<(u64, f64), String> {
+    let Op::Gemm { rows, cols, depth, weights, .. } = gemm else { return Err("not a gemm".into()) };
+    let (rows, cols, depth) = (rows as usize, cols as usize, depth as usize);
+    let stored = weights.stored_len(depth);
     // Small FP16 values with a period, so nothing overflows and nothing is all zero.
-    let input: Vec<f32> = (0..tile.rows * tile.depth).map(|i| ((i % 13) as f32 - 6.0) / 8.0).collect();
-    let weight: Vec<f32> = (0..tile.cols * stored).map(|i| ((i % 11) as f32 - 5.0) / 16.0).collect();
-    let idx: Vec<u8> = match tile.weights.ratio() {
-        Some(r) => (0..tile.cols * stored).map(|e| ((e % r.n as usize) * (r.m / r.n) as usize) as u8).collect(),
-        None => Vec::new(),
+    let input: Vec<f32> = (0..rows * depth).map(|i| ((i % 13) as f32 - 6.0) / 8.0).collect();
+    let weight: Vec<f32> = (0..cols * stored).map(|i| ((i % 11) as f32 - 5.0) / 16.0).collect();
+    let idx: Vec<f32> = match weights.ratio() {
+        Some(r) => (0..cols * stored).map(|e| ((e % r.n as usize) * (r.m / r.n) as usize) as f32).collect(),
+        None => vec![0.0; cols * stored],
     };
-    let start_cycles = array.total_cycles();
-    let started = Instant::now();
+    unit.write_buffer(Buffer::Act, 0, &input).map_err(|e| e.to_string())?;
+    unit.write_buffer(Buffer::Wgt, 0, &weight).map_err(|e| e.to_string())?;
+    unit.write_buffer(Buffer::Idx, 0, &idx).map_err(|e| e.to_string())?;
+    let insn = Instruction::new(gemm);
+    let (mut cycles, started) = (0, Instant::now());
     while started.elapsed() < budget {
-        array.run_gemm(tile, &input, &weight, &idx, None).map_err(|e| e.to_string())?;
+        cycles += unit.run(&insn).map_err(|e| e.to_string())?;
     }
-    Ok((array.total_cycles() - start_cycles, started.elapsed().as_secs_f64()))
+    Ok((cycles, started.elapsed().as_secs_f64()))
+}
+
+fn gemm(rows: usize, cols: usize, depth: usize, weights: WeightFormat) -> Op {
+    Op::Gemm {
+        dataflow: Dataflow::Os,
+        weights,
+        accumulate: false,
+        interleave: 1,
+        rows: rows as u32,
+        cols: cols as u32,
+        depth: depth as u32,
+        input: 0,
+        weight: 0,
+        output: 0,
+        input_t: false,
+        weight_t: false,
+    }
 }
 
 fn run() -> Result<(), String> {
@@ -40,23 +63,23 @@ fn run() -> Result<(), String> {
         return Err(format!("SECONDS must be positive, not {seconds}"));
     }
     let budget = Duration::from_secs_f64(seconds);
-    let mut array = CosimArray::new().map_err(|e| e.to_string())?;
-    let arch = array.arch().clone();
+    let mut unit = CosimTensor::new().map_err(|e| e.to_string())?;
+    let arch = unit.arch().clone();
     let (r, c) = (arch.array.rows as usize, arch.array.cols as usize);
-    println!("Verilated PE array of `{BUILT_ARCH}` ({r}x{c} PEs, n_max {}, m_max {})", arch.array.n_max, arch.array.m_max);
+    println!("Verilated tensor unit of `{BUILT_ARCH}` ({r}x{c} PEs, n_max {}, m_max {})", arch.array.n_max, arch.array.m_max);
     println!("{:<44} {:>14} {:>10} {:>14}", "workload", "cycles", "seconds", "cycles/s");
-    let mut tiles =
-        vec![("dense 2 folds x 1024 steps", GemmTile { rows: 2 * r, cols: c, depth: 2048, weights: WeightFormat::Dense })];
+    let mut gemms = vec![("dense 4 folds x 512 steps", gemm(2 * r, 2 * c, 512 * arch.array.n_max as usize, WeightFormat::Dense))];
     if let Some(ratio) = arch.array.supported_nm.iter().find(|q| q.n == 2 && q.m == 8).or(arch.array.supported_nm.first()) {
-        let depth = 1024 * ratio.m as usize;
-        tiles.push(("N:M 2 folds x 1024 steps", GemmTile { rows: r, cols: 2 * c, depth, weights: WeightFormat::Sparse(*ratio) }));
+        let depth = 512 * ratio.m as usize;
+        gemms.push(("N:M 4 folds x 512 steps", gemm(2 * r, 2 * c, depth, WeightFormat::Sparse(*ratio))));
     }
-    for (name, tile) in &tiles {
-        let (cycles, secs) = measure_gemm(&mut array, tile, budget)?;
-        let label = format!("{name} ({:?})", tile.weights);
+    for (name, op) in gemms {
+        let (cycles, secs) = measure_gemm(&mut unit, op, budget)?;
+        let Op::Gemm { weights, .. } = op else { unreachable!("built as a gemm") };
+        let label = format!("{name} ({weights:?})");
         println!("{label:<44} {cycles:>14} {secs:>10.3} {:>14.3e}", cycles as f64 / secs);
     }
-    let mut bare = VerilatedArray::new();
+    let mut bare = VerilatedModel::new();
     let started = Instant::now();
     let mut cycles = 0u64;
     while started.elapsed() < budget {
@@ -64,7 +87,7 @@ fn run() -> Result<(), String> {
         cycles += 100_000;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("{:<44} {cycles:>14} {secs:>10.3} {:>14.3e}", "clock only (idle array)", cycles as f64 / secs);
+    println!("{:<44} {cycles:>14} {secs:>10.3} {:>14.3e}", "clock only (idle unit)", cycles as f64 / secs);
     Ok(())
 }
 

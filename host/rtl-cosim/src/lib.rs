@@ -1,21 +1,24 @@
-//! Co-simulation of the generated PE array RTL: the Verilog that `satkit_hw::rtl::generate`
-//! emits for one architecture (`tiny` unless `SATKIT_COSIM_ARCH` was set at build time),
-//! verilated into C++ by `build.rs` and driven here through a small C ABI, so that the RTL can
-//! be compared bit for bit and cycle for cycle with the simulator (`satkit_sim::pe_array`).
+//! Co-simulation of the generated RTL: the Verilog of the tensor unit, its PE array and its
+//! buffers (`satkit_hw::rtl::tensor::generate`) for one architecture (`tiny` unless
+//! `SATKIT_COSIM_ARCH` was set at build time), verilated into C++ by `build.rs` and driven here
+//! through a small C ABI, so that the RTL can be compared bit for bit and cycle for cycle with
+//! the simulator.
 //!
-//! - [`VerilatedArray`]: the Verilated model itself (ports by name, eval, clock ticks);
-//! - [`CosimArray`]: runs one output-stationary fold ([`CosimArray::run_fold`]) or a whole
-//!   GEMM tile fold by fold ([`CosimArray::run_gemm`]), taking its operands in the simulator's
-//!   buffer layouts and returning the outputs and the cycles from `start` to `done` of each fold.
+//! - [`VerilatedModel`]: the Verilated model itself (ports by name, eval, clock ticks);
+//! - [`CosimTensor`]: the buffers through their host ports ([`CosimTensor::write_buffer`],
+//!   [`CosimTensor::read_buffer`]) and `gemm` instructions issued to the unit
+//!   ([`CosimTensor::run`]), which returns the cycles from issue to `done`: the instruction's
+//!   cost in the simulator's terms.
 //!
-//! **What the RTL implements** (hw/src/rtl/array.rs): dataflow OS with interleave 1; a fold
-//! takes `S * L + R + C - 2` cycles from the cycle after `start` to `done`; results then leave
-//! through `R` shift cycles, which also load the next fold's initial accumulator values. The
-//! simulator's OS formula counts the former; [`GemmRun::io_cycles`] reports the latter apart.
+//! **What the RTL implements** (hw/src/rtl/tensor.rs): `gemm` in the OS dataflow with
+//! interleave 1, dense and N:M, accumulating or not, with either operand transposed. Other
+//! instructions, and GEMMs in WS or IS or with interleave above 1, are refused with
+//! [`Error::Unsupported`].
 
 use half::f16;
-use satkit_hw::isa::WeightFormat;
+use satkit_hw::isa::{Buffer, Field, Instruction, Op};
 use satkit_hw::ArchConfig;
+use satkit_hw::Dataflow;
 use std::ptr::NonNull;
 
 /// One port of the Verilated top module (generated from `RtlDesign::ports`).
@@ -66,22 +69,30 @@ pub enum Error {
         /// The shim's return code.
         code: i32,
     },
-    /// A GEMM tile or fold the array cannot run.
+    /// An instruction the RTL does not implement yet.
     #[error("{0}")]
     Unsupported(String),
-    /// Operands that do not match the tile's shape or format.
-    #[error("operand `{operand}`: {message}")]
-    Operand {
-        /// Which operand.
-        operand: &'static str,
+    /// A buffer access outside the buffer, or to a buffer the model does not hold.
+    #[error("buffer `{buffer}`: {message}")]
+    Buffer {
+        /// The buffer.
+        buffer: &'static str,
         /// What is wrong.
         message: String,
     },
-    /// The array never raised `done`.
-    #[error("fold of {steps} steps: no `done` after {cycles} cycles")]
+    /// An instruction that does not encode into a word.
+    #[error("encoding `{mnemonic}`: {message}")]
+    Encode {
+        /// The instruction.
+        mnemonic: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The unit never raised `done`.
+    #[error("instruction `{mnemonic}`: no `done` after {cycles} cycles")]
     Hang {
-        /// Steps of the fold.
-        steps: usize,
+        /// The instruction.
+        mnemonic: &'static str,
         /// Cycles waited.
         cycles: u64,
     },
@@ -101,7 +112,7 @@ extern "C" {
     fn sat_cosim_get(m: *mut RawModel, port: u32, words: *mut u32, n: u32) -> i32;
 }
 
-/// A port of [`VerilatedArray`], resolved once by name.
+/// A port of [`VerilatedModel`], resolved once by name.
 #[derive(Debug, Clone, Copy)]
 pub struct Port {
     index: u32,
@@ -120,21 +131,21 @@ impl Port {
     }
 }
 
-/// The Verilated PE array (one model instance; state starts at reset values, all zeros).
-pub struct VerilatedArray {
+/// The Verilated model (one instance; state starts at reset values, all zeros).
+pub struct VerilatedModel {
     raw: NonNull<RawModel>,
     cycles: u64,
 }
 
 // The model is plain C++ state owned by this value; nothing in it is tied to a thread.
-unsafe impl Send for VerilatedArray {}
+unsafe impl Send for VerilatedModel {}
 
-impl VerilatedArray {
+impl VerilatedModel {
     /// A fresh model.
-    pub fn new() -> VerilatedArray {
+    pub fn new() -> VerilatedModel {
         // SAFETY: `sat_cosim_new` allocates a model (C++ `new` aborts rather than return null).
         let raw = unsafe { sat_cosim_new() };
-        VerilatedArray { raw: NonNull::new(raw).expect("sat_cosim_new returned null"), cycles: 0 }
+        VerilatedModel { raw: NonNull::new(raw).expect("sat_cosim_new returned null"), cycles: 0 }
     }
 
     /// The port called `name`, checked to be an input (`input`) or any port, of `width` bits
@@ -207,437 +218,167 @@ impl VerilatedArray {
     }
 }
 
-impl Default for VerilatedArray {
+impl Default for VerilatedModel {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Drop for VerilatedArray {
+impl Drop for VerilatedModel {
     fn drop(&mut self) {
         // SAFETY: `raw` came from `sat_cosim_new` and is freed once.
         unsafe { sat_cosim_delete(self.raw.as_ptr()) }
     }
 }
 
-/// One reduction step of a fold at the array's edges, as FP16 bit patterns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
-    /// Per array row, the activation lanes (at most `m_max`; missing lanes are +0).
-    pub act: Vec<Vec<u16>>,
-    /// Per array column, the weight slots as (value, in-group index); at most `n_max`; a
-    /// missing slot is disabled (its product is skipped, not added).
-    pub wgt: Vec<Vec<(u16, u8)>>,
-}
-
-/// Result of one fold.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FoldResult {
-    /// The `rows x cols` accumulators, row-major.
-    pub out: Vec<f32>,
-    /// Cycles from the cycle after `start` to `done` (the simulator's per-fold OS cycles).
-    pub cycles: u64,
-}
-
-/// A GEMM tile in the simulator's terms: `out[M x N] (+)= in[M x K] . W[K x N]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GemmTile {
-    /// Output rows M.
-    pub rows: usize,
-    /// Output columns N.
-    pub cols: usize,
-    /// Dense reduction depth K.
-    pub depth: usize,
-    /// Dense or N:M sparse weights.
-    pub weights: WeightFormat,
-}
-
-/// Result of a GEMM tile run fold by fold.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GemmRun {
-    /// The `M x N` outputs, row-major.
-    pub out: Vec<f32>,
-    /// Sum over folds of the cycles from `start` to `done` (compare with `gemm_timing`).
-    pub cycles: u64,
-    /// Folds run.
-    pub folds: u64,
-    /// Cycles spent shifting results out and initial values in (`R` per fold, plus `R` per
-    /// fold when accumulating).
-    pub io_cycles: u64,
-}
-
-/// The Verilated PE array with its sequencer protocol (see the crate documentation).
-pub struct CosimArray {
-    model: VerilatedArray,
+/// The Verilated tensor unit with its buffers (see the crate documentation).
+pub struct CosimTensor {
+    model: VerilatedModel,
     arch: ArchConfig,
-    rows: usize,
-    cols: usize,
-    n_max: usize,
-    m_max: usize,
-    start: Port,
-    steps: Port,
-    feed: Port,
+    issue: Port,
+    issue_word: Port,
     done: Port,
-    shift: Port,
-    act: Vec<Port>,
-    wgt: Vec<Port>,
-    idx: Vec<Port>,
-    en: Vec<Port>,
-    load: Vec<Port>,
-    result: Vec<Port>,
+    unsupported: Port,
+    host_we: Port,
+    host_buf: Port,
+    host_addr: Port,
+    host_wdata: Port,
+    host_rdata: Port,
 }
 
-impl CosimArray {
-    /// A fresh Verilated array of [`BUILT_ARCH`] with every port it drives resolved.
-    pub fn new() -> Result<CosimArray, Error> {
+impl CosimTensor {
+    /// A fresh Verilated unit of [`BUILT_ARCH`], buffers all zero.
+    pub fn new() -> Result<CosimTensor, Error> {
         let arch =
             ArchConfig::resolve(BUILT_ARCH).map_err(|e| Error::Arch { name: BUILT_ARCH.to_string(), message: e.to_string() })?;
-        let model = VerilatedArray::new();
-        let (rows, cols) = (arch.array.rows as usize, arch.array.cols as usize);
-        let vec_ports = |name: &str, n: usize, input: bool| -> Result<Vec<Port>, Error> {
-            (0..n).map(|i| model.port(&format!("{name}${i}"), input, None)).collect()
-        };
-        let act = vec_ports("act", rows, true)?;
-        let wgt = vec_ports("wgt", cols, true)?;
-        let idx = vec_ports("idx", cols, true)?;
-        let en = vec_ports("en", cols, true)?;
-        let load = vec_ports("load", cols, true)?;
-        let result = vec_ports("result", cols, false)?;
-        let (n_max, m_max) = (arch.array.n_max as usize, arch.array.m_max as usize);
-        // The buses must hold the configuration's lanes.
-        let too_narrow = |ports: &[Port], bits: usize, what: &str| -> Result<(), Error> {
-            match ports.iter().find(|p| p.info.width < bits) {
-                Some(p) => Err(Error::Unsupported(format!(
-                    "port `{}` has {} bits, fewer than the {bits} of {what}",
-                    p.info.name, p.info.width
-                ))),
-                None => Ok(()),
-            }
-        };
-        too_narrow(&act, 16 * m_max, "m_max FP16 lanes")?;
-        too_narrow(&wgt, 16 * n_max, "n_max FP16 weights")?;
-        too_narrow(&idx, 4 * n_max, "n_max 4-bit indices")?;
-        too_narrow(&en, n_max, "n_max enables")?;
-        too_narrow(&load, 32, "an FP32 value")?;
-        too_narrow(&result, 32, "an FP32 value")?;
-        Ok(CosimArray {
-            start: model.port("start", true, Some(1))?,
-            steps: model.port("steps", true, Some(16))?,
-            feed: model.port("feed", false, Some(1))?,
-            done: model.port("done", false, Some(1))?,
-            shift: model.port("shift", true, Some(1))?,
+        let model = VerilatedModel::new();
+        let input = |name: &str| model.port(name, true, None);
+        let output = |name: &str| model.port(name, false, None);
+        Ok(CosimTensor {
+            issue: input("issue")?,
+            issue_word: input("issue_word")?,
+            done: output("done")?,
+            unsupported: output("unsupported")?,
+            host_we: input("host_we")?,
+            host_buf: input("host_buf")?,
+            host_addr: input("host_addr")?,
+            host_wdata: input("host_wdata")?,
+            host_rdata: output("host_rdata")?,
             model,
             arch,
-            rows,
-            cols,
-            n_max,
-            m_max,
-            act,
-            wgt,
-            idx,
-            en,
-            load,
-            result,
         })
     }
 
-    /// The architecture of the Verilated array.
+    /// The architecture the model was generated from.
     pub fn arch(&self) -> &ArchConfig {
         &self.arch
     }
 
-    /// Clock cycles the model has run (folds, shifts and all).
+    /// Clock cycles run since the model was made.
     pub fn total_cycles(&self) -> u64 {
         self.model.cycles()
     }
 
-    fn put_step(&mut self, step: &Step) -> Result<(), Error> {
-        let widest = self.act.iter().chain(&self.wgt).map(Port::words).max().unwrap_or(1);
-        let mut buf = vec![0u32; widest];
-        for r in 0..self.rows {
-            let port = self.act[r];
-            let words = &mut buf[..port.words()];
-            words.fill(0);
-            for (k, &v) in step.act[r].iter().enumerate() {
-                words[k / 2] |= u32::from(v) << (16 * (k % 2));
-            }
-            self.model.set(port, words)?;
+    fn check(&self, buffer: Buffer, addr: u64, len: usize) -> Result<(), Error> {
+        if !matches!(buffer, Buffer::Act | Buffer::Wgt | Buffer::Idx | Buffer::Acc) {
+            return Err(Error::Buffer {
+                buffer: buffer.name(),
+                message: "the tensor unit's co-simulation holds only act, wgt, idx and acc".into(),
+            });
         }
-        for c in 0..self.cols {
-            let slots = &step.wgt[c];
-            let port = self.wgt[c];
-            let words = &mut buf[..port.words()];
-            words.fill(0);
-            let (mut idx, mut en) = (0u32, 0u32);
-            for (j, &(v, i)) in slots.iter().enumerate() {
-                words[j / 2] |= u32::from(v) << (16 * (j % 2));
-                idx |= u32::from(i) << (4 * j);
-                en |= 1 << j;
-            }
-            self.model.set(port, words)?;
-            self.model.set_u32(self.idx[c], idx)?;
-            self.model.set_u32(self.en[c], en)?;
+        let capacity = self.arch.buffer_elements(buffer);
+        if addr.checked_add(len as u64).is_none_or(|end| end > capacity) {
+            return Err(Error::Buffer {
+                buffer: buffer.name(),
+                message: format!("{len} elements at {addr} overflow its {capacity} elements"),
+            });
         }
         Ok(())
     }
 
-    fn check_step(&self, s: usize, step: &Step) -> Result<(), Error> {
-        let bad = |message: String| Err(Error::Operand { operand: "step", message: format!("step {s}: {message}") });
-        if step.act.len() != self.rows || step.wgt.len() != self.cols {
-            return bad(format!(
-                "{} activation rows and {} weight columns for a {}x{} array",
-                step.act.len(),
-                step.wgt.len(),
-                self.rows,
-                self.cols
-            ));
-        }
-        if let Some(r) = step.act.iter().position(|a| a.len() > self.m_max) {
-            return bad(format!("row {r} has {} lanes, more than m_max = {}", step.act[r].len(), self.m_max));
-        }
-        for (c, slots) in step.wgt.iter().enumerate() {
-            if slots.len() > self.n_max {
-                return bad(format!("column {c} has {} weights, more than n_max = {}", slots.len(), self.n_max));
-            }
-            if let Some(&(_, i)) = slots.iter().find(|&&(_, i)| usize::from(i) >= self.m_max) {
-                return bad(format!("column {c} has in-group index {i}, not below m_max = {}", self.m_max));
-            }
-        }
-        Ok(())
-    }
-
-    /// Shifts every column's accumulators down `rows` times: reads the current ones out
-    /// (row-major) and leaves `init` (row-major `rows x cols`, `None`: +0) in place.
-    fn shift_through(&mut self, init: Option<&[f32]>) -> Result<Vec<f32>, Error> {
-        let (rows, cols) = (self.rows, self.cols);
-        let mut out = vec![0f32; rows * cols];
-        self.model.set_u32(self.shift, 1)?;
-        for k in 0..rows {
-            let row_in = rows - 1 - k;
-            for c in 0..cols {
-                let v = init.map_or(0, |i| i[row_in * cols + c].to_bits());
-                self.model.set_u32(self.load[c], v)?;
-            }
-            self.model.eval();
-            for c in 0..cols {
-                out[(rows - 1 - k) * cols + c] = f32::from_bits(self.model.get_u32(self.result[c])?);
-            }
+    /// Writes values through the host port, in the buffer's own format: FP16 for `act` and
+    /// `wgt` (rounded, as the simulator's buffers round), a byte for `idx` (saturated to
+    /// 0..=255, as the simulator's byte planes), FP32 for `acc`.
+    pub fn write_buffer(&mut self, buffer: Buffer, addr: u64, values: &[f32]) -> Result<(), Error> {
+        self.check(buffer, addr, values.len())?;
+        self.model.set_u32(self.host_buf, buffer.to_bits() as u32)?;
+        self.model.set_u32(self.host_we, 1)?;
+        for (i, &v) in values.iter().enumerate() {
+            let bits = match buffer {
+                Buffer::Act | Buffer::Wgt => u32::from(f16::from_f32(v).to_bits()),
+                Buffer::Idx => u32::from(v.clamp(0.0, 255.0) as u8),
+                _ => v.to_bits(),
+            };
+            self.model.set_u32(self.host_addr, (addr + i as u64) as u32)?;
+            self.model.set_u32(self.host_wdata, bits)?;
             self.model.tick(1);
         }
-        self.model.set_u32(self.shift, 0)?;
+        self.model.set_u32(self.host_we, 0)?;
         self.model.eval();
+        Ok(())
+    }
+
+    /// Reads values through the host port (see [`CosimTensor::write_buffer`] for the formats).
+    pub fn read_buffer(&mut self, buffer: Buffer, addr: u64, len: usize) -> Result<Vec<f32>, Error> {
+        self.check(buffer, addr, len)?;
+        self.model.set_u32(self.host_buf, buffer.to_bits() as u32)?;
+        let mut out = Vec::with_capacity(len);
+        for i in 0..len {
+            self.model.set_u32(self.host_addr, (addr + i as u64) as u32)?;
+            self.model.eval();
+            let bits = self.model.get_u32(self.host_rdata)?;
+            out.push(match buffer {
+                Buffer::Act | Buffer::Wgt => f16::from_bits(bits as u16).to_f32(),
+                Buffer::Idx => f32::from(bits as u8),
+                _ => f32::from_bits(bits),
+            });
+        }
         Ok(out)
     }
 
-    /// Loads `init` (row-major `rows x cols`) into the accumulators, discarding what they held.
-    pub fn load(&mut self, init: &[f32]) -> Result<(), Error> {
-        if init.len() != self.rows * self.cols {
-            return Err(Error::Operand {
-                operand: "init",
-                message: format!("{} values for a {}x{} array", init.len(), self.rows, self.cols),
-            });
-        }
-        self.shift_through(Some(init)).map(|_| ())
-    }
-
-    /// Runs one fold of `steps` from the accumulators' current values (+0 after construction
-    /// and after every [`CosimArray::run_fold`]); returns the sums, read out by `rows` shift
-    /// cycles that leave +0 behind, and the cycles from `start` to `done`.
-    pub fn run_fold(&mut self, steps: &[Step]) -> Result<FoldResult, Error> {
-        if steps.is_empty() || steps.len() > usize::from(u16::MAX) {
-            return Err(Error::Unsupported(format!("a fold of {} steps (the array takes 1 to 65535)", steps.len())));
-        }
-        for (s, step) in steps.iter().enumerate() {
-            self.check_step(s, step)?;
-        }
-        let limit = (steps.len() * self.arch.array.accumulator_latency as usize + self.rows + self.cols) as u64 * 2 + 16;
-        self.model.set_u32(self.steps, steps.len() as u32)?;
-        self.model.set_u32(self.start, 1)?;
-        self.model.eval();
+    /// Issues one instruction to the unit and runs the clock until `done`; returns the cycles
+    /// from the issue cycle to the `done` cycle. Refuses what the RTL does not implement.
+    pub fn run(&mut self, insn: &Instruction) -> Result<u64, Error> {
+        let limit = match insn.op {
+            Op::Gemm { dataflow, interleave, rows, cols, depth, weights, .. } if dataflow == Dataflow::Os && interleave == 1 => {
+                // Twice the unit's own timing: a hang, not a slow unit, trips it.
+                let a = &self.arch.array;
+                let steps = u64::from(depth).div_ceil(self.arch.reduction_per_pe_step(weights.ratio()));
+                let folds = u64::from(rows).div_ceil(a.rows.into()) * u64::from(cols).div_ceil(a.cols.into());
+                let period = steps * u64::from(a.accumulator_latency) + u64::from(a.rows + a.cols);
+                2 * (folds * period + u64::from(a.rows + a.cols) + 2)
+            }
+            Op::Gemm { dataflow, interleave, .. } => return Err(Error::Unsupported(format!(
+                "gemm with dataflow {dataflow} and interleave {interleave}: the RTL tensor unit runs OS with interleave 1 only"
+            ))),
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "`{}`: the RTL co-simulation has only the tensor unit so far",
+                    insn.op.mnemonic()
+                )))
+            }
+        };
+        let word = insn.encode().map_err(|e| Error::Encode { mnemonic: insn.op.mnemonic(), message: e.to_string() })?;
+        let words: Vec<u32> = word.0.iter().flat_map(|w| [*w as u32, (*w >> 32) as u32]).collect();
+        self.model.set(self.issue_word, &words)?;
+        self.model.set_u32(self.issue, 1)?;
         self.model.tick(1);
-        self.model.set_u32(self.start, 0)?;
-        self.model.eval();
-        let (mut cycles, mut fed) = (0u64, 0usize);
-        // Each tick ends with an eval, so `done` and `feed` are current at the top of the loop.
+        self.model.set_u32(self.issue, 0)?;
+        let mut cycles = 1;
         loop {
-            if self.model.get_u32(self.done)? != 0 {
+            self.model.eval();
+            if self.model.get_u32(self.done)? == 1 {
                 break;
             }
-            if self.model.get_u32(self.feed)? != 0 {
-                let step = steps.get(fed).ok_or_else(|| {
-                    Error::Unsupported(format!("the sequencer asked for step {fed} of a {}-step fold", steps.len()))
-                })?;
-                self.put_step(step)?;
-                fed += 1;
-                // No eval here: the rising edge's eval settles the new inputs (Verilator evaluates
-                // input-driven logic before the clocked logic).
+            if cycles >= limit {
+                return Err(Error::Hang { mnemonic: insn.op.mnemonic(), cycles });
             }
             self.model.tick(1);
             cycles += 1;
-            if cycles > limit {
-                return Err(Error::Hang { steps: steps.len(), cycles });
-            }
         }
-        if fed != steps.len() {
-            return Err(Error::Unsupported(format!("the sequencer fed {fed} of {} steps before done", steps.len())));
+        if self.model.get_u32(self.unsupported)? == 1 {
+            return Err(Error::Unsupported(format!("the unit flagged `{}` as unsupported", insn.op.mnemonic())));
         }
-        let out = self.shift_through(None)?;
-        Ok(FoldResult { out, cycles })
-    }
-
-    /// Runs a GEMM tile fold by fold (OS, interleave 1), with operands in the simulator's
-    /// buffer layouts: `input` row-major `M x K`; `weight` column by column, `stored` entries
-    /// per column (`K` dense, `K / M * N` for N:M), `idx` parallel to it (N:M only; ignored
-    /// dense); `init` row-major `M x N` initial outputs (accumulate) or `None` (+0). Every
-    /// operand value must be exactly representable in FP16.
-    pub fn run_gemm(
-        &mut self,
-        tile: &GemmTile,
-        input: &[f32],
-        weight: &[f32],
-        idx: &[u8],
-        init: Option<&[f32]>,
-    ) -> Result<GemmRun, Error> {
-        let GemmTile { rows: m, cols: n, depth: k, weights } = *tile;
-        let stored = weights.stored_len(k);
-        // (reduction per step, kept weights per step)
-        let (per_step, kept) = match weights {
-            WeightFormat::Dense => (self.n_max, self.n_max),
-            WeightFormat::Sparse(r) => {
-                let (nn, mm) = (r.n as usize, r.m as usize);
-                if nn > self.n_max || mm > self.m_max || !r.fits(k) {
-                    return Err(Error::Unsupported(format!(
-                        "{r} with K = {k} on `{}` (n_max {}, m_max {}; K must be a multiple of M)",
-                        self.arch.name, self.n_max, self.m_max
-                    )));
-                }
-                (mm, nn)
-            }
-        };
-        let expect = |operand: &'static str, len: usize, want: usize| {
-            if len == want {
-                Ok(())
-            } else {
-                Err(Error::Operand { operand, message: format!("{len} values, the {m}x{n}x{k} {weights:?} tile needs {want}") })
-            }
-        };
-        expect("input", input.len(), m * k)?;
-        expect("weight", weight.len(), n * stored)?;
-        if weights.ratio().is_some() {
-            expect("idx", idx.len(), n * stored)?;
-        }
-        if let Some(init) = init {
-            expect("init", init.len(), m * n)?;
-        }
-        let to_f16 = |operand: &'static str, values: &[f32]| -> Result<Vec<u16>, Error> {
-            values
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| {
-                    let h = f16::from_f32(v);
-                    if h.to_f32().to_bits() == v.to_bits() || (v.is_nan() && h.is_nan()) {
-                        Ok(h.to_bits())
-                    } else {
-                        Err(Error::Operand { operand, message: format!("element {i} = {v:e} is not an FP16 value") })
-                    }
-                })
-                .collect()
-        };
-        let input = to_f16("input", input)?;
-        let weight = to_f16("weight", weight)?;
-        if let WeightFormat::Sparse(r) = weights {
-            let (nn, mm) = (r.n as usize, r.m as usize);
-            for col in 0..n {
-                for j in 0..stored {
-                    let i = idx[col * stored + j];
-                    if usize::from(i) >= mm || (j % nn != 0 && i <= idx[col * stored + j - 1]) {
-                        return Err(Error::Operand {
-                            operand: "idx",
-                            message: format!(
-                                "entry {} holds in-group index {i}: indices must be below M = {mm} and increase within a group",
-                                col * stored + j
-                            ),
-                        });
-                    }
-                }
-            }
-        }
-        let n_steps = k.div_ceil(per_step);
-        let (rows, cols) = (self.rows, self.cols);
-        let mut out = vec![0f32; m * n];
-        let mut run = GemmRun { out: Vec::new(), cycles: 0, folds: 0, io_cycles: 0 };
-        if m == 0 || n == 0 || n_steps == 0 {
-            run.out = init.map(<[f32]>::to_vec).unwrap_or(out);
-            return Ok(run);
-        }
-        for rb in (0..m).step_by(rows) {
-            for cb in (0..n).step_by(cols) {
-                if let Some(init) = init {
-                    let block: Vec<f32> = (0..rows * cols)
-                        .map(|i| {
-                            let (r, c) = (rb + i / cols, cb + i % cols);
-                            if r < m && c < n {
-                                init[r * n + c]
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
-                    let before = self.model.cycles();
-                    self.load(&block)?;
-                    run.io_cycles += self.model.cycles() - before;
-                }
-                let steps: Vec<Step> = (0..n_steps)
-                    .map(|s| Step {
-                        act: (0..rows)
-                            .map(|r| {
-                                let row = rb + r;
-                                (0..per_step)
-                                    .map(|lane| {
-                                        let kk = s * per_step + lane;
-                                        if row < m && kk < k {
-                                            input[row * k + kk]
-                                        } else {
-                                            0
-                                        }
-                                    })
-                                    .collect()
-                            })
-                            .collect(),
-                        wgt: (0..cols)
-                            .map(|c| {
-                                let col = cb + c;
-                                if col >= n {
-                                    return Vec::new();
-                                }
-                                match weights {
-                                    WeightFormat::Dense => (0..kept)
-                                        .take_while(|&j| s * per_step + j < k)
-                                        .map(|j| (weight[col * stored + s * per_step + j], j as u8))
-                                        .collect(),
-                                    WeightFormat::Sparse(_) => (0..kept)
-                                        .map(|j| {
-                                            let e = col * stored + s * kept + j;
-                                            (weight[e], idx[e])
-                                        })
-                                        .collect(),
-                                }
-                            })
-                            .collect(),
-                    })
-                    .collect();
-                let fold = self.run_fold(&steps)?;
-                run.cycles += fold.cycles;
-                run.io_cycles += rows as u64;
-                run.folds += 1;
-                for r in 0..rows.min(m - rb) {
-                    for c in 0..cols.min(n - cb) {
-                        out[(rb + r) * n + cb + c] = fold.out[r * cols + c];
-                    }
-                }
-            }
-        }
-        run.out = out;
-        Ok(run)
+        Ok(cycles)
     }
 }

@@ -6,24 +6,28 @@
 //! - [`fp`]: the floating-point blocks (exact FP16 x FP16 -> FP32 multiply, FP32 multiply and
 //!   add with round to nearest even), bit for bit `sim::numerics`;
 //! - [`pe`]: one PE (selection of activations by in-group index, multipliers, adder chain,
-//!   accumulator latency, drain/load chain);
-//! - [`array`]: the `rows x cols` output-stationary array with edge skew and step sequencer;
+//!   accumulator latency, the fold boundary's initial value and result);
+//! - [`array`]: the `rows x cols` output-stationary array with its edge skew and result buses;
+//! - [`tensor`]: the tensor unit (the `gemm` operand sequencer around the array) with the
+//!   buffers it reads and writes, emitted as Verilog text sized by the description;
 //! - [`sore`]: SORE lanes (streaming top-N selection per group of M, FF and BP order);
 //! - [`wuve`]: WUVE lanes (FP32 SGD with momentum, weight decay and the SR-STE term);
 //! - [`verilog`]: turns rust-hdl's one-module-per-instance output into one module per distinct
 //!   block with readable names.
 //!
-//! Not generated yet: the scratchpads, the DMA and memory port, the vector unit, the units'
-//! operand sequencers (address generation from the decoded instruction), the control/status
-//! registers and the top that connects them to the controller; the array's WS and IS
-//! dataflows and the OS interleave `I > 1`. The controller, SORE and WUVE are generated (each
-//! its own `generate`) and checked as blocks; `satkit rtl` writes them beside the array.
+//! Not generated yet: block-RAM buffers (the tensor unit's are flat multi-port memories), the
+//! DMA and memory port, the vector unit, the SORE's and WUVE's operand sequencers, the
+//! control/status registers and the top that connects the units to the controller; the array's
+//! WS and IS dataflows and the OS interleave `I > 1`. The controller, SORE and WUVE are
+//! generated (each its own `generate`) and checked as blocks; `satkit rtl` writes them and the
+//! tensor unit beside the array.
 
 pub mod array;
 pub mod controller;
 pub mod fp;
 pub mod pe;
 pub mod sore;
+pub mod tensor;
 pub mod verilog;
 pub mod wuve;
 

@@ -15,10 +15,14 @@
 //! accumulator register, so the PE may take a new step only every `accumulator_latency`
 //! cycles: the accumulator hazard of the simulator's OS formula.
 //!
-//! **Drain and load.** While `shift` is high the accumulators of a column form a shift
-//! register: each PE takes `load_in` (the accumulator above, or the array's load port) and
-//! shows its own on `acc_out`, so results leave at the bottom while initial values (or +0)
-//! enter at the top.
+//! **Fold boundaries.** The first step of a fold carries `first_in` (it travels with
+//! `valid_in`). On that step the adder chain starts from `init_in` (the column's initial-value
+//! bus: +0, or the old output when accumulating) instead of the accumulator, and `result_out`
+//! shows the accumulator, which then holds the previous fold's final sum; on every other cycle
+//! `result_out` is zero, so the array ORs a column's PEs into one result bus. A `first_in`
+//! without `valid_in` (the flush after a GEMM's last fold) only shows the result. Folds
+//! therefore follow each other with no drain in between: the previous fold's sums leave as the
+//! next fold's first step arrives.
 //!
 //! Lane buses have the widest sizes `ArchConfig::validate` allows ([`ACT_BUS_LANES`],
 //! [`WGT_BUS_LANES`]); a PE uses only its configuration's lanes and forwards only those: its
@@ -82,13 +86,15 @@ pub struct Pe {
     pub idx_out: Signal<Out, IdxBus>,
     /// `en_in`, one cycle later.
     pub en_out: Signal<Out, EnBus>,
-    // Drain and load chain
-    /// Shift the column's accumulators down by one PE.
-    pub shift: Signal<In, Bit>,
-    /// Value shifted into the accumulator (from the PE above or the array's load port).
-    pub load_in: Signal<In, Bits<32>>,
-    /// The accumulator.
-    pub acc_out: Signal<Out, Bits<32>>,
+    /// High on a fold's first step (and on the flush after the last fold).
+    pub first_in: Signal<In, Bit>,
+    /// `first_in`, one cycle later.
+    pub first_out: Signal<Out, Bit>,
+    // Fold boundary (column buses)
+    /// The value a fold's sum starts from, taken on the first step.
+    pub init_in: Signal<In, Bits<32>>,
+    /// The accumulator while `first_in` is high (the previous fold's sum), else zero.
+    pub result_out: Signal<Out, Bits<32>>,
     // Datapath
     muls: Vec<Fp16Mul>,
     adders: Vec<Fp32Add>,
@@ -102,6 +108,7 @@ pub struct Pe {
     // Forwarding registers
     act_reg: DFF<ActBus>,
     valid_reg: DFF<Bit>,
+    first_reg: DFF<Bit>,
     wgt_reg: DFF<WgtBus>,
     idx_reg: DFF<IdxBus>,
     en_reg: DFF<EnBus>,
@@ -136,9 +143,10 @@ impl Pe {
             wgt_out: Default::default(),
             idx_out: Default::default(),
             en_out: Default::default(),
-            shift: Default::default(),
-            load_in: Default::default(),
-            acc_out: Default::default(),
+            first_in: Default::default(),
+            first_out: Default::default(),
+            init_in: Default::default(),
+            result_out: Default::default(),
             muls: (0..n_max).map(|_| Fp16Mul::default()).collect(),
             adders: (0..n_max).map(|_| Fp32Add::default()).collect(),
             selected: (0..n_max).map(|_| Signal::default()).collect(),
@@ -150,6 +158,7 @@ impl Pe {
             acc: DFF::default(),
             act_reg: DFF::default(),
             valid_reg: DFF::default(),
+            first_reg: DFF::default(),
             wgt_reg: DFF::default(),
             idx_reg: DFF::default(),
             en_reg: DFF::default(),
@@ -169,7 +178,7 @@ impl Pe {
 impl Logic for Pe {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, acc, act_reg, valid_reg, wgt_reg, idx_reg, en_reg);
+        dff_setup!(self, clock, acc, act_reg, valid_reg, first_reg, wgt_reg, idx_reg, en_reg);
         for i in 0..self._pipe_len {
             self.pipe[i].clock.next = self.clock.val();
             self.pipe_valid[i].clock.next = self.clock.val();
@@ -177,11 +186,13 @@ impl Logic for Pe {
         // Forwarding
         self.act_reg.d.next = self.act_in.val() & self.act_lanes.val();
         self.valid_reg.d.next = self.valid_in.val();
+        self.first_reg.d.next = self.first_in.val();
         self.wgt_reg.d.next = self.wgt_in.val() & self.wgt_lanes.val();
         self.idx_reg.d.next = self.idx_in.val() & self.idx_lanes.val();
         self.en_reg.d.next = self.en_in.val() & self.en_lanes.val();
         self.act_out.next = self.act_reg.q.val();
         self.valid_out.next = self.valid_reg.q.val();
+        self.first_out.next = self.first_reg.q.val();
         self.wgt_out.next = self.wgt_reg.q.val();
         self.idx_out.next = self.idx_reg.q.val();
         self.en_out.next = self.en_reg.q.val();
@@ -196,8 +207,13 @@ impl Logic for Pe {
             self.muls[j].a.next = self.selected[j].val();
             self.muls[j].b.next = self.wgt_in.val().get_bits::<16>(j * 16);
         }
-        // The adder chain, in slot order, from the accumulator
+        // The adder chain, in slot order, from the accumulator (from `init_in` on a first step)
         self.partial[0].next = self.acc.q.val();
+        self.result_out.next = 0.into();
+        if self.first_in.val() {
+            self.partial[0].next = self.init_in.val();
+            self.result_out.next = self.acc.q.val();
+        }
         for j in 0..self._n_max {
             self.adders[j].a.next = self.partial[j].val();
             self.adders[j].b.next = self.muls[j].product.val();
@@ -223,9 +239,5 @@ impl Logic for Pe {
                 self.acc.d.next = self.stage_value[last].val();
             }
         }
-        if self.shift.val() {
-            self.acc.d.next = self.load_in.val();
-        }
-        self.acc_out.next = self.acc.q.val();
     }
 }

@@ -51,7 +51,6 @@ fn base_name(field: &str, dff_width: Option<usize>) -> String {
         "pes" => "sat_pe".into(),
         "muls" => "sat_fp16_mul".into(),
         "adders" => "sat_fp32_add".into(),
-        "sequencer" => "sat_sequencer".into(),
         skew if skew.ends_with("_skew") => format!("sat_skew_{}", skew.trim_end_matches("_skew")),
         other => format!("sat_{other}"),
     }

@@ -1,0 +1,435 @@
+//! The tensor unit as RTL: the `gemm` instruction's operand sequencer around the PE array
+//! ([`super::array`]), and the on-chip buffers it reads and writes, cycle for cycle and bit for
+//! bit the simulator's `pe_array` (output stationary, interleave 1).
+//!
+//! These blocks are emitted as Verilog-2001 text, every size a `localparam` taken from the
+//! [`ArchConfig`] when the text is generated: rust-hdl 0.46 sizes a memory by a const-generic
+//! address width, so it cannot build buffers whose capacities come from a description read at
+//! run time. The PE array inside stays rust-hdl ([`super::array::PeArray`]).
+//!
+//! **`sat_tensor_unit`.** Takes the `gemm` word the controller issues (field positions from
+//! the ISA table, [`layouts`]), runs the GEMM as `F = ceil(rows / R) * ceil(cols / C)` folds
+//! (row tiles outer) and raises `done` for one cycle. With `t0` the issue cycle, `S` the
+//! reduction steps and `P = S L + R + C - 2` the fold period:
+//! - cycle `t0 + 1 + f P + s L` presents the buffer addresses of fold `f`'s step `s`, and the
+//!   array takes the step one cycle later (the buffers read synchronously);
+//! - cycles `t0 + 1 + f P + k` (`k < R`) read row `k` of fold `f`'s initial sums (the old
+//!   outputs when accumulating, else +0);
+//! - a flush step follows the last fold at `t0 + 2 + F P`; each first step (and the flush)
+//!   brings the previous fold's sums out, row `k` written to the accumulator buffer `C` cycles
+//!   after its feed plus `k`;
+//! - `done` is high at `t0 + F P + R + C + 1`, the cycle after the last write: the simulator's
+//!   `folds * (S max(I, L) + R + C - 2) + R + C + 1` with `I = 1`.
+//!
+//! Operand addressing follows the ISA module's layouts, including `input_t` and `weight_t`.
+//! Rows past `rows` read no activations (their sums are not written), columns past `cols`
+//! enable no slot, and a dense step past `depth` disables its slots, as the simulator's
+//! numerics add only the products that exist. An instruction the unit cannot run (WS or IS
+//! dataflow, interleave other than 1) raises `unsupported` and completes without touching the
+//! buffers; the host refuses such programs before running them.
+//!
+//! **`sat_buffer`.** One on-chip buffer: `DEPTH` elements of `WIDTH` bits with `RPORTS`
+//! synchronous read ports and `WPORTS` write ports (a later port wins on the same address),
+//! plus a host port (write, and combinational read) for co-simulation. The simulator models a
+//! buffer as flat and conflict-free, so the unit gets as many ports as one cycle's operands
+//! need; such a buffer maps to distributed RAM and registers, not block RAM. Block RAM needs
+//! banked buffers whose conflicts the simulator models too (listed as open in issue 5).
+//!
+//! **`sat_tensor`.** The co-simulation top: the unit, the array, and the `act`, `wgt`, `idx`
+//! and `acc` buffers, whose host ports stand in for the DMA until it exists in RTL.
+
+use super::array::PeArray;
+use super::verilog::deduplicate;
+use super::{PortDirection, RtlDesign, RtlModule, RtlPort};
+use crate::isa::{layouts, Buffer, Field, WORD_BITS};
+use crate::{ArchConfig, Dataflow, Error};
+use rust_hdl::prelude::{check_all, generate_verilog_unchecked, Block};
+use std::fmt::Write as _;
+
+/// Name of the top module of [`generate`].
+pub const TOP_MODULE: &str = "sat_tensor";
+/// Name of the operand sequencer module.
+pub const UNIT_MODULE: &str = "sat_tensor_unit";
+/// Name of the buffer module.
+pub const BUFFER_MODULE: &str = "sat_buffer";
+/// Name the PE array takes inside this design.
+const ARRAY_MODULE: &str = "sat_pe_array";
+
+/// Bits of an address into a buffer of `elements` elements.
+pub fn address_bits(elements: u64) -> usize {
+    (64 - elements.saturating_sub(1).leading_zeros()).max(1) as usize
+}
+
+/// Generates the tensor unit with its array and buffers (see the module documentation).
+pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
+    arch.validate()?;
+    let mut array = PeArray::new(arch);
+    array.connect_all();
+    check_all(&array).map_err(|e| Error::RtlCheck { arch: arch.name.clone(), message: format!("{e:?}") })?;
+    let array_design = deduplicate(&generate_verilog_unchecked(&array), ARRAY_MODULE)?;
+    let mut verilog = array_design.verilog;
+    verilog.push_str(&buffer_module());
+    verilog.push_str(&unit_module(arch)?);
+    let (top, ports) = top_module(arch);
+    verilog.push_str(&top);
+    let mut modules = array_design.modules;
+    for name in [BUFFER_MODULE, UNIT_MODULE, TOP_MODULE] {
+        let instances = if name == BUFFER_MODULE { 4 } else { 1 };
+        modules.push(RtlModule { name: name.into(), instances, flatten: false });
+    }
+    Ok(RtlDesign { top: TOP_MODULE.into(), verilog, modules, ports })
+}
+
+/// The multi-port buffer template.
+fn buffer_module() -> String {
+    format!(
+        r#"
+// One on-chip buffer: DEPTH elements of WIDTH bits, RPORTS synchronous read ports, WPORTS
+// write ports (a later port wins), and a host port.
+module {BUFFER_MODULE} #(parameter WIDTH = 16, parameter DEPTH = 1024, parameter AW = 10,
+                    parameter RPORTS = 1, parameter WPORTS = 1) (
+    input clock,
+    input [RPORTS*AW-1:0] raddr,
+    output reg [RPORTS*WIDTH-1:0] rdata,
+    input [WPORTS-1:0] we,
+    input [WPORTS*AW-1:0] waddr,
+    input [WPORTS*WIDTH-1:0] wdata,
+    input host_we,
+    input [AW-1:0] host_addr,
+    input [WIDTH-1:0] host_wdata,
+    output [WIDTH-1:0] host_rdata
+);
+    reg [WIDTH-1:0] mem [0:DEPTH-1];
+    integer p;
+    assign host_rdata = mem[host_addr];
+    always @(posedge clock) begin
+        for (p = 0; p < RPORTS; p = p + 1)
+            rdata[p*WIDTH +: WIDTH] <= mem[raddr[p*AW +: AW]];
+        for (p = 0; p < WPORTS; p = p + 1)
+            if (we[p]) mem[waddr[p*AW +: AW]] <= wdata[p*WIDTH +: WIDTH];
+        if (host_we) mem[host_addr] <= host_wdata;
+    end
+endmodule
+"#
+    )
+}
+
+/// Bit range `[lo +: width]` of a `gemm` field in the instruction word.
+fn gemm_fields() -> Result<Vec<(&'static str, u32, u32)>, Error> {
+    let gemm = layouts()
+        .into_iter()
+        .find(|l| l.mnemonic == "gemm")
+        .ok_or_else(|| Error::RtlVerilog { message: "the ISA table has no `gemm`".into() })?;
+    Ok(gemm.fields.iter().map(|f| (f.name, f.lo, f.width)).collect())
+}
+
+/// The operand sequencer.
+fn unit_module(arch: &ArchConfig) -> Result<String, Error> {
+    let a = &arch.array;
+    let (r, c, l, n_max, m_max) = (a.rows, a.cols, a.accumulator_latency, a.n_max, a.m_max);
+    let act_aw = address_bits(arch.buffer_elements(Buffer::Act));
+    let wgt_aw = address_bits(arch.buffer_elements(Buffer::Wgt));
+    let acc_aw = address_bits(arch.buffer_elements(Buffer::Acc));
+    let act_bus = 16 * super::pe::ACT_BUS_LANES;
+    let wgt_bus = 16 * super::pe::WGT_BUS_LANES;
+    let idx_bus = 4 * super::pe::WGT_BUS_LANES;
+    let en_bus = super::pe::WGT_BUS_LANES;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"
+// The tensor unit's operand sequencer (see satkit's hw/src/rtl/tensor.rs for the timing).
+module {UNIT_MODULE} (
+    input clock,
+    input issue,
+    input [{word_hi}:0] issue_word,
+    output reg done,
+    output busy,
+    output reg unsupported,
+    output [{r}*{m_max}*{act_aw}-1:0] act_raddr,
+    input [{r}*{m_max}*16-1:0] act_rdata,
+    output [{c}*{n_max}*{wgt_aw}-1:0] wgt_raddr,
+    input [{c}*{n_max}*16-1:0] wgt_rdata,
+    input [{c}*{n_max}*8-1:0] idx_rdata,
+    output [{c}*{acc_aw}-1:0] acc_raddr,
+    input [{c}*32-1:0] acc_rdata,
+    output [{c}-1:0] acc_we,
+    output [{c}*{acc_aw}-1:0] acc_waddr,
+    output [{c}*32-1:0] acc_wdata
+);
+    localparam R = {r}, C = {c}, L = {l}, NMAX = {n_max}, MMAX = {m_max};
+"#,
+        word_hi = WORD_BITS - 1
+    );
+    for (name, lo, width) in gemm_fields()? {
+        let _ = writeln!(s, "    wire [{}:0] f_{name} = issue_word[{lo} +: {width}];", width - 1);
+    }
+    let _ = write!(
+        s,
+        r#"    wire f_sparse = f_weights != 0;
+    wire [4:0] f_r = f_sparse ? {{1'b0, f_weights[7:4]}} : NMAX;
+    wire f_runs = f_dataflow == {os} && f_interleave == 1;
+    wire [31:0] f_steps = ({{16'h0, f_depth}} + f_r - 1) / f_r;
+    wire f_empty = f_rows == 0 || f_cols == 0 || f_steps == 0;
+
+    // Instruction registers
+    reg [15:0] rows, cols, depth, steps;
+    reg [23:0] in_base, w_base, out_base;
+    reg [31:0] stored;
+    reg accumulate, sparse, input_t, weight_t;
+    reg [3:0] kept;
+    reg [4:0] per_step;
+    // Sequencing
+    reg running, flushing, flushed;
+    reg [31:0] phase, fold_period;
+    reg [15:0] row0, col0, prev_row0, prev_col0;
+    reg has_prev;
+    reg [31:0] koff, poff;
+    // Write-back of the previous fold
+    reg wb_active, wb_last;
+    reg [15:0] wb_wait, wb_k, wb_row0, wb_col0;
+
+    assign busy = running;
+    wire feeding = running && !flushing && phase < steps * L && phase % L == 0;
+    wire flush_now = running && flushing && !flushed && phase == 0;
+    wire last_fold = row0 + R >= rows && col0 + C >= cols;
+
+    // Fold sequencing
+    always @(posedge clock) begin
+        done <= 0;
+        if (issue) begin
+            unsupported <= !f_runs;
+            rows <= f_rows; cols <= f_cols; depth <= f_depth; steps <= f_steps;
+            in_base <= f_input; w_base <= f_weight; out_base <= f_output;
+            accumulate <= f_accumulate; sparse <= f_sparse; input_t <= f_input_t; weight_t <= f_weight_t;
+            kept <= f_weights[3:0]; per_step <= f_r;
+            stored <= f_sparse ? f_steps * f_weights[3:0] : f_depth;
+            fold_period <= f_steps * L + R + C - 2;
+            phase <= 0; koff <= 0; poff <= 0; row0 <= 0; col0 <= 0;
+            has_prev <= 0; flushing <= 0; flushed <= 0;
+            running <= f_runs && !f_empty;
+            if (!f_runs || f_empty) done <= 1;
+        end else if (running) begin
+            if (feeding) begin
+                koff <= koff + per_step;
+                poff <= poff + kept;
+            end
+            if (flushing) begin
+                if (flush_now) flushed <= 1;
+                if (wb_active && wb_last && wb_wait == 0 && wb_k == R - 1) begin
+                    running <= 0;
+                    done <= 1;
+                end
+            end else if (phase == fold_period - 1) begin
+                phase <= 0; koff <= 0; poff <= 0;
+                prev_row0 <= row0; prev_col0 <= col0; has_prev <= 1;
+                if (last_fold) flushing <= 1;
+                else if (col0 + C >= cols) begin col0 <= 0; row0 <= row0 + R; end
+                else col0 <= col0 + C;
+            end else phase <= phase + 1;
+        end
+    end
+
+    // Write-back: started when a first step (or the flush) is presented, so its feed is one
+    // cycle later and row k of the previous fold leaves the array C - 1 + k cycles after that.
+    wire first_now = (feeding && phase == 0) || flush_now;
+    always @(posedge clock) begin
+        if (issue) wb_active <= 0;
+        else if (first_now && has_prev) begin
+            wb_active <= 1; wb_last <= flushing; wb_wait <= C - 1; wb_k <= 0;
+            wb_row0 <= prev_row0; wb_col0 <= prev_col0;
+        end else if (wb_active) begin
+            if (wb_wait != 0) wb_wait <= wb_wait - 1;
+            else if (wb_k == R - 1) wb_active <= 0;
+            else wb_k <= wb_k + 1;
+        end
+    end
+
+    // Array edge: the step's flags and lane masks, registered to meet the buffers' data.
+    reg valid_d, first_d;
+    reg [R*MMAX-1:0] act_ok;
+    reg [C*NMAX-1:0] wgt_ok;
+    wire [{act_bus}-1:0] edge_act [0:R-1];
+    wire [{wgt_bus}-1:0] edge_wgt [0:C-1];
+    wire [{idx_bus}-1:0] edge_idx [0:C-1];
+    wire [{en_bus}-1:0] edge_en [0:C-1];
+    wire [31:0] edge_init [0:C-1];
+    wire [31:0] edge_result [0:C-1];
+    wire init_now = running && !flushing && phase < R;
+    always @(posedge clock) begin
+        valid_d <= feeding;
+        first_d <= first_now;
+    end
+
+    genvar gr, gc, gj;
+    generate
+        for (gr = 0; gr < R; gr = gr + 1) begin : act_rows
+            wire [15:0] m = row0 + gr;
+            for (gj = 0; gj < MMAX; gj = gj + 1) begin : lanes
+                wire [31:0] kk = koff + gj;
+                wire ok = m < rows && gj < per_step && kk < depth;
+                assign act_raddr[(gr*MMAX+gj)*{act_aw} +: {act_aw}] =
+                    input_t ? in_base + kk * rows + m : in_base + m * depth + kk;
+                always @(posedge clock) act_ok[gr*MMAX+gj] <= ok;
+                assign edge_act[gr][gj*16 +: 16] = act_ok[gr*MMAX+gj] ? act_rdata[(gr*MMAX+gj)*16 +: 16] : 16'h0;
+            end
+            if (MMAX < {act_lanes}) begin : pad
+                assign edge_act[gr][{act_bus}-1:MMAX*16] = 0;
+            end
+        end
+        for (gc = 0; gc < C; gc = gc + 1) begin : wgt_cols
+            wire [15:0] n = col0 + gc;
+            for (gj = 0; gj < NMAX; gj = gj + 1) begin : slots
+                wire [31:0] kk = koff + gj;
+                wire [31:0] pos = poff + gj;
+                wire ok = n < cols && (sparse ? gj < kept : kk < depth);
+                assign wgt_raddr[(gc*NMAX+gj)*{wgt_aw} +: {wgt_aw}] =
+                    sparse ? w_base + n * stored + pos
+                           : (weight_t ? w_base + kk * cols + n : w_base + n * depth + kk);
+                always @(posedge clock) wgt_ok[gc*NMAX+gj] <= ok;
+                assign edge_wgt[gc][gj*16 +: 16] = wgt_ok[gc*NMAX+gj] ? wgt_rdata[(gc*NMAX+gj)*16 +: 16] : 16'h0;
+                assign edge_idx[gc][gj*4 +: 4] = sparse ? idx_rdata[(gc*NMAX+gj)*8 +: 4] : gj;
+                assign edge_en[gc][gj] = wgt_ok[gc*NMAX+gj];
+            end
+            if (NMAX < {wgt_lanes}) begin : pad
+                assign edge_wgt[gc][{wgt_bus}-1:NMAX*16] = 0;
+                assign edge_idx[gc][{idx_bus}-1:NMAX*4] = 0;
+                assign edge_en[gc][{en_bus}-1:NMAX] = 0;
+            end
+            // Initial sums: row (phase) of this fold, read while phase < R.
+            wire [15:0] im = row0 + phase[15:0];
+            assign acc_raddr[gc*{acc_aw} +: {acc_aw}] = out_base + im * cols + n;
+            reg init_ok;
+            always @(posedge clock) init_ok <= init_now && accumulate && im < rows && n < cols;
+            assign edge_init[gc] = init_ok ? acc_rdata[gc*32 +: 32] : 32'h0;
+            // Results of the previous fold: row wb_k.
+            wire [15:0] wm = wb_row0 + wb_k;
+            wire [15:0] wn = wb_col0 + gc;
+            assign acc_we[gc] = wb_active && wb_wait == 0 && wm < rows && wn < cols;
+            assign acc_waddr[gc*{acc_aw} +: {acc_aw}] = out_base + wm * cols + wn;
+            assign acc_wdata[gc*32 +: 32] = edge_result[gc];
+        end
+    endgenerate
+
+    {ARRAY_MODULE} array (
+        .clock(clock),
+        .valid(valid_d),
+        .first(first_d),
+"#,
+        os = Dataflow::Os.to_bits(),
+        act_lanes = super::pe::ACT_BUS_LANES,
+        wgt_lanes = super::pe::WGT_BUS_LANES,
+    );
+    let mut connections = Vec::new();
+    for i in 0..r {
+        connections.push(format!("        .act${i}(edge_act[{i}])"));
+    }
+    for i in 0..c {
+        connections.push(format!("        .wgt${i}(edge_wgt[{i}])"));
+        connections.push(format!("        .idx${i}(edge_idx[{i}])"));
+        connections.push(format!("        .en${i}(edge_en[{i}])"));
+        connections.push(format!("        .init${i}(edge_init[{i}])"));
+        connections.push(format!("        .result${i}(edge_result[{i}])"));
+    }
+    // Verilog escapes identifiers with `$` only at their start, so `act$0` is a legal name.
+    s.push_str(&connections.join(",\n"));
+    s.push_str("\n    );\nendmodule\n");
+    Ok(s)
+}
+
+/// The co-simulation top and its port list.
+fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
+    let a = &arch.array;
+    let (r, c, n_max, m_max) = (a.rows, a.cols, a.n_max, a.m_max);
+    let aw = |b: Buffer| address_bits(arch.buffer_elements(b));
+    let (act_aw, wgt_aw, acc_aw) = (aw(Buffer::Act), aw(Buffer::Wgt), aw(Buffer::Acc));
+    let host_aw = act_aw.max(wgt_aw).max(acc_aw);
+    let ports = vec![
+        port("clock", PortDirection::Input, 1),
+        port("issue", PortDirection::Input, 1),
+        port("issue_word", PortDirection::Input, WORD_BITS as usize),
+        port("done", PortDirection::Output, 1),
+        port("busy", PortDirection::Output, 1),
+        port("unsupported", PortDirection::Output, 1),
+        port("host_we", PortDirection::Input, 1),
+        port("host_buf", PortDirection::Input, 3),
+        port("host_addr", PortDirection::Input, host_aw),
+        port("host_wdata", PortDirection::Input, 32),
+        port("host_rdata", PortDirection::Output, 32),
+    ];
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"
+// Co-simulation top: the tensor unit with its array and buffers; the host port selects a
+// buffer by its ISA code (act {act}, wgt {wgt}, idx {idx}, acc {acc}).
+module {TOP_MODULE} (
+    input clock,
+    input issue,
+    input [{word_hi}:0] issue_word,
+    output done,
+    output busy,
+    output unsupported,
+    input host_we,
+    input [2:0] host_buf,
+    input [{host_hi}:0] host_addr,
+    input [31:0] host_wdata,
+    output [31:0] host_rdata
+);
+    wire [{r}*{m_max}*{act_aw}-1:0] act_raddr;
+    wire [{r}*{m_max}*16-1:0] act_rdata;
+    wire [{c}*{n_max}*{wgt_aw}-1:0] wgt_raddr;
+    wire [{c}*{n_max}*16-1:0] wgt_rdata;
+    wire [{c}*{n_max}*8-1:0] idx_rdata;
+    wire [{c}*{acc_aw}-1:0] acc_raddr;
+    wire [{c}*32-1:0] acc_rdata;
+    wire [{c}-1:0] acc_we;
+    wire [{c}*{acc_aw}-1:0] acc_waddr;
+    wire [{c}*32-1:0] acc_wdata;
+    wire [15:0] act_host, wgt_host;
+    wire [7:0] idx_host;
+    wire [31:0] acc_host;
+    assign host_rdata = host_buf == {act} ? {{16'h0, act_host}} : host_buf == {wgt} ? {{16'h0, wgt_host}}
+                      : host_buf == {idx} ? {{24'h0, idx_host}} : acc_host;
+
+    {UNIT_MODULE} unit (
+        .clock(clock), .issue(issue), .issue_word(issue_word), .done(done), .busy(busy),
+        .unsupported(unsupported),
+        .act_raddr(act_raddr), .act_rdata(act_rdata), .wgt_raddr(wgt_raddr), .wgt_rdata(wgt_rdata),
+        .idx_rdata(idx_rdata), .acc_raddr(acc_raddr), .acc_rdata(acc_rdata),
+        .acc_we(acc_we), .acc_waddr(acc_waddr), .acc_wdata(acc_wdata)
+    );
+    {BUFFER_MODULE} #(.WIDTH(16), .DEPTH({act_depth}), .AW({act_aw}), .RPORTS({r}*{m_max}), .WPORTS(1)) act_buffer (
+        .clock(clock), .raddr(act_raddr), .rdata(act_rdata), .we(1'b0), .waddr({act_aw}'d0), .wdata(16'h0),
+        .host_we(host_we && host_buf == {act}), .host_addr(host_addr[{act_aw}-1:0]), .host_wdata(host_wdata[15:0]),
+        .host_rdata(act_host));
+    {BUFFER_MODULE} #(.WIDTH(16), .DEPTH({wgt_depth}), .AW({wgt_aw}), .RPORTS({c}*{n_max}), .WPORTS(1)) wgt_buffer (
+        .clock(clock), .raddr(wgt_raddr), .rdata(wgt_rdata), .we(1'b0), .waddr({wgt_aw}'d0), .wdata(16'h0),
+        .host_we(host_we && host_buf == {wgt}), .host_addr(host_addr[{wgt_aw}-1:0]), .host_wdata(host_wdata[15:0]),
+        .host_rdata(wgt_host));
+    {BUFFER_MODULE} #(.WIDTH(8), .DEPTH({wgt_depth}), .AW({wgt_aw}), .RPORTS({c}*{n_max}), .WPORTS(1)) idx_buffer (
+        .clock(clock), .raddr(wgt_raddr), .rdata(idx_rdata), .we(1'b0), .waddr({wgt_aw}'d0), .wdata(8'h0),
+        .host_we(host_we && host_buf == {idx}), .host_addr(host_addr[{wgt_aw}-1:0]), .host_wdata(host_wdata[7:0]),
+        .host_rdata(idx_host));
+    {BUFFER_MODULE} #(.WIDTH(32), .DEPTH({acc_depth}), .AW({acc_aw}), .RPORTS({c}), .WPORTS({c})) acc_buffer (
+        .clock(clock), .raddr(acc_raddr), .rdata(acc_rdata), .we(acc_we), .waddr(acc_waddr), .wdata(acc_wdata),
+        .host_we(host_we && host_buf == {acc}), .host_addr(host_addr[{acc_aw}-1:0]), .host_wdata(host_wdata),
+        .host_rdata(acc_host));
+endmodule
+"#,
+        word_hi = WORD_BITS - 1,
+        host_hi = host_aw - 1,
+        act = Buffer::Act.to_bits(),
+        wgt = Buffer::Wgt.to_bits(),
+        idx = Buffer::Idx.to_bits(),
+        acc = Buffer::Acc.to_bits(),
+        act_depth = arch.buffer_elements(Buffer::Act),
+        wgt_depth = arch.buffer_elements(Buffer::Wgt),
+        acc_depth = arch.buffer_elements(Buffer::Acc),
+    );
+    (s, ports)
+}
+
+fn port(name: &str, direction: PortDirection, width: usize) -> RtlPort {
+    RtlPort { name: name.into(), direction, width }
+}
