@@ -41,12 +41,13 @@ fn pack<const N: usize>(values: impl Iterator<Item = u64>, width: usize) -> Bits
 fn run_folds(arch: &ArchConfig, folds: &[(Vec<Step>, Vec<f32>)]) -> Vec<Vec<f32>> {
     let (rows, cols) = (arch.array.rows as usize, arch.array.cols as usize);
     let l = arch.array.accumulator_latency as usize;
+    let slots = l;
     let mut array = PeArray::new(arch);
     array.connect_all();
     let steps = folds[0].0.len();
     let period = steps * l + rows + cols - 2;
     let mut out = vec![vec![0f32; rows * cols]; folds.len()];
-    for t in 0..=folds.len() * period + rows + cols {
+    for t in 0..=folds.len() * period + rows + cols + slots {
         let (f, phase) = (t / period, t % period);
         let feed = phase % l == 0 && phase / l < steps && f < folds.len();
         array.valid.next = feed;
@@ -65,15 +66,16 @@ fn run_folds(arch: &ArchConfig, folds: &[(Vec<Step>, Vec<f32>)]) -> Vec<Vec<f32>
         // Row `phase` of fold f's initial values enters the columns at cycle T_f + phase.
         if phase < rows && f < folds.len() {
             for c in 0..cols {
-                array.init[c].next = u64::from(folds[f].1[phase * cols + c].to_bits()).into();
+                array.init[c * slots].next = u64::from(folds[f].1[phase * cols + c].to_bits()).into();
             }
         }
         settle(&mut array);
-        // Row k of fold f - 1 leaves at T_f + k + C - 1.
-        if f >= 1 && (cols - 1..cols - 1 + rows).contains(&phase) {
-            let k = phase - (cols - 1);
+        // Row k of fold f - 1 leaves at T_f + k + C + L - 2 (slot 0: no interleave).
+        let delay = cols + slots - 2;
+        if f >= 1 && (delay..delay + rows).contains(&phase) {
+            let k = phase - delay;
             for c in 0..cols {
-                out[f - 1][k * cols + c] = f32::from_bits(array.result[c].val().to_u64() as u32);
+                out[f - 1][k * cols + c] = f32::from_bits(array.result[c * slots].val().to_u64() as u32);
             }
         }
         tick(&mut array);
@@ -182,5 +184,5 @@ fn emitted_verilog_has_one_module_per_block() {
         design.modules.len()
     );
     let results = design.ports.iter().filter(|p| p.name.starts_with("result$")).count();
-    assert_eq!(results, arch.array.cols as usize);
+    assert_eq!(results, (arch.array.cols * arch.array.accumulator_latency) as usize);
 }

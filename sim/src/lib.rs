@@ -206,8 +206,11 @@ impl Machine {
                         return Err(fail(format!("depth {depth} is not a multiple of M = {}", r.m)));
                     }
                 }
-                if interleave == 0 {
-                    return Err(fail("interleave must be at least 1".into()));
+                if interleave == 0 || interleave > arch.array.accumulator_latency {
+                    return Err(fail(format!(
+                        "interleave {interleave} must be between 1 and the accumulator latency {} (a PE holds that many accumulators)",
+                        arch.array.accumulator_latency
+                    )));
                 }
                 if let (true, Some(r)) = (weight_t, weights.ratio()) {
                     return Err(fail(format!("weight_t applies to dense weights only, not to N:M {r}")));

@@ -5,7 +5,7 @@
 //! past a buffer's or DRAM's capacity, GEMM operands overflowing `act`/`wgt`/`acc`, N:M ratios
 //! and dataflows the machine lacks, sparse depths that are not a multiple of M, bad in-group
 //! weight indices, prune shapes that do not split into groups, bad pool geometry, bad softmax
-//! labels, `interleave = 0`, and deadlocks. Each refusal sits next to a passing "just fits"
+//! labels, an interleave of 0 or above the accumulator latency, and deadlocks. Each refusal sits next to a passing "just fits"
 //! neighbour where one exists, so an off-by-one in a bound check fails the test. A property
 //! test runs random decodable programs on `tiny` and requires `run` to return (Ok or Err).
 
@@ -318,12 +318,14 @@ fn sparse_depth_must_be_a_multiple_of_m() {
 }
 
 #[test]
-fn interleave_zero_is_refused() {
+fn interleave_outside_one_to_the_accumulator_latency_is_refused() {
     let arch = tiny();
     let g = |i| with_filler(gemm(Dataflow::Os, WeightFormat::Dense, i, 4, 4, 8, 0, 0, 0));
     assert_refused(&arch, &g(0), 1, "gemm", &["interleave"]);
     assert_runs(&arch, &g(1));
+    // tiny's accumulator latency is 2: a PE holds two accumulators.
     assert_runs(&arch, &g(2));
+    assert_refused(&arch, &g(3), 1, "gemm", &["interleave 3", "accumulator latency 2"]);
 }
 
 /// A 2:4 GEMM of one output (1 x 1, depth 8: 2 groups, 4 stored entries) whose index plane is

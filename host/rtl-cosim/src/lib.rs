@@ -10,10 +10,10 @@
 //!   ([`CosimTensor::run`]), which returns the cycles from issue to `done`: the instruction's
 //!   cost in the simulator's terms.
 //!
-//! **What the RTL implements** (hw/src/rtl/tensor.rs): `gemm` in the OS dataflow with
-//! interleave 1, dense and N:M, accumulating or not, with either operand transposed. Other
-//! instructions, and GEMMs in WS or IS or with interleave above 1, are refused with
-//! [`Error::Unsupported`].
+//! **What the RTL implements** (hw/src/rtl/tensor.rs): `gemm` in the OS dataflow with any
+//! interleave the machine allows (1 to the accumulator latency), dense and N:M, accumulating
+//! or not, with either operand transposed. Other instructions, and GEMMs in WS or IS, are
+//! refused with [`Error::Unsupported`].
 
 use half::f16;
 use satkit_hw::isa::{Buffer, Field, Instruction, Op};
@@ -339,18 +339,23 @@ impl CosimTensor {
     /// Issues one instruction to the unit and runs the clock until `done`; returns the cycles
     /// from the issue cycle to the `done` cycle. Refuses what the RTL does not implement.
     pub fn run(&mut self, insn: &Instruction) -> Result<u64, Error> {
+        let latency = self.arch.array.accumulator_latency;
         let limit = match insn.op {
-            Op::Gemm { dataflow, interleave, rows, cols, depth, weights, .. } if dataflow == Dataflow::Os && interleave == 1 => {
+            Op::Gemm { dataflow, interleave, rows, cols, depth, weights, .. }
+                if dataflow == Dataflow::Os && (1..=latency).contains(&interleave) =>
+            {
                 // Twice the unit's own timing: a hang, not a slow unit, trips it.
                 let a = &self.arch.array;
                 let steps = u64::from(depth).div_ceil(self.arch.reduction_per_pe_step(weights.ratio()));
-                let folds = u64::from(rows).div_ceil(a.rows.into()) * u64::from(cols).div_ceil(a.cols.into());
-                let period = steps * u64::from(a.accumulator_latency) + u64::from(a.rows + a.cols);
-                2 * (folds * period + u64::from(a.rows + a.cols) + 2)
+                let folds = u64::from(rows).div_ceil(a.rows.into()) * u64::from(cols).div_ceil(u64::from(a.cols * interleave));
+                let period = steps * u64::from(latency) + u64::from(a.rows + a.cols);
+                2 * (folds * period + u64::from(a.rows + a.cols + latency) + 2)
             }
-            Op::Gemm { dataflow, interleave, .. } => return Err(Error::Unsupported(format!(
-                "gemm with dataflow {dataflow} and interleave {interleave}: the RTL tensor unit runs OS with interleave 1 only"
-            ))),
+            Op::Gemm { dataflow, interleave, .. } => {
+                return Err(Error::Unsupported(format!(
+                    "gemm with dataflow {dataflow} and interleave {interleave}: the RTL tensor unit runs OS with interleave 1 to {latency}"
+                )))
+            }
             _ => {
                 return Err(Error::Unsupported(format!(
                     "`{}`: the RTL co-simulation has only the tensor unit so far",

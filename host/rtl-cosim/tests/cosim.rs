@@ -59,11 +59,12 @@ struct Shape {
     accumulate: bool,
     input_t: bool,
     weight_t: bool,
+    interleave: u32,
 }
 
 impl Shape {
     fn new(m: usize, n: usize, k: usize, weights: WeightFormat) -> Shape {
-        Shape { m, n, k, weights, accumulate: false, input_t: false, weight_t: false }
+        Shape { m, n, k, weights, accumulate: false, input_t: false, weight_t: false, interleave: 1 }
     }
 }
 
@@ -95,7 +96,7 @@ fn case(seed: u64, s: Shape, specials: f64) -> Case {
         dataflow: Dataflow::Os,
         weights: s.weights,
         accumulate: s.accumulate,
-        interleave: 1,
+        interleave: s.interleave,
         rows: s.m as u32,
         cols: s.n as u32,
         depth: s.k as u32,
@@ -145,8 +146,10 @@ fn cosimulate(unit: &mut CosimTensor, c: &Case) -> Outcome {
 /// canonical quiet NaN, Rust's NaN bits are platform-defined) and cycle for cycle; otherwise
 /// the first differing element or the two cycle counts.
 fn compare(c: &Case, rtl: &Outcome, sim: &Outcome) -> Result<(), String> {
-    let Op::Gemm { rows, cols, depth, weights, accumulate, input_t, weight_t, .. } = c.insn else { unreachable!() };
-    let what = format!("gemm {rows}x{cols}x{depth} {weights:?} accumulate={accumulate} input_t={input_t} weight_t={weight_t}");
+    let Op::Gemm { rows, cols, depth, weights, accumulate, input_t, weight_t, interleave, .. } = c.insn else { unreachable!() };
+    let what = format!(
+        "gemm {rows}x{cols}x{depth} {weights:?} interleave={interleave} accumulate={accumulate} input_t={input_t} weight_t={weight_t}"
+    );
     let (_, _, acc_base, outputs) = addresses(&c.insn);
     for (i, (r, s)) in rtl.acc.iter().zip(&sim.acc).enumerate() {
         if r.to_bits() != s.to_bits() && !(r.is_nan() && s.is_nan()) {
@@ -249,6 +252,28 @@ fn transposed_inputs_and_weights() {
 }
 
 #[test]
+fn interleave_up_to_the_accumulator_latency() {
+    let mut unit = new_unit();
+    let (r, c) = array(&unit);
+    let latency = unit.arch().array.accumulator_latency;
+    assert!(latency > 1, "interleave needs an accumulator latency above 1 to be tested");
+    for interleave in 1..=latency {
+        let width = c * interleave as usize;
+        let shapes = [
+            Shape::new(r, width, 12, WeightFormat::Dense),
+            Shape::new(2 * r + 1, 2 * width + 1, 7, WeightFormat::Dense),
+            Shape { accumulate: true, ..Shape::new(r + 1, width - 1, 16, sparse("2:8")) },
+            Shape { input_t: true, weight_t: true, ..Shape::new(r - 1, 3 * width, 9, WeightFormat::Dense) },
+            Shape::new(3, width + 2, 24, sparse("1:4")),
+        ];
+        for (seed, s) in shapes.into_iter().enumerate() {
+            let s = Shape { interleave, ..s };
+            check(&mut unit, &case(480 + seed as u64 + 10 * u64::from(interleave), s, 0.05)).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
 fn signed_zeros_subnormals_infinities_and_nan() {
     let mut unit = new_unit();
     let (r, c) = array(&unit);
@@ -288,18 +313,15 @@ fn a_broken_result_is_reported_with_its_position() {
 #[test]
 fn what_the_rtl_does_not_implement_is_refused() {
     let mut unit = new_unit();
-    let Op::Gemm { .. } = case(700, Shape::new(2, 2, 8, WeightFormat::Dense), 0.0).insn else { unreachable!() };
     let mut ws = case(700, Shape::new(2, 2, 8, WeightFormat::Dense), 0.0).insn;
     if let Op::Gemm { dataflow, .. } = &mut ws {
         *dataflow = Dataflow::Ws;
     }
     let e = unit.run(&Instruction::new(ws)).unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("ws"), "{e}");
-    let mut interleaved = case(701, Shape::new(2, 2, 8, WeightFormat::Dense), 0.0).insn;
-    if let Op::Gemm { interleave, .. } = &mut interleaved {
-        *interleave = 2;
-    }
-    assert!(matches!(unit.run(&Instruction::new(interleaved)), Err(Error::Unsupported(_))));
+    let too_interleaved = u32::from(unit.arch().array.accumulator_latency) + 1;
+    let s = Shape { interleave: too_interleaved, ..Shape::new(2, 2, 8, WeightFormat::Dense) };
+    assert!(matches!(unit.run(&Instruction::new(case(701, s, 0.0).insn)), Err(Error::Unsupported(_))));
     let e = unit.write_buffer(Buffer::Master, 0, &[1.0]).unwrap_err();
     assert!(e.to_string().contains("master"), "{e}");
     let capacity = unit.arch().buffer_elements(Buffer::Acc);
@@ -317,8 +339,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
     /// Three GEMMs in a row on one unit (so no state carries over wrongly), each of any shape
-    /// up to three folds each way, any supported format, accumulating or not, transposed
-    /// operands (dense weights only), values with occasional specials: RTL = simulator.
+    /// up to three folds each way, any supported format, any interleave the machine allows,
+    /// accumulating or not, transposed operands (dense weights only), values with occasional
+    /// specials: RTL = simulator.
     #[test]
     fn rtl_equals_simulator_on_random_gemms(
         seeds in proptest::collection::vec(any::<u64>(), 3),
@@ -327,10 +350,12 @@ proptest! {
         steps in 1usize..9,
         format in 0usize..16,
         flags in 0u8..8,
+        interleave in 1u32..16,
         specials in prop_oneof![Just(0.0f64), Just(0.1f64)],
     ) {
         let formats = formats();
         let mut unit = new_unit();
+        let slots = unit.arch().array.accumulator_latency;
         for (i, &seed) in seeds.iter().enumerate() {
             let weights = formats[(format + i) % formats.len()];
             let k = match weights {
@@ -342,6 +367,7 @@ proptest! {
                 accumulate: flags & 1 == 1,
                 input_t: flags & 2 == 2,
                 weight_t: flags & 4 == 4 && weights == WeightFormat::Dense,
+                interleave: (interleave + i as u32 - 1) % slots + 1,
                 ..Shape::new(mm, nn, k, weights)
             };
             if let Err(e) = check(&mut unit, &case(seed, s, specials)) {

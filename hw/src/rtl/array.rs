@@ -2,29 +2,33 @@
 //! [`Pe`]s with its edge skew registers, sized only by an [`ArchConfig`]. The tensor unit
 //! ([`super::tensor`]) sequences it.
 //!
-//! **Dataflow.** Output stationary, interleave `I = 1`: PE `(r, c)` owns output `(r, c)` of
-//! the fold. Row `r`'s activation lanes (with the step's `valid` and `first` bits) enter at the
-//! left edge through `r` skew registers and move right one PE per cycle; column `c`'s weights,
-//! indices, slot enables and initial value enter at the top through `c` skew registers, the
-//! operands then moving down one PE per cycle while the initial value is broadcast down the
-//! column. A step fed at cycle `t` therefore reaches PE `(r, c)` at cycle `t + r + c`, and so
-//! does the initial value the unit feeds for row `r` at cycle `t + r`.
+//! **Dataflow.** Output stationary with interleave `I <= L = array.accumulator_latency`: PE
+//! `(r, c)` owns `I` outputs of row `r` of the fold, one per interleave slot. Row `r`'s
+//! activation lanes (with the sub-step's `valid`, `first` and `slot` fields) enter at the left
+//! edge through `r` skew registers and move right one PE per cycle; column `c`'s weights,
+//! indices and slot enables enter at the top through `c` skew registers and move down one PE
+//! per cycle. A sub-step fed at cycle `t` therefore reaches PE `(r, c)` at cycle `t + r + c`.
+//! Column `c` has one initial-value bus per slot `j`, delayed `c + j` cycles and broadcast down
+//! the column; a PE takes the bus of the slot it works on.
 //!
-//! **Timing.** A PE may take a step every `L = array.accumulator_latency` cycles. A fold of `S`
-//! steps fed at `T, T + L, ..., T + (S - 1) L` holds its final sums from cycle `T + S L + r +
-//! c` on, so the next fold's first step may be fed at `T + S L + R + C - 2` (the simulator's
-//! per-fold `S * max(I, L) + R + C - 2`): no PE sees it before its sum is final.
+//! **Timing.** A step is `I` sub-steps (slots `0..I`) on consecutive cycles, one every
+//! `Q = max(I, L)` cycles, so each accumulator is revisited no sooner than its `L`-cycle
+//! pipeline allows. A fold of `S` steps fed from cycle `T` holds its final sums from cycle
+//! `T + (S - 1) Q + L + j + r + c` on, so the next fold's first step may be fed at `T + S Q +
+//! R + C - 2` (the simulator's per-fold `S * max(I, L) + R + C - 2`): no PE sees it before its
+//! sums are final.
 //!
-//! **Results.** On a first step PE `(r, c)` shows its previous fold's sum (see [`Pe`]); the
-//! column ORs its PEs and a de-skew line of `C - 1 - c` registers aligns the columns, so the
-//! unit reads row `r` of the previous fold on every `result[c]` at cycle `t + r + C - 1` for a
-//! first step fed at `t`.
-//!
+//! **Results.** On a first sub-step PE `(r, c)` shows its slot's previous-fold sum (see
+//! [`Pe`]); each column ORs its PEs into one bus per slot, and de-skew lines of `C - 1 - c + L -
+//! 1 - j` registers align the buses, so the unit reads row `r` of the previous fold, every
+//! column and slot at once, at cycle `t + r + C + L - 2` for a first step fed from `t`, with the
+//! matching initial values fed on the slot-`j` bus at `t + r` (delayed `c + j` inside).
+
 //! **Bus widths.** The edge buses have the widest lane counts (see [`super::pe`]); the edges
 //! mask them to the configuration's lanes before the skew registers, so the unused lanes'
 //! registers are constant and synthesis removes them.
 
-use super::pe::{lane_mask, ActBus, EnBus, IdxBus, Pe, WgtBus};
+use super::pe::{lane_mask, ActBus, EnBus, IdxBus, Pe, Slot, WgtBus};
 use crate::ArchConfig;
 use rust_hdl::prelude::*;
 
@@ -83,10 +87,12 @@ pub struct PeArray {
     /// Core clock.
     pub clock: Signal<In, Clock>,
     // Operand edges
-    /// High when the edge inputs hold a step.
+    /// High when the edge inputs hold a (sub-)step.
     pub valid: Signal<In, Bit>,
     /// High on a fold's first step and on the flush after a GEMM's last fold.
     pub first: Signal<In, Bit>,
+    /// The interleave slot of the sub-step.
+    pub slot: Signal<In, Slot>,
     /// Activation lanes of each row.
     pub act: Vec<Signal<In, ActBus>>,
     /// Weights of each column.
@@ -95,20 +101,22 @@ pub struct PeArray {
     pub idx: Vec<Signal<In, IdxBus>>,
     /// Slot enables of each column.
     pub en: Vec<Signal<In, EnBus>>,
-    /// Each column's initial value for the row whose first step it meets (see the module
+    /// Initial values, `init[c * L + j]` for column `c`, interleave slot `j` (see the module
     /// documentation for the timing).
     pub init: Vec<Signal<In, Bits<32>>>,
-    /// Each column's result bus, de-skewed.
+    /// Result buses, `result[c * L + j]`, de-skewed.
     pub result: Vec<Signal<Out, Bits<32>>>,
     act_skew: Vec<DelayLine<ActBus>>,
     valid_skew: Vec<DelayLine<Bit>>,
     first_skew: Vec<DelayLine<Bit>>,
+    slot_skew: Vec<DelayLine<Slot>>,
     wgt_skew: Vec<DelayLine<WgtBus>>,
     idx_skew: Vec<DelayLine<IdxBus>>,
     en_skew: Vec<DelayLine<EnBus>>,
     init_skew: Vec<DelayLine<Bits<32>>>,
     result_deskew: Vec<DelayLine<Bits<32>>>,
-    /// The OR of PE `(r, c)`'s result and the ones above it: `column_or[r * cols + c]`.
+    /// The OR of PE `(r, c)`'s slot-`j` result and the ones above it: `column_or[(r * cols + c)
+    /// * L + j]`.
     column_or: Vec<Signal<Local, Bits<32>>>,
     act_lanes: Constant<ActBus>,
     wgt_lanes: Constant<WgtBus>,
@@ -118,7 +126,9 @@ pub struct PeArray {
     pes: Vec<Pe>,
     _rows: usize,
     _cols: usize,
+    _slots: usize,
     _pes: usize,
+    _buses: usize,
     _last_row_start: usize,
 }
 
@@ -126,25 +136,28 @@ impl PeArray {
     /// The array of `arch` (`array.rows x array.cols` PEs).
     pub fn new(arch: &ArchConfig) -> Self {
         let (rows, cols) = (arch.array.rows as usize, arch.array.cols as usize);
+        let slots = arch.array.accumulator_latency as usize;
         PeArray {
             clock: Default::default(),
             valid: Default::default(),
             first: Default::default(),
+            slot: Default::default(),
             act: (0..rows).map(|_| Signal::default()).collect(),
             wgt: (0..cols).map(|_| Signal::default()).collect(),
             idx: (0..cols).map(|_| Signal::default()).collect(),
             en: (0..cols).map(|_| Signal::default()).collect(),
-            init: (0..cols).map(|_| Signal::default()).collect(),
-            result: (0..cols).map(|_| Signal::default()).collect(),
+            init: (0..cols * slots).map(|_| Signal::default()).collect(),
+            result: (0..cols * slots).map(|_| Signal::default()).collect(),
             act_skew: (0..rows).map(DelayLine::new).collect(),
             valid_skew: (0..rows).map(DelayLine::new).collect(),
             first_skew: (0..rows).map(DelayLine::new).collect(),
+            slot_skew: (0..rows).map(DelayLine::new).collect(),
             wgt_skew: (0..cols).map(DelayLine::new).collect(),
             idx_skew: (0..cols).map(DelayLine::new).collect(),
             en_skew: (0..cols).map(DelayLine::new).collect(),
-            init_skew: (0..cols).map(DelayLine::new).collect(),
-            result_deskew: (0..cols).map(|c| DelayLine::new(cols - 1 - c)).collect(),
-            column_or: (0..rows * cols).map(|_| Signal::default()).collect(),
+            init_skew: (0..cols * slots).map(|b| DelayLine::new(b / slots + b % slots)).collect(),
+            result_deskew: (0..cols * slots).map(|b| DelayLine::new(cols - 1 - b / slots + slots - 1 - b % slots)).collect(),
+            column_or: (0..rows * cols * slots).map(|_| Signal::default()).collect(),
             act_lanes: Constant::new(lane_mask(arch.array.m_max as usize, 16)),
             wgt_lanes: Constant::new(lane_mask(arch.array.n_max as usize, 16)),
             idx_lanes: Constant::new(lane_mask(arch.array.n_max as usize, 4)),
@@ -152,7 +165,9 @@ impl PeArray {
             pes: (0..rows * cols).map(|_| Pe::new(arch)).collect(),
             _rows: rows,
             _cols: cols,
+            _slots: slots,
             _pes: rows * cols,
+            _buses: cols * slots,
             _last_row_start: (rows - 1) * cols,
         }
     }
@@ -161,65 +176,95 @@ impl PeArray {
 impl Logic for PeArray {
     #[hdl_gen]
     fn update(&mut self) {
-        // Left edge: row r is delayed r cycles; the step's valid and first bits travel with it.
+        // Left edge: row r is delayed r cycles; the step's valid, first and slot travel with it.
         for r in 0..self._rows {
             self.act_skew[r].clock.next = self.clock.val();
             self.valid_skew[r].clock.next = self.clock.val();
             self.first_skew[r].clock.next = self.clock.val();
+            self.slot_skew[r].clock.next = self.clock.val();
             self.act_skew[r].data_in.next = self.act[r].val() & self.act_lanes.val();
             self.valid_skew[r].data_in.next = self.valid.val();
             self.first_skew[r].data_in.next = self.first.val();
+            self.slot_skew[r].data_in.next = self.slot.val();
         }
-        // Top edge: column c is delayed c cycles.
+        // Top edge: column c is delayed c cycles (its slot-j initial values c + j).
         for c in 0..self._cols {
             self.wgt_skew[c].clock.next = self.clock.val();
             self.idx_skew[c].clock.next = self.clock.val();
             self.en_skew[c].clock.next = self.clock.val();
-            self.init_skew[c].clock.next = self.clock.val();
-            self.result_deskew[c].clock.next = self.clock.val();
             self.wgt_skew[c].data_in.next = self.wgt[c].val() & self.wgt_lanes.val();
             self.idx_skew[c].data_in.next = self.idx[c].val() & self.idx_lanes.val();
             self.en_skew[c].data_in.next = self.en[c].val() & self.en_lanes.val();
-            self.init_skew[c].data_in.next = self.init[c].val();
         }
-        // `cols` as a loop variable names the row stride inside PE indices.
+        for b in 0..self._buses {
+            self.init_skew[b].clock.next = self.clock.val();
+            self.result_deskew[b].clock.next = self.clock.val();
+            self.init_skew[b].data_in.next = self.init[b].val();
+        }
+        // `cols` and `slots` as loop variables name strides inside indices.
         for cols in self._cols..(self._cols + 1usize) {
-            for r in 0..self._rows {
-                self.pes[r * cols].act_in.next = self.act_skew[r].data_out.val();
-                self.pes[r * cols].valid_in.next = self.valid_skew[r].data_out.val();
-                self.pes[r * cols].first_in.next = self.first_skew[r].data_out.val();
-                for c in 1..self._cols {
-                    self.pes[r * cols + c].act_in.next = self.pes[r * cols + c - 1].act_out.val();
-                    self.pes[r * cols + c].valid_in.next = self.pes[r * cols + c - 1].valid_out.val();
-                    self.pes[r * cols + c].first_in.next = self.pes[r * cols + c - 1].first_out.val();
+            for slots in self._slots..(self._slots + 1usize) {
+                for r in 0..self._rows {
+                    self.pes[r * cols].act_in.next = self.act_skew[r].data_out.val();
+                    self.pes[r * cols].valid_in.next = self.valid_skew[r].data_out.val();
+                    self.pes[r * cols].first_in.next = self.first_skew[r].data_out.val();
+                    self.pes[r * cols].slot_in.next = self.slot_skew[r].data_out.val();
+                    for c in 1..self._cols {
+                        self.pes[r * cols + c].act_in.next = self.pes[r * cols + c - 1].act_out.val();
+                        self.pes[r * cols + c].valid_in.next = self.pes[r * cols + c - 1].valid_out.val();
+                        self.pes[r * cols + c].first_in.next = self.pes[r * cols + c - 1].first_out.val();
+                        self.pes[r * cols + c].slot_in.next = self.pes[r * cols + c - 1].slot_out.val();
+                    }
                 }
-            }
-            for c in 0..self._cols {
-                self.pes[c].wgt_in.next = self.wgt_skew[c].data_out.val();
-                self.pes[c].idx_in.next = self.idx_skew[c].data_out.val();
-                self.pes[c].en_in.next = self.en_skew[c].data_out.val();
-                self.column_or[c].next = self.pes[c].result_out.val();
-            }
-            for p in self._cols..self._pes {
-                self.pes[p].wgt_in.next = self.pes[p - cols].wgt_out.val();
-                self.pes[p].idx_in.next = self.pes[p - cols].idx_out.val();
-                self.pes[p].en_in.next = self.pes[p - cols].en_out.val();
-                self.column_or[p].next = self.column_or[p - cols].val() | self.pes[p].result_out.val();
-            }
-            for r in 0..self._rows {
                 for c in 0..self._cols {
-                    self.pes[r * cols + c].init_in.next = self.init_skew[c].data_out.val();
+                    self.pes[c].wgt_in.next = self.wgt_skew[c].data_out.val();
+                    self.pes[c].idx_in.next = self.idx_skew[c].data_out.val();
+                    self.pes[c].en_in.next = self.en_skew[c].data_out.val();
+                }
+                for p in self._cols..self._pes {
+                    self.pes[p].wgt_in.next = self.pes[p - cols].wgt_out.val();
+                    self.pes[p].idx_in.next = self.pes[p - cols].idx_out.val();
+                    self.pes[p].en_in.next = self.pes[p - cols].en_out.val();
+                }
+                // Each PE takes its column's initial-value bus of the slot it works on, and
+                // ORs its result into that slot's result bus.
+                for r in 0..self._rows {
+                    for c in 0..self._cols {
+                        self.pes[r * cols + c].init_in.next = self.init_skew[c * slots].data_out.val();
+                        for j in 0..self._slots {
+                            if self.pes[r * cols + c].result_slot.val() == j.to_bits() {
+                                self.pes[r * cols + c].init_in.next = self.init_skew[c * slots + j].data_out.val();
+                            }
+                        }
+                    }
+                }
+                for c in 0..self._cols {
+                    for j in 0..self._slots {
+                        self.column_or[c * slots + j].next = 0.into();
+                        if self.pes[c].result_slot.val() == j.to_bits() {
+                            self.column_or[c * slots + j].next = self.pes[c].result_out.val();
+                        }
+                    }
+                }
+                for p in self._cols..self._pes {
+                    for j in 0..self._slots {
+                        self.column_or[p * slots + j].next = self.column_or[(p - cols) * slots + j].val();
+                        if self.pes[p].result_slot.val() == j.to_bits() {
+                            self.column_or[p * slots + j].next =
+                                self.column_or[(p - cols) * slots + j].val() | self.pes[p].result_out.val();
+                        }
+                    }
+                }
+                for last_row in self._last_row_start..(self._last_row_start + 1usize) {
+                    for b in 0..self._buses {
+                        self.result_deskew[b].data_in.next = self.column_or[last_row * slots + b].val();
+                        self.result[b].next = self.result_deskew[b].data_out.val();
+                    }
                 }
             }
         }
         for p in 0..self._pes {
             self.pes[p].clock.next = self.clock.val();
-        }
-        for last_row in self._last_row_start..(self._last_row_start + 1usize) {
-            for c in 0..self._cols {
-                self.result_deskew[c].data_in.next = self.column_or[last_row + c].val();
-                self.result[c].next = self.result_deskew[c].data_out.val();
-            }
         }
     }
 }

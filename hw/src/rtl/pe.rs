@@ -9,20 +9,27 @@
 //! p0 + p1 + ...`, each addition rounded. A slot whose enable bit is clear is skipped (not
 //! added as a zero), so padding never touches the sum.
 //!
-//! **Timing.** Operands are registered and forwarded (activations and the step's valid bit
-//! to the right, weights, indices and enables downwards), one hop per cycle. The chain's
-//! result passes `accumulator_latency - 1` pipeline registers before it reaches the
-//! accumulator register, so the PE may take a new step only every `accumulator_latency`
-//! cycles: the accumulator hazard of the simulator's OS formula.
+//! **Timing.** Operands are registered and forwarded (activations with the step's valid,
+//! first and slot fields to the right, weights, indices and enables downwards), one hop per
+//! cycle. The chain's result passes `accumulator_latency - 1` pipeline registers before it
+//! reaches its accumulator register, so one accumulator may take a new step only every
+//! `accumulator_latency` cycles: the accumulator hazard of the simulator's OS formula.
 //!
-//! **Fold boundaries.** The first step of a fold carries `first_in` (it travels with
-//! `valid_in`). On that step the adder chain starts from `init_in` (the column's initial-value
-//! bus: +0, or the old output when accumulating) instead of the accumulator, and `result_out`
-//! shows the accumulator, which then holds the previous fold's final sum; on every other cycle
-//! `result_out` is zero, so the array ORs a column's PEs into one result bus. A `first_in`
-//! without `valid_in` (the flush after a GEMM's last fold) only shows the result. Folds
-//! therefore follow each other with no drain in between: the previous fold's sums leave as the
-//! next fold's first step arrives.
+//! **Interleave.** The PE holds `L = accumulator_latency` accumulators, one per interleave
+//! slot (the most the ISA's `interleave` may use on this array: more would not hide more
+//! latency). A sub-step names its slot (`slot_in`); the chain starts from that slot's
+//! accumulator and the pipeline writes the result back to it `L` cycles later, so `I <= L`
+//! outputs round-robin with a sub-step every cycle as long as each slot is revisited no
+//! sooner than every `L` cycles.
+//!
+//! **Fold boundaries.** The first step of a fold (each of its slots' sub-steps) carries
+//! `first_in`. On it the adder chain starts from `init_in` (the array selects the slot's
+//! initial-value bus: +0, or the old output when accumulating) instead of the accumulator, and
+//! `result_out` shows the slot's accumulator, which then holds the previous fold's final sum,
+//! with `result_slot` naming the slot; on every other cycle `result_out` is zero, so the array
+//! ORs a column's PEs into one result bus per slot. A `first_in` without `valid_in` (the flush
+//! after a GEMM's last fold) only shows the result. Folds therefore follow each other with no
+//! drain in between: the previous fold's sums leave as the next fold's first step arrives.
 //!
 //! Lane buses have the widest sizes `ArchConfig::validate` allows ([`ACT_BUS_LANES`],
 //! [`WGT_BUS_LANES`]); a PE uses only its configuration's lanes and forwards only those: its
@@ -48,6 +55,8 @@ pub type WgtBus = Bits<{ 16 * WGT_BUS_LANES }>;
 pub type IdxBus = Bits<{ 4 * WGT_BUS_LANES }>;
 /// The slot enable bus: bit `j` enables weight slot `j`.
 pub type EnBus = Bits<WGT_BUS_LANES>;
+/// An interleave slot number (`accumulator_latency` is at most 15).
+pub type Slot = Bits<4>;
 
 /// A bus of `N` bits whose low `lanes * width` bits are set: the mask of a configuration's
 /// lanes of `width` bits each.
@@ -90,11 +99,17 @@ pub struct Pe {
     pub first_in: Signal<In, Bit>,
     /// `first_in`, one cycle later.
     pub first_out: Signal<Out, Bit>,
+    /// The interleave slot (accumulator) the sub-step works on.
+    pub slot_in: Signal<In, Slot>,
+    /// `slot_in`, one cycle later.
+    pub slot_out: Signal<Out, Slot>,
     // Fold boundary (column buses)
     /// The value a fold's sum starts from, taken on the first step.
     pub init_in: Signal<In, Bits<32>>,
-    /// The accumulator while `first_in` is high (the previous fold's sum), else zero.
+    /// The slot's accumulator while `first_in` is high (the previous fold's sum), else zero.
     pub result_out: Signal<Out, Bits<32>>,
+    /// `slot_in`: the slot whose sum `result_out` shows.
+    pub result_slot: Signal<Out, Slot>,
     // Datapath
     muls: Vec<Fp16Mul>,
     adders: Vec<Fp32Add>,
@@ -102,13 +117,18 @@ pub struct Pe {
     partial: Vec<Signal<Local, Bits<32>>>,
     stage_value: Vec<Signal<Local, Bits<32>>>,
     stage_valid: Vec<Signal<Local, Bit>>,
+    stage_slot: Vec<Signal<Local, Slot>>,
     pipe: Vec<DFF<Bits<32>>>,
     pipe_valid: Vec<DFF<Bit>>,
-    acc: DFF<Bits<32>>,
+    pipe_slot: Vec<DFF<Slot>>,
+    /// The slot's accumulator, selected by `slot_in`.
+    acc_read: Signal<Local, Bits<32>>,
+    accs: Vec<DFF<Bits<32>>>,
     // Forwarding registers
     act_reg: DFF<ActBus>,
     valid_reg: DFF<Bit>,
     first_reg: DFF<Bit>,
+    slot_reg: DFF<Slot>,
     wgt_reg: DFF<WgtBus>,
     idx_reg: DFF<IdxBus>,
     en_reg: DFF<EnBus>,
@@ -145,20 +165,27 @@ impl Pe {
             en_out: Default::default(),
             first_in: Default::default(),
             first_out: Default::default(),
+            slot_in: Default::default(),
+            slot_out: Default::default(),
             init_in: Default::default(),
             result_out: Default::default(),
+            result_slot: Default::default(),
             muls: (0..n_max).map(|_| Fp16Mul::default()).collect(),
             adders: (0..n_max).map(|_| Fp32Add::default()).collect(),
             selected: (0..n_max).map(|_| Signal::default()).collect(),
             partial: (0..=n_max).map(|_| Signal::default()).collect(),
             stage_value: (0..latency).map(|_| Signal::default()).collect(),
             stage_valid: (0..latency).map(|_| Signal::default()).collect(),
+            stage_slot: (0..latency).map(|_| Signal::default()).collect(),
             pipe: (1..latency).map(|_| DFF::default()).collect(),
             pipe_valid: (1..latency).map(|_| DFF::default()).collect(),
-            acc: DFF::default(),
+            pipe_slot: (1..latency).map(|_| DFF::default()).collect(),
+            acc_read: Signal::default(),
+            accs: (0..latency).map(|_| DFF::default()).collect(),
             act_reg: DFF::default(),
             valid_reg: DFF::default(),
             first_reg: DFF::default(),
+            slot_reg: DFF::default(),
             wgt_reg: DFF::default(),
             idx_reg: DFF::default(),
             en_reg: DFF::default(),
@@ -178,21 +205,28 @@ impl Pe {
 impl Logic for Pe {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, acc, act_reg, valid_reg, first_reg, wgt_reg, idx_reg, en_reg);
+        dff_setup!(self, clock, act_reg, valid_reg, first_reg, slot_reg, wgt_reg, idx_reg, en_reg);
+        for j in 0..self._latency {
+            self.accs[j].clock.next = self.clock.val();
+            self.accs[j].d.next = self.accs[j].q.val();
+        }
         for i in 0..self._pipe_len {
             self.pipe[i].clock.next = self.clock.val();
             self.pipe_valid[i].clock.next = self.clock.val();
+            self.pipe_slot[i].clock.next = self.clock.val();
         }
         // Forwarding
         self.act_reg.d.next = self.act_in.val() & self.act_lanes.val();
         self.valid_reg.d.next = self.valid_in.val();
         self.first_reg.d.next = self.first_in.val();
+        self.slot_reg.d.next = self.slot_in.val();
         self.wgt_reg.d.next = self.wgt_in.val() & self.wgt_lanes.val();
         self.idx_reg.d.next = self.idx_in.val() & self.idx_lanes.val();
         self.en_reg.d.next = self.en_in.val() & self.en_lanes.val();
         self.act_out.next = self.act_reg.q.val();
         self.valid_out.next = self.valid_reg.q.val();
         self.first_out.next = self.first_reg.q.val();
+        self.slot_out.next = self.slot_reg.q.val();
         self.wgt_out.next = self.wgt_reg.q.val();
         self.idx_out.next = self.idx_reg.q.val();
         self.en_out.next = self.en_reg.q.val();
@@ -207,12 +241,20 @@ impl Logic for Pe {
             self.muls[j].a.next = self.selected[j].val();
             self.muls[j].b.next = self.wgt_in.val().get_bits::<16>(j * 16);
         }
-        // The adder chain, in slot order, from the accumulator (from `init_in` on a first step)
-        self.partial[0].next = self.acc.q.val();
+        // The adder chain, in slot order, from the slot's accumulator (from `init_in` on a
+        // first step)
+        self.acc_read.next = self.accs[0].q.val();
+        for j in 1..self._latency {
+            if self.slot_in.val() == j.to_bits() {
+                self.acc_read.next = self.accs[j].q.val();
+            }
+        }
+        self.partial[0].next = self.acc_read.val();
         self.result_out.next = 0.into();
+        self.result_slot.next = self.slot_in.val();
         if self.first_in.val() {
             self.partial[0].next = self.init_in.val();
-            self.result_out.next = self.acc.q.val();
+            self.result_out.next = self.acc_read.val();
         }
         for j in 0..self._n_max {
             self.adders[j].a.next = self.partial[j].val();
@@ -228,15 +270,20 @@ impl Logic for Pe {
             self.stage_value[0].next = self.partial[last].val();
         }
         self.stage_valid[0].next = self.valid_in.val();
+        self.stage_slot[0].next = self.slot_in.val();
         for i in 1..self._latency {
             self.pipe[i - 1].d.next = self.stage_value[i - 1].val();
             self.pipe_valid[i - 1].d.next = self.stage_valid[i - 1].val();
+            self.pipe_slot[i - 1].d.next = self.stage_slot[i - 1].val();
             self.stage_value[i].next = self.pipe[i - 1].q.val();
             self.stage_valid[i].next = self.pipe_valid[i - 1].q.val();
+            self.stage_slot[i].next = self.pipe_slot[i - 1].q.val();
         }
         for last in self._last_stage..self._latency {
-            if self.stage_valid[last].val() {
-                self.acc.d.next = self.stage_value[last].val();
+            for j in 0..self._latency {
+                if self.stage_valid[last].val() && (self.stage_slot[last].val() == j.to_bits()) {
+                    self.accs[j].d.next = self.stage_value[last].val();
+                }
             }
         }
     }

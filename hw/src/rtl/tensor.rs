@@ -1,6 +1,6 @@
 //! The tensor unit as RTL: the `gemm` instruction's operand sequencer around the PE array
 //! ([`super::array`]), and the on-chip buffers it reads and writes, cycle for cycle and bit for
-//! bit the simulator's `pe_array` (output stationary, interleave 1).
+//! bit the simulator's `pe_array` (output stationary, interleave `1 <= I <= L`).
 //!
 //! These blocks are emitted as Verilog-2001 text, every size a `localparam` taken from the
 //! [`ArchConfig`] when the text is generated: rust-hdl 0.46 sizes a memory by a const-generic
@@ -8,31 +8,34 @@
 //! run time. The PE array inside stays rust-hdl ([`super::array::PeArray`]).
 //!
 //! **`sat_tensor_unit`.** Takes the `gemm` word the controller issues (field positions from
-//! the ISA table, [`layouts`]), runs the GEMM as `F = ceil(rows / R) * ceil(cols / C)` folds
-//! (row tiles outer) and raises `done` for one cycle. With `t0` the issue cycle, `S` the
-//! reduction steps and `P = S L + R + C - 2` the fold period:
-//! - cycle `t0 + 1 + f P + s L` presents the buffer addresses of fold `f`'s step `s`, and the
-//!   array takes the step one cycle later (the buffers read synchronously);
-//! - cycles `t0 + 1 + f P + k` (`k < R`) read row `k` of fold `f`'s initial sums (the old
-//!   outputs when accumulating, else +0);
-//! - a flush step follows the last fold at `t0 + 2 + F P`; each first step (and the flush)
-//!   brings the previous fold's sums out, row `k` written to the accumulator buffer `C` cycles
-//!   after its feed plus `k`;
-//! - `done` is high at `t0 + F P + R + C + 1`, the cycle after the last write: the simulator's
-//!   `folds * (S max(I, L) + R + C - 2) + R + C + 1` with `I = 1`.
+//! the ISA table, [`layouts`]), runs the GEMM as `F = ceil(rows / R) * ceil(cols / (C I))`
+//! folds (row tiles outer) and raises `done` for one cycle. A fold's step is `I` sub-steps on
+//! consecutive cycles, sub-step `i` on the fold's output columns `i C .. (i + 1) C`, one step
+//! every `Q = max(I, L)` cycles. With `t0` the issue cycle, `S` the reduction steps and
+//! `P = S Q + R + C - 2` the fold period:
+//! - cycle `t0 + 1 + f P + s Q + i` presents the buffer addresses of fold `f`'s step `s`,
+//!   sub-step `i`, and the array takes it one cycle later (the buffers read synchronously);
+//! - cycles `t0 + 1 + f P + k` (`k < R`) read row `k` of fold `f`'s initial sums, every slot
+//!   (the old outputs when accumulating, else +0);
+//! - a flush (`I` sub-steps without data) follows the last fold at `t0 + 1 + F P`; each first
+//!   step (and the flush) brings the previous fold's sums out, row `k`, every column and slot,
+//!   written to the accumulator buffer `C + L - 1 + k` cycles after its first sub-step's
+//!   addresses;
+//! - `done` is high at `t0 + F P + R + C + L`, the cycle after the last write: the simulator's
+//!   `folds * (S max(I, L) + R + C - 2) + R + C + L` (`sim::pe_array::os_writeback`).
 //!
 //! Operand addressing follows the ISA module's layouts, including `input_t` and `weight_t`.
 //! Rows past `rows` read no activations (their sums are not written), columns past `cols`
 //! enable no slot, and a dense step past `depth` disables its slots, as the simulator's
 //! numerics add only the products that exist. An instruction the unit cannot run (WS or IS
-//! dataflow, interleave other than 1) raises `unsupported` and completes without touching the
+//! dataflow, interleave above `L`) raises `unsupported` and completes without touching the
 //! buffers; the host refuses such programs before running them.
 //!
 //! **`sat_buffer`.** One on-chip buffer: `DEPTH` elements of `WIDTH` bits with `RPORTS`
 //! synchronous read ports and `WPORTS` write ports (a later port wins on the same address),
 //! plus a host port (write, and combinational read) for co-simulation. The simulator models a
 //! buffer as flat and conflict-free, so the unit gets as many ports as one cycle's operands
-//! need; such a buffer maps to distributed RAM and registers, not block RAM. Block RAM needs
+//! need (`R m_max` on `act`, `C n_max` on `wgt` and `idx`, `C L` reads and writes on `acc`); such a buffer maps to distributed RAM and registers, not block RAM. Block RAM needs
 //! banked buffers whose conflicts the simulator models too (listed as open in issue 5).
 //!
 //! **`sat_tensor`.** The co-simulation top: the unit, the array, and the `act`, `wgt`, `idx`
@@ -151,11 +154,11 @@ module {UNIT_MODULE} (
     output [{c}*{n_max}*{wgt_aw}-1:0] wgt_raddr,
     input [{c}*{n_max}*16-1:0] wgt_rdata,
     input [{c}*{n_max}*8-1:0] idx_rdata,
-    output [{c}*{acc_aw}-1:0] acc_raddr,
-    input [{c}*32-1:0] acc_rdata,
-    output [{c}-1:0] acc_we,
-    output [{c}*{acc_aw}-1:0] acc_waddr,
-    output [{c}*32-1:0] acc_wdata
+    output [{c}*{l}*{acc_aw}-1:0] acc_raddr,
+    input [{c}*{l}*32-1:0] acc_rdata,
+    output [{c}*{l}-1:0] acc_we,
+    output [{c}*{l}*{acc_aw}-1:0] acc_waddr,
+    output [{c}*{l}*32-1:0] acc_wdata
 );
     localparam R = {r}, C = {c}, L = {l}, NMAX = {n_max}, MMAX = {m_max};
 "#,
@@ -168,8 +171,9 @@ module {UNIT_MODULE} (
         s,
         r#"    wire f_sparse = f_weights != 0;
     wire [4:0] f_r = f_sparse ? {{1'b0, f_weights[7:4]}} : NMAX;
-    wire f_runs = f_dataflow == {os} && f_interleave == 1;
+    wire f_runs = f_dataflow == {os} && f_interleave >= 1 && f_interleave <= L;
     wire [31:0] f_steps = ({{16'h0, f_depth}} + f_r - 1) / f_r;
+    wire [4:0] f_period = f_interleave > L ? f_interleave : L;
     wire f_empty = f_rows == 0 || f_cols == 0 || f_steps == 0;
 
     // Instruction registers
@@ -177,12 +181,14 @@ module {UNIT_MODULE} (
     reg [23:0] in_base, w_base, out_base;
     reg [31:0] stored;
     reg accumulate, sparse, input_t, weight_t;
-    reg [3:0] kept;
-    reg [4:0] per_step;
-    // Sequencing
+    reg [3:0] kept, slots;
+    reg [4:0] per_step, step_period;
+    reg [15:0] fold_cols;
+    // Sequencing: `phase` counts a fold's cycles, `step` and `sub` its steps and sub-steps.
     reg running, flushing, flushed;
     reg [31:0] phase, fold_period;
-    reg [15:0] row0, col0, prev_row0, prev_col0;
+    reg [15:0] step, row0, col0, prev_row0, prev_col0;
+    reg [4:0] sub;
     reg has_prev;
     reg [31:0] koff, poff;
     // Write-back of the previous fold
@@ -190,9 +196,9 @@ module {UNIT_MODULE} (
     reg [15:0] wb_wait, wb_k, wb_row0, wb_col0;
 
     assign busy = running;
-    wire feeding = running && !flushing && phase < steps * L && phase % L == 0;
-    wire flush_now = running && flushing && !flushed && phase == 0;
-    wire last_fold = row0 + R >= rows && col0 + C >= cols;
+    wire feeding = running && !flushing && step < steps && sub < slots;
+    wire flush_now = running && flushing && !flushed && sub < slots;
+    wire last_fold = row0 + R >= rows && col0 + fold_cols >= cols;
 
     // Fold sequencing
     always @(posedge clock) begin
@@ -202,41 +208,52 @@ module {UNIT_MODULE} (
             rows <= f_rows; cols <= f_cols; depth <= f_depth; steps <= f_steps;
             in_base <= f_input; w_base <= f_weight; out_base <= f_output;
             accumulate <= f_accumulate; sparse <= f_sparse; input_t <= f_input_t; weight_t <= f_weight_t;
-            kept <= f_weights[3:0]; per_step <= f_r;
+            kept <= f_weights[3:0]; per_step <= f_r; slots <= f_interleave; step_period <= f_period;
+            fold_cols <= C * f_interleave;
             stored <= f_sparse ? f_steps * f_weights[3:0] : f_depth;
-            fold_period <= f_steps * L + R + C - 2;
-            phase <= 0; koff <= 0; poff <= 0; row0 <= 0; col0 <= 0;
+            fold_period <= f_steps * f_period + R + C - 2;
+            phase <= 0; step <= 0; sub <= 0; koff <= 0; poff <= 0; row0 <= 0; col0 <= 0;
             has_prev <= 0; flushing <= 0; flushed <= 0;
             running <= f_runs && !f_empty;
             if (!f_runs || f_empty) done <= 1;
         end else if (running) begin
-            if (feeding) begin
-                koff <= koff + per_step;
-                poff <= poff + kept;
-            end
             if (flushing) begin
-                if (flush_now) flushed <= 1;
+                if (flush_now) begin
+                    if (sub == slots - 1) flushed <= 1;
+                    sub <= sub + 1;
+                end
                 if (wb_active && wb_last && wb_wait == 0 && wb_k == R - 1) begin
                     running <= 0;
                     done <= 1;
                 end
             end else if (phase == fold_period - 1) begin
-                phase <= 0; koff <= 0; poff <= 0;
+                phase <= 0; step <= 0; sub <= 0; koff <= 0; poff <= 0;
                 prev_row0 <= row0; prev_col0 <= col0; has_prev <= 1;
                 if (last_fold) flushing <= 1;
-                else if (col0 + C >= cols) begin col0 <= 0; row0 <= row0 + R; end
-                else col0 <= col0 + C;
-            end else phase <= phase + 1;
+                else if (col0 + fold_cols >= cols) begin col0 <= 0; row0 <= row0 + R; end
+                else col0 <= col0 + fold_cols;
+            end else begin
+                phase <= phase + 1;
+                if (sub == step_period - 1) begin
+                    sub <= 0;
+                    if (step < steps) begin
+                        step <= step + 1;
+                        koff <= koff + per_step;
+                        poff <= poff + kept;
+                    end
+                end else sub <= sub + 1;
+            end
         end
     end
 
-    // Write-back: started when a first step (or the flush) is presented, so its feed is one
-    // cycle later and row k of the previous fold leaves the array C - 1 + k cycles after that.
-    wire first_now = (feeding && phase == 0) || flush_now;
+    // Write-back: started when a fold's first sub-step (or the flush) is presented, so it is
+    // fed one cycle later and row k of the previous fold, every slot, leaves the array
+    // C + L - 2 + k cycles after that.
+    wire first_now = (feeding && step == 0) || flush_now;
     always @(posedge clock) begin
         if (issue) wb_active <= 0;
-        else if (first_now && has_prev) begin
-            wb_active <= 1; wb_last <= flushing; wb_wait <= C - 1; wb_k <= 0;
+        else if (first_now && sub == 0 && has_prev) begin
+            wb_active <= 1; wb_last <= flushing; wb_wait <= C + L - 2; wb_k <= 0;
             wb_row0 <= prev_row0; wb_col0 <= prev_col0;
         end else if (wb_active) begin
             if (wb_wait != 0) wb_wait <= wb_wait - 1;
@@ -245,20 +262,22 @@ module {UNIT_MODULE} (
         end
     end
 
-    // Array edge: the step's flags and lane masks, registered to meet the buffers' data.
+    // Array edge: the sub-step's flags and lane masks, registered to meet the buffers' data.
     reg valid_d, first_d;
+    reg [3:0] slot_d;
     reg [R*MMAX-1:0] act_ok;
     reg [C*NMAX-1:0] wgt_ok;
     wire [{act_bus}-1:0] edge_act [0:R-1];
     wire [{wgt_bus}-1:0] edge_wgt [0:C-1];
     wire [{idx_bus}-1:0] edge_idx [0:C-1];
     wire [{en_bus}-1:0] edge_en [0:C-1];
-    wire [31:0] edge_init [0:C-1];
-    wire [31:0] edge_result [0:C-1];
+    wire [31:0] edge_init [0:C*L-1];
+    wire [31:0] edge_result [0:C*L-1];
     wire init_now = running && !flushing && phase < R;
     always @(posedge clock) begin
         valid_d <= feeding;
         first_d <= first_now;
+        slot_d <= sub[3:0];
     end
 
     genvar gr, gc, gj;
@@ -278,8 +297,9 @@ module {UNIT_MODULE} (
             end
         end
         for (gc = 0; gc < C; gc = gc + 1) begin : wgt_cols
-            wire [15:0] n = col0 + gc;
-            for (gj = 0; gj < NMAX; gj = gj + 1) begin : slots
+            // Sub-step `sub` works on the fold's column block `sub`.
+            wire [15:0] n = col0 + sub * C + gc;
+            for (gj = 0; gj < NMAX; gj = gj + 1) begin : weight_slots
                 wire [31:0] kk = koff + gj;
                 wire [31:0] pos = poff + gj;
                 wire ok = n < cols && (sparse ? gj < kept : kk < depth);
@@ -296,18 +316,21 @@ module {UNIT_MODULE} (
                 assign edge_idx[gc][{idx_bus}-1:NMAX*4] = 0;
                 assign edge_en[gc][{en_bus}-1:NMAX] = 0;
             end
-            // Initial sums: row (phase) of this fold, read while phase < R.
-            wire [15:0] im = row0 + phase[15:0];
-            assign acc_raddr[gc*{acc_aw} +: {acc_aw}] = out_base + im * cols + n;
-            reg init_ok;
-            always @(posedge clock) init_ok <= init_now && accumulate && im < rows && n < cols;
-            assign edge_init[gc] = init_ok ? acc_rdata[gc*32 +: 32] : 32'h0;
-            // Results of the previous fold: row wb_k.
-            wire [15:0] wm = wb_row0 + wb_k;
-            wire [15:0] wn = wb_col0 + gc;
-            assign acc_we[gc] = wb_active && wb_wait == 0 && wm < rows && wn < cols;
-            assign acc_waddr[gc*{acc_aw} +: {acc_aw}] = out_base + wm * cols + wn;
-            assign acc_wdata[gc*32 +: 32] = edge_result[gc];
+            for (gj = 0; gj < L; gj = gj + 1) begin : buses
+                // Initial sums: row (phase) of this fold, slot gj, read while phase < R.
+                wire [15:0] im = row0 + phase[15:0];
+                wire [15:0] in_col = col0 + gj * C + gc;
+                assign acc_raddr[(gc*L+gj)*{acc_aw} +: {acc_aw}] = out_base + im * cols + in_col;
+                reg init_ok;
+                always @(posedge clock) init_ok <= init_now && accumulate && gj < slots && im < rows && in_col < cols;
+                assign edge_init[gc*L+gj] = init_ok ? acc_rdata[(gc*L+gj)*32 +: 32] : 32'h0;
+                // Results of the previous fold: row wb_k, slot gj.
+                wire [15:0] wm = wb_row0 + wb_k;
+                wire [15:0] wn = wb_col0 + gj * C + gc;
+                assign acc_we[gc*L+gj] = wb_active && wb_wait == 0 && gj < slots && wm < rows && wn < cols;
+                assign acc_waddr[(gc*L+gj)*{acc_aw} +: {acc_aw}] = out_base + wm * cols + wn;
+                assign acc_wdata[(gc*L+gj)*32 +: 32] = edge_result[gc*L+gj];
+            end
         end
     endgenerate
 
@@ -315,6 +338,7 @@ module {UNIT_MODULE} (
         .clock(clock),
         .valid(valid_d),
         .first(first_d),
+        .slot(slot_d),
 "#,
         os = Dataflow::Os.to_bits(),
         act_lanes = super::pe::ACT_BUS_LANES,
@@ -328,6 +352,8 @@ module {UNIT_MODULE} (
         connections.push(format!("        .wgt${i}(edge_wgt[{i}])"));
         connections.push(format!("        .idx${i}(edge_idx[{i}])"));
         connections.push(format!("        .en${i}(edge_en[{i}])"));
+    }
+    for i in 0..c * l {
         connections.push(format!("        .init${i}(edge_init[{i}])"));
         connections.push(format!("        .result${i}(edge_result[{i}])"));
     }
@@ -340,7 +366,7 @@ module {UNIT_MODULE} (
 /// The co-simulation top and its port list.
 fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     let a = &arch.array;
-    let (r, c, n_max, m_max) = (a.rows, a.cols, a.n_max, a.m_max);
+    let (r, c, l, n_max, m_max) = (a.rows, a.cols, a.accumulator_latency, a.n_max, a.m_max);
     let aw = |b: Buffer| address_bits(arch.buffer_elements(b));
     let (act_aw, wgt_aw, acc_aw) = (aw(Buffer::Act), aw(Buffer::Wgt), aw(Buffer::Acc));
     let host_aw = act_aw.max(wgt_aw).max(acc_aw);
@@ -381,11 +407,11 @@ module {TOP_MODULE} (
     wire [{c}*{n_max}*{wgt_aw}-1:0] wgt_raddr;
     wire [{c}*{n_max}*16-1:0] wgt_rdata;
     wire [{c}*{n_max}*8-1:0] idx_rdata;
-    wire [{c}*{acc_aw}-1:0] acc_raddr;
-    wire [{c}*32-1:0] acc_rdata;
-    wire [{c}-1:0] acc_we;
-    wire [{c}*{acc_aw}-1:0] acc_waddr;
-    wire [{c}*32-1:0] acc_wdata;
+    wire [{c}*{l}*{acc_aw}-1:0] acc_raddr;
+    wire [{c}*{l}*32-1:0] acc_rdata;
+    wire [{c}*{l}-1:0] acc_we;
+    wire [{c}*{l}*{acc_aw}-1:0] acc_waddr;
+    wire [{c}*{l}*32-1:0] acc_wdata;
     wire [15:0] act_host, wgt_host;
     wire [7:0] idx_host;
     wire [31:0] acc_host;
@@ -411,7 +437,7 @@ module {TOP_MODULE} (
         .clock(clock), .raddr(wgt_raddr), .rdata(idx_rdata), .we(1'b0), .waddr({wgt_aw}'d0), .wdata(8'h0),
         .host_we(host_we && host_buf == {idx}), .host_addr(host_addr[{wgt_aw}-1:0]), .host_wdata(host_wdata[7:0]),
         .host_rdata(idx_host));
-    {BUFFER_MODULE} #(.WIDTH(32), .DEPTH({acc_depth}), .AW({acc_aw}), .RPORTS({c}), .WPORTS({c})) acc_buffer (
+    {BUFFER_MODULE} #(.WIDTH(32), .DEPTH({acc_depth}), .AW({acc_aw}), .RPORTS({c}*{l}), .WPORTS({c}*{l})) acc_buffer (
         .clock(clock), .raddr(acc_raddr), .rdata(acc_rdata), .we(acc_we), .waddr(acc_waddr), .wdata(acc_wdata),
         .host_we(host_we && host_buf == {acc}), .host_addr(host_addr[{acc_aw}-1:0]), .host_wdata(host_wdata),
         .host_rdata(acc_host));
