@@ -1,5 +1,5 @@
-//! Build script of the co-simulation crate: generates the tensor unit RTL of one architecture
-//! (`satkit_hw::rtl::tensor::generate`: unit, PE array and buffers; the `tiny` preset unless `SATKIT_COSIM_ARCH` names another
+//! Build script of the co-simulation crate: generates the machine RTL of one architecture
+//! (`satkit_hw::rtl::machine::generate`; the `tiny` preset unless `SATKIT_COSIM_ARCH` names another
 //! preset or an absolute path to a TOML file), verilates it into C++, writes a C-ABI shim whose port accessors are
 //! generated from the design's port list (`RtlDesign::ports`), compiles all of it with `cc`, and
 //! writes the matching Rust port table (`ports.rs`) that `src/lib.rs` includes.
@@ -35,7 +35,7 @@ fn build() -> Result<(), String> {
         println!("cargo:rerun-if-changed={arch_name}");
     }
     let arch = ArchConfig::resolve(&arch_name).map_err(|e| format!("SATKIT_COSIM_ARCH={arch_name}: {e}"))?;
-    let design = rtl::tensor::generate(&arch).map_err(|e| format!("generating the RTL of `{}`: {e}", arch.name))?;
+    let design = rtl::machine::generate(&arch).map_err(|e| format!("generating the RTL of `{}`: {e}", arch.name))?;
     let verilog = out.join(format!("{}.v", design.top));
     write(&verilog, &design.verilog)?;
 

@@ -1,7 +1,7 @@
 //! `satkit rtl`: generates the Verilog of an architecture's PE array (`satkit_hw::rtl`) and,
-//! beside it, of the tensor unit (its operand sequencer, the array and the buffers it uses:
-//! what the co-simulation runs) and of the blocks not yet connected to it (controller, SORE,
-//! WUVE), checks each with
+//! beside it, of the machine (controller, tensor unit, DMA engines, buffers and control/status
+//! registers: what the co-simulation runs), of the controller on its own, and of the SORE and
+//! WUVE lanes not yet connected to it, checks each with
 //! `verilator --lint-only`, and writes them with `manifest.json` (modules, top ports and the
 //! ArchConfig parameters they were built from). With `--synth` it runs yosys `synth_xilinx`
 //! for UltraScale+ hierarchically (each distinct block synthesized once, counted per instance)
@@ -46,8 +46,8 @@ struct Manifest<'a> {
     parameters: Parameters,
     modules: &'a [rtl::RtlModule],
     ports: &'a [rtl::RtlPort],
-    /// The blocks generated and linted beside the array (not synthesized): the tensor unit
-    /// with the array and its buffers, and the controller, SORE and WUVE, not yet connected.
+    /// The blocks generated and linted beside the array (not synthesized): the machine, the
+    /// controller on its own, and the SORE and WUVE lanes, not yet connected.
     blocks: Vec<Block>,
 }
 
@@ -108,7 +108,7 @@ pub fn run(a: &RtlArgs) -> Result<()> {
     let verilog_path = dir.join(&verilog_name);
     write_linted_verilog(&design, &verilog_path)?;
     let mut blocks = Vec::new();
-    for generate in [rtl::tensor::generate, rtl::controller::generate, rtl::sore::generate, rtl::wuve::generate] {
+    for generate in [rtl::machine::generate, rtl::controller::generate, rtl::sore::generate, rtl::wuve::generate] {
         let block = generate(&arch).with_context(|| format!("generating the RTL of `{}`", arch.name))?;
         let verilog = format!("{}.v", block.top);
         write_linted_verilog(&block, &dir.join(&verilog))?;

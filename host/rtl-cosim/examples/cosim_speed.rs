@@ -1,21 +1,23 @@
-//! Co-simulation speed of the Verilated tensor unit (the preset the crate was built for, `tiny`
-//! by default): simulated clock cycles per wall-clock second, measured two ways:
+//! Co-simulation speed of the Verilated machine (the preset the crate was built for, `tiny` by
+//! default): simulated clock cycles per wall-clock second, measured two ways:
 //!
-//! - **GEMM**: dense and N:M `gemm` instructions through [`CosimTensor::run`] (issue, operand
-//!   reads from the buffers, folds, write-back), operands written once beforehand;
-//! - **clock only**: [`VerilatedModel::tick`] on an idle unit, the model's bare evaluation rate.
+//! - **GEMM**: one-instruction programs of a dense and an N:M `gemm` through
+//!   [`CosimMachine::run`] (fetch, dispatch, operand reads from the buffers, folds, write-back,
+//!   the host's per-cycle service of the memory port and trace), operands written once;
+//! - **clock only**: [`VerilatedModel::tick`] on an idle machine, the model's bare evaluation
+//!   rate.
 //!
 //! Run: `cargo run --release -p satkit-rtl-cosim --example cosim_speed [SECONDS]` (default 2 s
 //! per measurement).
 
-use satkit_hw::isa::{Buffer, Instruction, Op, WeightFormat};
+use satkit_hw::isa::{Buffer, Instruction, Op, Program, WeightFormat};
 use satkit_hw::Dataflow;
-use satkit_rtl_cosim::{CosimTensor, VerilatedModel, BUILT_ARCH};
+use satkit_rtl_cosim::{CosimMachine, VerilatedModel, BUILT_ARCH};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Runs `gemm` repeatedly for at least `budget`; returns (cycles simulated, seconds).
-fn measure_gemm(unit: &mut CosimTensor, gemm: Op, budget: Duration) -> Result<(u64, f64), String> {
+fn measure_gemm(unit: &mut CosimMachine, gemm: Op, budget: Duration) -> Result<(u64, f64), String> {
     let Op::Gemm { rows, cols, depth, weights, .. } = gemm else { return Err("not a gemm".into()) };
     let (rows, cols, depth) = (rows as usize, cols as usize, depth as usize);
     let stored = weights.stored_len(depth);
@@ -29,10 +31,10 @@ fn measure_gemm(unit: &mut CosimTensor, gemm: Op, budget: Duration) -> Result<(u
     unit.write_buffer(Buffer::Act, 0, &input).map_err(|e| e.to_string())?;
     unit.write_buffer(Buffer::Wgt, 0, &weight).map_err(|e| e.to_string())?;
     unit.write_buffer(Buffer::Idx, 0, &idx).map_err(|e| e.to_string())?;
-    let insn = Instruction::new(gemm);
+    let program = Program { insns: vec![Instruction::new(gemm)] };
     let (mut cycles, started) = (0, Instant::now());
     while started.elapsed() < budget {
-        cycles += unit.run(&insn).map_err(|e| e.to_string())?;
+        cycles += unit.run(&program).map_err(|e| e.to_string())?.total_cycles;
     }
     Ok((cycles, started.elapsed().as_secs_f64()))
 }
@@ -63,10 +65,10 @@ fn run() -> Result<(), String> {
         return Err(format!("SECONDS must be positive, not {seconds}"));
     }
     let budget = Duration::from_secs_f64(seconds);
-    let mut unit = CosimTensor::new().map_err(|e| e.to_string())?;
+    let mut unit = CosimMachine::new().map_err(|e| e.to_string())?;
     let arch = unit.arch().clone();
     let (r, c) = (arch.array.rows as usize, arch.array.cols as usize);
-    println!("Verilated tensor unit of `{BUILT_ARCH}` ({r}x{c} PEs, n_max {}, m_max {})", arch.array.n_max, arch.array.m_max);
+    println!("Verilated machine of `{BUILT_ARCH}` ({r}x{c} PEs, n_max {}, m_max {})", arch.array.n_max, arch.array.m_max);
     println!("{:<44} {:>14} {:>10} {:>14}", "workload", "cycles", "seconds", "cycles/s");
     let mut gemms = vec![("dense 4 folds x 512 steps", gemm(2 * r, 2 * c, 512 * arch.array.n_max as usize, WeightFormat::Dense))];
     if let Some(ratio) = arch.array.supported_nm.iter().find(|q| q.n == 2 && q.m == 8).or(arch.array.supported_nm.first()) {
@@ -87,7 +89,7 @@ fn run() -> Result<(), String> {
         cycles += 100_000;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("{:<44} {cycles:>14} {secs:>10.3} {:>14.3e}", "clock only (idle unit)", cycles as f64 / secs);
+    println!("{:<44} {cycles:>14} {secs:>10.3} {:>14.3e}", "clock only (idle machine)", cycles as f64 / secs);
     Ok(())
 }
 

@@ -1,24 +1,26 @@
-//! Co-simulation of the generated RTL: the Verilog of the tensor unit, its PE array and its
-//! buffers (`satkit_hw::rtl::tensor::generate`) for one architecture (`tiny` unless
-//! `SATKIT_COSIM_ARCH` was set at build time), verilated into C++ by `build.rs` and driven here
-//! through a small C ABI, so that the RTL can be compared bit for bit and cycle for cycle with
-//! the simulator.
+//! Co-simulation of the generated RTL: the Verilog of the SAT machine
+//! (`satkit_hw::rtl::machine::generate`: controller, tensor unit, DMA engines, buffers) for one
+//! architecture (`tiny` unless `SATKIT_COSIM_ARCH` was set at build time), verilated into C++ by
+//! `build.rs` and driven here through a small C ABI, so that programs run on the RTL can be
+//! compared bit for bit and cycle for cycle with the simulator.
 //!
 //! - [`VerilatedModel`]: the Verilated model itself (ports by name, eval, clock ticks);
-//! - [`CosimTensor`]: the buffers through their host ports ([`CosimTensor::write_buffer`],
-//!   [`CosimTensor::read_buffer`]) and `gemm` instructions issued to the unit
-//!   ([`CosimTensor::run`]), which returns the cycles from issue to `done`: the instruction's
-//!   cost in the simulator's terms.
+//! - [`CosimMachine`]: the machine with its DRAM served by the host, as VTA's tsim serves it:
+//!   contents in a [`DramStorage`], timing from the simulator's DRAM model ([`DramBus`]), which
+//!   plays the DRAM and its controller; programs run through [`CosimMachine::run`], buffers and
+//!   DRAM are read and written from the host.
 //!
-//! **What the RTL implements** (hw/src/rtl/tensor.rs): `gemm` in the OS dataflow with any
-//! interleave the machine allows (1 to the accumulator latency), dense and N:M, accumulating
-//! or not, with either operand transposed. Other instructions, and GEMMs in WS or IS, are
-//! refused with [`Error::Unsupported`].
+//! **What the RTL implements** (hw/src/rtl/machine.rs): `load`, `store`, and `gemm` in the OS
+//! dataflow with any interleave the machine allows (1 to the accumulator latency), dense and
+//! N:M, accumulating or not, with either operand transposed. Programs with other instructions
+//! (`prune`, `update`, `vec`) or GEMMs in WS or IS are refused with [`Error::Unsupported`].
 
 use half::f16;
-use satkit_hw::isa::{Buffer, Field, Instruction, Op};
-use satkit_hw::ArchConfig;
-use satkit_hw::Dataflow;
+use satkit_hw::isa::{Buffer, Field, Op, Program, Unit};
+use satkit_hw::rtl::machine::DRAM_ADDRESS_BITS;
+use satkit_hw::{ArchConfig, Dataflow};
+use satkit_sim::dram::{DramBus, DramStorage, TransferShape};
+use satkit_sim::{Machine, Mode};
 use std::ptr::NonNull;
 
 /// One port of the Verilated top module (generated from `RtlDesign::ports`).
@@ -43,7 +45,7 @@ pub use generated::{BUILT_ARCH, PORTS, TOP};
 pub enum Error {
     /// The architecture the model was built from cannot be loaded.
     #[error("architecture `{name}` of the Verilated model: {message}")]
-    Arch {
+    ArchConfig {
         /// The preset or file name.
         name: String,
         /// Why it cannot be loaded.
@@ -88,13 +90,26 @@ pub enum Error {
         /// Why.
         message: String,
     },
-    /// The unit never raised `done`.
-    #[error("instruction `{mnemonic}`: no `done` after {cycles} cycles")]
-    Hang {
-        /// The instruction.
-        mnemonic: &'static str,
-        /// Cycles waited.
-        cycles: u64,
+    /// The program is not valid for this machine (the simulator's checks refuse it).
+    #[error("the program: {0}")]
+    Program(#[from] satkit_sim::Error),
+    /// A DRAM access outside the DRAM.
+    #[error("DRAM bytes {addr:#x}..+{len}: beyond the capacity of {capacity:#x} bytes")]
+    Dram {
+        /// First byte.
+        addr: u64,
+        /// Bytes.
+        len: u64,
+        /// Capacity in bytes.
+        capacity: u64,
+    },
+    /// The machine raised an error flag or did not finish.
+    #[error("RTL at cycle {cycle}: {message}")]
+    Machine {
+        /// Cycle (counted from the cycle after `start`).
+        cycle: u64,
+        /// What happened.
+        message: String,
     },
 }
 
@@ -231,41 +246,124 @@ impl Drop for VerilatedModel {
     }
 }
 
-/// The Verilated tensor unit with its buffers (see the crate documentation).
-pub struct CosimTensor {
+/// Start and end cycle of one instruction, as the simulator's records count them (cycle 0 is
+/// the first dispatch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsnTiming {
+    /// Program index.
+    pub index: usize,
+    /// Cycle the instruction started on its unit.
+    pub start: u64,
+    /// Cycle it completed.
+    pub end: u64,
+}
+
+/// What a program run on the RTL gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtlRun {
+    /// Cycle at which the last instruction completed (the simulator's `total_cycles`).
+    pub total_cycles: u64,
+    /// Every instruction's timing, in program order.
+    pub instructions: Vec<InsnTiming>,
+}
+
+/// The ports of one DMA direction.
+struct DmaPorts {
+    req: Port,
+    dram: Port,
+    rows: Port,
+    cols: Port,
+    row_stride: Port,
+    col_stride: Port,
+    element_bytes: Port,
+    mem_done: Port,
+    addr: Port,
+    valid: Port,
+    data: Port,
+}
+
+impl DmaPorts {
+    fn resolve(model: &VerilatedModel, dir: &str) -> Result<DmaPorts, Error> {
+        let out = |name: &str| model.port(&format!("{dir}_{name}"), false, None);
+        Ok(DmaPorts {
+            req: out("req")?,
+            dram: out("req_dram")?,
+            rows: out("req_rows")?,
+            cols: out("req_cols")?,
+            row_stride: out("req_row_stride")?,
+            col_stride: out("req_col_stride")?,
+            element_bytes: out("req_element_bytes")?,
+            mem_done: model.port(&format!("{dir}_mem_done"), true, Some(1))?,
+            addr: out("addr")?,
+            valid: out("valid")?,
+            data: model.port(&format!("{dir}_data"), dir == "load", None)?,
+        })
+    }
+}
+
+/// A transfer the host-side DRAM is serving for one DMA engine.
+#[derive(Debug, Clone, Copy, Default)]
+struct Serving {
+    done_at: Option<u64>,
+    element_bytes: u64,
+}
+
+/// The Verilated SAT machine with its host-served DRAM (see the crate documentation).
+pub struct CosimMachine {
     model: VerilatedModel,
     arch: ArchConfig,
-    issue: Port,
-    issue_word: Port,
-    done: Port,
-    unsupported: Port,
+    dram: DramStorage,
+    lanes: usize,
+    start: Port,
+    length: Port,
+    fetch_addr: Port,
+    fetch_data: Port,
+    flags: [(Port, &'static str); 3],
+    trace_issue: Port,
+    trace_index: Port,
+    trace_done: Port,
     host_we: Port,
     host_buf: Port,
     host_addr: Port,
     host_wdata: Port,
     host_rdata: Port,
+    load: DmaPorts,
+    store: DmaPorts,
 }
 
-impl CosimTensor {
-    /// A fresh Verilated unit of [`BUILT_ARCH`], buffers all zero.
-    pub fn new() -> Result<CosimTensor, Error> {
-        let arch =
-            ArchConfig::resolve(BUILT_ARCH).map_err(|e| Error::Arch { name: BUILT_ARCH.to_string(), message: e.to_string() })?;
+impl CosimMachine {
+    /// A fresh Verilated machine of [`BUILT_ARCH`], buffers and DRAM all zero.
+    pub fn new() -> Result<CosimMachine, Error> {
+        let arch = ArchConfig::resolve(BUILT_ARCH)
+            .map_err(|e| Error::ArchConfig { name: BUILT_ARCH.to_string(), message: e.to_string() })?;
         let model = VerilatedModel::new();
         let input = |name: &str| model.port(name, true, None);
         let output = |name: &str| model.port(name, false, None);
-        Ok(CosimTensor {
-            issue: input("issue")?,
-            issue_word: input("issue_word")?,
-            done: output("done")?,
-            unsupported: output("unsupported")?,
+        let valid = output("load_valid")?;
+        Ok(CosimMachine {
+            lanes: valid.info().width,
+            start: input("start")?,
+            length: input("length")?,
+            fetch_addr: output("fetch_addr")?,
+            fetch_data: input("fetch_data")?,
+            flags: [
+                (output("bad_opcode")?, "a fetched word's opcode names no instruction"),
+                (output("overflow")?, "a semaphore count neared its 16-bit limit"),
+                (output("unsupported")?, "the tensor unit got a GEMM it cannot run"),
+            ],
+            trace_issue: output("trace_issue")?,
+            trace_index: output("trace_index")?,
+            trace_done: output("trace_done")?,
             host_we: input("host_we")?,
             host_buf: input("host_buf")?,
             host_addr: input("host_addr")?,
             host_wdata: input("host_wdata")?,
             host_rdata: output("host_rdata")?,
+            load: DmaPorts::resolve(&model, "load")?,
+            store: DmaPorts::resolve(&model, "store")?,
             model,
             arch,
+            dram: DramStorage::default(),
         })
     }
 
@@ -280,12 +378,6 @@ impl CosimTensor {
     }
 
     fn check(&self, buffer: Buffer, addr: u64, len: usize) -> Result<(), Error> {
-        if !matches!(buffer, Buffer::Act | Buffer::Wgt | Buffer::Idx | Buffer::Acc) {
-            return Err(Error::Buffer {
-                buffer: buffer.name(),
-                message: "the tensor unit's co-simulation holds only act, wgt, idx and acc".into(),
-            });
-        }
         let capacity = self.arch.buffer_elements(buffer);
         if addr.checked_add(len as u64).is_none_or(|end| end > capacity) {
             return Err(Error::Buffer {
@@ -297,8 +389,8 @@ impl CosimTensor {
     }
 
     /// Writes values through the host port, in the buffer's own format: FP16 for `act` and
-    /// `wgt` (rounded, as the simulator's buffers round), a byte for `idx` (saturated to
-    /// 0..=255, as the simulator's byte planes), FP32 for `acc`.
+    /// `wgt` (rounded, as the simulator's buffers round), a byte for `idx` and `mask`
+    /// (saturated to 0..=255, as the simulator's byte planes), FP32 for `acc` and `master`.
     pub fn write_buffer(&mut self, buffer: Buffer, addr: u64, values: &[f32]) -> Result<(), Error> {
         self.check(buffer, addr, values.len())?;
         self.model.set_u32(self.host_buf, buffer.to_bits() as u32)?;
@@ -306,8 +398,8 @@ impl CosimTensor {
         for (i, &v) in values.iter().enumerate() {
             let bits = match buffer {
                 Buffer::Act | Buffer::Wgt => u32::from(f16::from_f32(v).to_bits()),
-                Buffer::Idx => u32::from(v.clamp(0.0, 255.0) as u8),
-                _ => v.to_bits(),
+                Buffer::Idx | Buffer::Mask => u32::from(v.clamp(0.0, 255.0) as u8),
+                Buffer::Acc | Buffer::Master => v.to_bits(),
             };
             self.model.set_u32(self.host_addr, (addr + i as u64) as u32)?;
             self.model.set_u32(self.host_wdata, bits)?;
@@ -318,7 +410,7 @@ impl CosimTensor {
         Ok(())
     }
 
-    /// Reads values through the host port (see [`CosimTensor::write_buffer`] for the formats).
+    /// Reads values through the host port (see [`CosimMachine::write_buffer`] for the formats).
     pub fn read_buffer(&mut self, buffer: Buffer, addr: u64, len: usize) -> Result<Vec<f32>, Error> {
         self.check(buffer, addr, len)?;
         self.model.set_u32(self.host_buf, buffer.to_bits() as u32)?;
@@ -329,61 +421,206 @@ impl CosimTensor {
             let bits = self.model.get_u32(self.host_rdata)?;
             out.push(match buffer {
                 Buffer::Act | Buffer::Wgt => f16::from_bits(bits as u16).to_f32(),
-                Buffer::Idx => f32::from(bits as u8),
-                _ => f32::from_bits(bits),
+                Buffer::Idx | Buffer::Mask => f32::from(bits as u8),
+                Buffer::Acc | Buffer::Master => f32::from_bits(bits),
             });
         }
         Ok(out)
     }
 
-    /// Issues one instruction to the unit and runs the clock until `done`; returns the cycles
-    /// from the issue cycle to the `done` cycle. Refuses what the RTL does not implement.
-    pub fn run(&mut self, insn: &Instruction) -> Result<u64, Error> {
-        let latency = self.arch.array.accumulator_latency;
-        let limit = match insn.op {
-            Op::Gemm { dataflow, interleave, rows, cols, depth, weights, .. }
-                if dataflow == Dataflow::Os && (1..=latency).contains(&interleave) =>
-            {
-                // Twice the unit's own timing: a hang, not a slow unit, trips it.
-                let a = &self.arch.array;
-                let steps = u64::from(depth).div_ceil(self.arch.reduction_per_pe_step(weights.ratio()));
-                let folds = u64::from(rows).div_ceil(a.rows.into()) * u64::from(cols).div_ceil(u64::from(a.cols * interleave));
-                let period = steps * u64::from(latency) + u64::from(a.rows + a.cols);
-                2 * (folds * period + u64::from(a.rows + a.cols + latency) + 2)
+    fn check_dram(&self, addr: u64, len: u64) -> Result<(), Error> {
+        let capacity = self.arch.dram_bytes();
+        if addr.checked_add(len).is_none_or(|end| end > capacity) {
+            return Err(Error::Dram { addr, len, capacity });
+        }
+        Ok(())
+    }
+
+    /// Writes bytes into the host-served DRAM.
+    pub fn write_dram(&mut self, addr: u64, data: &[u8]) -> Result<(), Error> {
+        self.check_dram(addr, data.len() as u64)?;
+        self.dram.write(addr, data);
+        Ok(())
+    }
+
+    /// Reads bytes from the host-served DRAM.
+    pub fn read_dram(&self, addr: u64, len: usize) -> Result<Vec<u8>, Error> {
+        self.check_dram(addr, len as u64)?;
+        let mut out = vec![0; len];
+        self.dram.read(addr, &mut out);
+        Ok(out)
+    }
+
+    /// Refuses what the RTL does not implement yet (see the crate documentation).
+    pub fn supports(&self, program: &Program) -> Result<(), Error> {
+        for (index, insn) in program.insns.iter().enumerate() {
+            let refuse = |why: String| Err(Error::Unsupported(format!("instruction {index} (`{}`): {why}", insn.op.mnemonic())));
+            match insn.op {
+                Op::Load { .. } | Op::Store { .. } => {}
+                Op::Gemm { dataflow, .. } if dataflow != Dataflow::Os => {
+                    return refuse(format!("dataflow {dataflow}: the RTL tensor unit runs OS only"));
+                }
+                Op::Gemm { .. } => {}
+                _ => {
+                    let unit = insn.op.unit().name();
+                    return refuse(format!("the RTL machine has no {unit} unit yet (it runs load, store and OS gemm)"));
+                }
             }
-            Op::Gemm { dataflow, interleave, .. } => {
-                return Err(Error::Unsupported(format!(
-                    "gemm with dataflow {dataflow} and interleave {interleave}: the RTL tensor unit runs OS with interleave 1 to {latency}"
-                )))
-            }
-            _ => {
-                return Err(Error::Unsupported(format!(
-                    "`{}`: the RTL co-simulation has only the tensor unit so far",
-                    insn.op.mnemonic()
-                )))
-            }
-        };
-        let word = insn.encode().map_err(|e| Error::Encode { mnemonic: insn.op.mnemonic(), message: e.to_string() })?;
-        let words: Vec<u32> = word.0.iter().flat_map(|w| [*w as u32, (*w >> 32) as u32]).collect();
-        self.model.set(self.issue_word, &words)?;
-        self.model.set_u32(self.issue, 1)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a port of `words` 32-bit words.
+    fn words(&mut self, port: Port) -> Result<Vec<u32>, Error> {
+        let mut w = vec![0u32; port.words()];
+        self.model.get(port, &mut w)?;
+        Ok(w)
+    }
+
+    /// Bits `[lo, lo + width)` (width <= 64) of a multi-word value.
+    fn bits(words: &[u32], lo: usize, width: usize) -> u64 {
+        (0..width).fold(0u64, |acc, b| acc | (u64::from((words[(lo + b) / 32] >> ((lo + b) % 32)) & 1) << b))
+    }
+
+    /// Runs `program` from its first instruction (buffers and DRAM keep their contents; the DRAM
+    /// bus starts idle, as in the simulator). The program is first checked by the simulator's
+    /// rules and against what the RTL implements; a run that outlasts twice the simulator's
+    /// cycle count, or raises an error flag, fails with the cycle.
+    pub fn run(&mut self, program: &Program) -> Result<RtlRun, Error> {
+        self.supports(program)?;
+        let expected = Machine::new(&self.arch, Mode::TimingOnly).run(program)?.total_cycles;
+        let limit = 2 * expected + 64;
+        let length = u32::try_from(program.insns.len())
+            .map_err(|_| Error::Unsupported(format!("{} instructions: the length register has 32 bits", program.insns.len())))?;
+        let words: Vec<Vec<u32>> = program
+            .insns
+            .iter()
+            .map(|i| {
+                let w = i.encode().map_err(|e| Error::Encode { mnemonic: i.op.mnemonic(), message: e.to_string() })?;
+                Ok(w.0.iter().flat_map(|x| [*x as u32, (*x >> 32) as u32]).collect())
+            })
+            .collect::<Result<_, Error>>()?;
+        let zero_word = vec![0u32; self.fetch_data.words()];
+        let mut bus = DramBus::new(&self.arch);
+        let (mut load, mut store) = (Serving::default(), Serving::default());
+        let units = Unit::ALL.len();
+        let mut running: Vec<Option<usize>> = vec![None; units];
+        let mut timing: Vec<Option<InsnTiming>> = vec![None; program.insns.len()];
+        let mut completed = 0usize;
+        // The start cycle: clears the controller and fetches instruction 0.
+        self.model.set_u32(self.length, length)?;
+        self.model.set_u32(self.start, 1)?;
+        self.model.set_u32(self.load.mem_done, 0)?;
+        self.model.set_u32(self.store.mem_done, 0)?;
+        self.model.eval();
+        let mut fetch = self.model.get_u32(self.fetch_addr)? as usize;
         self.model.tick(1);
-        self.model.set_u32(self.issue, 0)?;
-        let mut cycles = 1;
-        loop {
+        self.model.set_u32(self.start, 0)?;
+        let mut last_end = 0;
+        let mut t = 0u64;
+        while completed < program.insns.len() {
+            if t > limit {
+                return Err(Error::Machine {
+                    cycle: t,
+                    message: format!(
+                        "{completed} of {} instructions completed; the simulator needs {expected} cycles",
+                        program.insns.len()
+                    ),
+                });
+            }
+            self.model.set_u32(self.load.mem_done, u32::from(load.done_at == Some(t)))?;
+            self.model.set_u32(self.store.mem_done, u32::from(store.done_at == Some(t)))?;
+            self.model.set(self.fetch_data, words.get(fetch).unwrap_or(&zero_word))?;
             self.model.eval();
-            if self.model.get_u32(self.done)? == 1 {
-                break;
+            // Requests presented this cycle: the DRAM model schedules load before store, as the
+            // simulator's units start in `Unit::ALL` order.
+            for (dma, serving) in [(&self.load, &mut load), (&self.store, &mut store)] {
+                if self.model.get_u32(dma.req)? == 1 {
+                    let mut w = vec![0u32; dma.dram.words()];
+                    self.model.get(dma.dram, &mut w)?;
+                    let shape = TransferShape {
+                        base: Self::bits(&w, 0, 64),
+                        rows: self.model.get_u32(dma.rows)?.into(),
+                        cols: self.model.get_u32(dma.cols)?.into(),
+                        element_bytes: self.model.get_u32(dma.element_bytes)?.into(),
+                        row_stride: self.model.get_u32(dma.row_stride)?.into(),
+                        col_stride: self.model.get_u32(dma.col_stride)?.into(),
+                    };
+                    let end = bus.transfer(t, &shape).end;
+                    *serving = Serving { done_at: Some(t + (end - t).max(1)), element_bytes: shape.element_bytes };
+                }
             }
-            if cycles >= limit {
-                return Err(Error::Hang { mnemonic: insn.op.mnemonic(), cycles });
+            // Load lanes: DRAM bytes for every valid lane's address, then settle the writes.
+            let valid = self.words(self.load.valid)?;
+            if valid.iter().any(|&v| v != 0) {
+                let addr = self.words(self.load.addr)?;
+                let mut data = vec![0u32; self.load.data.words()];
+                for (lane, word) in data.iter_mut().enumerate().take(self.lanes) {
+                    if Self::bits(&valid, lane, 1) == 1 {
+                        let mut bytes = [0u8; 4];
+                        self.dram.read(
+                            Self::bits(&addr, lane * DRAM_ADDRESS_BITS, DRAM_ADDRESS_BITS),
+                            &mut bytes[..load.element_bytes as usize],
+                        );
+                        *word = u32::from_le_bytes(bytes);
+                    }
+                }
+                self.model.set(self.load.data, &data)?;
+                self.model.eval();
             }
+            // Store lanes: write every valid lane's bytes.
+            let valid = self.words(self.store.valid)?;
+            if valid.iter().any(|&v| v != 0) {
+                let addr = self.words(self.store.addr)?;
+                let data = self.words(self.store.data)?;
+                for (lane, word) in data.iter().enumerate().take(self.lanes) {
+                    if Self::bits(&valid, lane, 1) == 1 {
+                        let bytes = word.to_le_bytes();
+                        self.dram.write(
+                            Self::bits(&addr, lane * DRAM_ADDRESS_BITS, DRAM_ADDRESS_BITS),
+                            &bytes[..store.element_bytes as usize],
+                        );
+                    }
+                }
+            }
+            for (port, message) in self.flags {
+                if self.model.get_u32(port)? == 1 {
+                    return Err(Error::Machine { cycle: t, message: message.to_string() });
+                }
+            }
+            // Instruction timing from the controller's trace.
+            let issue = self.model.get_u32(self.trace_issue)?;
+            let done = self.model.get_u32(self.trace_done)?;
+            let index = self.words(self.trace_index)?;
+            for (u, unit) in running.iter_mut().enumerate() {
+                if (done >> u) & 1 == 1 {
+                    if let Some(i) = unit.take() {
+                        if let Some(rec) = timing[i].as_mut() {
+                            rec.end = t;
+                        }
+                        completed += 1;
+                        last_end = t;
+                    }
+                }
+            }
+            for u in 0..units {
+                if (issue >> u) & 1 == 1 {
+                    let i = index[u] as usize;
+                    running[u] = Some(i);
+                    if let Some(slot) = timing.get_mut(i) {
+                        *slot = Some(InsnTiming { index: i, start: t, end: t });
+                    }
+                }
+            }
+            fetch = self.model.get_u32(self.fetch_addr)? as usize;
             self.model.tick(1);
-            cycles += 1;
+            t += 1;
         }
-        if self.model.get_u32(self.unsupported)? == 1 {
-            return Err(Error::Unsupported(format!("the unit flagged `{}` as unsupported", insn.op.mnemonic())));
-        }
-        Ok(cycles)
+        let instructions = timing
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.ok_or(Error::Machine { cycle: t, message: format!("instruction {i} never started") }))
+            .collect::<Result<_, _>>()?;
+        Ok(RtlRun { total_cycles: last_end, instructions })
     }
 }

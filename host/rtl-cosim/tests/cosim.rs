@@ -1,16 +1,16 @@
-//! Co-simulation tests: `gemm` instructions run on the Verilated tensor unit (the generated
-//! RTL of the preset the crate was built for, `tiny` by default: sequencer, PE array and
-//! buffers) and on the simulator (`satkit_sim::Machine`), from the same buffer contents,
-//! compared element by element bit for bit (outputs and the accumulator words around them) and
-//! cycle count for cycle count. A mismatch names the first differing element (buffer address,
-//! output row and column, both values) or both cycle counts.
+//! Co-simulation tests of single `gemm` instructions: run on the Verilated machine (the
+//! generated RTL of the preset the crate was built for, `tiny` by default) and on the simulator
+//! (`satkit_sim::Machine`), from the same buffer contents, compared element by element bit for
+//! bit (outputs and the accumulator words around them) and cycle for cycle (each instruction's
+//! start and end). A mismatch names the first differing element (buffer address, output row and
+//! column, both values) or the first differing cycle.
 
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use satkit_hw::isa::{Buffer, Instruction, Op, Program, WeightFormat};
 use satkit_hw::{ArchConfig, Dataflow, NmRatio};
-use satkit_rtl_cosim::{CosimTensor, Error};
+use satkit_rtl_cosim::{CosimMachine, Error};
 use satkit_sim::{Machine, Mode};
 
 /// One `gemm` with its operands in the simulator's buffer layouts.
@@ -27,11 +27,12 @@ struct Case {
 /// Accumulator words compared on each side of the output region.
 const MARGIN: u64 = 8;
 
-/// Outputs (with margins) and cycles of one side.
+/// Outputs (with margins) and instruction timing of one side.
 #[derive(Debug)]
 struct Outcome {
     acc: Vec<f32>,
-    cycles: u64,
+    /// (start, end) of the GEMM and the program's total cycles.
+    timing: (u64, u64, u64),
 }
 
 fn sparse(text: &str) -> WeightFormat {
@@ -126,20 +127,25 @@ fn simulate(arch: &ArchConfig, c: &Case) -> Outcome {
     machine.write_buffer(Buffer::Wgt, weight, &c.weight).unwrap();
     machine.write_buffer(Buffer::Idx, weight, &c.idx).unwrap();
     machine.write_buffer(Buffer::Acc, acc_base, &c.acc).unwrap();
+    machine.record_instructions(true);
     let report = machine.run(&Program { insns: vec![Instruction::new(c.insn)] }).expect("the simulator runs the GEMM");
-    // Dispatched at cycle 0, started at 1: the run ends `cost` cycles after cycle 1.
-    Outcome { acc: machine.read_buffer(Buffer::Acc, acc_base, c.acc.len()).unwrap(), cycles: report.total_cycles - 1 }
+    let r = &report.instructions[0];
+    Outcome {
+        acc: machine.read_buffer(Buffer::Acc, acc_base, c.acc.len()).unwrap(),
+        timing: (r.start, r.end, report.total_cycles),
+    }
 }
 
-/// The RTL's result on the Verilated unit (whose buffers may hold earlier cases' data).
-fn cosimulate(unit: &mut CosimTensor, c: &Case) -> Outcome {
+/// The RTL's result on the Verilated machine (whose buffers may hold earlier cases' data).
+fn cosimulate(unit: &mut CosimMachine, c: &Case) -> Outcome {
     let (input, weight, acc_base, _) = addresses(&c.insn);
     unit.write_buffer(Buffer::Act, input, &c.input).unwrap();
     unit.write_buffer(Buffer::Wgt, weight, &c.weight).unwrap();
     unit.write_buffer(Buffer::Idx, weight, &c.idx).unwrap();
     unit.write_buffer(Buffer::Acc, acc_base, &c.acc).unwrap();
-    let cycles = unit.run(&Instruction::new(c.insn)).expect("the RTL runs the GEMM");
-    Outcome { acc: unit.read_buffer(Buffer::Acc, acc_base, c.acc.len()).unwrap(), cycles }
+    let run = unit.run(&Program { insns: vec![Instruction::new(c.insn)] }).expect("the RTL runs the GEMM");
+    let r = run.instructions[0];
+    Outcome { acc: unit.read_buffer(Buffer::Acc, acc_base, c.acc.len()).unwrap(), timing: (r.start, r.end, run.total_cycles) }
 }
 
 /// `Ok` when both sides agree bit for bit (any two NaNs count as equal: the RTL returns the
@@ -168,24 +174,30 @@ fn compare(c: &Case, rtl: &Outcome, sim: &Outcome) -> Result<(), String> {
             ));
         }
     }
-    if rtl.cycles != sim.cycles {
-        return Err(format!("{what}: RTL took {} cycles, the simulator {} cycles", rtl.cycles, sim.cycles));
+    if rtl.timing != sim.timing {
+        let ((rs, re, rt), (ss, se, st)) = (rtl.timing, sim.timing);
+        return Err(format!(
+            "{what}: RTL started at cycle {rs}, ended at {re} ({} cycles), program {rt} cycles; \
+             the simulator {ss}, {se} ({} cycles), {st}",
+            re - rs,
+            se - ss
+        ));
     }
     Ok(())
 }
 
 /// Runs `c` on both sides and compares.
-fn check(unit: &mut CosimTensor, c: &Case) -> Result<(), String> {
+fn check(unit: &mut CosimMachine, c: &Case) -> Result<(), String> {
     let sim = simulate(unit.arch(), c);
     let rtl = cosimulate(unit, c);
     compare(c, &rtl, &sim)
 }
 
-fn new_unit() -> CosimTensor {
-    CosimTensor::new().expect("the Verilated unit resolves its ports")
+fn new_unit() -> CosimMachine {
+    CosimMachine::new().expect("the Verilated machine resolves its ports")
 }
 
-fn array(unit: &CosimTensor) -> (usize, usize) {
+fn array(unit: &CosimMachine) -> (usize, usize) {
     (unit.arch().array.rows as usize, unit.arch().array.cols as usize)
 }
 
@@ -296,18 +308,19 @@ fn a_broken_result_is_reported_with_its_position() {
     let rtl = cosimulate(&mut unit, &k);
     compare(&k, &rtl, &sim).unwrap_or_else(|e| panic!("{e}"));
     let at = MARGIN as usize + r * c - 2;
-    let mut off = Outcome { acc: rtl.acc.clone(), cycles: rtl.cycles };
+    let mut off = Outcome { acc: rtl.acc.clone(), timing: rtl.timing };
     off.acc[at] = f32::from_bits(off.acc[at].to_bits() ^ 1);
     let e = compare(&k, &off, &sim).unwrap_err();
     assert!(e.contains(&format!("output ({}, {})", (r * c - 2) / c, (r * c - 2) % c)), "{e}");
     off.acc[at] = f32::NAN;
     assert!(compare(&k, &off, &sim).is_err());
-    let mut outside = Outcome { acc: rtl.acc.clone(), cycles: rtl.cycles };
+    let mut outside = Outcome { acc: rtl.acc.clone(), timing: rtl.timing };
     outside.acc[0] += 1.0;
     assert!(compare(&k, &outside, &sim).unwrap_err().contains("outside the output"));
-    let late = Outcome { acc: rtl.acc.clone(), cycles: rtl.cycles + 1 };
+    let (s0, e0, t0) = rtl.timing;
+    let late = Outcome { acc: rtl.acc.clone(), timing: (s0, e0 + 1, t0 + 1) };
     let e = compare(&k, &late, &sim).unwrap_err();
-    assert!(e.contains(&format!("{} cycles", sim.cycles + 1)) && e.contains(&format!("{} cycles", sim.cycles)), "{e}");
+    assert!(e.contains(&format!("ended at {}", e0 + 1)) && e.contains(&format!("{}, {}", s0, e0)), "{e}");
 }
 
 #[test]
@@ -317,16 +330,16 @@ fn what_the_rtl_does_not_implement_is_refused() {
     if let Op::Gemm { dataflow, .. } = &mut ws {
         *dataflow = Dataflow::Ws;
     }
-    let e = unit.run(&Instruction::new(ws)).unwrap_err();
+    let e = unit.run(&Program { insns: vec![Instruction::new(ws)] }).unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("ws"), "{e}");
-    let too_interleaved = u32::from(unit.arch().array.accumulator_latency) + 1;
+    // The simulator's own checks come first: too much interleave is a bad program.
+    let too_interleaved = unit.arch().array.accumulator_latency + 1;
     let s = Shape { interleave: too_interleaved, ..Shape::new(2, 2, 8, WeightFormat::Dense) };
-    assert!(matches!(unit.run(&Instruction::new(case(701, s, 0.0).insn)), Err(Error::Unsupported(_))));
-    let e = unit.write_buffer(Buffer::Master, 0, &[1.0]).unwrap_err();
-    assert!(e.to_string().contains("master"), "{e}");
+    let e = unit.run(&Program { insns: vec![Instruction::new(case(701, s, 0.0).insn)] }).unwrap_err();
+    assert!(matches!(e, Error::Program(_)) && e.to_string().contains("interleave"), "{e}");
     let capacity = unit.arch().buffer_elements(Buffer::Acc);
     assert!(unit.read_buffer(Buffer::Acc, capacity - 1, 2).is_err());
-    // The unit still works after refusing.
+    // The machine still works after refusing.
     check(&mut unit, &case(702, Shape::new(2, 2, 8, sparse("2:4")), 0.0)).unwrap_or_else(|e| panic!("{e}"));
 }
 

@@ -25,6 +25,7 @@
 pub mod array;
 pub mod controller;
 pub mod fp;
+pub mod machine;
 pub mod pe;
 pub mod sore;
 pub mod tensor;

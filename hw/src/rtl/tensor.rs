@@ -38,53 +38,38 @@
 //! need (`R m_max` on `act`, `C n_max` on `wgt` and `idx`, `C L` reads and writes on `acc`); such a buffer maps to distributed RAM and registers, not block RAM. Block RAM needs
 //! banked buffers whose conflicts the simulator models too (listed as open in issue 5).
 //!
-//! **`sat_tensor`.** The co-simulation top: the unit, the array, and the `act`, `wgt`, `idx`
-//! and `acc` buffers, whose host ports stand in for the DMA until it exists in RTL.
+//! The machine ([`super::machine`]) instantiates the unit and the buffers.
 
 use super::array::PeArray;
 use super::verilog::deduplicate;
-use super::{PortDirection, RtlDesign, RtlModule, RtlPort};
+use super::RtlDesign;
 use crate::isa::{layouts, Buffer, Field, WORD_BITS};
 use crate::{ArchConfig, Dataflow, Error};
 use rust_hdl::prelude::{check_all, generate_verilog_unchecked, Block};
 use std::fmt::Write as _;
 
-/// Name of the top module of [`generate`].
-pub const TOP_MODULE: &str = "sat_tensor";
 /// Name of the operand sequencer module.
 pub const UNIT_MODULE: &str = "sat_tensor_unit";
 /// Name of the buffer module.
 pub const BUFFER_MODULE: &str = "sat_buffer";
 /// Name the PE array takes inside this design.
-const ARRAY_MODULE: &str = "sat_pe_array";
+pub(super) const ARRAY_MODULE: &str = "sat_pe_array";
 
 /// Bits of an address into a buffer of `elements` elements.
 pub fn address_bits(elements: u64) -> usize {
     (64 - elements.saturating_sub(1).leading_zeros()).max(1) as usize
 }
 
-/// Generates the tensor unit with its array and buffers (see the module documentation).
-pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
-    arch.validate()?;
+/// The PE array of `arch` as its own design, its top module named `sat_pe_array`.
+pub(super) fn array_design(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     let mut array = PeArray::new(arch);
     array.connect_all();
     check_all(&array).map_err(|e| Error::RtlCheck { arch: arch.name.clone(), message: format!("{e:?}") })?;
-    let array_design = deduplicate(&generate_verilog_unchecked(&array), ARRAY_MODULE)?;
-    let mut verilog = array_design.verilog;
-    verilog.push_str(&buffer_module());
-    verilog.push_str(&unit_module(arch)?);
-    let (top, ports) = top_module(arch);
-    verilog.push_str(&top);
-    let mut modules = array_design.modules;
-    for name in [BUFFER_MODULE, UNIT_MODULE, TOP_MODULE] {
-        let instances = if name == BUFFER_MODULE { 4 } else { 1 };
-        modules.push(RtlModule { name: name.into(), instances, flatten: false });
-    }
-    Ok(RtlDesign { top: TOP_MODULE.into(), verilog, modules, ports })
+    deduplicate(&generate_verilog_unchecked(&array), ARRAY_MODULE)
 }
 
 /// The multi-port buffer template.
-fn buffer_module() -> String {
+pub(super) fn buffer_module() -> String {
     format!(
         r#"
 // One on-chip buffer: DEPTH elements of WIDTH bits, RPORTS synchronous read ports, WPORTS
@@ -127,7 +112,7 @@ fn gemm_fields() -> Result<Vec<(&'static str, u32, u32)>, Error> {
 }
 
 /// The operand sequencer.
-fn unit_module(arch: &ArchConfig) -> Result<String, Error> {
+pub(super) fn unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let a = &arch.array;
     let (r, c, l, n_max, m_max) = (a.rows, a.cols, a.accumulator_latency, a.n_max, a.m_max);
     let act_aw = address_bits(arch.buffer_elements(Buffer::Act));
@@ -361,101 +346,4 @@ module {UNIT_MODULE} (
     s.push_str(&connections.join(",\n"));
     s.push_str("\n    );\nendmodule\n");
     Ok(s)
-}
-
-/// The co-simulation top and its port list.
-fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
-    let a = &arch.array;
-    let (r, c, l, n_max, m_max) = (a.rows, a.cols, a.accumulator_latency, a.n_max, a.m_max);
-    let aw = |b: Buffer| address_bits(arch.buffer_elements(b));
-    let (act_aw, wgt_aw, acc_aw) = (aw(Buffer::Act), aw(Buffer::Wgt), aw(Buffer::Acc));
-    let host_aw = act_aw.max(wgt_aw).max(acc_aw);
-    let ports = vec![
-        port("clock", PortDirection::Input, 1),
-        port("issue", PortDirection::Input, 1),
-        port("issue_word", PortDirection::Input, WORD_BITS as usize),
-        port("done", PortDirection::Output, 1),
-        port("busy", PortDirection::Output, 1),
-        port("unsupported", PortDirection::Output, 1),
-        port("host_we", PortDirection::Input, 1),
-        port("host_buf", PortDirection::Input, 3),
-        port("host_addr", PortDirection::Input, host_aw),
-        port("host_wdata", PortDirection::Input, 32),
-        port("host_rdata", PortDirection::Output, 32),
-    ];
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"
-// Co-simulation top: the tensor unit with its array and buffers; the host port selects a
-// buffer by its ISA code (act {act}, wgt {wgt}, idx {idx}, acc {acc}).
-module {TOP_MODULE} (
-    input clock,
-    input issue,
-    input [{word_hi}:0] issue_word,
-    output done,
-    output busy,
-    output unsupported,
-    input host_we,
-    input [2:0] host_buf,
-    input [{host_hi}:0] host_addr,
-    input [31:0] host_wdata,
-    output [31:0] host_rdata
-);
-    wire [{r}*{m_max}*{act_aw}-1:0] act_raddr;
-    wire [{r}*{m_max}*16-1:0] act_rdata;
-    wire [{c}*{n_max}*{wgt_aw}-1:0] wgt_raddr;
-    wire [{c}*{n_max}*16-1:0] wgt_rdata;
-    wire [{c}*{n_max}*8-1:0] idx_rdata;
-    wire [{c}*{l}*{acc_aw}-1:0] acc_raddr;
-    wire [{c}*{l}*32-1:0] acc_rdata;
-    wire [{c}*{l}-1:0] acc_we;
-    wire [{c}*{l}*{acc_aw}-1:0] acc_waddr;
-    wire [{c}*{l}*32-1:0] acc_wdata;
-    wire [15:0] act_host, wgt_host;
-    wire [7:0] idx_host;
-    wire [31:0] acc_host;
-    assign host_rdata = host_buf == {act} ? {{16'h0, act_host}} : host_buf == {wgt} ? {{16'h0, wgt_host}}
-                      : host_buf == {idx} ? {{24'h0, idx_host}} : acc_host;
-
-    {UNIT_MODULE} unit (
-        .clock(clock), .issue(issue), .issue_word(issue_word), .done(done), .busy(busy),
-        .unsupported(unsupported),
-        .act_raddr(act_raddr), .act_rdata(act_rdata), .wgt_raddr(wgt_raddr), .wgt_rdata(wgt_rdata),
-        .idx_rdata(idx_rdata), .acc_raddr(acc_raddr), .acc_rdata(acc_rdata),
-        .acc_we(acc_we), .acc_waddr(acc_waddr), .acc_wdata(acc_wdata)
-    );
-    {BUFFER_MODULE} #(.WIDTH(16), .DEPTH({act_depth}), .AW({act_aw}), .RPORTS({r}*{m_max}), .WPORTS(1)) act_buffer (
-        .clock(clock), .raddr(act_raddr), .rdata(act_rdata), .we(1'b0), .waddr({act_aw}'d0), .wdata(16'h0),
-        .host_we(host_we && host_buf == {act}), .host_addr(host_addr[{act_aw}-1:0]), .host_wdata(host_wdata[15:0]),
-        .host_rdata(act_host));
-    {BUFFER_MODULE} #(.WIDTH(16), .DEPTH({wgt_depth}), .AW({wgt_aw}), .RPORTS({c}*{n_max}), .WPORTS(1)) wgt_buffer (
-        .clock(clock), .raddr(wgt_raddr), .rdata(wgt_rdata), .we(1'b0), .waddr({wgt_aw}'d0), .wdata(16'h0),
-        .host_we(host_we && host_buf == {wgt}), .host_addr(host_addr[{wgt_aw}-1:0]), .host_wdata(host_wdata[15:0]),
-        .host_rdata(wgt_host));
-    {BUFFER_MODULE} #(.WIDTH(8), .DEPTH({wgt_depth}), .AW({wgt_aw}), .RPORTS({c}*{n_max}), .WPORTS(1)) idx_buffer (
-        .clock(clock), .raddr(wgt_raddr), .rdata(idx_rdata), .we(1'b0), .waddr({wgt_aw}'d0), .wdata(8'h0),
-        .host_we(host_we && host_buf == {idx}), .host_addr(host_addr[{wgt_aw}-1:0]), .host_wdata(host_wdata[7:0]),
-        .host_rdata(idx_host));
-    {BUFFER_MODULE} #(.WIDTH(32), .DEPTH({acc_depth}), .AW({acc_aw}), .RPORTS({c}*{l}), .WPORTS({c}*{l})) acc_buffer (
-        .clock(clock), .raddr(acc_raddr), .rdata(acc_rdata), .we(acc_we), .waddr(acc_waddr), .wdata(acc_wdata),
-        .host_we(host_we && host_buf == {acc}), .host_addr(host_addr[{acc_aw}-1:0]), .host_wdata(host_wdata),
-        .host_rdata(acc_host));
-endmodule
-"#,
-        word_hi = WORD_BITS - 1,
-        host_hi = host_aw - 1,
-        act = Buffer::Act.to_bits(),
-        wgt = Buffer::Wgt.to_bits(),
-        idx = Buffer::Idx.to_bits(),
-        acc = Buffer::Acc.to_bits(),
-        act_depth = arch.buffer_elements(Buffer::Act),
-        wgt_depth = arch.buffer_elements(Buffer::Wgt),
-        acc_depth = arch.buffer_elements(Buffer::Acc),
-    );
-    (s, ports)
-}
-
-fn port(name: &str, direction: PortDirection, width: usize) -> RtlPort {
-    RtlPort { name: name.into(), direction, width }
 }

@@ -159,3 +159,37 @@ pub fn deduplicate(text: &str, top_name: &str) -> Result<RtlDesign, Error> {
         .collect();
     Ok(RtlDesign { top: top_name.to_string(), verilog, modules, ports })
 }
+
+/// Joins designs generated separately into one Verilog text: a module that two of them define
+/// alike (the same register module, say) is kept once; one name with two different bodies is
+/// an error.
+pub fn merge(designs: &[&RtlDesign]) -> Result<(String, Vec<RtlModule>), Error> {
+    let mut text = String::new();
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut modules: Vec<RtlModule> = Vec::new();
+    for design in designs {
+        for module in parse_modules(&design.verilog)? {
+            let body = module.lines.join("\n");
+            match seen.get(&module.name) {
+                Some(existing) if *existing == body => continue,
+                Some(_) => {
+                    return Err(Error::RtlVerilog {
+                        message: format!("two generated blocks define module `{}` differently", module.name),
+                    })
+                }
+                None => {
+                    text.push_str(&body);
+                    text.push('\n');
+                    seen.insert(module.name.clone(), body);
+                }
+            }
+        }
+        for m in &design.modules {
+            match modules.iter_mut().find(|x| x.name == m.name) {
+                Some(existing) => existing.instances += m.instances,
+                None => modules.push(m.clone()),
+            }
+        }
+    }
+    Ok((text, modules))
+}

@@ -1,0 +1,449 @@
+//! The SAT machine as RTL (`sat_machine`): the controller ([`super::controller`]) with the units
+//! built so far in RTL, the on-chip buffers, the memory port to a host-served DRAM and the
+//! control/status registers, cycle for cycle and bit for bit the simulator's `Machine` on the
+//! instructions those units run.
+//!
+//! **Units.** `load` and `store` are DMA engines (`sat_dma`, below); `gemm` runs on the tensor
+//! unit ([`super::tensor`]). The SORE, WUVE and vector unit are not connected yet: their
+//! `unit_done` inputs are tied low, so the host refuses programs that use them before running
+//! (a `prune`, `update` or `vec` would wait forever).
+//!
+//! **DMA (`sat_dma`).** Moves a 2-D block as the ISA defines it, `W` elements per cycle, where
+//! `W` = the DRAM's bytes per core cycle over all channels, rounded up ([`dma_lanes`]): as many
+//! one-byte elements as the bus can deliver, so the element stream always finishes within the
+//! DRAM model's time (it has `W` lanes for the widest rate and the DRAM latency as slack). Lane
+//! `j` walks elements `j, j + W, ...` in row-major order. In the issue cycle the unit presents
+//! the transfer on its request port (DRAM base, rows, columns, byte strides, element bytes),
+//! which the DRAM controller (served by the host, as VTA's tsim serves DRAM) schedules on the
+//! shared bus; `mem_done` comes back in the cycle the DRAM finishes, and the unit raises `done`
+//! in that cycle once its element stream has finished too. A load asks for each element's
+//! little-endian bytes at `d_addr` and writes the buffer in the same cycle; a store reads the
+//! buffer (synchronously) and presents the bytes a cycle later.
+//!
+//! **Buffers.** `act`, `wgt`, `idx`, `acc`, `master` and `mask`, each a `sat_buffer` with the
+//! ports its users need in one cycle: the tensor unit's (see [`super::tensor`]) and `W` DMA
+//! lanes each way. A host port reads and writes any buffer (for tests and debugging).
+//!
+//! **Control/status.** `start` (one cycle) clears the controller and runs the program of
+//! `length` instructions; `busy` stays high until every instruction has completed; `cycle`
+//! counts cycles from the cycle after `start`; `bad_opcode`, `overflow` (a semaphore neared its
+//! 16-bit limit) and `unsupported` (the tensor unit got a GEMM it cannot run) report errors.
+//! Instructions are fetched through `fetch_addr`/`fetch_data`, one word per cycle with the
+//! word of the previous cycle's address, the never-missing instruction memory the simulator
+//! assumes; the host serves it from the program. `trace_issue`, `trace_index` and `trace_done`
+//! show every unit's starts and completions, for comparing instruction timing.
+
+use super::tensor::{address_bits, array_design, buffer_module, unit_module, BUFFER_MODULE, UNIT_MODULE};
+use super::verilog::merge;
+use super::{controller, PortDirection, RtlDesign, RtlModule, RtlPort};
+use crate::isa::{layouts, Buffer, Field, Unit, WORD_BITS};
+use crate::{ArchConfig, DataType, Error};
+use std::fmt::Write as _;
+
+/// Name of the top module of [`generate`].
+pub const TOP_MODULE: &str = "sat_machine";
+/// Name of the DMA module.
+pub const DMA_MODULE: &str = "sat_dma";
+/// Bits of a DRAM byte address on the memory port (the ISA's `dram` field).
+pub const DRAM_ADDRESS_BITS: usize = 40;
+
+/// DMA lanes (elements per cycle each way): the DRAM's bytes per core cycle over all channels,
+/// rounded up.
+pub fn dma_lanes(arch: &ArchConfig) -> usize {
+    let bytes = f64::from(arch.dram.channels) * arch.dram_bytes_per_cycle_per_channel();
+    (bytes.ceil() as usize).max(1)
+}
+
+/// Generates the machine (see the module documentation).
+pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
+    arch.validate()?;
+    if arch.precision.operand != DataType::Fp16 || arch.precision.accumulator != DataType::Fp32 {
+        return Err(Error::RtlVerilog {
+            message: format!(
+                "{}: the RTL datapath is FP16 operands with FP32 accumulation, not {:?}/{:?}",
+                arch.name, arch.precision.operand, arch.precision.accumulator
+            ),
+        });
+    }
+    let array = array_design(arch)?;
+    let control = controller::generate(arch)?;
+    let (mut verilog, mut modules) = merge(&[&array, &control])?;
+    verilog.push_str(&buffer_module());
+    verilog.push_str(&unit_module(arch)?);
+    verilog.push_str(&dma_module(arch)?);
+    let (top, ports) = top_module(arch);
+    verilog.push_str(&top);
+    for (name, instances) in [(BUFFER_MODULE, Buffer::ALL.len()), (UNIT_MODULE, 1), (DMA_MODULE, 2), (TOP_MODULE, 1)] {
+        modules.push(RtlModule { name: name.into(), instances, flatten: false });
+    }
+    Ok(RtlDesign { top: TOP_MODULE.into(), verilog, modules, ports })
+}
+
+/// The widest address of any buffer.
+fn sram_address_bits(arch: &ArchConfig) -> usize {
+    Buffer::ALL.iter().map(|&b| address_bits(arch.buffer_elements(b))).max().unwrap_or(1)
+}
+
+/// Bit range `[lo +: width]` of each field of instruction `mnemonic`.
+fn fields(mnemonic: &str) -> Result<Vec<(&'static str, u32, u32)>, Error> {
+    let layout = layouts()
+        .into_iter()
+        .find(|l| l.mnemonic == mnemonic)
+        .ok_or_else(|| Error::RtlVerilog { message: format!("the ISA table has no `{mnemonic}`") })?;
+    Ok(layout.fields.iter().map(|f| (f.name, f.lo, f.width)).collect())
+}
+
+/// The DMA engine; `LOAD` picks the direction. `load` and `store` have the same fields.
+fn dma_module(arch: &ArchConfig) -> Result<String, Error> {
+    let w = dma_lanes(arch);
+    let aw = sram_address_bits(arch);
+    let da = DRAM_ADDRESS_BITS;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"
+// A DMA engine (see satkit's hw/src/rtl/machine.rs): W = {w} lanes, row-major element order.
+module {DMA_MODULE} #(parameter LOAD = 1) (
+    input clock,
+    input issue,
+    input [{word_hi}:0] issue_word,
+    output done,
+    // Request port: the transfer, presented in the issue cycle.
+    output req,
+    output [{da_hi}:0] req_dram,
+    output [15:0] req_rows,
+    output [15:0] req_cols,
+    output [31:0] req_row_stride,
+    output [31:0] req_col_stride,
+    output [2:0] req_element_bytes,
+    input mem_done,
+    // Element lanes to DRAM
+    output [{w}*{da}-1:0] d_addr,
+    output [{w}-1:0] d_valid,
+    input [{w}*32-1:0] d_rdata,
+    output [{w}*32-1:0] d_wdata,
+    // Element lanes to the buffers
+    output reg [2:0] s_buf,
+    output [{w}-1:0] s_we,
+    output [{w}*{aw}-1:0] s_addr,
+    output [{w}*32-1:0] s_wdata,
+    input [{w}*32-1:0] s_rdata
+);
+    localparam W = {w};
+"#,
+        word_hi = WORD_BITS - 1,
+        da_hi = da - 1,
+    );
+    for (name, lo, width) in fields("load")? {
+        let _ = writeln!(s, "    wire [{}:0] f_{name} = issue_word[{lo} +: {width}];", width - 1);
+    }
+    let e = |b: Buffer| arch.dram_element_bytes(b);
+    let _ = write!(
+        s,
+        r#"    // DRAM bytes of one element of each buffer
+    wire [2:0] f_bytes = f_buf == {act} ? {e_act} : f_buf == {wgt} ? {e_wgt} : f_buf == {idx} ? {e_idx}
+                       : f_buf == {acc} ? {e_acc} : f_buf == {master} ? {e_master} : {e_mask};
+    assign req = issue;
+    assign req_dram = f_dram;
+    assign req_rows = f_rows;
+    assign req_cols = f_cols;
+    assign req_row_stride = f_dram_row_stride * f_bytes;
+    assign req_col_stride = f_dram_col_stride * f_bytes;
+    assign req_element_bytes = f_bytes;
+
+    reg busy, dram_done, store_tail;
+    reg [{da_hi}:0] dram;
+    reg [23:0] sram;
+    reg [15:0] rows, cols;
+    reg [31:0] drs, dcs, srs;
+    reg [2:0] bytes;
+    reg [15:0] q, rem;
+    reg [15:0] lane_r [0:W-1];
+    reg [15:0] lane_c [0:W-1];
+    wire streaming = busy && lane_r[0] < rows;
+    wire finished = !streaming && !store_tail;
+    assign done = busy && (dram_done || mem_done) && finished;
+
+    integer j;
+    always @(posedge clock) begin
+        if (issue) begin
+            busy <= 1; dram_done <= 0; store_tail <= 0;
+            dram <= f_dram; sram <= f_sram; rows <= f_rows; cols <= f_cols;
+            drs <= f_dram_row_stride; dcs <= f_dram_col_stride; srs <= f_sram_row_stride;
+            bytes <= f_bytes; s_buf <= f_buf;
+            q <= f_cols == 0 ? 0 : W / f_cols;
+            rem <= f_cols == 0 ? 0 : W % f_cols;
+            for (j = 0; j < W; j = j + 1) begin
+                lane_r[j] <= f_cols == 0 ? f_rows : j / f_cols;
+                lane_c[j] <= f_cols == 0 ? 0 : j % f_cols;
+            end
+        end else if (busy) begin
+            if (mem_done) dram_done <= 1;
+            if (done) busy <= 0;
+            store_tail <= !LOAD && streaming;
+            if (streaming)
+                for (j = 0; j < W; j = j + 1) begin
+                    if (lane_c[j] + rem >= cols) begin
+                        lane_c[j] <= lane_c[j] + rem - cols;
+                        lane_r[j] <= lane_r[j] + q + 1;
+                    end else begin
+                        lane_c[j] <= lane_c[j] + rem;
+                        lane_r[j] <= lane_r[j] + q;
+                    end
+                end
+        end
+    end
+
+    // A store's buffer data arrives a cycle after its address: its DRAM side is registered.
+    reg [W-1:0] st_valid;
+    reg [W*{da}-1:0] st_addr;
+    genvar g;
+    generate
+        for (g = 0; g < W; g = g + 1) begin : lanes
+            wire active = streaming && lane_r[g] < rows;
+            wire [{da_hi}:0] byte_addr = dram + (lane_r[g] * drs + lane_c[g] * dcs) * bytes;
+            assign s_addr[g*{aw} +: {aw}] = sram + lane_r[g] * srs + lane_c[g];
+            assign s_we[g] = LOAD && active;
+            assign s_wdata[g*32 +: 32] = d_rdata[g*32 +: 32];
+            always @(posedge clock) begin
+                st_valid[g] <= !LOAD && active;
+                st_addr[g*{da} +: {da}] <= byte_addr;
+            end
+            assign d_valid[g] = LOAD ? active : st_valid[g];
+            assign d_addr[g*{da} +: {da}] = LOAD ? byte_addr : st_addr[g*{da} +: {da}];
+            assign d_wdata[g*32 +: 32] = s_rdata[g*32 +: 32];
+        end
+    endgenerate
+endmodule
+"#,
+        act = Buffer::Act.to_bits(),
+        wgt = Buffer::Wgt.to_bits(),
+        idx = Buffer::Idx.to_bits(),
+        acc = Buffer::Acc.to_bits(),
+        master = Buffer::Master.to_bits(),
+        e_act = e(Buffer::Act),
+        e_wgt = e(Buffer::Wgt),
+        e_idx = e(Buffer::Idx),
+        e_acc = e(Buffer::Acc),
+        e_master = e(Buffer::Master),
+        e_mask = e(Buffer::Mask),
+        da_hi = da - 1,
+    );
+    Ok(s)
+}
+
+fn port(name: String, direction: PortDirection, width: usize) -> RtlPort {
+    RtlPort { name, direction, width }
+}
+
+/// The top and its port list.
+fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
+    use PortDirection::{Input, Output};
+    let a = &arch.array;
+    let (r, c, l, n_max, m_max) =
+        (a.rows as usize, a.cols as usize, a.accumulator_latency as usize, a.n_max as usize, a.m_max as usize);
+    let w = dma_lanes(arch);
+    let aw = sram_address_bits(arch);
+    let da = DRAM_ADDRESS_BITS;
+    let units = Unit::ALL.len();
+    let mut ports = vec![
+        port("clock".into(), Input, 1),
+        port("start".into(), Input, 1),
+        port("length".into(), Input, 32),
+        port("fetch_addr".into(), Output, 32),
+        port("fetch_data".into(), Input, WORD_BITS as usize),
+        port("busy".into(), Output, 1),
+        port("cycle".into(), Output, 64),
+        port("bad_opcode".into(), Output, 1),
+        port("overflow".into(), Output, 1),
+        port("unsupported".into(), Output, 1),
+        port("trace_issue".into(), Output, units),
+        port("trace_index".into(), Output, 32 * units),
+        port("trace_done".into(), Output, units),
+        port("host_we".into(), Input, 1),
+        port("host_buf".into(), Input, 3),
+        port("host_addr".into(), Input, aw),
+        port("host_wdata".into(), Input, 32),
+        port("host_rdata".into(), Output, 32),
+    ];
+    for dir in ["load", "store"] {
+        ports.extend([
+            port(format!("{dir}_req"), Output, 1),
+            port(format!("{dir}_req_dram"), Output, da),
+            port(format!("{dir}_req_rows"), Output, 16),
+            port(format!("{dir}_req_cols"), Output, 16),
+            port(format!("{dir}_req_row_stride"), Output, 32),
+            port(format!("{dir}_req_col_stride"), Output, 32),
+            port(format!("{dir}_req_element_bytes"), Output, 3),
+            port(format!("{dir}_mem_done"), Input, 1),
+            port(format!("{dir}_addr"), Output, w * da),
+            port(format!("{dir}_valid"), Output, w),
+        ]);
+    }
+    ports.push(port("load_data".into(), Input, w * 32));
+    ports.push(port("store_data".into(), Output, w * 32));
+
+    let mut s = String::new();
+    let decl = |p: &RtlPort| {
+        let dir = if p.direction == Input { "input" } else { "output" };
+        if p.width == 1 {
+            format!("    {dir} {}", p.name)
+        } else {
+            format!("    {dir} [{}:0] {}", p.width - 1, p.name)
+        }
+    };
+    let _ = writeln!(s, "\n// The SAT machine (see satkit's hw/src/rtl/machine.rs).\nmodule {TOP_MODULE} (");
+    let _ = writeln!(s, "{}\n);", ports.iter().map(decl).collect::<Vec<_>>().join(",\n"));
+    let load = Unit::Load.index();
+    let tensor = Unit::Tensor.index();
+    let store = Unit::Store.index();
+    let _ = write!(
+        s,
+        r#"    localparam W = {w}, AW = {aw};
+    // Controller
+    wire [{units}-1:0] issue;
+    wire [{units}*{word}-1:0] issue_word;
+    wire [{units}*32-1:0] issue_index;
+    wire [{units}-1:0] unit_done;
+    assign trace_issue = issue;
+    assign trace_index = issue_index;
+    assign trace_done = unit_done;
+    sat_controller controller (
+        .clock(clock), .start(start), .length(length), .imem_addr(fetch_addr), .imem_data(fetch_data),
+{controller_ports},
+        .busy(busy), .cycle(cycle), .bad_opcode(bad_opcode), .overflow(overflow));
+
+    // Tensor unit
+    wire [{r}*{m_max}*{act_aw}-1:0] t_act_raddr;
+    wire [{r}*{m_max}*16-1:0] t_act_rdata;
+    wire [{c}*{n_max}*{wgt_aw}-1:0] t_wgt_raddr;
+    wire [{c}*{n_max}*16-1:0] t_wgt_rdata;
+    wire [{c}*{n_max}*8-1:0] t_idx_rdata;
+    wire [{c}*{l}*{acc_aw}-1:0] t_acc_raddr;
+    wire [{c}*{l}*32-1:0] t_acc_rdata;
+    wire [{c}*{l}-1:0] t_acc_we;
+    wire [{c}*{l}*{acc_aw}-1:0] t_acc_waddr;
+    wire [{c}*{l}*32-1:0] t_acc_wdata;
+    {UNIT_MODULE} tensor (
+        .clock(clock), .issue(issue[{tensor}]), .issue_word(issue_word[{tensor}*{word} +: {word}]),
+        .done(unit_done[{tensor}]), .busy(), .unsupported(unsupported),
+        .act_raddr(t_act_raddr), .act_rdata(t_act_rdata), .wgt_raddr(t_wgt_raddr), .wgt_rdata(t_wgt_rdata),
+        .idx_rdata(t_idx_rdata), .acc_raddr(t_acc_raddr), .acc_rdata(t_acc_rdata),
+        .acc_we(t_acc_we), .acc_waddr(t_acc_waddr), .acc_wdata(t_acc_wdata));
+    // The SORE, WUVE and vector unit are not built in RTL yet.
+    assign unit_done[{sore}] = 1'b0;
+    assign unit_done[{wuve}] = 1'b0;
+    assign unit_done[{vector}] = 1'b0;
+
+    // DMA
+    wire [2:0] l_buf, s_buf;
+    wire [W-1:0] l_we, s_we_unused;
+    wire [W*AW-1:0] l_addr, s_addr;
+    wire [W*32-1:0] l_wdata, s_wdata_unused, s_rdata, l_rdata_unused;
+    {DMA_MODULE} #(.LOAD(1)) load_dma (
+        .clock(clock), .issue(issue[{load}]), .issue_word(issue_word[{load}*{word} +: {word}]), .done(unit_done[{load}]),
+        .req(load_req), .req_dram(load_req_dram), .req_rows(load_req_rows), .req_cols(load_req_cols),
+        .req_row_stride(load_req_row_stride), .req_col_stride(load_req_col_stride),
+        .req_element_bytes(load_req_element_bytes), .mem_done(load_mem_done),
+        .d_addr(load_addr), .d_valid(load_valid), .d_rdata(load_data), .d_wdata(),
+        .s_buf(l_buf), .s_we(l_we), .s_addr(l_addr), .s_wdata(l_wdata), .s_rdata({{(W*32){{1'b0}}}}));
+    {DMA_MODULE} #(.LOAD(0)) store_dma (
+        .clock(clock), .issue(issue[{store}]), .issue_word(issue_word[{store}*{word} +: {word}]), .done(unit_done[{store}]),
+        .req(store_req), .req_dram(store_req_dram), .req_rows(store_req_rows), .req_cols(store_req_cols),
+        .req_row_stride(store_req_row_stride), .req_col_stride(store_req_col_stride),
+        .req_element_bytes(store_req_element_bytes), .mem_done(store_mem_done),
+        .d_addr(store_addr), .d_valid(store_valid), .d_rdata({{(W*32){{1'b0}}}}), .d_wdata(store_data),
+        .s_buf(s_buf), .s_we(s_we_unused), .s_addr(s_addr), .s_wdata(s_wdata_unused), .s_rdata(s_rdata));
+
+    // Buffers
+"#,
+        word = WORD_BITS,
+        controller_ports = (0..units)
+            .map(|u| format!(
+                "        .issue${u}(issue[{u}]), .issue_word${u}(issue_word[{u}*{word} +: {word}]), .issue_index${u}(issue_index[{u}*32 +: 32]), .unit_done${u}(unit_done[{u}])",
+                word = WORD_BITS
+            ))
+            .collect::<Vec<_>>()
+            .join(",\n"),
+        act_aw = address_bits(arch.buffer_elements(Buffer::Act)),
+        wgt_aw = address_bits(arch.buffer_elements(Buffer::Wgt)),
+        acc_aw = address_bits(arch.buffer_elements(Buffer::Acc)),
+        sore = Unit::Sore.index(),
+        wuve = Unit::Wuve.index(),
+        vector = Unit::Vector.index(),
+    );
+    // Each buffer: (unit read ports, unit read address bus, unit read data bus, unit writes).
+    let mut store_mux = Vec::new();
+    for &b in Buffer::ALL {
+        let code = b.to_bits();
+        let name = b.name();
+        let baw = address_bits(arch.buffer_elements(b));
+        let width = match b {
+            Buffer::Act | Buffer::Wgt => 16,
+            Buffer::Idx | Buffer::Mask => 8,
+            Buffer::Acc | Buffer::Master => 32,
+        };
+        // Unit ports: (reads, raddr, rdata, writes, we, waddr, wdata)
+        let (reads, raddr, rdata, writes, we, waddr, wdata) = match b {
+            Buffer::Act => (r * m_max, "t_act_raddr", "t_act_rdata", 0, "", "", ""),
+            Buffer::Wgt => (c * n_max, "t_wgt_raddr", "t_wgt_rdata", 0, "", "", ""),
+            Buffer::Idx => (c * n_max, "t_wgt_raddr", "t_idx_rdata", 0, "", "", ""),
+            Buffer::Acc => (c * l, "t_acc_raddr", "t_acc_rdata", c * l, "t_acc_we", "t_acc_waddr", "t_acc_wdata"),
+            Buffer::Master | Buffer::Mask => (0, "", "", 0, "", "", ""),
+        };
+        let _ = writeln!(s, "    // {name}");
+        let _ = writeln!(s, "    wire [{}:0] {name}_rdata;", (reads + w) * width - 1);
+        let _ = writeln!(s, "    wire [{}:0] {name}_host;", width - 1);
+        // DMA lanes, narrowed to this buffer's address and element width.
+        let dma_raddr: Vec<String> = (0..w).rev().map(|j| format!("s_addr[{j}*AW +: {baw}]")).collect();
+        let dma_waddr: Vec<String> = (0..w).rev().map(|j| format!("l_addr[{j}*AW +: {baw}]")).collect();
+        let dma_wdata: Vec<String> = (0..w).rev().map(|j| format!("l_wdata[{j}*32 +: {width}]")).collect();
+        let mut raddr_bus = vec![format!("{{{}}}", dma_raddr.join(", "))];
+        let mut waddr_bus = vec![format!("{{{}}}", dma_waddr.join(", "))];
+        let mut wdata_bus = vec![format!("{{{}}}", dma_wdata.join(", "))];
+        let mut we_bus = vec![format!("l_we & {{W{{l_buf == {code}}}}}")];
+        if reads > 0 {
+            raddr_bus.push(raddr.to_string());
+        }
+        if writes > 0 {
+            we_bus.push(we.to_string());
+            waddr_bus.push(waddr.to_string());
+            wdata_bus.push(wdata.to_string());
+        }
+        let _ = writeln!(
+            s,
+            "    {BUFFER_MODULE} #(.WIDTH({width}), .DEPTH({depth}), .AW({baw}), .RPORTS({rp}), .WPORTS({wp})) {name}_buffer (\n        \
+             .clock(clock), .raddr({{{raddr}}}), .rdata({name}_rdata),\n        \
+             .we({{{we}}}), .waddr({{{waddr}}}), .wdata({{{wdata}}}),\n        \
+             .host_we(host_we && host_buf == {code}), .host_addr(host_addr[{baw}-1:0]), .host_wdata(host_wdata[{width}-1:0]),\n        \
+             .host_rdata({name}_host));",
+            depth = arch.buffer_elements(b),
+            rp = reads + w,
+            wp = writes + w,
+            raddr = raddr_bus.join(", "),
+            we = we_bus.join(", "),
+            waddr = waddr_bus.join(", "),
+            wdata = wdata_bus.join(", "),
+        );
+        if reads > 0 {
+            let _ = writeln!(s, "    assign {rdata} = {name}_rdata[{}:0];", reads * width - 1);
+        }
+        store_mux.push((code, name, width, reads));
+    }
+    // The store lanes read the buffer named by the running store (registered with the data).
+    let _ = writeln!(s, "    reg [2:0] s_buf_d;\n    always @(posedge clock) s_buf_d <= s_buf;");
+    let _ = writeln!(s, "    genvar g;\n    generate\n        for (g = 0; g < W; g = g + 1) begin : store_lanes");
+    let mut expr = "32'h0".to_string();
+    for (code, name, width, reads) in store_mux.iter().rev() {
+        let pad = if *width == 32 { String::new() } else { format!("{}'h0, ", 32 - width) };
+        expr = format!("s_buf_d == {code} ? {{{pad}{name}_rdata[({reads} + g)*{width} +: {width}]}} : {expr}");
+    }
+    let _ = writeln!(s, "            assign s_rdata[g*32 +: 32] = {expr};\n        end\n    endgenerate");
+    let mut host = "32'h0".to_string();
+    for (code, name, width, _) in store_mux.iter().rev() {
+        let pad = if *width == 32 { String::new() } else { format!("{}'h0, ", 32 - width) };
+        host = format!("host_buf == {code} ? {{{pad}{name}_host}} : {host}");
+    }
+    let _ = writeln!(s, "    assign host_rdata = {host};\nendmodule");
+    (s, ports)
+}
