@@ -32,7 +32,8 @@ pub struct RunArgs {
     /// Architecture: a preset or a TOML file.
     #[arg(long, default_value = "tiny")]
     pub arch: String,
-    /// Where to run it; `sim` is the cycle-level simulator.
+    /// Where to run it: `sim` (the cycle-level simulator) or `rtl` (the generated Verilog,
+    /// Verilated, with DRAM served by the host; needs a build with `--features rtl`).
     #[arg(long, default_value = "sim")]
     pub device: String,
     /// Skip the functional model (timing, traffic and energy only).
@@ -80,17 +81,19 @@ pub fn disasm(a: &DisasmArgs) -> Result<()> {
 
 /// `satkit run`.
 pub fn run(a: &RunArgs) -> Result<()> {
-    if a.device != "sim" {
-        anyhow::bail!(
-            "--device {}: this build has only the `sim` device (the RTL co-simulation back-end is not built yet)",
-            a.device
-        );
-    }
     let arch = ArchConfig::resolve(&a.arch).with_context(|| format!("--arch {}", a.arch))?;
     let program = load_program(&a.program)?;
-    let mut machine = Machine::new(&arch, if a.timing_only { Mode::TimingOnly } else { Mode::Functional });
+    match a.device.as_str() {
+        "sim" => run_sim(a, &arch, &program),
+        "rtl" => run_rtl(a, &arch, &program),
+        other => anyhow::bail!("--device {other}: the devices are `sim` and `rtl`"),
+    }
+}
+
+fn run_sim(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
+    let mut machine = Machine::new(arch, if a.timing_only { Mode::TimingOnly } else { Mode::Functional });
     machine.record_instructions(a.json);
-    let report = machine.run(&program).with_context(|| a.program.display().to_string())?;
+    let report = machine.run(program).with_context(|| a.program.display().to_string())?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -108,6 +111,77 @@ pub fn run(a: &RunArgs) -> Result<()> {
         println!("  {:<8} {:>6} {:>10} {:>10} {:>10}", u.unit, u.instructions, u.busy_cycles, u.stalls.total(), u.dram_bytes);
     }
     Ok(())
+}
+
+/// Runs the program on the Verilated machine and on the simulator, and reports both: the RTL
+/// is the device, the simulator the reference it must equal cycle for cycle.
+#[cfg(feature = "rtl")]
+fn run_rtl(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
+    use satkit_rtl_cosim::{CosimMachine, BUILT_ARCH};
+    let built = ArchConfig::resolve(BUILT_ARCH).with_context(|| format!("the RTL back-end's architecture {BUILT_ARCH}"))?;
+    if *arch != built {
+        anyhow::bail!(
+            "--arch {}: this build's RTL back-end is the `{BUILT_ARCH}` machine; rebuild with SATKIT_COSIM_ARCH={} to run another",
+            a.arch,
+            a.arch
+        );
+    }
+    if a.timing_only {
+        anyhow::bail!("--timing-only: the RTL always computes the data");
+    }
+    let mut machine = CosimMachine::new()?;
+    let started = std::time::Instant::now();
+    let run = machine.run(program).with_context(|| format!("{} on the RTL", a.program.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut reference = Machine::new(arch, Mode::Functional);
+    reference.record_instructions(true);
+    let report = reference.run(program).with_context(|| a.program.display().to_string())?;
+    let mut records = report.instructions.clone();
+    records.sort_by_key(|r| r.index);
+    let first_difference = records
+        .iter()
+        .zip(&run.instructions)
+        .find(|(s, r)| (s.start, s.end) != (r.start, r.end))
+        .map(|(s, r)| (s.index, (r.start, r.end), (s.start, s.end)));
+    if a.json {
+        let json = serde_json::json!({
+            "device": "rtl",
+            "arch": arch.name,
+            "total_cycles": run.total_cycles,
+            "simulator_total_cycles": report.total_cycles,
+            "cosim_seconds": seconds,
+            "instructions": run.instructions.iter().map(|i| serde_json::json!({"index": i.index, "start": i.start, "end": i.end})).collect::<Vec<_>>(),
+            "first_timing_difference": first_difference.map(|(i, rtl, sim)| serde_json::json!({"index": i, "rtl": [rtl.0, rtl.1], "simulator": [sim.0, sim.1]})),
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    println!(
+        "{} instructions on {} (RTL, Verilator): {} cycles in {:.3} s of co-simulation ({:.3e} cycles/s)",
+        program.insns.len(),
+        arch.name,
+        run.total_cycles,
+        seconds,
+        run.total_cycles as f64 / seconds.max(1e-9)
+    );
+    match first_difference {
+        None if run.total_cycles == report.total_cycles => {
+            println!("  simulator: {} cycles; every instruction starts and ends in the same cycle", report.total_cycles)
+        }
+        None => println!("  simulator: {} cycles (the totals differ)", report.total_cycles),
+        Some((i, rtl, sim)) => println!(
+            "  simulator: {} cycles; instruction {i} differs first: RTL {}..{}, simulator {}..{}",
+            report.total_cycles, rtl.0, rtl.1, sim.0, sim.1
+        ),
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "rtl"))]
+fn run_rtl(_: &RunArgs, _: &ArchConfig, _: &Program) -> Result<()> {
+    anyhow::bail!(
+        "--device rtl: this satkit was built without the RTL back-end; build it with `cargo build --release -p satkit --features rtl` (needs Verilator)"
+    )
 }
 
 /// `satkit arch`.
