@@ -4,7 +4,9 @@
 //! top-N register stack (the mask rule of `satkit_hw::nm`: largest magnitude, ties to the
 //! earlier index), and writes the group's N kept values (rounded to the operand type, in
 //! increasing index order) with their in-group indices. **Cycles:**
-//! `ceil(groups / lanes) * M + 1` (the final write-back). FF order reads groups along rows and
+//! `ceil(groups / lanes) * M + 3`: two to start reading (the instruction's fields are
+//! registered, then the master buffer reads synchronously) and the final write-back, as the
+//! RTL's SORE sequencer does (`hw/src/rtl/machine.rs`). FF order reads groups along rows and
 //! writes `rows` compressed rows; BP order reads groups down columns and writes `cols`
 //! compressed rows, the transposed copy for the backward-data GEMM.
 
@@ -65,7 +67,7 @@ pub fn cost(arch: &ArchConfig, p: &Prune) -> Cost {
     let elements = p.rows * p.cols;
     let groups = elements / u64::from(p.ratio.m);
     let mut cost =
-        Cost { cycles: groups.div_ceil(u64::from(arch.sore.lanes)) * u64::from(p.ratio.m) + 1, elements, ..Cost::default() };
+        Cost { cycles: groups.div_ceil(u64::from(arch.sore.lanes)) * u64::from(p.ratio.m) + 3, elements, ..Cost::default() };
     let entries = p.compressed_entries();
     cost.sram.read(Buffer::Master, elements * 4);
     cost.sram.write(Buffer::Wgt, entries * arch.operand_bytes());

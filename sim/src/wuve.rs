@@ -5,7 +5,10 @@
 //! per operation in this order:
 //! `g = grad + wd*w`; if the SR-STE term is on and the forward mask is 0, `g = g + lambda*w`;
 //! `v = mu*v + g`; `w = w - lr*v`. This is PyTorch's SGD (no dampening, no Nesterov) on the
-//! SR-STE gradient. **Cycles:** `ceil(count / lanes) + pipeline_latency`.
+//! SR-STE gradient. **Cycles:** `ceil(count / lanes) + pipeline_latency + 2`: two to start
+//! reading (the instruction's fields are registered, then the buffers read synchronously), as
+//! the RTL's WUVE sequencer does (`hw/src/rtl/machine.rs`); the write-back of an element ends
+//! its pipeline.
 
 use crate::scratchpad::Scratchpads;
 use crate::stats::Cost;
@@ -46,7 +49,7 @@ impl Update {
 /// Cost of an update.
 pub fn cost(arch: &ArchConfig, u: &Update) -> Cost {
     let mut cost = Cost {
-        cycles: u.count.div_ceil(u64::from(arch.wuve.lanes)) + u64::from(arch.wuve.pipeline_latency),
+        cycles: u.count.div_ceil(u64::from(arch.wuve.lanes)) + u64::from(arch.wuve.pipeline_latency) + 2,
         elements: u.count,
         ..Cost::default()
     };

@@ -10,10 +10,11 @@
 //!   plays the DRAM and its controller; programs run through [`CosimMachine::run`], buffers and
 //!   DRAM are read and written from the host.
 //!
-//! **What the RTL implements** (hw/src/rtl/machine.rs): `load`, `store`, and `gemm` in the OS
-//! dataflow with any interleave the machine allows (1 to the accumulator latency), dense and
-//! N:M, accumulating or not, with either operand transposed. Programs with other instructions
-//! (`prune`, `update`, `vec`) or GEMMs in WS or IS are refused with [`Error::Unsupported`].
+//! **What the RTL implements** (hw/src/rtl/machine.rs): `load`, `store`, `prune` (both
+//! orders), `update`, and `gemm` in the OS dataflow with any interleave the machine allows (1 to
+//! the accumulator latency), dense and N:M, accumulating or not, with either operand
+//! transposed. Programs with `vec` or with GEMMs in WS or IS are refused with
+//! [`Error::Unsupported`].
 
 use half::f16;
 use satkit_hw::isa::{Buffer, Field, Op, Program, Unit};
@@ -456,14 +457,16 @@ impl CosimMachine {
         for (index, insn) in program.insns.iter().enumerate() {
             let refuse = |why: String| Err(Error::Unsupported(format!("instruction {index} (`{}`): {why}", insn.op.mnemonic())));
             match insn.op {
-                Op::Load { .. } | Op::Store { .. } => {}
+                Op::Load { .. } | Op::Store { .. } | Op::Prune { .. } | Op::Update { .. } => {}
                 Op::Gemm { dataflow, .. } if dataflow != Dataflow::Os => {
                     return refuse(format!("dataflow {dataflow}: the RTL tensor unit runs OS only"));
                 }
                 Op::Gemm { .. } => {}
                 _ => {
                     let unit = insn.op.unit().name();
-                    return refuse(format!("the RTL machine has no {unit} unit yet (it runs load, store and OS gemm)"));
+                    return refuse(format!(
+                        "the RTL machine has no {unit} unit yet (it runs load, store, OS gemm, prune and update)"
+                    ));
                 }
             }
         }

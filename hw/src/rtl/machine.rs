@@ -4,9 +4,9 @@
 //! instructions those units run.
 //!
 //! **Units.** `load` and `store` are DMA engines (`sat_dma`, below); `gemm` runs on the tensor
-//! unit ([`super::tensor`]). The SORE, WUVE and vector unit are not connected yet: their
-//! `unit_done` inputs are tied low, so the host refuses programs that use them before running
-//! (a `prune`, `update` or `vec` would wait forever).
+//! unit ([`super::tensor`]); `prune` and `update` on the SORE and WUVE lanes with their
+//! sequencers ([`super::sequencers`]). The vector unit is not built yet: its `unit_done` is
+//! tied low, so the host refuses programs with `vec` before running (one would wait forever).
 //!
 //! **DMA (`sat_dma`).** Moves a 2-D block as the ISA defines it, `W` elements per cycle, where
 //! `W` = the DRAM's bytes per core cycle over all channels, rounded up ([`dma_lanes`]): as many
@@ -21,8 +21,8 @@
 //! buffer (synchronously) and presents the bytes a cycle later.
 //!
 //! **Buffers.** `act`, `wgt`, `idx`, `acc`, `master` and `mask`, each a `sat_buffer` with the
-//! ports its users need in one cycle: the tensor unit's (see [`super::tensor`]) and `W` DMA
-//! lanes each way. A host port reads and writes any buffer (for tests and debugging).
+//! ports its users need in one cycle: the tensor unit's (see [`super::tensor`]), the SORE's
+//! and WUVE's (see [`super::sequencers`]) and `W` DMA lanes each way. A host port reads and writes any buffer (for tests and debugging).
 //!
 //! **Control/status.** `start` (one cycle) clears the controller and runs the program of
 //! `length` instructions; `busy` stays high until every instruction has completed; `cycle`
@@ -33,9 +33,10 @@
 //! assumes; the host serves it from the program. `trace_issue`, `trace_index` and `trace_done`
 //! show every unit's starts and completions, for comparing instruction timing.
 
+use super::sequencers::{sore_unit_module, to_fp16_module, wuve_unit_module, SORE_UNIT_MODULE, WUVE_UNIT_MODULE};
 use super::tensor::{address_bits, array_design, buffer_module, unit_module, BUFFER_MODULE, UNIT_MODULE};
 use super::verilog::merge;
-use super::{controller, PortDirection, RtlDesign, RtlModule, RtlPort};
+use super::{controller, sore, wuve, PortDirection, RtlDesign, RtlModule, RtlPort};
 use crate::isa::{layouts, Buffer, Field, Unit, WORD_BITS};
 use crate::{ArchConfig, DataType, Error};
 use std::fmt::Write as _;
@@ -67,13 +68,27 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     }
     let array = array_design(arch)?;
     let control = controller::generate(arch)?;
-    let (mut verilog, mut modules) = merge(&[&array, &control])?;
+    let sore_lanes = sore::generate(arch)?;
+    let wuve_lanes = wuve::generate(arch)?;
+    let (mut verilog, mut modules) = merge(&[&array, &control, &sore_lanes, &wuve_lanes])?;
     verilog.push_str(&buffer_module());
     verilog.push_str(&unit_module(arch)?);
+    verilog.push_str(&to_fp16_module());
+    verilog.push_str(&sore_unit_module(arch)?);
+    verilog.push_str(&wuve_unit_module(arch)?);
     verilog.push_str(&dma_module(arch)?);
     let (top, ports) = top_module(arch);
     verilog.push_str(&top);
-    for (name, instances) in [(BUFFER_MODULE, Buffer::ALL.len()), (UNIT_MODULE, 1), (DMA_MODULE, 2), (TOP_MODULE, 1)] {
+    let to_fp16 = (arch.sore.lanes * arch.array.n_max) as usize;
+    for (name, instances) in [
+        (BUFFER_MODULE, Buffer::ALL.len()),
+        (UNIT_MODULE, 1),
+        (super::sequencers::TO_FP16_MODULE, to_fp16),
+        (SORE_UNIT_MODULE, 1),
+        (WUVE_UNIT_MODULE, 1),
+        (DMA_MODULE, 2),
+        (TOP_MODULE, 1),
+    ] {
         modules.push(RtlModule { name: name.into(), instances, flatten: false });
     }
     Ok(RtlDesign { top: TOP_MODULE.into(), verilog, modules, ports })
@@ -330,9 +345,34 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         .act_raddr(t_act_raddr), .act_rdata(t_act_rdata), .wgt_raddr(t_wgt_raddr), .wgt_rdata(t_wgt_rdata),
         .idx_rdata(t_idx_rdata), .acc_raddr(t_acc_raddr), .acc_rdata(t_acc_rdata),
         .acc_we(t_acc_we), .acc_waddr(t_acc_waddr), .acc_wdata(t_acc_wdata));
-    // The SORE, WUVE and vector unit are not built in RTL yet.
-    assign unit_done[{sore}] = 1'b0;
-    assign unit_done[{wuve}] = 1'b0;
+    // SORE and WUVE
+    wire [{sl}*{master_aw}-1:0] s_m_raddr;
+    wire [{sl}*32-1:0] s_m_rdata;
+    wire [{sl}*{n_max}-1:0] s_w_we;
+    wire [{sl}*{n_max}*{wgt_aw}-1:0] s_w_waddr;
+    wire [{sl}*{n_max}*16-1:0] s_w_wdata;
+    wire [{sl}*{n_max}*8-1:0] s_i_wdata;
+    wire [{sl}*{m_max}-1:0] s_k_we;
+    wire [{sl}*{m_max}*{mask_aw}-1:0] s_k_waddr;
+    wire [{sl}*{m_max}*8-1:0] s_k_wdata;
+    {SORE_UNIT_MODULE} sore (
+        .clock(clock), .issue(issue[{sore}]), .issue_word(issue_word[{sore}*{word} +: {word}]), .done(unit_done[{sore}]),
+        .m_raddr(s_m_raddr), .m_rdata(s_m_rdata), .w_we(s_w_we), .w_waddr(s_w_waddr), .w_wdata(s_w_wdata),
+        .i_wdata(s_i_wdata), .k_we(s_k_we), .k_waddr(s_k_waddr), .k_wdata(s_k_wdata));
+    wire [(2*{wl}+4)*{master_aw}-1:0] u_m_raddr;
+    wire [(2*{wl}+4)*32-1:0] u_m_rdata;
+    wire [{wl}*{acc_aw}-1:0] u_g_raddr;
+    wire [{wl}*32-1:0] u_g_rdata;
+    wire [{wl}*{mask_aw}-1:0] u_k_raddr;
+    wire [{wl}*8-1:0] u_k_rdata;
+    wire [2*{wl}-1:0] u_m_we;
+    wire [2*{wl}*{master_aw}-1:0] u_m_waddr;
+    wire [2*{wl}*32-1:0] u_m_wdata;
+    {WUVE_UNIT_MODULE} wuve (
+        .clock(clock), .issue(issue[{wuve}]), .issue_word(issue_word[{wuve}*{word} +: {word}]), .done(unit_done[{wuve}]),
+        .m_raddr(u_m_raddr), .m_rdata(u_m_rdata), .g_raddr(u_g_raddr), .g_rdata(u_g_rdata),
+        .k_raddr(u_k_raddr), .k_rdata(u_k_rdata), .m_we(u_m_we), .m_waddr(u_m_waddr), .m_wdata(u_m_wdata));
+    // The vector unit is not built in RTL yet.
     assign unit_done[{vector}] = 1'b0;
 
     // DMA
@@ -368,11 +408,15 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         act_aw = address_bits(arch.buffer_elements(Buffer::Act)),
         wgt_aw = address_bits(arch.buffer_elements(Buffer::Wgt)),
         acc_aw = address_bits(arch.buffer_elements(Buffer::Acc)),
+        master_aw = address_bits(arch.buffer_elements(Buffer::Master)),
+        mask_aw = address_bits(arch.buffer_elements(Buffer::Mask)),
+        sl = arch.sore.lanes,
+        wl = arch.wuve.lanes,
         sore = Unit::Sore.index(),
         wuve = Unit::Wuve.index(),
         vector = Unit::Vector.index(),
     );
-    // Each buffer: (unit read ports, unit read address bus, unit read data bus, unit writes).
+    let (sl, wl) = (arch.sore.lanes as usize, arch.wuve.lanes as usize);
     let mut store_mux = Vec::new();
     for &b in Buffer::ALL {
         let code = b.to_bits();
@@ -383,33 +427,44 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
             Buffer::Idx | Buffer::Mask => 8,
             Buffer::Acc | Buffer::Master => 32,
         };
-        // Unit ports: (reads, raddr, rdata, writes, we, waddr, wdata)
-        let (reads, raddr, rdata, writes, we, waddr, wdata) = match b {
-            Buffer::Act => (r * m_max, "t_act_raddr", "t_act_rdata", 0, "", "", ""),
-            Buffer::Wgt => (c * n_max, "t_wgt_raddr", "t_wgt_rdata", 0, "", "", ""),
-            Buffer::Idx => (c * n_max, "t_wgt_raddr", "t_idx_rdata", 0, "", "", ""),
-            Buffer::Acc => (c * l, "t_acc_raddr", "t_acc_rdata", c * l, "t_acc_we", "t_acc_waddr", "t_acc_wdata"),
-            Buffer::Master | Buffer::Mask => (0, "", "", 0, "", "", ""),
+        // The units' ports on this buffer, lowest port numbers first: reads as (ports, address
+        // bus, data bus), writes as (ports, enables, address bus, data bus).
+        let (reads, writes): (Vec<(usize, &str, &str)>, Vec<(usize, &str, &str, &str)>) = match b {
+            Buffer::Act => (vec![(r * m_max, "t_act_raddr", "t_act_rdata")], vec![]),
+            Buffer::Wgt => {
+                (vec![(c * n_max, "t_wgt_raddr", "t_wgt_rdata")], vec![(sl * n_max, "s_w_we", "s_w_waddr", "s_w_wdata")])
+            }
+            Buffer::Idx => {
+                (vec![(c * n_max, "t_wgt_raddr", "t_idx_rdata")], vec![(sl * n_max, "s_w_we", "s_w_waddr", "s_i_wdata")])
+            }
+            Buffer::Acc => (
+                vec![(c * l, "t_acc_raddr", "t_acc_rdata"), (wl, "u_g_raddr", "u_g_rdata")],
+                vec![(c * l, "t_acc_we", "t_acc_waddr", "t_acc_wdata")],
+            ),
+            Buffer::Master => (
+                vec![(sl, "s_m_raddr", "s_m_rdata"), (2 * wl + 4, "u_m_raddr", "u_m_rdata")],
+                vec![(2 * wl, "u_m_we", "u_m_waddr", "u_m_wdata")],
+            ),
+            Buffer::Mask => (vec![(wl, "u_k_raddr", "u_k_rdata")], vec![(sl * m_max, "s_k_we", "s_k_waddr", "s_k_wdata")]),
         };
+        let unit_reads: usize = reads.iter().map(|r| r.0).sum();
+        let unit_writes: usize = writes.iter().map(|w| w.0).sum();
         let _ = writeln!(s, "    // {name}");
-        let _ = writeln!(s, "    wire [{}:0] {name}_rdata;", (reads + w) * width - 1);
+        let _ = writeln!(s, "    wire [{}:0] {name}_rdata;", (unit_reads + w) * width - 1);
         let _ = writeln!(s, "    wire [{}:0] {name}_host;", width - 1);
-        // DMA lanes, narrowed to this buffer's address and element width.
+        // Concatenations list the highest ports first: the DMA lanes (lane 0 lowest), then the
+        // units in reverse.
         let dma_raddr: Vec<String> = (0..w).rev().map(|j| format!("s_addr[{j}*AW +: {baw}]")).collect();
         let dma_waddr: Vec<String> = (0..w).rev().map(|j| format!("l_addr[{j}*AW +: {baw}]")).collect();
         let dma_wdata: Vec<String> = (0..w).rev().map(|j| format!("l_wdata[{j}*32 +: {width}]")).collect();
         let mut raddr_bus = vec![format!("{{{}}}", dma_raddr.join(", "))];
-        let mut waddr_bus = vec![format!("{{{}}}", dma_waddr.join(", "))];
-        let mut wdata_bus = vec![format!("{{{}}}", dma_wdata.join(", "))];
+        raddr_bus.extend(reads.iter().rev().map(|r| r.1.to_string()));
         let mut we_bus = vec![format!("l_we & {{W{{l_buf == {code}}}}}")];
-        if reads > 0 {
-            raddr_bus.push(raddr.to_string());
-        }
-        if writes > 0 {
-            we_bus.push(we.to_string());
-            waddr_bus.push(waddr.to_string());
-            wdata_bus.push(wdata.to_string());
-        }
+        we_bus.extend(writes.iter().rev().map(|w| w.1.to_string()));
+        let mut waddr_bus = vec![format!("{{{}}}", dma_waddr.join(", "))];
+        waddr_bus.extend(writes.iter().rev().map(|w| w.2.to_string()));
+        let mut wdata_bus = vec![format!("{{{}}}", dma_wdata.join(", "))];
+        wdata_bus.extend(writes.iter().rev().map(|w| w.3.to_string()));
         let _ = writeln!(
             s,
             "    {BUFFER_MODULE} #(.WIDTH({width}), .DEPTH({depth}), .AW({baw}), .RPORTS({rp}), .WPORTS({wp})) {name}_buffer (\n        \
@@ -418,17 +473,19 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
              .host_we(host_we && host_buf == {code}), .host_addr(host_addr[{baw}-1:0]), .host_wdata(host_wdata[{width}-1:0]),\n        \
              .host_rdata({name}_host));",
             depth = arch.buffer_elements(b),
-            rp = reads + w,
-            wp = writes + w,
+            rp = unit_reads + w,
+            wp = unit_writes + w,
             raddr = raddr_bus.join(", "),
             we = we_bus.join(", "),
             waddr = waddr_bus.join(", "),
             wdata = wdata_bus.join(", "),
         );
-        if reads > 0 {
-            let _ = writeln!(s, "    assign {rdata} = {name}_rdata[{}:0];", reads * width - 1);
+        let mut first_port = 0;
+        for (ports, _, data) in &reads {
+            let _ = writeln!(s, "    assign {data} = {name}_rdata[{}:{}];", (first_port + ports) * width - 1, first_port * width);
+            first_port += ports;
         }
-        store_mux.push((code, name, width, reads));
+        store_mux.push((code, name, width, unit_reads));
     }
     // The store lanes read the buffer named by the running store (registered with the data).
     let _ = writeln!(s, "    reg [2:0] s_buf_d;\n    always @(posedge clock) s_buf_d <= s_buf;");

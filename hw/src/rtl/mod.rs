@@ -27,6 +27,7 @@ pub mod controller;
 pub mod fp;
 pub mod machine;
 pub mod pe;
+pub mod sequencers;
 pub mod sore;
 pub mod tensor;
 pub mod verilog;

@@ -1,0 +1,240 @@
+//! Co-simulation of the SORE and the WUVE on the Verilated machine against the simulator:
+//! `prune` in FF and BP order for every supported ratio (with and without the mask, values
+//! that exercise the FP16 rounding of the kept weights: ties, subnormals, overflow, NaN), and
+//! `update` with and without the SR-STE term, back to back and after a prune. Compared: every
+//! element of the buffers the instructions write, bit for bit, and every instruction's start and
+//! end cycle. A mismatch names the buffer element or the instruction.
+
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use satkit_hw::isa::{Buffer, Instruction, Op, Program, PruneOrder, WeightFormat};
+use satkit_hw::NmRatio;
+use satkit_rtl_cosim::CosimMachine;
+use satkit_sim::{Machine, Mode};
+
+/// Buffer regions the tests write and compare.
+const REGION: usize = 2048;
+const BUFFERS: [Buffer; 5] = [Buffer::Wgt, Buffer::Idx, Buffer::Acc, Buffer::Master, Buffer::Mask];
+
+/// A master-weight value: mostly moderate, sometimes one that tests FP16 rounding or the
+/// magnitude order (exact FP16 ties, FP16 subnormals, beyond 65504, signed zeros, equal
+/// magnitudes, infinities and NaN).
+fn master_value(rng: &mut ChaCha8Rng, specials: f64) -> f32 {
+    if rng.gen_bool(specials) {
+        let tie = f32::from_bits(0x3f80_1000); // 1 + 2^-11: halfway between two FP16 values
+        let pick = [
+            tie,
+            -tie,
+            f32::from_bits(0x3f80_3000), // halfway, rounds up to even
+            3.0e-6,                      // an FP16 subnormal
+            -6.0e-8,                     // below half the smallest FP16 subnormal
+            65519.0,                     // rounds down to 65504
+            65520.0,                     // rounds to infinity
+            1.0e30,
+            0.0,
+            -0.0,
+            2.5,
+            -2.5,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ];
+        return pick[rng.gen_range(0..pick.len())];
+    }
+    rng.gen_range(-4.0f32..4.0)
+}
+
+/// Fills the compared regions of both sides with the same random contents.
+fn fill(rtl: &mut CosimMachine, sim: &mut Machine, rng: &mut ChaCha8Rng, specials: f64) {
+    for b in BUFFERS {
+        let values: Vec<f32> = (0..REGION)
+            .map(|_| match b {
+                Buffer::Idx => rng.gen_range(0..16) as f32,
+                Buffer::Mask => rng.gen_range(0..2) as f32,
+                Buffer::Master => master_value(rng, specials),
+                _ => rng.gen_range(-1.0f32..1.0),
+            })
+            .collect();
+        rtl.write_buffer(b, 0, &values).unwrap();
+        sim.write_buffer(b, 0, &values).unwrap();
+    }
+}
+
+/// Runs `program` on both sides from the same buffers and compares buffers and timing.
+fn check(rtl: &mut CosimMachine, program: &Program, seed: u64, specials: f64) -> Result<(), String> {
+    let arch = rtl.arch().clone();
+    let mut sim = Machine::new(&arch, Mode::Functional);
+    sim.record_instructions(true);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    fill(rtl, &mut sim, &mut rng, specials);
+    let report = sim.run(program).map_err(|e| format!("simulator: {e}"))?;
+    let run = rtl.run(program).map_err(|e| format!("RTL: {e}"))?;
+    for b in BUFFERS {
+        let (r, s) = (rtl.read_buffer(b, 0, REGION).unwrap(), sim.read_buffer(b, 0, REGION).unwrap());
+        if let Some(i) = r.iter().zip(&s).position(|(x, y)| x.to_bits() != y.to_bits() && !(x.is_nan() && y.is_nan())) {
+            return Err(format!(
+                "{b} element {i}: RTL {:e} ({:#x}), simulator {:e} ({:#x})",
+                r[i],
+                r[i].to_bits(),
+                s[i],
+                s[i].to_bits()
+            ));
+        }
+    }
+    let mut records = report.instructions.clone();
+    records.sort_by_key(|r| r.index);
+    for (s, r) in records.iter().zip(&run.instructions) {
+        if (s.start, s.end) != (r.start, r.end) {
+            return Err(format!(
+                "instruction {} (`{}`): RTL cycles {}..{}, simulator {}..{}",
+                s.index, program.insns[s.index], r.start, r.end, s.start, s.end
+            ));
+        }
+    }
+    if report.total_cycles != run.total_cycles {
+        return Err(format!("RTL {} cycles, simulator {}", run.total_cycles, report.total_cycles));
+    }
+    Ok(())
+}
+
+fn prune(order: PruneOrder, ratio: NmRatio, rows: u32, cols: u32, write_mask: bool) -> Op {
+    Op::Prune { order, nm: WeightFormat::Sparse(ratio), rows, cols, src: 17, dst: 5, write_mask, mask: 9 }
+}
+
+fn update(count: u32, use_mask: bool) -> Op {
+    Op::Update { count, weight: 700, momentum: 1300, grad: 33, use_mask, mask: 100, hyper: 1900 }
+}
+
+fn machine() -> CosimMachine {
+    CosimMachine::new().expect("the Verilated machine resolves its ports")
+}
+
+#[test]
+fn prune_in_both_orders_for_every_supported_ratio() {
+    let mut rtl = machine();
+    let ratios = rtl.arch().array.supported_nm.clone();
+    for (k, ratio) in ratios.iter().enumerate() {
+        let m = ratio.m;
+        for (order, rows, cols) in
+            [(PruneOrder::Ff, 3, 2 * m), (PruneOrder::Ff, 7, m), (PruneOrder::Bp, 2 * m, 5), (PruneOrder::Bp, m, 9)]
+        {
+            for write_mask in [false, true] {
+                let p = Program { insns: vec![Instruction::new(prune(order, *ratio, rows, cols, write_mask))] };
+                check(&mut rtl, &p, 10 * k as u64 + u64::from(rows), 0.0)
+                    .unwrap_or_else(|e| panic!("{ratio} {order} {rows}x{cols}: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn pruned_weights_round_to_fp16_as_the_simulator_does() {
+    let mut rtl = machine();
+    let ratio = rtl.arch().array.supported_nm[0];
+    for seed in 0..12 {
+        let p = Program { insns: vec![Instruction::new(prune(PruneOrder::Ff, ratio, 16, 4 * ratio.m, true))] };
+        check(&mut rtl, &p, 100 + seed, 0.5).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    }
+}
+
+#[test]
+fn updates_with_and_without_the_srste_term() {
+    let mut rtl = machine();
+    for (seed, count) in [1u32, 3, 4, 5, 17, 64, 203].into_iter().enumerate() {
+        for use_mask in [false, true] {
+            let p = Program { insns: vec![Instruction::new(update(count, use_mask))] };
+            check(&mut rtl, &p, 200 + seed as u64, 0.0).unwrap_or_else(|e| panic!("{count} use_mask {use_mask}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn empty_prunes_and_updates_take_the_simulators_cycles() {
+    let mut rtl = machine();
+    let ratio = rtl.arch().array.supported_nm[0];
+    let p = Program {
+        insns: vec![
+            Instruction::new(prune(PruneOrder::Ff, ratio, 0, ratio.m, false)),
+            Instruction::new(update(0, false)),
+            Instruction::new(update(2, true)),
+        ],
+    };
+    check(&mut rtl, &p, 300, 0.0).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn prune_then_update_then_prune_synchronized() {
+    let mut rtl = machine();
+    let ratio = rtl.arch().array.supported_nm[0];
+    let m = ratio.m;
+    // Prune the master weight at 700 (FF, writing its mask at 100), update it with that mask
+    // (the SR-STE term), then prune the updated weight in BP order.
+    let first = Op::Prune {
+        order: PruneOrder::Ff,
+        nm: WeightFormat::Sparse(ratio),
+        rows: 4,
+        cols: 2 * m,
+        src: 700,
+        dst: 5,
+        write_mask: true,
+        mask: 100,
+    };
+    let upd = Op::Update { count: 8 * m, weight: 700, momentum: 1300, grad: 33, use_mask: true, mask: 100, hyper: 1900 };
+    let again = Op::Prune {
+        order: PruneOrder::Bp,
+        nm: WeightFormat::Sparse(ratio),
+        rows: 2 * m,
+        cols: 4,
+        src: 700,
+        dst: 300,
+        write_mask: false,
+        mask: 0,
+    };
+    let p = Program {
+        insns: vec![Instruction::new(first).signal(1), Instruction::new(upd).wait(1).signal(2), Instruction::new(again).wait(2)],
+    };
+    check(&mut rtl, &p, 400, 0.0).unwrap_or_else(|e| panic!("{e}"));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, .. ProptestConfig::default() })]
+
+    /// Random prunes and updates of random shapes, each on regions of its own, in one program:
+    /// the SORE and the WUVE run side by side. RTL = simulator.
+    #[test]
+    fn random_prunes_and_updates(
+        ops in proptest::collection::vec((any::<bool>(), 0usize..8, 1u32..6, 1u32..5, any::<bool>(), 1u32..90), 1..6),
+        seed in any::<u64>(),
+    ) {
+        let mut rtl = machine();
+        let ratios = rtl.arch().array.supported_nm.clone();
+        let mut insns = Vec::new();
+        let (mut wgt, mut mask, mut master) = (0u32, 0u32, 0u32);
+        for (k, &(is_prune, r, a, b, flag, count)) in ops.iter().enumerate() {
+            if is_prune {
+                let ratio = ratios[r % ratios.len()];
+                let order = if flag { PruneOrder::Bp } else { PruneOrder::Ff };
+                let (rows, cols) = match order { PruneOrder::Ff => (a, b * ratio.m), PruneOrder::Bp => (b * ratio.m, a) };
+                let elements = rows * cols;
+                insns.push(Instruction::new(Op::Prune {
+                    order, nm: WeightFormat::Sparse(ratio), rows, cols, src: master, dst: wgt, write_mask: k % 2 == 0, mask,
+                }));
+                master += elements;
+                wgt += elements / ratio.m * ratio.n;
+                mask += elements;
+            } else {
+                insns.push(Instruction::new(Op::Update {
+                    count, weight: master, momentum: master + count, grad: master % 1000, use_mask: flag, mask, hyper: master + 2 * count,
+                }));
+                master += 2 * count + 4;
+                mask += count;
+            }
+        }
+        prop_assume!(master as usize <= REGION && mask as usize <= REGION && wgt as usize <= REGION);
+        let p = Program { insns };
+        if let Err(e) = check(&mut rtl, &p, seed, 0.1) {
+            prop_assert!(false, "{}\n{}", e, p.to_text());
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! The SORE's and the WUVE's operand sequencers as Verilog text (see [`super::tensor`] for why
+//! text): they decode `prune` and `update`, stream the buffers through the rust-hdl lanes
+//! ([`super::sore::SoreUnit`], [`super::wuve::WuveUnit`]) and write the results back, cycle for
+//! cycle the simulator's `sore` and `wuve` costs. Also the FP32 to FP16 rounding of the weight
+//! buffer's write port.
+//!
+//! **`sat_sore_unit`** (`prune`). Group `g` of the `rows x cols` master weight has `M`
+//! elements: FF order along a row (output row `g / (cols / M)`), BP order down a column
+//! (output row = the column). `L = sore.lanes` lanes take groups `l, l + L, ...`, one round of
+//! `M` cycles per `L` groups. With `t0` the issue cycle and `G = ceil(groups / L)` rounds, cycle
+//! `t0 + 1 + k M + i` reads element `i` of round `k`'s groups, the lanes take it a cycle later,
+//! and a round's results (the kept values rounded to FP16, their in-group indices and, with
+//! `write_mask`, the group's mask bytes) are written during the cycle after its last element:
+//! `done` is high at `t0 + G M + 3`, the simulator's `ceil(groups / lanes) * M + 3`.
+//!
+//! **`sat_wuve_unit`** (`update`). `L = wuve.lanes` lanes take elements `l, l + L, ...`; cycle
+//! `t0 + 1 + b` reads batch `b` (weight and momentum from `master`, the gradient from `acc`, the
+//! mask byte from `mask`) and, all along, the four hyperparameters, which are kept from the first
+//! read on. A batch enters the lanes a cycle later and leaves `P = wuve.pipeline_latency`
+//! cycles after that, when the new weight and momentum are written: `done` is high at
+//! `t0 + ceil(count / L) + P + 2`, the simulator's cost.
+//!
+//! **`sat_f32_to_f16`.** Round to nearest even with subnormals, overflow to infinity, signed
+//! zeros, and NaN kept a (quiet) NaN with the top mantissa bits: the `half` crate's
+//! `f16::from_f32`, which the simulator's buffers use.
+
+use super::tensor::address_bits;
+use crate::isa::{layouts, Buffer, Field, PruneOrder, WORD_BITS};
+use crate::{ArchConfig, Error};
+use std::fmt::Write as _;
+
+/// Name of the SORE sequencer module.
+pub const SORE_UNIT_MODULE: &str = "sat_sore_unit";
+/// Name of the WUVE sequencer module.
+pub const WUVE_UNIT_MODULE: &str = "sat_wuve_unit";
+/// Name of the FP32 to FP16 rounding module.
+pub const TO_FP16_MODULE: &str = "sat_f32_to_f16";
+
+/// `wire` declarations of instruction `mnemonic`'s fields, from the ISA table.
+fn field_wires(mnemonic: &str) -> Result<String, Error> {
+    let layout = layouts()
+        .into_iter()
+        .find(|l| l.mnemonic == mnemonic)
+        .ok_or_else(|| Error::RtlVerilog { message: format!("the ISA table has no `{mnemonic}`") })?;
+    let mut s = String::new();
+    for f in &layout.fields {
+        let _ = writeln!(s, "    wire [{}:0] f_{} = issue_word[{} +: {}];", f.width - 1, f.name, f.lo, f.width);
+    }
+    Ok(s)
+}
+
+/// FP32 to FP16, round to nearest even (see the module documentation).
+pub(super) fn to_fp16_module() -> String {
+    format!(
+        r#"
+// FP32 -> FP16, round to nearest even (the `half` crate's f16::from_f32).
+module {TO_FP16_MODULE} (input [31:0] f, output reg [15:0] h);
+    wire sign = f[31];
+    wire [7:0] e = f[30:23];
+    wire [22:0] m = f[22:0];
+    // FP16 exponent field e - 127 + 15, as a signed value.
+    wire signed [9:0] he = $signed({{2'b00, e}}) - 10'sd112;
+    wire [9:0] shift = 10'sd14 - he;
+    wire [47:0] sub = {{1'b1, m, 24'b0}} >> shift;
+    always @* begin
+        if (e == 8'hff)
+            h = {{sign, 5'h1f, m != 0, m[21:13]}} | {{6'b0, m[22], 9'b0}};
+        else if (he >= 31)
+            h = {{sign, 15'h7c00}};
+        else if (he <= 0) begin
+            if (shift > 24) h = {{sign, 15'h0}};
+            else h = {{sign, 5'h0, sub[33:24]}} + (sub[23] && (sub[22:0] != 0 || sub[24]));
+        end else
+            h = {{sign, he[4:0], m[22:13]}} + (m[12] && (m[11:0] != 0 || m[13]));
+    end
+endmodule
+"#
+    )
+}
+
+/// The SORE sequencer around `sat_sore` (see the module documentation).
+pub(super) fn sore_unit_module(arch: &ArchConfig) -> Result<String, Error> {
+    let lanes = arch.sore.lanes as usize;
+    let (n_max, m_max) = (arch.array.n_max as usize, arch.array.m_max as usize);
+    let maw = address_bits(arch.buffer_elements(Buffer::Master));
+    let waw = address_bits(arch.buffer_elements(Buffer::Wgt));
+    let kaw = address_bits(arch.buffer_elements(Buffer::Mask));
+    let kept_bus = 32 * super::pe::WGT_BUS_LANES;
+    let idx_bus = 4 * super::pe::WGT_BUS_LANES;
+    let mask_bits = super::sore::MASK_BITS;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"
+// The SORE's sequencer (see satkit's hw/src/rtl/sequencers.rs).
+module {SORE_UNIT_MODULE} (
+    input clock,
+    input issue,
+    input [{word_hi}:0] issue_word,
+    output reg done,
+    output [{lanes}*{maw}-1:0] m_raddr,
+    input [{lanes}*32-1:0] m_rdata,
+    output [{lanes}*{n_max}-1:0] w_we,
+    output [{lanes}*{n_max}*{waw}-1:0] w_waddr,
+    output [{lanes}*{n_max}*16-1:0] w_wdata,
+    output [{lanes}*{n_max}*8-1:0] i_wdata,
+    output [{lanes}*{m_max}-1:0] k_we,
+    output [{lanes}*{m_max}*{kaw}-1:0] k_waddr,
+    output [{lanes}*{m_max}*8-1:0] k_wdata
+);
+    localparam LANES = {lanes}, NMAX = {n_max}, MMAX = {m_max};
+{fields}    wire f_bp = f_order == {bp};
+    wire [4:0] f_m = f_nm[8:4];
+    wire [15:0] f_out_rows = f_bp ? f_cols : f_rows;
+    wire [15:0] f_per_row = f_m == 0 ? 0 : (f_bp ? f_rows : f_cols) / f_m;
+    wire [31:0] f_groups = f_out_rows * f_per_row;
+
+    reg bp, write_mask, streaming;
+    reg [3:0] keep;
+    reg [4:0] group;
+    reg [15:0] rows, cols, per_row, q, rem;
+    reg [31:0] groups, stored_row, round_left;
+    reg [23:0] src, dst, mask_base;
+    reg [4:0] i;
+    reg [15:0] row [0:LANES-1];
+    reg [15:0] gi [0:LANES-1];
+    // Empty prunes finish three cycles after the issue, as the simulator's cost says.
+    reg empty1, empty2;
+    // Write-back pipeline: a round's positions, two cycles after its last read.
+    reg wb1, wb2, last1, last2;
+    reg [LANES-1:0] act1, act2;
+    reg [15:0] wrow1 [0:LANES-1];
+    reg [15:0] wgi1 [0:LANES-1];
+    reg [15:0] wrow2 [0:LANES-1];
+    reg [15:0] wgi2 [0:LANES-1];
+    // The lanes' stream
+    reg first_d;
+    reg [LANES-1:0] valid_d;
+
+    wire round_end = streaming && i == group - 1;
+    integer l;
+    always @(posedge clock) begin
+        done <= 0;
+        empty1 <= 0;
+        empty2 <= empty1;
+        if (empty2) done <= 1;
+        if (issue) begin
+            bp <= f_bp; write_mask <= f_write_mask; keep <= f_nm[3:0]; group <= f_m;
+            rows <= f_rows; cols <= f_cols; per_row <= f_per_row; groups <= f_groups;
+            stored_row <= f_per_row * f_nm[3:0];
+            src <= f_src; dst <= f_dst; mask_base <= f_mask;
+            q <= f_per_row == 0 ? 0 : LANES / f_per_row;
+            rem <= f_per_row == 0 ? 0 : LANES % f_per_row;
+            round_left <= (f_groups + LANES - 1) / LANES;
+            streaming <= f_groups != 0;
+            empty1 <= f_groups == 0;
+            i <= 0;
+            for (l = 0; l < LANES; l = l + 1) begin
+                row[l] <= f_per_row == 0 ? 0 : l / f_per_row;
+                gi[l] <= f_per_row == 0 ? 0 : l % f_per_row;
+            end
+        end else if (streaming) begin
+            if (round_end) begin
+                i <= 0;
+                round_left <= round_left - 1;
+                if (round_left == 1) streaming <= 0;
+                for (l = 0; l < LANES; l = l + 1)
+                    if (gi[l] + rem >= per_row) begin
+                        gi[l] <= gi[l] + rem - per_row;
+                        row[l] <= row[l] + q + 1;
+                    end else begin
+                        gi[l] <= gi[l] + rem;
+                        row[l] <= row[l] + q;
+                    end
+            end else i <= i + 1;
+        end
+        wb1 <= round_end;
+        last1 <= round_end && round_left == 1;
+        wb2 <= wb1;
+        last2 <= last1;
+        if (wb2 && last2) done <= 1;
+        for (l = 0; l < LANES; l = l + 1) begin
+            wrow1[l] <= row[l]; wgi1[l] <= gi[l];
+            wrow2[l] <= wrow1[l]; wgi2[l] <= wgi1[l];
+        end
+        act2 <= act1;
+        first_d <= issue ? 0 : (streaming && i == 0 && round_left == (groups + LANES - 1) / LANES);
+    end
+
+    wire [{kept_bus}-1:0] kept_values [0:LANES-1];
+    wire [{idx_bus}-1:0] kept_indices [0:LANES-1];
+    wire [{mask_bits}-1:0] kept_mask [0:LANES-1];
+    genvar g, j;
+    generate
+        for (g = 0; g < LANES; g = g + 1) begin : lane
+            wire [31:0] group_index = row[g] * per_row + gi[g];
+            wire active = streaming && row[g] < (bp ? cols : rows) && group_index < groups;
+            wire [23:0] element = bp ? src + (gi[g] * group + i) * cols + row[g] : src + row[g] * cols + gi[g] * group + i;
+            assign m_raddr[g*{maw} +: {maw}] = element;
+            always @(posedge clock) begin
+                valid_d[g] <= active;
+                if (round_end) act1[g] <= active;
+            end
+            for (j = 0; j < NMAX; j = j + 1) begin : slots
+                wire [15:0] rounded;
+                {TO_FP16_MODULE} round_kept (.f(kept_values[g][j*32 +: 32]), .h(rounded));
+                assign w_we[g*NMAX+j] = wb2 && act2[g] && j < keep;
+                assign w_waddr[(g*NMAX+j)*{waw} +: {waw}] = dst + wrow2[g] * stored_row + wgi2[g] * keep + j;
+                assign w_wdata[(g*NMAX+j)*16 +: 16] = rounded;
+                assign i_wdata[(g*NMAX+j)*8 +: 8] = {{4'h0, kept_indices[g][j*4 +: 4]}};
+            end
+            for (j = 0; j < MMAX; j = j + 1) begin : mask_bytes
+                assign k_we[g*MMAX+j] = wb2 && act2[g] && write_mask && j < group;
+                assign k_waddr[(g*MMAX+j)*{kaw} +: {kaw}] =
+                    bp ? mask_base + (wgi2[g] * group + j) * cols + wrow2[g] : mask_base + wrow2[g] * cols + wgi2[g] * group + j;
+                assign k_wdata[(g*MMAX+j)*8 +: 8] = {{7'h0, kept_mask[g][j]}};
+            end
+        end
+    endgenerate
+
+    sat_sore sore (
+        .clock(clock), .keep(keep), .group_size(group), .start(first_d),
+{lane_ports}
+    );
+endmodule
+"#,
+        word_hi = WORD_BITS - 1,
+        fields = field_wires("prune")?,
+        bp = PruneOrder::Bp.to_bits(),
+        lane_ports = (0..lanes)
+            .map(|l| format!(
+                "        .valid${l}(valid_d[{l}]), .value${l}(m_rdata[{l}*32 +: 32]), .done${l}(), .kept_values${l}(kept_values[{l}]), \
+                 .kept_indices${l}(kept_indices[{l}]), .mask${l}(kept_mask[{l}])"
+            ))
+            .collect::<Vec<_>>()
+            .join(",\n"),
+    );
+    Ok(s)
+}
+
+/// The WUVE sequencer around `sat_wuve` (see the module documentation).
+pub(super) fn wuve_unit_module(arch: &ArchConfig) -> Result<String, Error> {
+    let lanes = arch.wuve.lanes as usize;
+    let latency = arch.wuve.pipeline_latency as usize;
+    let maw = address_bits(arch.buffer_elements(Buffer::Master));
+    let aaw = address_bits(arch.buffer_elements(Buffer::Acc));
+    let kaw = address_bits(arch.buffer_elements(Buffer::Mask));
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"
+// The WUVE's sequencer (see satkit's hw/src/rtl/sequencers.rs).
+module {WUVE_UNIT_MODULE} (
+    input clock,
+    input issue,
+    input [{word_hi}:0] issue_word,
+    output reg done,
+    // master: per lane weight then momentum, then the four hyperparameters
+    output [(2*{lanes}+4)*{maw}-1:0] m_raddr,
+    input [(2*{lanes}+4)*32-1:0] m_rdata,
+    output [{lanes}*{aaw}-1:0] g_raddr,
+    input [{lanes}*32-1:0] g_rdata,
+    output [{lanes}*{kaw}-1:0] k_raddr,
+    input [{lanes}*8-1:0] k_rdata,
+    output [2*{lanes}-1:0] m_we,
+    output [2*{lanes}*{maw}-1:0] m_waddr,
+    output [2*{lanes}*32-1:0] m_wdata
+);
+    localparam LANES = {lanes}, P = {latency};
+{fields}
+    reg running, use_mask, first1, first;
+    reg [23:0] count, weight, momentum, grad, mask_base, hyper;
+    reg [23:0] batch, left;
+    reg [3*32+31:0] hyper_kept;
+    // Empty updates finish P + 2 cycles after the issue.
+    reg [P:0] empty;
+    // The batch base of each pipeline stage: [0] is the batch in the lanes' first cycle.
+    reg [23:0] base [0:P];
+    reg [P:0] last;
+    reg [LANES-1:0] valid_d;
+    wire [LANES-1:0] out_valid;
+
+    always @(posedge clock) begin
+        done <= 0;
+        empty <= (empty << 1) | (issue && f_count == 0);
+        if (empty[P]) done <= 1;
+        if (issue) begin
+            use_mask <= f_use_mask; count <= f_count; weight <= f_weight; momentum <= f_momentum;
+            grad <= f_grad; mask_base <= f_mask; hyper <= f_hyper;
+            batch <= 0; left <= (f_count + LANES - 1) / LANES; running <= f_count != 0;
+        end else if (running) begin
+            batch <= batch + LANES;
+            left <= left - 1;
+            if (left == 1) running <= 0;
+        end
+        first1 <= issue;
+        first <= first1;
+        if (first) hyper_kept <= m_rdata[2*LANES*32 +: 4*32];
+        base[0] <= batch;
+        last[0] <= running && left == 1;
+        if (last[P] && |out_valid) done <= 1;
+    end
+    genvar g;
+    generate
+        for (g = 1; g <= P; g = g + 1) begin : stages
+            always @(posedge clock) begin
+                base[g] <= base[g-1];
+                last[g] <= last[g-1];
+            end
+        end
+    endgenerate
+    // The hyperparameters: as read in the first data cycle, then as kept.
+    wire [4*32-1:0] hyper_now = first ? m_rdata[2*LANES*32 +: 4*32] : hyper_kept;
+
+    wire [31:0] new_weight [0:LANES-1];
+    wire [31:0] new_momentum [0:LANES-1];
+    generate
+        for (g = 0; g < 4; g = g + 1) begin : hyper_reads
+            assign m_raddr[(2*LANES+g)*{maw} +: {maw}] = hyper + g;
+        end
+        for (g = 0; g < LANES; g = g + 1) begin : lane
+            wire [23:0] e = batch + g;
+            wire active = running && e < count;
+            assign m_raddr[g*{maw} +: {maw}] = weight + e;
+            assign m_raddr[(LANES+g)*{maw} +: {maw}] = momentum + e;
+            assign g_raddr[g*{aaw} +: {aaw}] = grad + e;
+            assign k_raddr[g*{kaw} +: {kaw}] = mask_base + e;
+            always @(posedge clock) valid_d[g] <= active;
+            wire [23:0] out_e = base[P] + g;
+            assign m_we[g] = out_valid[g];
+            assign m_we[LANES+g] = out_valid[g];
+            assign m_waddr[g*{maw} +: {maw}] = weight + out_e;
+            assign m_waddr[(LANES+g)*{maw} +: {maw}] = momentum + out_e;
+            assign m_wdata[g*32 +: 32] = new_weight[g];
+            assign m_wdata[(LANES+g)*32 +: 32] = new_momentum[g];
+        end
+    endgenerate
+
+    sat_wuve wuve (
+        .clock(clock),
+        .learning_rate(hyper_now[0 +: 32]), .momentum_factor(hyper_now[32 +: 32]),
+        .weight_decay(hyper_now[64 +: 32]), .srste_decay(hyper_now[96 +: 32]),
+{lane_ports}
+    );
+endmodule
+"#,
+        word_hi = WORD_BITS - 1,
+        fields = field_wires("update")?,
+        lane_ports = (0..lanes)
+            .map(|l| format!(
+                "        .valid${l}(valid_d[{l}]), .weight${l}(m_rdata[{l}*32 +: 32]), .momentum${l}(m_rdata[({lanes}+{l})*32 +: 32]), \
+                 .grad${l}(g_rdata[{l}*32 +: 32]), .pruned${l}(use_mask && k_rdata[{l}*8 +: 8] == 0), .out_valid${l}(out_valid[{l}]), \
+                 .new_weight${l}(new_weight[{l}]), .new_momentum${l}(new_momentum[{l}])"
+            ))
+            .collect::<Vec<_>>()
+            .join(",\n"),
+    );
+    Ok(s)
+}
