@@ -247,6 +247,21 @@ endmodule
     Ok(s)
 }
 
+/// A unit's read ports on a buffer: how many, and the wires of their addresses and data.
+struct UnitReads {
+    ports: usize,
+    addr: &'static str,
+    data: &'static str,
+}
+
+/// A unit's write ports on a buffer: how many, and the wires of their enables, addresses and data.
+struct UnitWrites {
+    ports: usize,
+    enable: &'static str,
+    addr: &'static str,
+    data: &'static str,
+}
+
 fn port(name: String, direction: PortDirection, width: usize) -> RtlPort {
     RtlPort { name, direction, width }
 }
@@ -427,28 +442,29 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
             Buffer::Idx | Buffer::Mask => 8,
             Buffer::Acc | Buffer::Master => 32,
         };
-        // The units' ports on this buffer, lowest port numbers first: reads as (ports, address
-        // bus, data bus), writes as (ports, enables, address bus, data bus).
-        let (reads, writes): (Vec<(usize, &str, &str)>, Vec<(usize, &str, &str, &str)>) = match b {
-            Buffer::Act => (vec![(r * m_max, "t_act_raddr", "t_act_rdata")], vec![]),
+        // The units' ports on this buffer, lowest port numbers first.
+        let rd = |ports, addr, data| UnitReads { ports, addr, data };
+        let wr = |ports, enable, addr, data| UnitWrites { ports, enable, addr, data };
+        let (reads, writes) = match b {
+            Buffer::Act => (vec![rd(r * m_max, "t_act_raddr", "t_act_rdata")], vec![]),
             Buffer::Wgt => {
-                (vec![(c * n_max, "t_wgt_raddr", "t_wgt_rdata")], vec![(sl * n_max, "s_w_we", "s_w_waddr", "s_w_wdata")])
+                (vec![rd(c * n_max, "t_wgt_raddr", "t_wgt_rdata")], vec![wr(sl * n_max, "s_w_we", "s_w_waddr", "s_w_wdata")])
             }
             Buffer::Idx => {
-                (vec![(c * n_max, "t_wgt_raddr", "t_idx_rdata")], vec![(sl * n_max, "s_w_we", "s_w_waddr", "s_i_wdata")])
+                (vec![rd(c * n_max, "t_wgt_raddr", "t_idx_rdata")], vec![wr(sl * n_max, "s_w_we", "s_w_waddr", "s_i_wdata")])
             }
             Buffer::Acc => (
-                vec![(c * l, "t_acc_raddr", "t_acc_rdata"), (wl, "u_g_raddr", "u_g_rdata")],
-                vec![(c * l, "t_acc_we", "t_acc_waddr", "t_acc_wdata")],
+                vec![rd(c * l, "t_acc_raddr", "t_acc_rdata"), rd(wl, "u_g_raddr", "u_g_rdata")],
+                vec![wr(c * l, "t_acc_we", "t_acc_waddr", "t_acc_wdata")],
             ),
             Buffer::Master => (
-                vec![(sl, "s_m_raddr", "s_m_rdata"), (2 * wl + 4, "u_m_raddr", "u_m_rdata")],
-                vec![(2 * wl, "u_m_we", "u_m_waddr", "u_m_wdata")],
+                vec![rd(sl, "s_m_raddr", "s_m_rdata"), rd(2 * wl + 4, "u_m_raddr", "u_m_rdata")],
+                vec![wr(2 * wl, "u_m_we", "u_m_waddr", "u_m_wdata")],
             ),
-            Buffer::Mask => (vec![(wl, "u_k_raddr", "u_k_rdata")], vec![(sl * m_max, "s_k_we", "s_k_waddr", "s_k_wdata")]),
+            Buffer::Mask => (vec![rd(wl, "u_k_raddr", "u_k_rdata")], vec![wr(sl * m_max, "s_k_we", "s_k_waddr", "s_k_wdata")]),
         };
-        let unit_reads: usize = reads.iter().map(|r| r.0).sum();
-        let unit_writes: usize = writes.iter().map(|w| w.0).sum();
+        let unit_reads: usize = reads.iter().map(|r| r.ports).sum();
+        let unit_writes: usize = writes.iter().map(|w| w.ports).sum();
         let _ = writeln!(s, "    // {name}");
         let _ = writeln!(s, "    wire [{}:0] {name}_rdata;", (unit_reads + w) * width - 1);
         let _ = writeln!(s, "    wire [{}:0] {name}_host;", width - 1);
@@ -458,13 +474,13 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         let dma_waddr: Vec<String> = (0..w).rev().map(|j| format!("l_addr[{j}*AW +: {baw}]")).collect();
         let dma_wdata: Vec<String> = (0..w).rev().map(|j| format!("l_wdata[{j}*32 +: {width}]")).collect();
         let mut raddr_bus = vec![format!("{{{}}}", dma_raddr.join(", "))];
-        raddr_bus.extend(reads.iter().rev().map(|r| r.1.to_string()));
+        raddr_bus.extend(reads.iter().rev().map(|r| r.addr.to_string()));
         let mut we_bus = vec![format!("l_we & {{W{{l_buf == {code}}}}}")];
-        we_bus.extend(writes.iter().rev().map(|w| w.1.to_string()));
+        we_bus.extend(writes.iter().rev().map(|w| w.enable.to_string()));
         let mut waddr_bus = vec![format!("{{{}}}", dma_waddr.join(", "))];
-        waddr_bus.extend(writes.iter().rev().map(|w| w.2.to_string()));
+        waddr_bus.extend(writes.iter().rev().map(|w| w.addr.to_string()));
         let mut wdata_bus = vec![format!("{{{}}}", dma_wdata.join(", "))];
-        wdata_bus.extend(writes.iter().rev().map(|w| w.3.to_string()));
+        wdata_bus.extend(writes.iter().rev().map(|w| w.data.to_string()));
         let _ = writeln!(
             s,
             "    {BUFFER_MODULE} #(.WIDTH({width}), .DEPTH({depth}), .AW({baw}), .RPORTS({rp}), .WPORTS({wp})) {name}_buffer (\n        \
@@ -481,9 +497,15 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
             wdata = wdata_bus.join(", "),
         );
         let mut first_port = 0;
-        for (ports, _, data) in &reads {
-            let _ = writeln!(s, "    assign {data} = {name}_rdata[{}:{}];", (first_port + ports) * width - 1, first_port * width);
-            first_port += ports;
+        for read in &reads {
+            let _ = writeln!(
+                s,
+                "    assign {} = {name}_rdata[{}:{}];",
+                read.data,
+                (first_port + read.ports) * width - 1,
+                first_port * width
+            );
+            first_port += read.ports;
         }
         store_mux.push((code, name, width, unit_reads));
     }
