@@ -41,7 +41,7 @@ fn a_program_runs_on_the_rtl_with_the_simulators_cycles() {
 
 #[test]
 fn what_the_rtl_cannot_run_is_refused() {
-    let vec = program_file("vec", "vec op=relu count=4 dst_buf=acc dst=8 a_buf=acc a=0 b_buf=acc b=0 p0=0 p1=0 p2=0 p3=0\n");
+    let vec = program_file("vec", "vec op=softmax count=4 dst_buf=acc dst=8 a_buf=acc a=0 b_buf=acc b=0 p0=4 p1=0 p2=0 p3=0\n");
     let (ok, _, err) = satkit(&["run", vec.to_str().unwrap(), "--device", "rtl", "--arch", "tiny"]);
     assert!(!ok && err.contains("vector"), "{err}");
     let ok_program = program_file("arch", PROGRAM);

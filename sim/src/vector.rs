@@ -13,11 +13,14 @@
 //!   `s` = sequential sum; gradient `(e_c / s - [c = label]) / rows`; row loss
 //!   `ln_spec(s) + mx - x_label`; mean loss = sequential sum of row losses / rows.
 //!
+//! - `relu` keeps signed zeros and turns NaN into +0;
 //! - normalizations (batch norm per column, layer norm per row, without affine parameters):
 //!   sequential sums in index order; the mean is the sum divided by the length; the variance is
 //!   the two-pass biased variance; `rstd = 1 / sqrt(var + 1e-5)` with IEEE square root.
 //!
-//! **Cycles:** `ceil(work / lanes) + pipeline_latency`, where work is the element count for
+//! **Cycles:** `ceil(work / lanes) + pipeline_latency + 2` (two to start reading: the fields
+//! are registered, then the buffers read synchronously, as the RTL does), where work is the
+//! element count for
 //! element-wise ops, `outputs * p2 * p2` for pooling and its gradient, `3 * rows * p0` for the
 //! softmaxes (max, exponentials, normalization), two passes for statistics and the
 //! normalization gradient, one for the others.
@@ -152,7 +155,7 @@ fn element_bytes(s: &Scratchpads, b: Buffer) -> u64 {
 pub fn cost(arch: &ArchConfig, s: &Scratchpads, v: &VecInsn) -> Cost {
     let g = v.geometry().expect("checked before costing");
     let mut cost = Cost {
-        cycles: g.work.div_ceil(u64::from(arch.vector.lanes)) + u64::from(arch.vector.pipeline_latency),
+        cycles: g.work.div_ceil(u64::from(arch.vector.lanes)) + u64::from(arch.vector.pipeline_latency) + 2,
         elements: g.work,
         ..Cost::default()
     };
@@ -160,6 +163,16 @@ pub fn cost(arch: &ArchConfig, s: &Scratchpads, v: &VecInsn) -> Cost {
     cost.sram.read(v.b.0, g.elements_b * element_bytes(s, v.b.0));
     cost.sram.write(v.dst.0, g.elements_out * element_bytes(s, v.dst.0));
     cost
+}
+
+/// `max(x, 0)` with the signed zeros kept and NaN to +0 (stated here rather than left to
+/// `f32::max`, whose sign of zero the platform chooses).
+fn relu(x: f32) -> f32 {
+    if x.is_nan() || x < 0.0 {
+        0.0
+    } else {
+        x
+    }
 }
 
 /// Performs the operation on the buffers. Errors name a label out of range.
@@ -170,7 +183,7 @@ pub fn execute(s: &mut Scratchpads, v: &VecInsn) -> Result<(), String> {
     match v.op {
         VecOp::Copy => out.extend((0..n).map(|i| read(s, v.a, i))),
         VecOp::Add => out.extend((0..n).map(|i| read(s, v.a, i) + read(s, v.b, i))),
-        VecOp::Relu => out.extend((0..n).map(|i| read(s, v.a, i).max(0.0))),
+        VecOp::Relu => out.extend((0..n).map(|i| relu(read(s, v.a, i)))),
         VecOp::ReluGrad => out.extend((0..n).map(|i| if read(s, v.a, i) > 0.0 { read(s, v.b, i) } else { 0.0 })),
         VecOp::MaxPool | VecOp::AvgPool | VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => {
             let (h, w, k, st, oh, ow) = v.pool_dims()?;

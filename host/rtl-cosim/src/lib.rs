@@ -11,14 +11,15 @@
 //!   DRAM are read and written from the host.
 //!
 //! **What the RTL implements** (hw/src/rtl/machine.rs): `load`, `store`, `prune` (both
-//! orders), `update`, and `gemm` in the OS dataflow with any interleave the machine allows (1 to
-//! the accumulator latency), dense and N:M, accumulating or not, with either operand
-//! transposed. Programs with `vec` or with GEMMs in WS or IS are refused with
-//! [`Error::Unsupported`].
+//! orders), `update`, the element-wise `vec` ops (`copy`, `add`, `relu`, `relu_grad`), and
+//! `gemm` in the OS dataflow with any interleave the machine allows (1 to the accumulator
+//! latency), dense and N:M, accumulating or not, with either operand transposed. Programs with
+//! other `vec` ops or with GEMMs in WS or IS are refused with [`Error::Unsupported`].
 
 use half::f16;
 use satkit_hw::isa::{Buffer, Field, Op, Program, Unit};
 use satkit_hw::rtl::machine::DRAM_ADDRESS_BITS;
+use satkit_hw::rtl::sequencers::VECTOR_OPS;
 use satkit_hw::{ArchConfig, Dataflow};
 use satkit_sim::dram::{DramBus, DramStorage, TransferShape};
 use satkit_sim::{Machine, Mode};
@@ -462,12 +463,10 @@ impl CosimMachine {
                     return refuse(format!("dataflow {dataflow}: the RTL tensor unit runs OS only"));
                 }
                 Op::Gemm { .. } => {}
-                _ => {
-                    let unit = insn.op.unit().name();
-                    return refuse(format!(
-                        "the RTL machine has no {unit} unit yet (it runs load, store, OS gemm, prune and update)"
-                    ));
+                Op::Vec { op, .. } if !VECTOR_OPS.contains(&op) => {
+                    return refuse(format!("the RTL vector unit runs {} only so far", VECTOR_OPS.map(|o| o.name()).join(", ")));
                 }
+                Op::Vec { .. } => {}
             }
         }
         Ok(())

@@ -1,21 +1,22 @@
-//! Co-simulation of the SORE and the WUVE on the Verilated machine against the simulator:
-//! `prune` in FF and BP order for every supported ratio (with and without the mask, values
-//! that exercise the FP16 rounding of the kept weights: ties, subnormals, overflow, NaN), and
-//! `update` with and without the SR-STE term, back to back and after a prune. Compared: every
-//! element of the buffers the instructions write, bit for bit, and every instruction's start and
-//! end cycle. A mismatch names the buffer element or the instruction.
+//! Co-simulation of the SORE, the WUVE and the vector unit on the Verilated machine against the
+//! simulator: `prune` in FF and BP order for every supported ratio (with and without the mask,
+//! values that exercise the FP16 rounding of the kept weights: ties, subnormals, overflow,
+//! NaN), `update` with and without the SR-STE term, back to back and after a prune, and the
+//! element-wise `vec` ops between every pair of buffer types. Compared: every element of the
+//! buffers, bit for bit, and every instruction's start and end cycle. A mismatch names the
+//! buffer element or the instruction.
 
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use satkit_hw::isa::{Buffer, Instruction, Op, Program, PruneOrder, WeightFormat};
+use satkit_hw::isa::{Buffer, Instruction, Op, Program, PruneOrder, VecOp, WeightFormat};
 use satkit_hw::NmRatio;
 use satkit_rtl_cosim::CosimMachine;
 use satkit_sim::{Machine, Mode};
 
 /// Buffer regions the tests write and compare.
 const REGION: usize = 2048;
-const BUFFERS: [Buffer; 5] = [Buffer::Wgt, Buffer::Idx, Buffer::Acc, Buffer::Master, Buffer::Mask];
+const BUFFERS: [Buffer; 6] = [Buffer::Act, Buffer::Wgt, Buffer::Idx, Buffer::Acc, Buffer::Master, Buffer::Mask];
 
 /// A master-weight value: mostly moderate, sometimes one that tests FP16 rounding or the
 /// magnitude order (exact FP16 ties, FP16 subnormals, beyond 65504, signed zeros, equal
@@ -52,8 +53,8 @@ fn fill(rtl: &mut CosimMachine, sim: &mut Machine, rng: &mut ChaCha8Rng, special
             .map(|_| match b {
                 Buffer::Idx => rng.gen_range(0..16) as f32,
                 Buffer::Mask => rng.gen_range(0..2) as f32,
-                Buffer::Master => master_value(rng, specials),
-                _ => rng.gen_range(-1.0f32..1.0),
+                Buffer::Master | Buffer::Acc => master_value(rng, specials),
+                Buffer::Act | Buffer::Wgt => rng.gen_range(-300.0f32..300.0),
             })
             .collect();
         rtl.write_buffer(b, 0, &values).unwrap();
@@ -104,6 +105,10 @@ fn prune(order: PruneOrder, ratio: NmRatio, rows: u32, cols: u32, write_mask: bo
 
 fn update(count: u32, use_mask: bool) -> Op {
     Op::Update { count, weight: 700, momentum: 1300, grad: 33, use_mask, mask: 100, hyper: 1900 }
+}
+
+fn vec_op(op: VecOp, count: u32, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32)) -> Op {
+    Op::Vec { op, count, dst_buf: dst.0, dst: dst.1, a_buf: a.0, a: a.1, b_buf: b.0, b: b.1, p0: 0, p1: 0, p2: 0, p3: 0 }
 }
 
 fn machine() -> CosimMachine {
@@ -195,6 +200,42 @@ fn prune_then_update_then_prune_synchronized() {
         insns: vec![Instruction::new(first).signal(1), Instruction::new(upd).wait(1).signal(2), Instruction::new(again).wait(2)],
     };
     check(&mut rtl, &p, 400, 0.0).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn elementwise_vector_ops_between_every_pair_of_buffer_types() {
+    let mut rtl = machine();
+    let mut seed = 500;
+    for op in satkit_hw::rtl::sequencers::VECTOR_OPS {
+        for (k, &a) in BUFFERS.iter().enumerate() {
+            // Each source once as `a`, paired with a rotating `b` and destination.
+            let b = BUFFERS[(k + 2) % BUFFERS.len()];
+            for dst in BUFFERS {
+                let p = Program { insns: vec![Instruction::new(vec_op(op, 37, (dst, 1000), (a, 3), (b, 60)))] };
+                seed += 1;
+                check(&mut rtl, &p, seed, 0.3).unwrap_or_else(|e| panic!("{op} {a} {b} -> {dst}: {e}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn vector_ops_in_place_back_to_back_and_empty() {
+    let mut rtl = machine();
+    let p = Program {
+        insns: vec![
+            Instruction::new(vec_op(VecOp::Relu, 64, (Buffer::Acc, 0), (Buffer::Acc, 0), (Buffer::Acc, 0))),
+            Instruction::new(vec_op(VecOp::Add, 5, (Buffer::Act, 7), (Buffer::Acc, 0), (Buffer::Master, 9))),
+            Instruction::new(vec_op(VecOp::Copy, 0, (Buffer::Act, 7), (Buffer::Acc, 0), (Buffer::Acc, 0))),
+            Instruction::new(vec_op(VecOp::ReluGrad, 1, (Buffer::Mask, 4), (Buffer::Master, 2), (Buffer::Acc, 5))),
+        ],
+    };
+    check(&mut rtl, &p, 600, 0.3).unwrap_or_else(|e| panic!("{e}"));
+    let unsupported = Program {
+        insns: vec![Instruction::new(vec_op(VecOp::Softmax, 4, (Buffer::Acc, 0), (Buffer::Acc, 0), (Buffer::Acc, 0)))],
+    };
+    let e = rtl.run(&unsupported).unwrap_err();
+    assert!(e.to_string().contains("relu_grad"), "{e}");
 }
 
 proptest! {

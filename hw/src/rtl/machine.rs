@@ -5,8 +5,8 @@
 //!
 //! **Units.** `load` and `store` are DMA engines (`sat_dma`, below); `gemm` runs on the tensor
 //! unit ([`super::tensor`]); `prune` and `update` on the SORE and WUVE lanes with their
-//! sequencers ([`super::sequencers`]). The vector unit is not built yet: its `unit_done` is
-//! tied low, so the host refuses programs with `vec` before running (one would wait forever).
+//! sequencers, and the element-wise `vec` ops on the vector unit ([`super::sequencers`]). The
+//! vector unit's other ops are not built; the host refuses programs with them before running.
 //!
 //! **DMA (`sat_dma`).** Moves a 2-D block as the ISA defines it, `W` elements per cycle, where
 //! `W` = the DRAM's bytes per core cycle over all channels, rounded up ([`dma_lanes`]): as many
@@ -21,19 +21,23 @@
 //! buffer (synchronously) and presents the bytes a cycle later.
 //!
 //! **Buffers.** `act`, `wgt`, `idx`, `acc`, `master` and `mask`, each a `sat_buffer` with the
-//! ports its users need in one cycle: the tensor unit's (see [`super::tensor`]), the SORE's
-//! and WUVE's (see [`super::sequencers`]) and `W` DMA lanes each way. A host port reads and writes any buffer (for tests and debugging).
+//! ports its users need in one cycle: the tensor unit's (see [`super::tensor`]), the SORE's,
+//! WUVE's and vector unit's (see [`super::sequencers`]) and `W` DMA lanes each way. A host port reads and writes any buffer (for tests and debugging).
 //!
 //! **Control/status.** `start` (one cycle) clears the controller and runs the program of
 //! `length` instructions; `busy` stays high until every instruction has completed; `cycle`
 //! counts cycles from the cycle after `start`; `bad_opcode`, `overflow` (a semaphore neared its
-//! 16-bit limit) and `unsupported` (the tensor unit got a GEMM it cannot run) report errors.
+//! 16-bit limit) and `unsupported` (the tensor unit got a GEMM, or the vector unit an op, it
+//! cannot run) report errors.
 //! Instructions are fetched through `fetch_addr`/`fetch_data`, one word per cycle with the
 //! word of the previous cycle's address, the never-missing instruction memory the simulator
 //! assumes; the host serves it from the program. `trace_issue`, `trace_index` and `trace_done`
 //! show every unit's starts and completions, for comparing instruction timing.
 
-use super::sequencers::{sore_unit_module, to_fp16_module, wuve_unit_module, SORE_UNIT_MODULE, WUVE_UNIT_MODULE};
+use super::sequencers::{
+    conversion_modules, sore_unit_module, to_fp16_module, vector_unit_module, wuve_unit_module, SORE_UNIT_MODULE,
+    VECTOR_UNIT_MODULE, WUVE_UNIT_MODULE,
+};
 use super::tensor::{address_bits, array_design, buffer_module, unit_module, BUFFER_MODULE, UNIT_MODULE};
 use super::verilog::merge;
 use super::{controller, sore, wuve, PortDirection, RtlDesign, RtlModule, RtlPort};
@@ -76,16 +80,27 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     verilog.push_str(&to_fp16_module());
     verilog.push_str(&sore_unit_module(arch)?);
     verilog.push_str(&wuve_unit_module(arch)?);
+    verilog.push_str(&conversion_modules());
+    verilog.push_str(&vector_unit_module(arch)?);
     verilog.push_str(&dma_module(arch)?);
     let (top, ports) = top_module(arch);
     verilog.push_str(&top);
-    let to_fp16 = (arch.sore.lanes * arch.array.n_max) as usize;
+    let vector_lanes = arch.vector.lanes as usize;
+    let to_fp16 = (arch.sore.lanes * arch.array.n_max) as usize + vector_lanes;
+    // The vector lanes' adders are the rust-hdl adder's module too.
+    if let Some(add) = modules.iter_mut().find(|m| m.name == "sat_fp32_add") {
+        add.instances += vector_lanes;
+    }
     for (name, instances) in [
         (BUFFER_MODULE, Buffer::ALL.len()),
         (UNIT_MODULE, 1),
         (super::sequencers::TO_FP16_MODULE, to_fp16),
         (SORE_UNIT_MODULE, 1),
         (WUVE_UNIT_MODULE, 1),
+        (VECTOR_UNIT_MODULE, 1),
+        ("sat_f16_to_f32", 4 * vector_lanes),
+        ("sat_u8_to_f32", 4 * vector_lanes),
+        ("sat_f32_to_u8", vector_lanes),
         (DMA_MODULE, 2),
         (TOP_MODULE, 1),
     ] {
@@ -250,16 +265,16 @@ endmodule
 /// A unit's read ports on a buffer: how many, and the wires of their addresses and data.
 struct UnitReads {
     ports: usize,
-    addr: &'static str,
-    data: &'static str,
+    addr: String,
+    data: String,
 }
 
 /// A unit's write ports on a buffer: how many, and the wires of their enables, addresses and data.
 struct UnitWrites {
     ports: usize,
-    enable: &'static str,
-    addr: &'static str,
-    data: &'static str,
+    enable: String,
+    addr: String,
+    data: String,
 }
 
 fn port(name: String, direction: PortDirection, width: usize) -> RtlPort {
@@ -356,7 +371,7 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     wire [{c}*{l}*32-1:0] t_acc_wdata;
     {UNIT_MODULE} tensor (
         .clock(clock), .issue(issue[{tensor}]), .issue_word(issue_word[{tensor}*{word} +: {word}]),
-        .done(unit_done[{tensor}]), .busy(), .unsupported(unsupported),
+        .done(unit_done[{tensor}]), .busy(), .unsupported(t_unsupported),
         .act_raddr(t_act_raddr), .act_rdata(t_act_rdata), .wgt_raddr(t_wgt_raddr), .wgt_rdata(t_wgt_rdata),
         .idx_rdata(t_idx_rdata), .acc_raddr(t_acc_raddr), .acc_rdata(t_acc_rdata),
         .acc_we(t_acc_we), .acc_waddr(t_acc_waddr), .acc_wdata(t_acc_wdata));
@@ -387,8 +402,22 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         .clock(clock), .issue(issue[{wuve}]), .issue_word(issue_word[{wuve}*{word} +: {word}]), .done(unit_done[{wuve}]),
         .m_raddr(u_m_raddr), .m_rdata(u_m_rdata), .g_raddr(u_g_raddr), .g_rdata(u_g_rdata),
         .k_raddr(u_k_raddr), .k_rdata(u_k_rdata), .m_we(u_m_we), .m_waddr(u_m_waddr), .m_wdata(u_m_wdata));
-    // The vector unit is not built in RTL yet.
-    assign unit_done[{vector}] = 1'b0;
+    // Vector unit
+    wire [2*{vl}*AW-1:0] v_raddr;
+    wire [2*{vl}*16-1:0] v_act_rdata, v_wgt_rdata;
+    wire [2*{vl}*8-1:0] v_idx_rdata, v_mask_rdata;
+    wire [2*{vl}*32-1:0] v_acc_rdata, v_master_rdata;
+    wire [2:0] v_wbuf;
+    wire [{vl}-1:0] v_we;
+    wire [{vl}*AW-1:0] v_waddr;
+    wire [{vl}*32-1:0] v_wdata;
+    wire t_unsupported, v_unsupported;
+    assign unsupported = t_unsupported || v_unsupported;
+    {VECTOR_UNIT_MODULE} vector (
+        .clock(clock), .issue(issue[{vector}]), .issue_word(issue_word[{vector}*{word} +: {word}]), .done(unit_done[{vector}]),
+        .unsupported(v_unsupported), .raddr(v_raddr), .act_rdata(v_act_rdata), .wgt_rdata(v_wgt_rdata),
+        .idx_rdata(v_idx_rdata), .acc_rdata(v_acc_rdata), .master_rdata(v_master_rdata), .mask_rdata(v_mask_rdata),
+        .wbuf(v_wbuf), .we(v_we), .waddr(v_waddr), .wdata(v_wdata));
 
     // DMA
     wire [2:0] l_buf, s_buf;
@@ -427,11 +456,12 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         mask_aw = address_bits(arch.buffer_elements(Buffer::Mask)),
         sl = arch.sore.lanes,
         wl = arch.wuve.lanes,
+        vl = arch.vector.lanes,
         sore = Unit::Sore.index(),
         wuve = Unit::Wuve.index(),
         vector = Unit::Vector.index(),
     );
-    let (sl, wl) = (arch.sore.lanes as usize, arch.wuve.lanes as usize);
+    let (sl, wl, vl) = (arch.sore.lanes as usize, arch.wuve.lanes as usize, arch.vector.lanes as usize);
     let mut store_mux = Vec::new();
     for &b in Buffer::ALL {
         let code = b.to_bits();
@@ -443,9 +473,14 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
             Buffer::Acc | Buffer::Master => 32,
         };
         // The units' ports on this buffer, lowest port numbers first.
-        let rd = |ports, addr, data| UnitReads { ports, addr, data };
-        let wr = |ports, enable, addr, data| UnitWrites { ports, enable, addr, data };
-        let (reads, writes) = match b {
+        let rd = |ports, addr: &str, data: &str| UnitReads { ports, addr: addr.into(), data: data.into() };
+        let wr = |ports, enable: &str, addr: &str, data: &str| UnitWrites {
+            ports,
+            enable: enable.into(),
+            addr: addr.into(),
+            data: data.into(),
+        };
+        let (mut reads, mut writes) = match b {
             Buffer::Act => (vec![rd(r * m_max, "t_act_raddr", "t_act_rdata")], vec![]),
             Buffer::Wgt => {
                 (vec![rd(c * n_max, "t_wgt_raddr", "t_wgt_rdata")], vec![wr(sl * n_max, "s_w_we", "s_w_waddr", "s_w_wdata")])
@@ -463,6 +498,19 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
             ),
             Buffer::Mask => (vec![rd(wl, "u_k_raddr", "u_k_rdata")], vec![wr(sl * m_max, "s_k_we", "s_k_waddr", "s_k_wdata")]),
         };
+        // The vector unit reads `a` then `b` on every buffer and writes any of them.
+        let narrowed = |bus: &str, ports: usize| {
+            let parts: Vec<String> = (0..ports).rev().map(|j| format!("{bus}[{j}*AW +: {baw}]")).collect();
+            format!("{{{}}}", parts.join(", "))
+        };
+        reads.push(UnitReads { ports: 2 * vl, addr: narrowed("v_raddr", 2 * vl), data: format!("v_{name}_rdata") });
+        let v_data: Vec<String> = (0..vl).rev().map(|j| format!("v_wdata[{j}*32 +: {width}]")).collect();
+        writes.push(UnitWrites {
+            ports: vl,
+            enable: format!("v_we & {{{vl}{{v_wbuf == {code}}}}}"),
+            addr: narrowed("v_waddr", vl),
+            data: format!("{{{}}}", v_data.join(", ")),
+        });
         let unit_reads: usize = reads.iter().map(|r| r.ports).sum();
         let unit_writes: usize = writes.iter().map(|w| w.ports).sum();
         let _ = writeln!(s, "    // {name}");
@@ -474,13 +522,13 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         let dma_waddr: Vec<String> = (0..w).rev().map(|j| format!("l_addr[{j}*AW +: {baw}]")).collect();
         let dma_wdata: Vec<String> = (0..w).rev().map(|j| format!("l_wdata[{j}*32 +: {width}]")).collect();
         let mut raddr_bus = vec![format!("{{{}}}", dma_raddr.join(", "))];
-        raddr_bus.extend(reads.iter().rev().map(|r| r.addr.to_string()));
+        raddr_bus.extend(reads.iter().rev().map(|r| r.addr.clone()));
         let mut we_bus = vec![format!("l_we & {{W{{l_buf == {code}}}}}")];
-        we_bus.extend(writes.iter().rev().map(|w| w.enable.to_string()));
+        we_bus.extend(writes.iter().rev().map(|w| w.enable.clone()));
         let mut waddr_bus = vec![format!("{{{}}}", dma_waddr.join(", "))];
-        waddr_bus.extend(writes.iter().rev().map(|w| w.addr.to_string()));
+        waddr_bus.extend(writes.iter().rev().map(|w| w.addr.clone()));
         let mut wdata_bus = vec![format!("{{{}}}", dma_wdata.join(", "))];
-        wdata_bus.extend(writes.iter().rev().map(|w| w.data.to_string()));
+        wdata_bus.extend(writes.iter().rev().map(|w| w.data.clone()));
         let _ = writeln!(
             s,
             "    {BUFFER_MODULE} #(.WIDTH({width}), .DEPTH({depth}), .AW({baw}), .RPORTS({rp}), .WPORTS({wp})) {name}_buffer (\n        \

@@ -20,12 +20,25 @@
 //! cycles after that, when the new weight and momentum are written: `done` is high at
 //! `t0 + ceil(count / L) + P + 2`, the simulator's cost.
 //!
-//! **`sat_f32_to_f16`.** Round to nearest even with subnormals, overflow to infinity, signed
-//! zeros, and NaN kept a (quiet) NaN with the top mantissa bits: the `half` crate's
-//! `f16::from_f32`, which the simulator's buffers use.
+//! **`sat_vector_unit`** (`vec`, the element-wise ops `copy`, `add`, `relu`, `relu_grad`).
+//! `L = vector.lanes` lanes take elements `l, l + L, ...`; cycle `t0 + 1 + b` reads batch `b`
+//! of `a` and `b` from the buffers the instruction names, converted to FP32 (FP16 exactly, a
+//! byte plane's bytes as integers), the lane computes in FP32 (`add` with the bit-exact
+//! [`super::fp::Fp32Add`]) and converts to the destination's type (FP16 rounded to nearest
+//! even, a byte saturated to 0..=255 and truncated, NaN to 0), and the result is written
+//! `P = vector.pipeline_latency` cycles after the batch entered: `done` is high at
+//! `t0 + ceil(count / L) + P + 2`, the simulator's cost. The other vector ops (pooling,
+//! softmax, normalization, GELU) are not built: the unit flags them `unsupported` and finishes,
+//! and the host refuses them before running.
+//!
+//! **Conversions.** `sat_f32_to_f16`: round to nearest even with subnormals, overflow to
+//! infinity, signed zeros, and NaN kept a (quiet) NaN with the top mantissa bits: the `half`
+//! crate's `f16::from_f32`, which the simulator's buffers use. `sat_f16_to_f32` (exact; a NaN
+//! gets the quiet bit, as `f16::to_f32`), `sat_u8_to_f32` and `sat_f32_to_u8` (the simulator's
+//! `value.clamp(0.0, 255.0) as u8`).
 
 use super::tensor::address_bits;
-use crate::isa::{layouts, Buffer, Field, PruneOrder, WORD_BITS};
+use crate::isa::{layouts, Buffer, Field, PruneOrder, VecOp, WORD_BITS};
 use crate::{ArchConfig, Error};
 use std::fmt::Write as _;
 
@@ -35,6 +48,10 @@ pub const SORE_UNIT_MODULE: &str = "sat_sore_unit";
 pub const WUVE_UNIT_MODULE: &str = "sat_wuve_unit";
 /// Name of the FP32 to FP16 rounding module.
 pub const TO_FP16_MODULE: &str = "sat_f32_to_f16";
+/// Name of the vector unit's sequencer and lanes.
+pub const VECTOR_UNIT_MODULE: &str = "sat_vector_unit";
+/// The vector ops the RTL vector unit runs.
+pub const VECTOR_OPS: [VecOp; 4] = [VecOp::Copy, VecOp::Add, VecOp::Relu, VecOp::ReluGrad];
 
 /// `wire` declarations of instruction `mnemonic`'s fields, from the ISA table.
 fn field_wires(mnemonic: &str) -> Result<String, Error> {
@@ -354,6 +371,209 @@ endmodule
             ))
             .collect::<Vec<_>>()
             .join(",\n"),
+    );
+    Ok(s)
+}
+
+/// The conversions between the buffers' element types and FP32 (besides [`to_fp16_module`]).
+pub(super) fn conversion_modules() -> String {
+    r#"
+// FP16 -> FP32, exact (a NaN gets the quiet bit, as the `half` crate's f16::to_f32).
+module sat_f16_to_f32 (input [15:0] h, output reg [31:0] f);
+    wire [4:0] e = h[14:10];
+    wire [9:0] m = h[9:0];
+    integer lz;
+    reg [9:0] norm;
+    always @* begin
+        lz = 0;
+        norm = m;
+        while (lz < 10 && !norm[9]) begin
+            norm = norm << 1;
+            lz = lz + 1;
+        end
+        if (e == 5'h1f)
+            f = {h[15], 8'hff, m != 0, m[8:0], 13'h0} | {9'h0, m[9], 22'h0};
+        else if (e == 0 && m == 0)
+            f = {h[15], 31'h0};
+        else if (e == 0)
+            // 0.m x 2^-14: the leading one of m moves to the hidden bit.
+            f = {h[15], 8'd112 - lz[7:0], norm[8:0], 14'h0};
+        else
+            f = {h[15], {3'h0, e} + 8'd112, m, 13'h0};
+    end
+endmodule
+
+// A byte read as an integer, to FP32 (exact).
+module sat_u8_to_f32 (input [7:0] u, output reg [31:0] f);
+    integer p;
+    reg [7:0] norm;
+    always @* begin
+        p = 7;
+        norm = u;
+        while (p > 0 && !norm[7]) begin
+            norm = norm << 1;
+            p = p - 1;
+        end
+        f = u == 0 ? 32'h0 : {1'b0, 8'd127 + p[7:0], norm[6:0], 16'h0};
+    end
+endmodule
+
+// FP32 to a byte: clamp to 0..=255, truncate toward zero, NaN to 0.
+module sat_f32_to_u8 (input [31:0] f, output reg [7:0] u);
+    wire [7:0] e = f[30:23];
+    wire [23:0] m = {1'b1, f[22:0]};
+    always @* begin
+        if (e == 8'hff && f[22:0] != 0) u = 0;       // NaN
+        else if (f[31]) u = 0;                       // negative, -0, -inf
+        else if (e >= 8'd135) u = 8'hff;             // 256 and above, +inf
+        else if (e < 8'd127) u = 0;                  // below 1
+        else u = m >> (8'd150 - e);                  // 2^(e-127) <= f < 256
+    end
+endmodule
+"#
+    .to_string()
+}
+
+/// The vector unit (see the module documentation).
+pub(super) fn vector_unit_module(arch: &ArchConfig) -> Result<String, Error> {
+    let lanes = arch.vector.lanes as usize;
+    let latency = arch.vector.pipeline_latency as usize;
+    let aw = Buffer::ALL.iter().map(|&b| address_bits(arch.buffer_elements(b))).max().unwrap_or(1);
+    let code = |b: Buffer| b.to_bits();
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"
+// The vector unit (see satkit's hw/src/rtl/sequencers.rs): copy, add, relu, relu_grad.
+module {VECTOR_UNIT_MODULE} (
+    input clock,
+    input issue,
+    input [{word_hi}:0] issue_word,
+    output reg done,
+    output reg unsupported,
+    // Reads: a then b, each {lanes} lanes, on every buffer; each buffer's data in its format
+    output [2*{lanes}*{aw}-1:0] raddr,
+    input [2*{lanes}*16-1:0] act_rdata,
+    input [2*{lanes}*16-1:0] wgt_rdata,
+    input [2*{lanes}*8-1:0] idx_rdata,
+    input [2*{lanes}*32-1:0] acc_rdata,
+    input [2*{lanes}*32-1:0] master_rdata,
+    input [2*{lanes}*8-1:0] mask_rdata,
+    // Writes, in the destination's format
+    output [2:0] wbuf,
+    output [{lanes}-1:0] we,
+    output [{lanes}*{aw}-1:0] waddr,
+    output [{lanes}*32-1:0] wdata
+);
+    localparam LANES = {lanes}, P = {latency};
+{fields}    wire f_runs = f_op == {copy} || f_op == {add} || f_op == {relu} || f_op == {relu_grad};
+
+    reg running, first1;
+    reg [4:0] op;
+    reg [2:0] a_buf, b_buf, dst_buf;
+    reg [23:0] count, a_base, b_base, dst_base, batch, left;
+    reg [2:0] a_buf_d, b_buf_d;
+    // Unsupported or empty instructions finish P + 2 cycles after the issue.
+    reg [P:0] idle;
+    // The batch base and write enables of each pipeline stage: [0] is the batch entering.
+    reg [23:0] base [0:P];
+    reg [LANES-1:0] valid [0:P];
+    reg [P:0] last;
+
+    assign wbuf = dst_buf;
+    always @(posedge clock) begin
+        done <= 0;
+        idle <= (idle << 1) | (issue && (!f_runs || f_count == 0));
+        if (idle[P]) done <= 1;
+        if (issue) begin
+            unsupported <= !f_runs;
+            op <= f_op; a_buf <= f_a_buf; b_buf <= f_b_buf; dst_buf <= f_dst_buf;
+            count <= f_count; a_base <= f_a; b_base <= f_b; dst_base <= f_dst;
+            batch <= 0; left <= (f_count + LANES - 1) / LANES; running <= f_runs && f_count != 0;
+        end else if (running) begin
+            batch <= batch + LANES;
+            left <= left - 1;
+            if (left == 1) running <= 0;
+        end
+        a_buf_d <= a_buf;
+        b_buf_d <= b_buf;
+        base[0] <= batch;
+        last[0] <= running && left == 1;
+        if (last[P] && |valid[P]) done <= 1;
+    end
+    genvar g;
+    generate
+        for (g = 1; g <= P; g = g + 1) begin : stages
+            always @(posedge clock) begin
+                base[g] <= base[g-1];
+                valid[g] <= valid[g-1];
+                last[g] <= last[g-1];
+            end
+        end
+    endgenerate
+
+    wire [31:0] result [0:LANES-1];
+    reg [31:0] stage [0:P][0:LANES-1];
+    generate
+        for (g = 0; g < LANES; g = g + 1) begin : lane
+            wire [23:0] e = batch + g;
+            always @(posedge clock) valid[0][g] <= running && e < count;
+            assign raddr[g*{aw} +: {aw}] = a_base + e;
+            assign raddr[(LANES+g)*{aw} +: {aw}] = b_base + e;
+            // Operands to FP32
+            wire [31:0] a_act, a_wgt, a_idx, a_mask, b_act, b_wgt, b_idx, b_mask;
+            sat_f16_to_f32 a_act_f (.h(act_rdata[g*16 +: 16]), .f(a_act));
+            sat_f16_to_f32 a_wgt_f (.h(wgt_rdata[g*16 +: 16]), .f(a_wgt));
+            sat_u8_to_f32 a_idx_f (.u(idx_rdata[g*8 +: 8]), .f(a_idx));
+            sat_u8_to_f32 a_mask_f (.u(mask_rdata[g*8 +: 8]), .f(a_mask));
+            sat_f16_to_f32 b_act_f (.h(act_rdata[(LANES+g)*16 +: 16]), .f(b_act));
+            sat_f16_to_f32 b_wgt_f (.h(wgt_rdata[(LANES+g)*16 +: 16]), .f(b_wgt));
+            sat_u8_to_f32 b_idx_f (.u(idx_rdata[(LANES+g)*8 +: 8]), .f(b_idx));
+            sat_u8_to_f32 b_mask_f (.u(mask_rdata[(LANES+g)*8 +: 8]), .f(b_mask));
+            wire [31:0] a = a_buf_d == {act} ? a_act : a_buf_d == {wgt} ? a_wgt : a_buf_d == {idx} ? a_idx
+                          : a_buf_d == {acc} ? acc_rdata[g*32 +: 32] : a_buf_d == {master} ? master_rdata[g*32 +: 32] : a_mask;
+            wire [31:0] b = b_buf_d == {act} ? b_act : b_buf_d == {wgt} ? b_wgt : b_buf_d == {idx} ? b_idx
+                          : b_buf_d == {acc} ? acc_rdata[(LANES+g)*32 +: 32] : b_buf_d == {master} ? master_rdata[(LANES+g)*32 +: 32] : b_mask;
+            // The op in FP32
+            wire [31:0] sum;
+            sat_fp32_add add (.a(a), .b(b), .sum(sum));
+            wire a_nan = a[30:23] == 8'hff && a[22:0] != 0;
+            wire a_positive = !a[31] && !a_nan && a[30:0] != 0;
+            // relu: NaN and negatives to +0, +-0 and positives kept (the simulator's rule).
+            wire [31:0] relu = (a_nan || (a[31] && a[30:0] != 0)) ? 32'h0 : a;
+            wire [31:0] value = op == {add} ? sum : op == {relu} ? relu : op == {relu_grad} ? (a_positive ? b : 32'h0) : a;
+            // To the destination's type
+            wire [15:0] as_f16;
+            wire [7:0] as_u8;
+            sat_f32_to_f16 to_f16 (.f(value), .h(as_f16));
+            sat_f32_to_u8 to_u8 (.f(value), .u(as_u8));
+            assign result[g] = (dst_buf == {act} || dst_buf == {wgt}) ? {{16'h0, as_f16}}
+                             : (dst_buf == {idx} || dst_buf == {mask}) ? {{24'h0, as_u8}} : value;
+            assign we[g] = valid[P][g];
+            assign waddr[g*{aw} +: {aw}] = dst_base + base[P] + g;
+            assign wdata[g*32 +: 32] = P == 0 ? result[g] : stage[P][g];
+        end
+        for (g = 1; g <= P; g = g + 1) begin : result_stages
+            genvar k;
+            for (k = 0; k < LANES; k = k + 1) begin : lanes_
+                always @(posedge clock) stage[g][k] <= g == 1 ? result[k] : stage[g-1][k];
+            end
+        end
+    endgenerate
+endmodule
+"#,
+        word_hi = WORD_BITS - 1,
+        fields = field_wires("vec")?,
+        copy = VecOp::Copy.to_bits(),
+        add = VecOp::Add.to_bits(),
+        relu = VecOp::Relu.to_bits(),
+        relu_grad = VecOp::ReluGrad.to_bits(),
+        act = code(Buffer::Act),
+        wgt = code(Buffer::Wgt),
+        idx = code(Buffer::Idx),
+        acc = code(Buffer::Acc),
+        master = code(Buffer::Master),
+        mask = code(Buffer::Mask),
     );
     Ok(s)
 }
