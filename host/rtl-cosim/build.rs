@@ -47,6 +47,7 @@ fn build() -> Result<(), String> {
     let status = Command::new("verilator")
         .args(["--cc", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--prefix", PREFIX, "--top-module", &design.top])
         .args(WAIVERS)
+        .args(rtl::VERILATOR_OPTIONS)
         .arg("-Mdir")
         .arg(&obj_dir)
         .arg(&verilog)

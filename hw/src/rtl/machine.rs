@@ -423,20 +423,22 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     wire [2:0] l_buf, s_buf;
     wire [W-1:0] l_we, s_we_unused;
     wire [W*AW-1:0] l_addr, s_addr;
-    wire [W*32-1:0] l_wdata, s_wdata_unused, s_rdata, l_rdata_unused;
+    wire [W*32-1:0] l_wdata, s_wdata_unused, s_rdata;
+    // The inputs a DMA direction does not use.
+    wire [W*32-1:0] no_lanes = 0;
     {DMA_MODULE} #(.LOAD(1)) load_dma (
         .clock(clock), .issue(issue[{load}]), .issue_word(issue_word[{load}*{word} +: {word}]), .done(unit_done[{load}]),
         .req(load_req), .req_dram(load_req_dram), .req_rows(load_req_rows), .req_cols(load_req_cols),
         .req_row_stride(load_req_row_stride), .req_col_stride(load_req_col_stride),
         .req_element_bytes(load_req_element_bytes), .mem_done(load_mem_done),
         .d_addr(load_addr), .d_valid(load_valid), .d_rdata(load_data), .d_wdata(),
-        .s_buf(l_buf), .s_we(l_we), .s_addr(l_addr), .s_wdata(l_wdata), .s_rdata({{(W*32){{1'b0}}}}));
+        .s_buf(l_buf), .s_we(l_we), .s_addr(l_addr), .s_wdata(l_wdata), .s_rdata(no_lanes));
     {DMA_MODULE} #(.LOAD(0)) store_dma (
         .clock(clock), .issue(issue[{store}]), .issue_word(issue_word[{store}*{word} +: {word}]), .done(unit_done[{store}]),
         .req(store_req), .req_dram(store_req_dram), .req_rows(store_req_rows), .req_cols(store_req_cols),
         .req_row_stride(store_req_row_stride), .req_col_stride(store_req_col_stride),
         .req_element_bytes(store_req_element_bytes), .mem_done(store_mem_done),
-        .d_addr(store_addr), .d_valid(store_valid), .d_rdata({{(W*32){{1'b0}}}}), .d_wdata(store_data),
+        .d_addr(store_addr), .d_valid(store_valid), .d_rdata(no_lanes), .d_wdata(store_data),
         .s_buf(s_buf), .s_we(s_we_unused), .s_addr(s_addr), .s_wdata(s_wdata_unused), .s_rdata(s_rdata));
 
     // Buffers
