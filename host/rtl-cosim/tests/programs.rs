@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use satkit_compiler::gemm::{self, DataflowChoice, GemmLayout, GemmOptions, GemmProblem};
 use satkit_compiler::gemm_data::{write_operands, GemmData};
-use satkit_hw::isa::{Buffer, Instruction, Op, Phase, Program, WeightFormat};
+use satkit_hw::isa::{Buffer, Instruction, Op, Phase, Program, PruneOrder, WeightFormat};
 use satkit_hw::{ArchConfig, Dataflow};
 use satkit_rtl_cosim::{CosimMachine, RtlRun};
 use satkit_sim::{Machine, Mode, SimReport};
@@ -166,12 +166,16 @@ fn compiled_gemm_programs_from_dram_to_dram() {
     assert!(programs >= 12, "only {programs} programs");
 }
 
-/// A chain of instructions on regions of its own: either one DMA round trip, or load the
-/// operands, GEMM, store the output, synchronized by fresh semaphores.
+/// A chain of instructions on regions of its own: a DMA round trip, or the loads of a unit's
+/// operands, the unit's instruction and the store of its result, synchronized by fresh
+/// semaphores (the loads all signal one, which the instruction waits on once per load).
 #[derive(Debug, Clone)]
 enum Job {
     RoundTrip { buf: Buffer, rows: u32, cols: u32, strides: (u32, u32, u32) },
     Gemm { m: u32, n: u32, k: u32, interleave: u32, accumulate: bool },
+    Prune { bp: bool, ratio: usize, a: u32, b: u32, write_mask: bool },
+    Update { count: u32, use_mask: bool },
+    Vec { op: usize, count: u32, a: usize, b: usize, dst: usize },
 }
 
 fn job() -> impl Strategy<Value = Job> {
@@ -189,46 +193,75 @@ fn job() -> impl Strategy<Value = Job> {
             interleave,
             accumulate
         }),
+        (any::<bool>(), 0usize..8, 1u32..5, 1u32..4, any::<bool>()).prop_map(|(bp, ratio, a, b, write_mask)| Job::Prune {
+            bp,
+            ratio,
+            a,
+            b,
+            write_mask
+        }),
+        (1u32..40, any::<bool>()).prop_map(|(count, use_mask)| Job::Update { count, use_mask }),
+        (0usize..4, 1u32..40, 0usize..6, 0usize..6, 0usize..6).prop_map(|(op, count, a, b, dst)| Job::Vec {
+            op,
+            count,
+            a,
+            b,
+            dst
+        }),
     ]
 }
 
-/// The program of `jobs` in order, each on fresh buffer regions, DRAM regions and semaphores
-/// (at most 30 semaphores: ten chains of at most three).
-fn program_of(arch: &ArchConfig, jobs: &[Job]) -> Program {
-    let mut insns = Vec::new();
-    let (mut sram, mut dram, mut sem) = ([0u32; 6], 1u64 << 12, 0u8);
-    let mut next_sem = || {
-        sem += 1;
-        assert!(usize::from(sem) < satkit_hw::isa::SEMAPHORES, "more chains than semaphores");
-        sem
-    };
-    let latency = arch.array.accumulator_latency;
-    for j in jobs {
+/// Emits the instructions of `jobs` in order, each on fresh buffer regions, DRAM regions and
+/// semaphores (at most 30: ten chains of at most three).
+struct Emitter<'a> {
+    arch: &'a ArchConfig,
+    insns: Vec<Instruction>,
+    sram: [u32; 6],
+    dram: u64,
+    sem: u8,
+}
+
+impl Emitter<'_> {
+    fn next_sem(&mut self) -> u8 {
+        self.sem += 1;
+        assert!(usize::from(self.sem) < satkit_hw::isa::SEMAPHORES, "more chains than semaphores");
+        self.sem
+    }
+
+    /// A fresh region of `len` elements in `buf`.
+    fn region(&mut self, buf: Buffer, len: u32) -> u32 {
+        let at = self.sram[buf as usize];
+        self.sram[buf as usize] += len;
+        at
+    }
+
+    /// A contiguous load or store of `len` elements of `buf` at `sram` through a fresh DRAM region.
+    fn dma(&mut self, load: bool, buf: Buffer, sram: u32, len: u32) -> Instruction {
+        let at = self.dram;
+        self.dram += u64::from(len) * self.arch.dram_element_bytes(buf) + 64;
+        Instruction::new(dma(load, buf, sram, at, 1, len, (len, 1, len)))
+    }
+
+    fn job(&mut self, j: &Job) {
+        let latency = self.arch.array.accumulator_latency;
         match *j {
             Job::RoundTrip { buf, rows, cols, strides } => {
-                let at = sram[buf as usize];
-                let span = (rows - 1) * strides.2 + cols;
-                sram[buf as usize] += span;
-                let bytes = arch.dram_element_bytes(buf);
+                let at = self.region(buf, (rows - 1) * strides.2 + cols);
+                let bytes = self.arch.dram_element_bytes(buf);
                 let extent = (u64::from(rows) * u64::from(strides.0) + u64::from(cols) * u64::from(strides.1) + 1) * bytes;
-                let s = next_sem();
-                insns.push(Instruction::new(dma(true, buf, at, dram, rows, cols, strides)).signal(s));
-                insns.push(Instruction::new(dma(false, buf, at, dram + extent, rows, cols, strides)).wait(s));
-                dram += 2 * extent + 64;
+                let s = self.next_sem();
+                let dram_at = self.dram;
+                self.insns.push(Instruction::new(dma(true, buf, at, dram_at, rows, cols, strides)).signal(s));
+                self.insns.push(Instruction::new(dma(false, buf, at, dram_at + extent, rows, cols, strides)).wait(s));
+                self.dram += 2 * extent + 64;
             }
             Job::Gemm { m, n, k, interleave, accumulate } => {
-                let (input, weight, output) = (sram[0], sram[1], sram[3]);
-                sram[0] += m * k;
-                sram[1] += n * k;
-                sram[3] += m * n;
-                let (sa, sw, sg) = (next_sem(), next_sem(), next_sem());
-                let row = |elements: u32| (1, elements, (elements, 1, elements));
-                let (r, c, st) = row(m * k);
-                insns.push(Instruction::new(dma(true, Buffer::Act, input, dram, r, c, st)).signal(sa));
-                dram += u64::from(m * k) * 2 + 64;
-                let (r, c, st) = row(n * k);
-                insns.push(Instruction::new(dma(true, Buffer::Wgt, weight, dram, r, c, st)).signal(sw));
-                dram += u64::from(n * k) * 2 + 64;
+                let (input, weight, output) =
+                    (self.region(Buffer::Act, m * k), self.region(Buffer::Wgt, n * k), self.region(Buffer::Acc, m * n));
+                let (loaded, done) = (self.next_sem(), self.next_sem());
+                let l1 = self.dma(true, Buffer::Act, input, m * k).signal(loaded);
+                let l2 = self.dma(true, Buffer::Wgt, weight, n * k).signal(loaded);
+                self.insns.extend([l1, l2]);
                 let gemm = Op::Gemm {
                     dataflow: Dataflow::Os,
                     weights: WeightFormat::Dense,
@@ -243,21 +276,79 @@ fn program_of(arch: &ArchConfig, jobs: &[Job]) -> Program {
                     input_t: false,
                     weight_t: false,
                 };
-                insns.push(Instruction::new(gemm).wait(sa).wait(sw).signal(sg));
-                let (r, c, st) = row(m * n);
-                insns.push(Instruction::new(dma(false, Buffer::Acc, output, dram, r, c, st)).wait(sg));
-                dram += u64::from(m * n) * 4 + 64;
+                self.insns.push(Instruction::new(gemm).wait(loaded).wait(loaded).signal(done));
+                let st = self.dma(false, Buffer::Acc, output, m * n).wait(done);
+                self.insns.push(st);
+            }
+            Job::Prune { bp, ratio, a, b, write_mask } => {
+                let ratios = &self.arch.array.supported_nm;
+                let ratio = ratios[ratio % ratios.len()];
+                let (rows, cols) = if bp { (b * ratio.m, a) } else { (a, b * ratio.m) };
+                let elements = rows * cols;
+                let kept = elements / ratio.m * ratio.n;
+                let (src, dst, mask) =
+                    (self.region(Buffer::Master, elements), self.region(Buffer::Wgt, kept), self.region(Buffer::Mask, elements));
+                self.region(Buffer::Idx, kept);
+                let (loaded, done) = (self.next_sem(), self.next_sem());
+                let load = self.dma(true, Buffer::Master, src, elements).signal(loaded);
+                self.insns.push(load);
+                let order = if bp { PruneOrder::Bp } else { PruneOrder::Ff };
+                let op = Op::Prune { order, nm: WeightFormat::Sparse(ratio), rows, cols, src, dst, write_mask, mask };
+                self.insns.push(Instruction::new(op).wait(loaded).signal(done).signal(done));
+                let values = self.dma(false, Buffer::Wgt, dst, kept).wait(done);
+                let indices = self.dma(false, Buffer::Idx, dst, kept).wait(done);
+                self.insns.extend([values, indices]);
+            }
+            Job::Update { count, use_mask } => {
+                let (state, grad, mask) = (
+                    self.region(Buffer::Master, 2 * count + 4),
+                    self.region(Buffer::Acc, count),
+                    self.region(Buffer::Mask, count),
+                );
+                let (loaded, done) = (self.next_sem(), self.next_sem());
+                let l1 = self.dma(true, Buffer::Master, state, 2 * count + 4).signal(loaded);
+                let l2 = self.dma(true, Buffer::Acc, grad, count).signal(loaded);
+                let l3 = self.dma(true, Buffer::Mask, mask, count).signal(loaded);
+                self.insns.extend([l1, l2, l3]);
+                let op =
+                    Op::Update { count, weight: state, momentum: state + count, grad, use_mask, mask, hyper: state + 2 * count };
+                self.insns.push(Instruction::new(op).wait(loaded).wait(loaded).wait(loaded).signal(done));
+                let st = self.dma(false, Buffer::Master, state, 2 * count).wait(done);
+                self.insns.push(st);
+            }
+            Job::Vec { op, count, a, b, dst } => {
+                let (a, b, dst) = (Buffer::ALL[a], Buffer::ALL[b], Buffer::ALL[dst]);
+                let (ra, rb, rd) = (self.region(a, count), self.region(b, count), self.region(dst, count));
+                let (loaded, done) = (self.next_sem(), self.next_sem());
+                let l1 = self.dma(true, a, ra, count).signal(loaded);
+                let l2 = self.dma(true, b, rb, count).signal(loaded);
+                self.insns.extend([l1, l2]);
+                let op = satkit_hw::rtl::sequencers::VECTOR_OPS[op];
+                let v =
+                    Op::Vec { op, count, dst_buf: dst, dst: rd, a_buf: a, a: ra, b_buf: b, b: rb, p0: 0, p1: 0, p2: 0, p3: 0 };
+                self.insns.push(Instruction::new(v).wait(loaded).wait(loaded).signal(done));
+                let st = self.dma(false, dst, rd, count).wait(done);
+                self.insns.push(st);
             }
         }
     }
-    Program { insns }
+}
+
+/// The program of `jobs` in order (see [`Emitter`]).
+fn program_of(arch: &ArchConfig, jobs: &[Job]) -> Program {
+    let mut e = Emitter { arch, insns: Vec::new(), sram: [0; 6], dram: 1 << 12, sem: 0 };
+    for j in jobs {
+        e.job(j);
+    }
+    Program { insns: e.insns }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
 
-    /// Random programs of up to ten independent chains: their loads, GEMMs and stores overlap
-    /// on the units as the queues and semaphores allow. RTL = simulator, bytes and cycles.
+    /// Random programs of up to ten independent chains over every unit the RTL has (DMA round
+    /// trips, GEMMs, prunes, updates, vector ops): their instructions overlap on the units as
+    /// the queues and semaphores allow. RTL = simulator, bytes and cycles.
     #[test]
     fn random_programs_of_independent_chains(jobs in proptest::collection::vec(job(), 1..=10), seed in any::<u64>()) {
         let mut rtl = new_machine();
