@@ -70,7 +70,8 @@ struct Parameters {
     accumulator_latency: u32,
     supported_nm: Vec<String>,
     dataflow: &'static str,
-    os_interleave: u32,
+    /// The largest OS interleave: a PE holds `accumulator_latency` accumulators.
+    os_max_interleave: u32,
     act_bus_lanes: usize,
     wgt_bus_lanes: usize,
     clock_mhz: f64,
@@ -122,7 +123,7 @@ pub fn run(a: &RtlArgs) -> Result<()> {
         accumulator_latency: arch.array.accumulator_latency,
         supported_nm: arch.array.supported_nm.iter().map(|r| r.to_string()).collect(),
         dataflow: "os",
-        os_interleave: 1,
+        os_max_interleave: arch.array.accumulator_latency,
         act_bus_lanes: pe::ACT_BUS_LANES,
         wgt_bus_lanes: pe::WGT_BUS_LANES,
         clock_mhz: arch.clock_mhz,

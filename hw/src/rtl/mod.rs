@@ -1,26 +1,29 @@
-//! The RTL generator: SAT's blocks as rust-hdl, sized only by an [`ArchConfig`]; [`generate`]
-//! emits the sparse tensor engine as one Verilog file with one module per distinct block.
+//! The RTL generator: SAT's blocks sized only by an [`ArchConfig`], as rust-hdl (the datapaths)
+//! and as Verilog text (the sequencers and buffers, whose sizes rust-hdl cannot take from a
+//! description read at run time). [`generate`] emits the PE array alone (what `satkit rtl
+//! --synth` synthesizes); [`machine::generate`] the whole machine.
 //!
 //! - [`controller`]: in-order dispatch into per-unit queues, the semaphores and the unit
 //!   starts, cycle for cycle as the simulator's controller;
 //! - [`fp`]: the floating-point blocks (exact FP16 x FP16 -> FP32 multiply, FP32 multiply and
 //!   add with round to nearest even), bit for bit `sim::numerics`;
 //! - [`pe`]: one PE (selection of activations by in-group index, multipliers, adder chain,
-//!   accumulator latency, the fold boundary's initial value and result);
+//!   one accumulator per interleave slot, the fold boundary's initial value and result);
 //! - [`array`]: the `rows x cols` output-stationary array with its edge skew and result buses;
-//! - [`tensor`]: the tensor unit (the `gemm` operand sequencer around the array) with the
-//!   buffers it reads and writes, emitted as Verilog text sized by the description;
-//! - [`sore`]: SORE lanes (streaming top-N selection per group of M, FF and BP order);
-//! - [`wuve`]: WUVE lanes (FP32 SGD with momentum, weight decay and the SR-STE term);
+//! - [`tensor`]: the tensor unit (the `gemm` operand sequencer around the array) and the buffer
+//!   template;
+//! - [`sore`], [`wuve`]: the SORE lanes (streaming top-N selection per group of M) and the WUVE
+//!   lanes (FP32 SGD with momentum, weight decay and the SR-STE term);
+//! - [`sequencers`]: the SORE's, WUVE's and vector unit's operand sequencers and the
+//!   conversions between the buffers' types;
+//! - [`machine`]: the top: controller, units, DMA engines with the memory port, buffers and
+//!   control/status registers;
 //! - [`verilog`]: turns rust-hdl's one-module-per-instance output into one module per distinct
-//!   block with readable names.
+//!   block with readable names, and joins separately generated designs.
 //!
-//! Not generated yet: block-RAM buffers (the tensor unit's are flat multi-port memories), the
-//! DMA and memory port, the vector unit, the SORE's and WUVE's operand sequencers, the
-//! control/status registers and the top that connects the units to the controller; the array's
-//! WS and IS dataflows and the OS interleave `I > 1`. The controller, SORE and WUVE are
-//! generated (each its own `generate`) and checked as blocks; `satkit rtl` writes them and the
-//! tensor unit beside the array.
+//! Not generated yet: the vector unit's pooling, softmax, normalization and GELU ops; the
+//! array's WS and IS dataflows; block-RAM buffers (the buffers are multi-port register files,
+//! since the simulator models buffers without bank conflicts).
 
 pub mod array;
 pub mod controller;
