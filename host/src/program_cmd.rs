@@ -114,7 +114,8 @@ fn run_sim(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
 }
 
 /// Runs the program on the Verilated machine and on the simulator, and reports both: the RTL
-/// is the device, the simulator the reference it must equal cycle for cycle.
+/// is the device, the simulator the reference it must equal cycle for cycle (a difference is an
+/// error, after the JSON when `--json` is given).
 #[cfg(feature = "rtl")]
 fn run_rtl(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
     use satkit_rtl_cosim::{CosimMachine, BUILT_ARCH};
@@ -136,13 +137,7 @@ fn run_rtl(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
     let mut reference = Machine::new(arch, Mode::Functional);
     reference.record_instructions(true);
     let report = reference.run(program).with_context(|| a.program.display().to_string())?;
-    let mut records = report.instructions.clone();
-    records.sort_by_key(|r| r.index);
-    let first_difference = records
-        .iter()
-        .zip(&run.instructions)
-        .find(|(s, r)| (s.start, s.end) != (r.start, r.end))
-        .map(|(s, r)| (s.index, (r.start, r.end), (s.start, s.end)));
+    let agreement = satkit_rtl_cosim::compare_timing(&report, &run, program);
     if a.json {
         let json = serde_json::json!({
             "device": "rtl",
@@ -151,10 +146,10 @@ fn run_rtl(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
             "simulator_total_cycles": report.total_cycles,
             "cosim_seconds": seconds,
             "instructions": run.instructions.iter().map(|i| serde_json::json!({"index": i.index, "start": i.start, "end": i.end})).collect::<Vec<_>>(),
-            "first_timing_difference": first_difference.map(|(i, rtl, sim)| serde_json::json!({"index": i, "rtl": [rtl.0, rtl.1], "simulator": [sim.0, sim.1]})),
+            "timing_difference": agreement.as_ref().err(),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
-        return Ok(());
+        return agreement.map_err(|d| anyhow::anyhow!("the RTL and the simulator disagree: {d}"));
     }
     println!(
         "{} instructions on {} (RTL, Verilator): {} cycles in {:.3} s of co-simulation ({:.3e} cycles/s)",
@@ -164,17 +159,13 @@ fn run_rtl(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
         seconds,
         run.total_cycles as f64 / seconds.max(1e-9)
     );
-    match first_difference {
-        None if run.total_cycles == report.total_cycles => {
-            println!("  simulator: {} cycles; every instruction starts and ends in the same cycle", report.total_cycles)
+    match agreement {
+        Ok(()) => {
+            println!("  simulator: {} cycles; every instruction starts and ends in the same cycle", report.total_cycles);
+            Ok(())
         }
-        None => println!("  simulator: {} cycles (the totals differ)", report.total_cycles),
-        Some((i, rtl, sim)) => println!(
-            "  simulator: {} cycles; instruction {i} differs first: RTL {}..{}, simulator {}..{}",
-            report.total_cycles, rtl.0, rtl.1, sim.0, sim.1
-        ),
+        Err(difference) => anyhow::bail!("the RTL and the simulator disagree (a satkit bug; please report it): {difference}"),
     }
-    Ok(())
 }
 
 #[cfg(not(feature = "rtl"))]

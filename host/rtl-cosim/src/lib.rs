@@ -22,7 +22,7 @@ use satkit_hw::rtl::machine::DRAM_ADDRESS_BITS;
 use satkit_hw::rtl::sequencers::VECTOR_OPS;
 use satkit_hw::{ArchConfig, Dataflow};
 use satkit_sim::dram::{DramBus, DramStorage, TransferShape};
-use satkit_sim::{Machine, Mode};
+use satkit_sim::{Machine, Mode, SimReport};
 use std::ptr::NonNull;
 
 /// One port of the Verilated top module (generated from `RtlDesign::ports`).
@@ -267,6 +267,29 @@ pub struct RtlRun {
     pub total_cycles: u64,
     /// Every instruction's timing, in program order.
     pub instructions: Vec<InsnTiming>,
+}
+
+/// Compares an RTL run's timing with the simulator's report of the same program: `Err` names
+/// the first instruction whose start or end cycle differs, or the totals.
+pub fn compare_timing(report: &SimReport, run: &RtlRun, program: &Program) -> Result<(), String> {
+    let mut records = report.instructions.clone();
+    records.sort_by_key(|r| r.index);
+    if records.len() != run.instructions.len() {
+        return Err(format!("the simulator recorded {} instructions, the RTL ran {}", records.len(), run.instructions.len()));
+    }
+    for (s, r) in records.iter().zip(&run.instructions) {
+        if (s.start, s.end) != (r.start, r.end) {
+            let text = program.insns.get(s.index).map(|i| i.to_string()).unwrap_or_default();
+            return Err(format!(
+                "instruction {} (`{text}`): RTL started at cycle {} and ended at {}, the simulator {} and {}",
+                s.index, r.start, r.end, s.start, s.end
+            ));
+        }
+    }
+    if report.total_cycles != run.total_cycles {
+        return Err(format!("program: RTL {} cycles, the simulator {}", run.total_cycles, report.total_cycles));
+    }
+    Ok(())
 }
 
 /// The ports of one DMA direction.

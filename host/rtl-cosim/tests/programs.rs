@@ -12,26 +12,8 @@ use satkit_compiler::gemm::{self, DataflowChoice, GemmLayout, GemmOptions, GemmP
 use satkit_compiler::gemm_data::{write_operands, GemmData};
 use satkit_hw::isa::{Buffer, Instruction, Op, Phase, Program, PruneOrder, WeightFormat};
 use satkit_hw::{ArchConfig, Dataflow};
-use satkit_rtl_cosim::{CosimMachine, RtlRun};
-use satkit_sim::{Machine, Mode, SimReport};
-
-/// Every instruction's (start, end) and the total: the first difference, if any.
-fn compare_timing(sim: &SimReport, rtl: &RtlRun, program: &Program) -> Result<(), String> {
-    let mut records = sim.instructions.clone();
-    records.sort_by_key(|r| r.index);
-    for (s, r) in records.iter().zip(&rtl.instructions) {
-        if (s.start, s.end) != (r.start, r.end) {
-            return Err(format!(
-                "instruction {} (`{}`): RTL started at cycle {} and ended at {}, the simulator {} and {}",
-                s.index, program.insns[s.index], r.start, r.end, s.start, s.end
-            ));
-        }
-    }
-    if sim.total_cycles != rtl.total_cycles {
-        return Err(format!("program: RTL {} cycles, the simulator {}", rtl.total_cycles, sim.total_cycles));
-    }
-    Ok(())
-}
+use satkit_rtl_cosim::{compare_timing, CosimMachine};
+use satkit_sim::{Machine, Mode};
 
 /// The first differing byte of two DRAM images.
 fn compare_bytes(what: &str, base: u64, rtl: &[u8], sim: &[u8]) -> Result<(), String> {

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use satkit_hw::isa::{Buffer, Instruction, Op, Program, PruneOrder, VecOp, WeightFormat};
 use satkit_hw::NmRatio;
-use satkit_rtl_cosim::CosimMachine;
+use satkit_rtl_cosim::{compare_timing, CosimMachine};
 use satkit_sim::{Machine, Mode};
 
 /// Buffer regions the tests write and compare.
@@ -83,20 +83,7 @@ fn check(rtl: &mut CosimMachine, program: &Program, seed: u64, specials: f64) ->
             ));
         }
     }
-    let mut records = report.instructions.clone();
-    records.sort_by_key(|r| r.index);
-    for (s, r) in records.iter().zip(&run.instructions) {
-        if (s.start, s.end) != (r.start, r.end) {
-            return Err(format!(
-                "instruction {} (`{}`): RTL cycles {}..{}, simulator {}..{}",
-                s.index, program.insns[s.index], r.start, r.end, s.start, s.end
-            ));
-        }
-    }
-    if report.total_cycles != run.total_cycles {
-        return Err(format!("RTL {} cycles, simulator {}", run.total_cycles, report.total_cycles));
-    }
-    Ok(())
+    compare_timing(&report, &run, program)
 }
 
 fn prune(order: PruneOrder, ratio: NmRatio, rows: u32, cols: u32, write_mask: bool) -> Op {
