@@ -111,7 +111,7 @@ pub const LINT_WAIVERS: [&str; 2] = ["-Wno-WIDTH", "-Wno-UNOPTFLAT"];
 /// Verilator options every run needs (lint and co-simulation builds): loops in the buffers and
 /// DMA engines run over their ports and lanes, hundreds on a large machine, and Verilator
 /// handles a delayed assignment to an array inside a loop only when it unrolls the loop.
-pub const VERILATOR_OPTIONS: [&str; 2] = ["--unroll-count", "65536"];
+pub const VERILATOR_OPTIONS: [&str; 4] = ["--unroll-count", "65536", "--unroll-stmts", "10000000"];
 
 /// Runs `verilator --lint-only` (with [`LINT_WAIVERS`]) on the Verilog file at `path` whose
 /// top module is `top`. Errors say when Verilator is missing and quote its complaints.

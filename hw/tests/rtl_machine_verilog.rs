@@ -1,0 +1,31 @@
+//! The machine's Verilog passes Verilator's lint for `tiny` and for `tiny` with `vcu1525`'s
+//! DRAM (384 DMA lanes: loops over hundreds of buffer ports and lanes), and its sizes come from
+//! the description: one DMA lane per byte of DRAM bandwidth per cycle, one accumulator buffer
+//! port per array column and interleave slot.
+
+use satkit_hw::rtl::machine::{dma_lanes, generate, TOP_MODULE};
+use satkit_hw::ArchConfig;
+
+#[test]
+fn tiny_machine_lints_and_takes_its_sizes_from_the_description() {
+    let arch = ArchConfig::tiny();
+    let design = generate(&arch).unwrap();
+    assert_eq!(design.top, TOP_MODULE);
+    let lanes = dma_lanes(&arch);
+    let bytes = f64::from(arch.dram.channels) * arch.dram_bytes_per_cycle_per_channel();
+    assert_eq!(lanes, bytes.ceil() as usize);
+    let valid = design.ports.iter().find(|p| p.name == "load_valid").unwrap();
+    assert_eq!(valid.width, lanes);
+    let acc_ports = (arch.array.cols * arch.array.accumulator_latency) as usize;
+    assert!(design.verilog.contains(&format!("wire [{}*{}-1:0] t_acc_we;", arch.array.cols, arch.array.accumulator_latency)));
+    assert_eq!(acc_ports, 8);
+    satkit_hw::rtl::lint_text(&design.verilog, TOP_MODULE).unwrap();
+}
+
+#[test]
+fn a_machine_with_hundreds_of_dma_lanes_lints() {
+    let arch = ArchConfig { name: "tiny-wide-dram".into(), dram: ArchConfig::vcu1525().dram, ..ArchConfig::tiny() };
+    assert_eq!(dma_lanes(&arch), 384);
+    let design = generate(&arch).unwrap();
+    satkit_hw::rtl::lint_text(&design.verilog, TOP_MODULE).unwrap();
+}
