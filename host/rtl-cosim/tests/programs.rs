@@ -343,3 +343,43 @@ proptest! {
         }
     }
 }
+
+/// A compiled BDWP 2:8 training step of `mlp` (batch 8) for this machine with the OS dataflow
+/// only, from random DRAM contents, up to its first instruction the RTL lacks (the loss's
+/// `softmax_xent`): the forward pass, its loads, interleaved N:M and dense GEMMs, ReLUs, copies
+/// and stores overlapping as the compiler scheduled them.
+#[test]
+fn a_compiled_mlp_training_step_up_to_its_loss() {
+    use satkit_compiler::model::zoo;
+    use satkit_compiler::model::{Method, SparsityPolicy};
+    use satkit_compiler::step::{self, StepOptions};
+    let mut rtl = new_machine();
+    let built = rtl.arch().clone();
+    let os_only = ArchConfig {
+        array: satkit_hw::arch::ArrayConfig { dataflows: vec![Dataflow::Os], ..built.array.clone() },
+        ..built.clone()
+    };
+    let policy = SparsityPolicy::new(Method::Bdwp, "2:8".parse().unwrap());
+    let compiled =
+        step::compile(&os_only, &zoo::get("mlp").unwrap(), 8, &policy, &StepOptions::default(), &mut |_, _| {}).unwrap();
+    let insns = &compiled.program.insns;
+    let cut = insns.iter().position(|i| rtl.supports(&Program { insns: vec![*i] }).is_err()).unwrap_or(insns.len());
+    let prefix = Program { insns: insns[..cut].to_vec() };
+    let count = |m: &str| prefix.insns.iter().filter(|i| i.op.mnemonic() == m).count();
+    assert!(count("gemm") > 100 && count("vec") > 10, "a thin prefix: {} instructions", prefix.insns.len());
+    let len = compiled.manifest.dram_bytes as usize;
+    let mut dram = random_dram(&mut ChaCha8Rng::seed_from_u64(8), len);
+    // The compressed copies' index planes hold valid in-group indices (0, 1 for each group of a
+    // 2:8 weight, as a previous step's pre-generation may have left them).
+    for map in compiled.manifest.layers.iter().filter_map(|l| l.weights) {
+        for (values, index) in [(map.ff_vals, map.ff_idx), (map.bp_vals, map.bp_idx)] {
+            if index > values && values != 0 {
+                let entries = ((index - values) / 2) as usize;
+                for (j, byte) in dram[index as usize..index as usize + entries].iter_mut().enumerate() {
+                    *byte = (j % 2) as u8;
+                }
+            }
+        }
+    }
+    check(&mut rtl, &prefix, &dram, len as u64, &[]).unwrap_or_else(|e| panic!("{e}"));
+}
