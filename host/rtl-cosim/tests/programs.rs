@@ -268,9 +268,11 @@ impl Emitter<'_> {
                 let (rows, cols) = if bp { (b * ratio.m, a) } else { (a, b * ratio.m) };
                 let elements = rows * cols;
                 let kept = elements / ratio.m * ratio.n;
-                let (src, dst, mask) =
-                    (self.region(Buffer::Master, elements), self.region(Buffer::Wgt, kept), self.region(Buffer::Mask, elements));
-                self.region(Buffer::Idx, kept);
+                let (src, mask) = (self.region(Buffer::Master, elements), self.region(Buffer::Mask, elements));
+                // The kept values and their indices share addresses in `wgt` and `idx`.
+                let dst = self.sram[Buffer::Wgt as usize].max(self.sram[Buffer::Idx as usize]);
+                self.sram[Buffer::Wgt as usize] = dst + kept;
+                self.sram[Buffer::Idx as usize] = dst + kept;
                 let (loaded, done) = (self.next_sem(), self.next_sem());
                 let load = self.dma(true, Buffer::Master, src, elements).signal(loaded);
                 self.insns.push(load);
