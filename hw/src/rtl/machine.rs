@@ -41,7 +41,7 @@ use super::sequencers::{
 use super::tensor::{address_bits, array_design, buffer_module, unit_module, BUFFER_MODULE, UNIT_MODULE};
 use super::verilog::merge;
 use super::{controller, sore, wuve, PortDirection, RtlDesign, RtlModule, RtlPort};
-use crate::isa::{layouts, Buffer, Field, Unit, WORD_BITS};
+use crate::isa::{Buffer, Field, Unit, WORD_BITS};
 use crate::{ArchConfig, DataType, Error};
 use std::fmt::Write as _;
 
@@ -114,15 +114,6 @@ fn sram_address_bits(arch: &ArchConfig) -> usize {
     Buffer::ALL.iter().map(|&b| address_bits(arch.buffer_elements(b))).max().unwrap_or(1)
 }
 
-/// Bit range `[lo +: width]` of each field of instruction `mnemonic`.
-fn fields(mnemonic: &str) -> Result<Vec<(&'static str, u32, u32)>, Error> {
-    let layout = layouts()
-        .into_iter()
-        .find(|l| l.mnemonic == mnemonic)
-        .ok_or_else(|| Error::RtlVerilog { message: format!("the ISA table has no `{mnemonic}`") })?;
-    Ok(layout.fields.iter().map(|f| (f.name, f.lo, f.width)).collect())
-}
-
 /// The DMA engine; `LOAD` picks the direction. `load` and `store` have the same fields.
 fn dma_module(arch: &ArchConfig) -> Result<String, Error> {
     let w = dma_lanes(arch);
@@ -164,9 +155,7 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
         word_hi = WORD_BITS - 1,
         da_hi = da - 1,
     );
-    for (name, lo, width) in fields("load")? {
-        let _ = writeln!(s, "    wire [{}:0] f_{name} = issue_word[{lo} +: {width}];", width - 1);
-    }
+    s.push_str(&super::sequencers::field_wires("load")?);
     let e = |b: Buffer| arch.dram_element_bytes(b);
     let _ = write!(
         s,

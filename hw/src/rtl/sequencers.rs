@@ -54,7 +54,7 @@ pub const VECTOR_UNIT_MODULE: &str = "sat_vector_unit";
 pub const VECTOR_OPS: [VecOp; 4] = [VecOp::Copy, VecOp::Add, VecOp::Relu, VecOp::ReluGrad];
 
 /// `wire` declarations of instruction `mnemonic`'s fields, from the ISA table.
-fn field_wires(mnemonic: &str) -> Result<String, Error> {
+pub(super) fn field_wires(mnemonic: &str) -> Result<String, Error> {
     let layout = layouts()
         .into_iter()
         .find(|l| l.mnemonic == mnemonic)

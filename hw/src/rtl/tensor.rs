@@ -43,7 +43,7 @@
 use super::array::PeArray;
 use super::verilog::deduplicate;
 use super::RtlDesign;
-use crate::isa::{layouts, Buffer, Field, WORD_BITS};
+use crate::isa::{Buffer, Field, WORD_BITS};
 use crate::{ArchConfig, Dataflow, Error};
 use rust_hdl::prelude::{check_all, generate_verilog_unchecked, Block};
 use std::fmt::Write as _;
@@ -102,15 +102,6 @@ endmodule
     )
 }
 
-/// Bit range `[lo +: width]` of a `gemm` field in the instruction word.
-fn gemm_fields() -> Result<Vec<(&'static str, u32, u32)>, Error> {
-    let gemm = layouts()
-        .into_iter()
-        .find(|l| l.mnemonic == "gemm")
-        .ok_or_else(|| Error::RtlVerilog { message: "the ISA table has no `gemm`".into() })?;
-    Ok(gemm.fields.iter().map(|f| (f.name, f.lo, f.width)).collect())
-}
-
 /// The operand sequencer.
 pub(super) fn unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let a = &arch.array;
@@ -149,9 +140,7 @@ module {UNIT_MODULE} (
 "#,
         word_hi = WORD_BITS - 1
     );
-    for (name, lo, width) in gemm_fields()? {
-        let _ = writeln!(s, "    wire [{}:0] f_{name} = issue_word[{lo} +: {width}];", width - 1);
-    }
+    s.push_str(&super::sequencers::field_wires("gemm")?);
     let _ = write!(
         s,
         r#"    wire f_sparse = f_weights != 0;
