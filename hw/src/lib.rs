@@ -3,12 +3,14 @@
 //! - [`arch`]: the architecture description ([`ArchConfig`]), the one source of every size;
 //! - [`nm`]: the N:M sparsity rule shared by training, simulator and RTL;
 //! - [`isa`]: the instruction set, defined once in a table from which the encoder, decoder,
-//!   assembler, disassembler and layout listing are all generated.
+//!   assembler, disassembler and layout listing are all generated;
+//! - [`numerics`]: the constants of the arithmetic specification that hardware builds in.
 
 pub mod arch;
 mod error;
 pub mod isa;
 pub mod nm;
+pub mod numerics;
 pub mod rtl;
 
 pub use arch::{ArchConfig, DataType, Dataflow, Technology};

@@ -18,6 +18,7 @@
 //! - `exp` and `ln` in softmax cross-entropy use [`exp_spec`] and [`ln_spec`]: fixed sequences of
 //!   FP32 operations (range reduction and a polynomial), so hardware can reproduce them exactly.
 
+use satkit_hw::numerics::{EXP_HORNER, EXP_INV_LN2, EXP_LN2_HI, EXP_LN2_LO, EXP_OVERFLOW, EXP_UNDERFLOW, LN_HORNER};
 use satkit_hw::DataType;
 
 /// Rounds an FP32 value to the operand type (identity for FP32).
@@ -36,19 +37,16 @@ pub fn exp_spec(x: f32) -> f32 {
     if x.is_nan() {
         return x;
     }
-    if x > 88.72 {
+    if x > EXP_OVERFLOW {
         return f32::INFINITY;
     }
-    if x < -87.33 {
+    if x < EXP_UNDERFLOW {
         return 0.0;
     }
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    const INV_LN2: f32 = std::f32::consts::LOG2_E;
-    let k = (x * INV_LN2).round();
-    let r = (x - k * LN2_HI) - k * LN2_LO;
-    let mut p = 1.0 / 5040.0;
-    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+    let k = (x * EXP_INV_LN2).round();
+    let r = (x - k * EXP_LN2_HI) - k * EXP_LN2_LO;
+    let mut p = EXP_HORNER[0];
+    for c in &EXP_HORNER[1..] {
         p = p * r + c;
     }
     p * f32::from_bits(((k as i32 + 127) as u32) << 23)
@@ -76,8 +74,8 @@ pub fn ln_spec(x: f32) -> f32 {
     }
     let t = (m - 1.0) / (m + 1.0);
     let t2 = t * t;
-    let mut s = 1.0 / 9.0;
-    for c in [1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0] {
+    let mut s = LN_HORNER[0];
+    for c in &LN_HORNER[1..] {
         s = s * t2 + c;
     }
     e as f32 * std::f32::consts::LN_2 + 2.0 * t * s

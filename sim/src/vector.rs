@@ -9,7 +9,9 @@
 //! - pooling gradients accumulate into an FP32 copy of each input plane, starting from zero,
 //!   visiting outputs row-major (max: to the first maximum; average: `dy / (p2*p2)` to every
 //!   window element), then write the plane once;
-//! - softmax cross-entropy per row: `mx` = sequential max; `e_c = exp_spec(x_c - mx)`;
+//! - softmax cross-entropy per row: `mx` = sequential max from -inf, each element replacing it
+//!   when greater (so NaNs are skipped and the first of equal zeros stays);
+//!   `e_c = exp_spec(x_c - mx)`;
 //!   `s` = sequential sum; gradient `(e_c / s - [c = label]) / rows`; row loss
 //!   `ln_spec(s) + mx - x_label`; mean loss = sequential sum of row losses / rows.
 //!
@@ -20,10 +22,12 @@
 //!
 //! **Cycles:** `ceil(work / lanes) + pipeline_latency + 2` (two to start reading: the fields
 //! are registered, then the buffers read synchronously, as the RTL does), where work is the
-//! element count for
-//! element-wise ops, `outputs * p2 * p2` for pooling and its gradient, `3 * rows * p0` for the
-//! softmaxes (max, exponentials, normalization), two passes for statistics and the
-//! normalization gradient, one for the others.
+//! element count for element-wise ops, `outputs * p2 * p2` for pooling and its gradient, two
+//! passes for statistics and the normalization gradient, one for the others. The softmaxes
+//! make three passes over each row (max, exponentials and their sum, normalization), each
+//! `ceil(p0 / lanes)` cycles, since a pass needs the previous one's result:
+//! `3 * rows * ceil(p0 / lanes) + pipeline_latency + 2`, and `softmax_xent` one cycle more
+//! for its mean loss.
 
 use crate::numerics::{exp_spec, ln_spec};
 use crate::scratchpad::{is_byte_plane, Scratchpads};
@@ -154,8 +158,14 @@ fn element_bytes(s: &Scratchpads, b: Buffer) -> u64 {
 /// Cost of a vector instruction (call after [`VecInsn::check`]).
 pub fn cost(arch: &ArchConfig, s: &Scratchpads, v: &VecInsn) -> Cost {
     let g = v.geometry().expect("checked before costing");
+    let lanes = u64::from(arch.vector.lanes);
+    let issue_cycles = match v.op {
+        VecOp::Softmax | VecOp::SoftmaxGrad => 3 * v.count * v.p[0].div_ceil(lanes),
+        VecOp::SoftmaxXent => 3 * v.count * v.p[0].div_ceil(lanes) + 1,
+        _ => g.work.div_ceil(lanes),
+    };
     let mut cost = Cost {
-        cycles: g.work.div_ceil(u64::from(arch.vector.lanes)) + u64::from(arch.vector.pipeline_latency) + 2,
+        cycles: issue_cycles + u64::from(arch.vector.pipeline_latency) + 2,
         elements: g.work,
         ..Cost::default()
     };
@@ -241,7 +251,7 @@ pub fn execute(s: &mut Scratchpads, v: &VecInsn) -> Result<(), String> {
                     return Err(format!("row {row}: label {label} is not a class index below {classes}"));
                 }
                 let label = label as usize;
-                let mx = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mx = logits.iter().fold(f32::NEG_INFINITY, |mx, &x| if x > mx { x } else { mx });
                 let e: Vec<f32> = logits.iter().map(|&x| exp_spec(x - mx)).collect();
                 let sum = e.iter().fold(0f32, |acc, &x| acc + x);
                 for (c, &ec) in e.iter().enumerate() {

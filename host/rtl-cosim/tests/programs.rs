@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use satkit_compiler::gemm::{self, DataflowChoice, GemmLayout, GemmOptions, GemmProblem};
 use satkit_compiler::gemm_data::{write_operands, GemmData};
-use satkit_hw::isa::{Buffer, Instruction, Op, Phase, Program, PruneOrder, WeightFormat};
+use satkit_hw::isa::{Buffer, Instruction, Op, Phase, Program, PruneOrder, VecOp, WeightFormat};
 use satkit_hw::{ArchConfig, Dataflow};
 use satkit_rtl_cosim::{compare_timing, CosimMachine};
 use satkit_sim::{Machine, Mode};
@@ -37,14 +37,14 @@ fn compare_buffer(buffer: Buffer, base: u64, rtl: &[f32], sim: &[f32]) -> Result
 }
 
 /// Runs `program` on both sides from `dram` (written at 0) and compares the DRAM bytes
-/// `[0, dram_end)`, the buffer regions `buffers` and the timing.
+/// `[0, dram_end)`, the buffer regions `buffers` and the timing; returns the program's cycles.
 fn check(
     rtl: &mut CosimMachine,
     program: &Program,
     dram: &[u8],
     dram_end: u64,
     buffers: &[(Buffer, u64, usize)],
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let arch = rtl.arch().clone();
     let mut sim = Machine::new(&arch, Mode::Functional);
     sim.record_instructions(true);
@@ -62,7 +62,8 @@ fn check(
     for &(buf, addr, len) in buffers {
         compare_buffer(buf, addr, &rtl.read_buffer(buf, addr, len).unwrap(), &sim.read_buffer(buf, addr, len).unwrap())?;
     }
-    compare_timing(&report, &run, program)
+    compare_timing(&report, &run, program)?;
+    Ok(run.total_cycles)
 }
 
 fn new_machine() -> CosimMachine {
@@ -158,6 +159,7 @@ enum Job {
     Prune { bp: bool, ratio: usize, a: u32, b: u32, write_mask: bool },
     Update { count: u32, use_mask: bool },
     Vec { op: usize, count: u32, a: usize, b: usize, dst: usize },
+    SoftmaxXent { rows: u32, classes: u32, a: usize, dst: usize },
 }
 
 fn job() -> impl Strategy<Value = Job> {
@@ -190,6 +192,7 @@ fn job() -> impl Strategy<Value = Job> {
             b,
             dst
         }),
+        (1u32..5, 1u32..12, 0usize..6, 0usize..6).prop_map(|(rows, classes, a, dst)| Job::SoftmaxXent { rows, classes, a, dst }),
     ]
 }
 
@@ -201,6 +204,8 @@ struct Emitter<'a> {
     sram: [u32; 6],
     dram: u64,
     sem: u8,
+    /// DRAM bytes the program needs there (class labels), as `(address, bytes)`.
+    labels: Vec<(u64, Vec<u8>)>,
 }
 
 impl Emitter<'_> {
@@ -307,51 +312,85 @@ impl Emitter<'_> {
                 let l1 = self.dma(true, a, ra, count).signal(loaded);
                 let l2 = self.dma(true, b, rb, count).signal(loaded);
                 self.insns.extend([l1, l2]);
-                let op = satkit_hw::rtl::sequencers::VECTOR_OPS[op];
+                let op = [VecOp::Copy, VecOp::Add, VecOp::Relu, VecOp::ReluGrad][op];
                 let v =
                     Op::Vec { op, count, dst_buf: dst, dst: rd, a_buf: a, a: ra, b_buf: b, b: rb, p0: 0, p1: 0, p2: 0, p3: 0 };
                 self.insns.push(Instruction::new(v).wait(loaded).wait(loaded).signal(done));
                 let st = self.dma(false, dst, rd, count).wait(done);
                 self.insns.push(st);
             }
+            Job::SoftmaxXent { rows, classes, a, dst } => {
+                let (a, dst) = (Buffer::ALL[a], Buffer::ALL[dst]);
+                let (ra, rl, rd) =
+                    (self.region(a, rows * classes), self.region(Buffer::Idx, rows), self.region(dst, rows * classes + 1));
+                let (loaded, done) = (self.next_sem(), self.next_sem());
+                let l1 = self.dma(true, a, ra, rows * classes).signal(loaded);
+                // The labels, one byte each, from DRAM the test fills with class indices.
+                self.labels.push((self.dram, (0..rows).map(|r| ((r * 5 + 1) % classes) as u8).collect()));
+                let l2 = self.dma(true, Buffer::Idx, rl, rows).signal(loaded);
+                self.insns.extend([l1, l2]);
+                let v = Op::Vec {
+                    op: VecOp::SoftmaxXent,
+                    count: rows,
+                    dst_buf: dst,
+                    dst: rd,
+                    a_buf: a,
+                    a: ra,
+                    b_buf: Buffer::Idx,
+                    b: rl,
+                    p0: classes,
+                    p1: 0,
+                    p2: 0,
+                    p3: 0,
+                };
+                self.insns.push(Instruction::new(v).wait(loaded).wait(loaded).signal(done));
+                let st = self.dma(false, dst, rd, rows * classes + 1).wait(done);
+                self.insns.push(st);
+            }
         }
     }
 }
 
-/// The program of `jobs` in order (see [`Emitter`]).
-fn program_of(arch: &ArchConfig, jobs: &[Job]) -> Program {
-    let mut e = Emitter { arch, insns: Vec::new(), sram: [0; 6], dram: 1 << 12, sem: 0 };
+/// The program of `jobs` in order (see [`Emitter`]) and the DRAM bytes it needs.
+fn program_of(arch: &ArchConfig, jobs: &[Job]) -> (Program, Vec<(u64, Vec<u8>)>) {
+    let mut e = Emitter { arch, insns: Vec::new(), sram: [0; 6], dram: 1 << 12, sem: 0, labels: Vec::new() };
     for j in jobs {
         e.job(j);
     }
-    Program { insns: e.insns }
+    (Program { insns: e.insns }, e.labels)
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
 
     /// Random programs of up to ten independent chains over every unit the RTL has (DMA round
-    /// trips, GEMMs, prunes, updates, vector ops): their instructions overlap on the units as
+    /// trips, GEMMs, prunes, updates, element-wise vector ops, softmax cross-entropy): their instructions overlap on the units as
     /// the queues and semaphores allow. RTL = simulator, bytes and cycles.
     #[test]
     fn random_programs_of_independent_chains(jobs in proptest::collection::vec(job(), 1..=10), seed in any::<u64>()) {
         let mut rtl = new_machine();
         let arch = rtl.arch().clone();
-        let program = program_of(&arch, &jobs);
+        let (program, labels) = program_of(&arch, &jobs);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let dram = random_dram(&mut rng, 1 << 16);
+        let mut dram = random_dram(&mut rng, 1 << 16);
+        for (at, bytes) in labels {
+            dram[at as usize..at as usize + bytes.len()].copy_from_slice(&bytes);
+        }
         if let Err(e) = check(&mut rtl, &program, &dram, 1 << 16, &[(Buffer::Acc, 0, 1024), (Buffer::Mask, 0, 256)]) {
             prop_assert!(false, "{}\n{}", e, program.to_text());
         }
     }
 }
 
-/// A compiled BDWP 2:8 training step of `mlp` (batch 8) for this machine with the OS dataflow
-/// only, from random DRAM contents, up to its first instruction the RTL lacks (the loss's
-/// `softmax_xent`): the forward pass, its loads, interleaved N:M and dense GEMMs, ReLUs, copies
-/// and stores overlapping as the compiler scheduled them.
+/// A complete compiled BDWP 2:8 training step of `mlp` (batch 8) for this machine with the OS
+/// dataflow only: loads, the forward pass with interleaved N:M and dense GEMMs and ReLUs, the
+/// softmax cross-entropy, the backward pass, the weight updates and the pre-generation of the
+/// next step's N:M copies by the SORE, overlapping as the compiler scheduled them. The DRAM holds
+/// a real step's state (inputs, labels, hyperparameters, small master weights, momenta and valid
+/// N:M copies) over random bytes; the whole DRAM image, every instruction's cycles and the loss
+/// are compared.
 #[test]
-fn a_compiled_mlp_training_step_up_to_its_loss() {
+fn a_complete_compiled_mlp_training_step() {
     use satkit_compiler::model::zoo;
     use satkit_compiler::model::{Method, SparsityPolicy};
     use satkit_compiler::step::{self, StepOptions};
@@ -362,26 +401,40 @@ fn a_compiled_mlp_training_step_up_to_its_loss() {
         ..built.clone()
     };
     let policy = SparsityPolicy::new(Method::Bdwp, "2:8".parse().unwrap());
-    let compiled =
-        step::compile(&os_only, &zoo::get("mlp").unwrap(), 8, &policy, &StepOptions::default(), &mut |_, _| {}).unwrap();
-    let insns = &compiled.program.insns;
-    let cut = insns.iter().position(|i| rtl.supports(&Program { insns: vec![*i] }).is_err()).unwrap_or(insns.len());
-    let prefix = Program { insns: insns[..cut].to_vec() };
-    let count = |m: &str| prefix.insns.iter().filter(|i| i.op.mnemonic() == m).count();
-    assert!(count("gemm") > 100 && count("vec") > 10, "a thin prefix: {} instructions", prefix.insns.len());
-    let len = compiled.manifest.dram_bytes as usize;
-    let mut dram = random_dram(&mut ChaCha8Rng::seed_from_u64(8), len);
-    // The compressed copies' index planes hold valid in-group indices (0, 1 for each group of a
-    // 2:8 weight, as a previous step's pre-generation may have left them).
-    for map in compiled.manifest.layers.iter().filter_map(|l| l.weights) {
+    let batch = 8u64;
+    let model = zoo::get("mlp").unwrap();
+    let compiled = step::compile(&os_only, &model, batch, &policy, &StepOptions::default(), &mut |_, _| {}).unwrap();
+    let program = &compiled.program;
+    rtl.supports(program).unwrap_or_else(|e| panic!("the RTL runs every instruction of the step: {e}"));
+    let count = |m: &str| program.insns.iter().filter(|i| i.op.mnemonic() == m).count();
+    assert!(count("gemm") > 200 && count("prune") > 0 && count("update") > 0, "{} instructions", program.insns.len());
+    let m = &compiled.manifest;
+    let len = m.dram_bytes as usize;
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let mut dram = random_dram(&mut rng, len);
+    let mut put = |at: u64, bytes: Vec<u8>| dram[at as usize..at as usize + bytes.len()].copy_from_slice(&bytes);
+    let f16s = |v: Vec<f32>| v.into_iter().flat_map(|x| half::f16::from_f32(x).to_le_bytes()).collect::<Vec<u8>>();
+    let f32s = |v: Vec<f32>| v.into_iter().flat_map(f32::to_le_bytes).collect::<Vec<u8>>();
+    let (inputs, classes) = (model.input.elements() * batch, model.classes.unwrap());
+    put(m.input, f16s((0..inputs).map(|_| rng.gen_range(-1.0f32..1.0)).collect()));
+    put(m.labels, f32s((0..batch).map(|b| ((b * 3 + 1) % classes) as f32).collect()));
+    put(m.hyper, f32s(vec![0.05, 0.9, 5e-4, 2e-4]));
+    for layer in &m.layers {
+        let Some(map) = layer.weights else { continue };
+        let weights = layer.macs[0] as usize / batch as usize;
+        put(map.master, f32s((0..weights).map(|_| rng.gen_range(-0.2f32..0.2)).collect()));
+        put(map.momentum, f32s((0..weights).map(|_| rng.gen_range(-0.01f32..0.01)).collect()));
+        // The previous step's pre-generated 2:8 copies: FP16 values and in-group indices 0, 1.
         for (values, index) in [(map.ff_vals, map.ff_idx), (map.bp_vals, map.bp_idx)] {
             if index > values && values != 0 {
-                let entries = ((index - values) / 2) as usize;
-                for (j, byte) in dram[index as usize..index as usize + entries].iter_mut().enumerate() {
-                    *byte = (j % 2) as u8;
-                }
+                let kept = weights / 4;
+                put(values, f16s((0..kept).map(|_| rng.gen_range(-0.2f32..0.2)).collect()));
+                put(index, (0..kept).map(|j| (j % 2) as u8).collect());
             }
         }
     }
-    check(&mut rtl, &prefix, &dram, len as u64, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let cycles = check(&mut rtl, program, &dram, len as u64, &[]).unwrap_or_else(|e| panic!("{e}"));
+    println!("mlp BDWP 2:8 step, batch {batch}: {} instructions, {cycles} cycles, equal on RTL and simulator", program.insns.len());
+    let loss = half::f16::from_le_bytes(rtl.read_dram(m.loss, 2).unwrap().try_into().unwrap()).to_f32();
+    assert!(loss.is_finite() && loss > 0.0, "the step's loss {loss}");
 }

@@ -1,8 +1,9 @@
 //! Co-simulation of the SORE, the WUVE and the vector unit on the Verilated machine against the
 //! simulator: `prune` in FF and BP order for every supported ratio (with and without the mask,
 //! values that exercise the FP16 rounding of the kept weights: ties, subnormals, overflow,
-//! NaN), `update` with and without the SR-STE term, back to back and after a prune, and the
-//! element-wise `vec` ops between every pair of buffer types. Compared: every element of the
+//! NaN), `update` with and without the SR-STE term, back to back and after a prune, the
+//! element-wise `vec` ops between every pair of buffer types, and `softmax_xent` for rows
+//! shorter, as long as and longer than the lanes, from and to every buffer type. Compared: every element of the
 //! buffers, bit for bit, and every instruction's start and end cycle. A mismatch names the
 //! buffer element or the instruction.
 
@@ -64,11 +65,26 @@ fn fill(rtl: &mut CosimMachine, sim: &mut Machine, rng: &mut ChaCha8Rng, special
 
 /// Runs `program` on both sides from the same buffers and compares buffers and timing.
 fn check(rtl: &mut CosimMachine, program: &Program, seed: u64, specials: f64) -> Result<(), String> {
+    check_with(rtl, program, seed, specials, &[])
+}
+
+/// [`check`], with `values` written at `(buffer, address)` after the random contents (labels).
+fn check_with(
+    rtl: &mut CosimMachine,
+    program: &Program,
+    seed: u64,
+    specials: f64,
+    values: &[(Buffer, u64, Vec<f32>)],
+) -> Result<(), String> {
     let arch = rtl.arch().clone();
     let mut sim = Machine::new(&arch, Mode::Functional);
     sim.record_instructions(true);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     fill(rtl, &mut sim, &mut rng, specials);
+    for (buffer, at, v) in values {
+        rtl.write_buffer(*buffer, *at, v).unwrap();
+        sim.write_buffer(*buffer, *at, v).unwrap();
+    }
     let report = sim.run(program).map_err(|e| format!("simulator: {e}"))?;
     let run = rtl.run(program).map_err(|e| format!("RTL: {e}"))?;
     for b in BUFFERS {
@@ -96,6 +112,26 @@ fn update(count: u32, use_mask: bool) -> Op {
 
 fn vec_op(op: VecOp, count: u32, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32)) -> Op {
     Op::Vec { op, count, dst_buf: dst.0, dst: dst.1, a_buf: a.0, a: a.1, b_buf: b.0, b: b.1, p0: 0, p1: 0, p2: 0, p3: 0 }
+}
+
+/// The element-wise vector ops.
+const ELEMENTWISE: [VecOp; 4] = [VecOp::Copy, VecOp::Add, VecOp::Relu, VecOp::ReluGrad];
+
+fn softmax_xent(rows: u32, classes: u32, dst: (Buffer, u32), logits: (Buffer, u32), labels: (Buffer, u32)) -> Op {
+    Op::Vec {
+        op: VecOp::SoftmaxXent,
+        count: rows,
+        dst_buf: dst.0,
+        dst: dst.1,
+        a_buf: logits.0,
+        a: logits.1,
+        b_buf: labels.0,
+        b: labels.1,
+        p0: classes,
+        p1: 0,
+        p2: 0,
+        p3: 0,
+    }
 }
 
 fn machine() -> CosimMachine {
@@ -193,7 +229,7 @@ fn prune_then_update_then_prune_synchronized() {
 fn elementwise_vector_ops_between_every_pair_of_buffer_types() {
     let mut rtl = machine();
     let mut seed = 500;
-    for op in satkit_hw::rtl::sequencers::VECTOR_OPS {
+    for op in ELEMENTWISE {
         for (k, &a) in BUFFERS.iter().enumerate() {
             // Each source once as `a`, paired with a rotating `b` and destination.
             let b = BUFFERS[(k + 2) % BUFFERS.len()];
@@ -223,6 +259,49 @@ fn vector_ops_in_place_back_to_back_and_empty() {
     };
     let e = rtl.run(&unsupported).unwrap_err();
     assert!(e.to_string().contains("relu_grad"), "{e}");
+}
+
+#[test]
+fn softmax_cross_entropy_of_every_shape_and_buffer_type() {
+    let mut rtl = machine();
+    let lanes = rtl.arch().vector.lanes;
+    let mut seed = 900;
+    // Rows of fewer, exactly and more classes than lanes; logits from every buffer type, the
+    // gradient and loss to every type; labels as bytes or FP32 values.
+    for (k, &(rows, classes)) in
+        [(1, 1), (3, lanes - 1), (2, lanes), (5, lanes + 1), (4, 10), (2, 3 * lanes + 2), (0, 5)].iter().enumerate()
+    {
+        for (j, &a) in BUFFERS.iter().enumerate() {
+            let dst = BUFFERS[(j + k) % BUFFERS.len()];
+            let labels = if k % 2 == 0 { Buffer::Idx } else { Buffer::Master };
+            let label_values: Vec<f32> = (0..rows).map(|r| ((r * 7 + k as u32) % classes) as f32).collect();
+            let p = Program { insns: vec![Instruction::new(softmax_xent(rows, classes, (dst, 1200), (a, 40), (labels, 1000)))] };
+            seed += 1;
+            // Logits with special values (infinities, NaN, signed zeros) in a third of the seeds.
+            let specials = if seed % 3 == 0 { 0.3 } else { 0.0 };
+            check_with(&mut rtl, &p, seed, specials, &[(labels, 1000, label_values)])
+                .unwrap_or_else(|e| panic!("{rows} x {classes} {a} -> {dst}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn softmax_cross_entropy_back_to_back_and_a_bad_label() {
+    let mut rtl = machine();
+    let p = Program {
+        insns: vec![
+            Instruction::new(softmax_xent(8, 10, (Buffer::Acc, 200), (Buffer::Acc, 0), (Buffer::Idx, 100))),
+            Instruction::new(softmax_xent(8, 10, (Buffer::Acc, 300), (Buffer::Acc, 200), (Buffer::Idx, 100))),
+            Instruction::new(vec_op(VecOp::Relu, 81, (Buffer::Master, 0), (Buffer::Acc, 300), (Buffer::Acc, 0))),
+        ],
+    };
+    let labels: Vec<f32> = (0..8).map(|r| (r % 10) as f32).collect();
+    check_with(&mut rtl, &p, 950, 0.0, &[(Buffer::Idx, 100, labels)]).unwrap_or_else(|e| panic!("{e}"));
+    // A label equal to the class count: both sides refuse it.
+    rtl.write_buffer(Buffer::Master, 500, &[0.0, 10.0]).unwrap();
+    let bad = Program { insns: vec![Instruction::new(softmax_xent(2, 10, (Buffer::Acc, 200), (Buffer::Acc, 0), (Buffer::Master, 500)))] };
+    let e = rtl.run(&bad).unwrap_err();
+    assert!(e.to_string().contains("label"), "{e}");
 }
 
 proptest! {

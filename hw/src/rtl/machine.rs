@@ -5,8 +5,9 @@
 //!
 //! **Units.** `load` and `store` are DMA engines (`sat_dma`, below); `gemm` runs on the tensor
 //! unit ([`super::tensor`]); `prune` and `update` on the SORE and WUVE lanes with their
-//! sequencers, and the element-wise `vec` ops on the vector unit ([`super::sequencers`]). The
-//! vector unit's other ops are not built; the host refuses programs with them before running.
+//! sequencers, and the element-wise `vec` ops and `softmax_xent` on the vector unit
+//! ([`super::sequencers`], with the FP32 functions of [`super::vector_math`]). The vector unit's
+//! other ops are not built; the host refuses programs with them before running.
 //!
 //! **DMA (`sat_dma`).** Moves a 2-D block as the ISA defines it, `W` elements per cycle, where
 //! `W` = the DRAM's bytes per core cycle over all channels, rounded up ([`dma_lanes`]): as many
@@ -27,8 +28,8 @@
 //! **Control/status.** `start` (one cycle) clears the controller and runs the program of
 //! `length` instructions; `busy` stays high until every instruction has completed; `cycle`
 //! counts cycles from the cycle after `start`; `bad_opcode`, `overflow` (a semaphore neared its
-//! 16-bit limit) and `unsupported` (the tensor unit got a GEMM, or the vector unit an op, it
-//! cannot run) report errors.
+//! 16-bit limit), `unsupported` (the tensor unit got a GEMM, or the vector unit an op, it
+//! cannot run) and `bad_label` (a `softmax_xent` label is not a class index) report errors.
 //! Instructions are fetched through `fetch_addr`/`fetch_data`, one word per cycle with the
 //! word of the previous cycle's address, the never-missing instruction memory the simulator
 //! assumes; the host serves it from the program. `trace_issue`, `trace_index` and `trace_done`
@@ -40,8 +41,9 @@ use super::sequencers::{
 };
 use super::tensor::{address_bits, array_design, buffer_module, unit_module, BUFFER_MODULE, UNIT_MODULE};
 use super::verilog::merge;
-use super::{controller, sore, wuve, PortDirection, RtlDesign, RtlModule, RtlPort};
+use super::{controller, sore, vector_math, wuve, PortDirection, RtlDesign, RtlModule, RtlPort};
 use crate::isa::{Buffer, Field, Unit, WORD_BITS};
+use crate::numerics::{EXP_HORNER, LN_HORNER};
 use crate::{ArchConfig, DataType, Error};
 use std::fmt::Write as _;
 
@@ -81,15 +83,24 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     verilog.push_str(&sore_unit_module(arch)?);
     verilog.push_str(&wuve_unit_module(arch)?);
     verilog.push_str(&conversion_modules());
+    verilog.push_str(&vector_math::modules());
     verilog.push_str(&vector_unit_module(arch)?);
     verilog.push_str(&dma_module(arch)?);
     let (top, ports) = top_module(arch);
     verilog.push_str(&top);
     let vector_lanes = arch.vector.lanes as usize;
     let to_fp16 = (arch.sore.lanes * arch.array.n_max) as usize + vector_lanes;
-    // The vector lanes' adders are the rust-hdl adder's module too.
-    if let Some(add) = modules.iter_mut().find(|m| m.name == "sat_fp32_add") {
-        add.instances += vector_lanes;
+    // The vector unit's FP32 adders and multipliers are the rust-hdl modules too: per lane the
+    // element-wise adder, three in softmax_xent and the exponential's; the logarithm's and the
+    // row loss's three once.
+    let (exp_adds, exp_muls) = (2 + (EXP_HORNER.len() - 1), 4 + (EXP_HORNER.len() - 1));
+    let (ln_adds, ln_muls) = (3 + (LN_HORNER.len() - 1), 4 + (LN_HORNER.len() - 1));
+    for (name, extra) in
+        [("sat_fp32_add", vector_lanes * (4 + exp_adds) + ln_adds + 3), ("sat_fp32_mul", vector_lanes * exp_muls + ln_muls)]
+    {
+        if let Some(module) = modules.iter_mut().find(|m| m.name == name) {
+            module.instances += extra;
+        }
     }
     for (name, instances) in [
         (BUFFER_MODULE, Buffer::ALL.len()),
@@ -101,6 +112,14 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
         ("sat_f16_to_f32", 4 * vector_lanes),
         ("sat_u8_to_f32", 4 * vector_lanes),
         ("sat_f32_to_u8", vector_lanes),
+        ("sat_fp32_exp", vector_lanes),
+        ("sat_fp32_ln", 1),
+        // Two per lane, the mean loss's and the logarithm's
+        ("sat_fp32_div", 2 * vector_lanes + 2),
+        // One per lane and two in each exponential
+        ("sat_fp32_greater", 3 * vector_lanes),
+        // The exponentials', the logarithm's and the row count's
+        ("sat_u24_to_f32", vector_lanes + 2),
         (DMA_MODULE, 2),
         (TOP_MODULE, 1),
     ] {
@@ -291,6 +310,7 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         port("bad_opcode".into(), Output, 1),
         port("overflow".into(), Output, 1),
         port("unsupported".into(), Output, 1),
+        port("bad_label".into(), Output, 1),
         port("trace_issue".into(), Output, units),
         port("trace_index".into(), Output, 32 * units),
         port("trace_done".into(), Output, units),
@@ -404,7 +424,7 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     assign unsupported = t_unsupported || v_unsupported;
     {VECTOR_UNIT_MODULE} vector (
         .clock(clock), .issue(issue[{vector}]), .issue_word(issue_word[{vector}*{word} +: {word}]), .done(unit_done[{vector}]),
-        .unsupported(v_unsupported), .raddr(v_raddr), .act_rdata(v_act_rdata), .wgt_rdata(v_wgt_rdata),
+        .unsupported(v_unsupported), .bad_label(bad_label), .raddr(v_raddr), .act_rdata(v_act_rdata), .wgt_rdata(v_wgt_rdata),
         .idx_rdata(v_idx_rdata), .acc_rdata(v_acc_rdata), .master_rdata(v_master_rdata), .mask_rdata(v_mask_rdata),
         .wbuf(v_wbuf), .we(v_we), .waddr(v_waddr), .wdata(v_wdata));
 

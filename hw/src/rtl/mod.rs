@@ -16,12 +16,14 @@
 //!   lanes (FP32 SGD with momentum, weight decay and the SR-STE term);
 //! - [`sequencers`]: the SORE's, WUVE's and vector unit's operand sequencers and the
 //!   conversions between the buffers' types;
+//! - [`vector_math`]: the vector unit's FP32 division, comparison, `exp` and `ln`;
 //! - [`machine`]: the top: controller, units, DMA engines with the memory port, buffers and
 //!   control/status registers;
 //! - [`verilog`]: turns rust-hdl's one-module-per-instance output into one module per distinct
 //!   block with readable names, and joins separately generated designs.
 //!
-//! Not generated yet: the vector unit's pooling, softmax, normalization and GELU ops; the
+//! Not generated yet: the vector unit's pooling, softmax, normalization and GELU ops (its
+//! element-wise ops and `softmax_xent` are); the
 //! array's WS and IS dataflows; block-RAM buffers (the buffers are multi-port register files,
 //! since the simulator models buffers without bank conflicts).
 
@@ -33,6 +35,7 @@ pub mod pe;
 pub mod sequencers;
 pub mod sore;
 pub mod tensor;
+pub mod vector_math;
 pub mod verilog;
 pub mod wuve;
 

@@ -20,16 +20,30 @@
 //! cycles after that, when the new weight and momentum are written: `done` is high at
 //! `t0 + ceil(count / L) + P + 2`, the simulator's cost.
 //!
-//! **`sat_vector_unit`** (`vec`, the element-wise ops `copy`, `add`, `relu`, `relu_grad`).
+//! **`sat_vector_unit`** (`vec`: the element-wise ops `copy`, `add`, `relu`, `relu_grad`, and
+//! `softmax_xent`).
 //! `L = vector.lanes` lanes take elements `l, l + L, ...`; cycle `t0 + 1 + b` reads batch `b`
 //! of `a` and `b` from the buffers the instruction names, converted to FP32 (FP16 exactly, a
 //! byte plane's bytes as integers), the lane computes in FP32 (`add` with the bit-exact
 //! [`super::fp::Fp32Add`]) and converts to the destination's type (FP16 rounded to nearest
 //! even, a byte saturated to 0..=255 and truncated, NaN to 0), and the result is written
 //! `P = vector.pipeline_latency` cycles after the batch entered: `done` is high at
-//! `t0 + ceil(count / L) + P + 2`, the simulator's cost. The other vector ops (pooling,
-//! softmax, normalization, GELU) are not built: the unit flags them `unsupported` and finishes,
-//! and the host refuses them before running.
+//! `t0 + ceil(count / L) + P + 2`, the simulator's cost.
+//!
+//! **`softmax_xent`** on the same lanes, ports and write pipeline. Each row of `p0` classes
+//! takes three passes of `B = ceil(p0 / L)` batches, lane `l` of batch `j` on class `j L + l`,
+//! and every read's data is used in the cycle it arrives: pass 0 chains the lanes' comparisons
+//! into the row maximum `mx` (a lane replaces it when greater) and picks the label's logit;
+//! pass 1 chains `exp_spec(x - mx)` into the row sum in class order; pass 2 recomputes the
+//! exponentials and writes the gradient `(e / sum - [class = label]) / rows`, and in its first
+//! cycle adds the row's loss `ln_spec(sum) + mx - x_label` to the running loss. The label is
+//! read on `b`'s lane 0 all through the row and must be an integral value below `p0`, else
+//! `bad_label` is raised. One last step writes the mean loss (loss / rows) after the
+//! gradient: `done` is high at `t0 + 3 rows B + 1 + P + 2`, the simulator's cost. The
+//! functions are [`super::vector_math`]'s, in one cycle.
+//!
+//! The other vector ops (pooling, softmax, normalization, GELU) are not built: the unit flags
+//! them `unsupported` and finishes, and the host refuses them before running.
 //!
 //! **Conversions.** `sat_f32_to_f16`: round to nearest even with subnormals, overflow to
 //! infinity, signed zeros, and NaN kept a (quiet) NaN with the top mantissa bits: the `half`
@@ -51,7 +65,7 @@ pub const TO_FP16_MODULE: &str = "sat_f32_to_f16";
 /// Name of the vector unit's sequencer and lanes.
 pub const VECTOR_UNIT_MODULE: &str = "sat_vector_unit";
 /// The vector ops the RTL vector unit runs.
-pub const VECTOR_OPS: [VecOp; 4] = [VecOp::Copy, VecOp::Add, VecOp::Relu, VecOp::ReluGrad];
+pub const VECTOR_OPS: [VecOp; 5] = [VecOp::Copy, VecOp::Add, VecOp::Relu, VecOp::ReluGrad, VecOp::SoftmaxXent];
 
 /// `wire` declarations of instruction `mnemonic`'s fields, from the ISA table.
 pub(super) fn field_wires(mnemonic: &str) -> Result<String, Error> {
@@ -444,13 +458,14 @@ pub(super) fn vector_unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let _ = write!(
         s,
         r#"
-// The vector unit (see satkit's hw/src/rtl/sequencers.rs): copy, add, relu, relu_grad.
+// The vector unit (see satkit's hw/src/rtl/sequencers.rs): copy, add, relu, relu_grad, softmax_xent.
 module {VECTOR_UNIT_MODULE} (
     input clock,
     input issue,
     input [{word_hi}:0] issue_word,
     output reg done,
     output reg unsupported,
+    output reg bad_label,
     // Reads: a then b, each {lanes} lanes, on every buffer; each buffer's data in its format
     output [2*{lanes}*{aw}-1:0] raddr,
     input [2*{lanes}*16-1:0] act_rdata,
@@ -466,39 +481,65 @@ module {VECTOR_UNIT_MODULE} (
     output [{lanes}*32-1:0] wdata
 );
     localparam LANES = {lanes}, P = {latency};
-{fields}    wire f_runs = f_op == {copy} || f_op == {add} || f_op == {relu} || f_op == {relu_grad};
+{fields}    wire f_softmax = f_op == {softmax_xent};
+    wire f_runs = f_op == {copy} || f_op == {add} || f_op == {relu} || f_op == {relu_grad} || f_softmax;
 
     reg running, first1;
     reg [4:0] op;
     reg [2:0] a_buf, b_buf, dst_buf;
     reg [23:0] count, a_base, b_base, dst_base, batch, left;
     reg [2:0] a_buf_d, b_buf_d;
-    // Unsupported or empty instructions finish P + 2 cycles after the issue.
+    // Unsupported or empty element-wise instructions finish P + 2 cycles after the issue.
     reg [P:0] idle;
-    // The batch base and write enables of each pipeline stage: [0] is the batch entering.
+    // The write offset and enables of each pipeline stage: [0] is the data entering.
     reg [23:0] base [0:P];
     reg [LANES-1:0] valid [0:P];
     reg [P:0] last;
 
+    // softmax_xent: the step whose addresses are out (row, pass, j = first class of the batch,
+    // the mean loss's step) and the step whose data is in (*_d).
+    reg sm_running, sm_loss_step, sm_d, sm_first_d, sm_loss_d;
+    reg [1:0] sm_pass, sm_pass_d;
+    reg [23:0] sm_row, sm_row_base, sm_j, sm_j_d;
+    reg [15:0] classes;
+    // Per row: the maximum, the label's logit and the sum of exponentials; the loss's sum.
+    reg [31:0] mx, xl, row_sum, loss;
+
     assign wbuf = dst_buf;
     always @(posedge clock) begin
         done <= 0;
-        idle <= (idle << 1) | (issue && (!f_runs || f_count == 0));
+        idle <= (idle << 1) | (issue && (!f_runs || (f_count == 0 && !f_softmax)));
         if (idle[P]) done <= 1;
         if (issue) begin
             unsupported <= !f_runs;
             op <= f_op; a_buf <= f_a_buf; b_buf <= f_b_buf; dst_buf <= f_dst_buf;
             count <= f_count; a_base <= f_a; b_base <= f_b; dst_base <= f_dst;
-            batch <= 0; left <= (f_count + LANES - 1) / LANES; running <= f_runs && f_count != 0;
+            batch <= 0; left <= (f_count + LANES - 1) / LANES; running <= f_runs && !f_softmax && f_count != 0;
+            sm_running <= f_softmax; sm_loss_step <= f_count == 0; sm_pass <= 0; sm_row <= 0; sm_row_base <= 0;
+            sm_j <= 0; classes <= f_p0;
         end else if (running) begin
             batch <= batch + LANES;
             left <= left - 1;
             if (left == 1) running <= 0;
+        end else if (sm_running) begin
+            if (sm_loss_step) sm_running <= 0;
+            else if (sm_j + LANES < {{8'h0, classes}}) sm_j <= sm_j + LANES;
+            else begin
+                sm_j <= 0;
+                if (sm_pass != 2) sm_pass <= sm_pass + 1;
+                else begin
+                    sm_pass <= 0;
+                    sm_row <= sm_row + 1;
+                    sm_row_base <= sm_row_base + {{8'h0, classes}};
+                    if (sm_row + 1 == count) sm_loss_step <= 1;
+                end
+            end
         end
         a_buf_d <= a_buf;
         b_buf_d <= b_buf;
-        base[0] <= batch;
-        last[0] <= running && left == 1;
+        base[0] <= sm_running ? sm_row_base + sm_j : batch;
+        last[0] <= (running && left == 1) || (sm_running && sm_loss_step);
+        sm_d <= sm_running; sm_pass_d <= sm_pass; sm_j_d <= sm_j; sm_first_d <= sm_j == 0; sm_loss_d <= sm_loss_step;
         if (last[P] && |valid[P]) done <= 1;
     end
     genvar g;
@@ -512,14 +553,56 @@ module {VECTOR_UNIT_MODULE} (
         end
     endgenerate
 
+    // Operands in FP32, per lane
+    wire [31:0] a_val [0:LANES-1];
+    wire [31:0] b_val [0:LANES-1];
+    // softmax_xent's per-lane results and chains across the lanes (in class order)
+    wire [31:0] gradient [0:LANES-1];
+    wire [31:0] mx_chain [0:LANES];
+    wire [31:0] sum_chain [0:LANES];
+    wire [31:0] xl_chain [0:LANES];
     wire [31:0] result [0:LANES-1];
     reg [31:0] stage [0:P][0:LANES-1];
+
+    // The row's label, from b's lane 0: a class index if it is an integral value in 0..classes.
+    wire [31:0] label_f = b_val[0];
+    wire [7:0] label_e = label_f[30:23];
+    wire [23:0] label_m = {{1'b1, label_f[22:0]}};
+    wire [23:0] label_fraction = label_m & (24'hffffff >> (label_e - 8'd126));
+    wire label_zero = label_f[30:0] == 0;
+    wire [23:0] label = label_zero || label_e < 8'd127 || label_e > 8'd150 ? 24'h0 : label_m >> (8'd150 - label_e);
+    wire label_ok = label_zero
+        || (!label_f[31] && label_e >= 8'd127 && label_e <= 8'd150 && label_fraction == 0 && label < {{8'h0, classes}});
+    // rows as FP32; the row's loss ln(sum) + mx - x_label; the mean loss
+    wire [31:0] rows_f, ln_sum, ln_plus_mx, row_loss, new_loss, mean_loss;
+    sat_u24_to_f32 rows_to_float (.u(count), .f(rows_f));
+    sat_fp32_ln ln (.x(row_sum), .y(ln_sum));
+    sat_fp32_add plus_mx (.a(ln_sum), .b(mx), .sum(ln_plus_mx));
+    sat_fp32_add minus_label (.a(ln_plus_mx), .b({{~xl[31], xl[30:0]}}), .sum(row_loss));
+    sat_fp32_add add_loss (.a(loss), .b(row_loss), .sum(new_loss));
+    sat_fp32_div mean (.a(loss), .b(rows_f), .q(mean_loss));
+    assign mx_chain[0] = sm_first_d ? 32'hff800000 : mx;
+    assign sum_chain[0] = sm_first_d ? 32'h0 : row_sum;
+    assign xl_chain[0] = xl;
+    always @(posedge clock) begin
+        if (issue) begin
+            loss <= 0;
+            bad_label <= 0;
+        end else if (sm_d && !sm_loss_d) begin
+            if (!label_ok) bad_label <= 1;
+            if (sm_pass_d == 0) begin mx <= mx_chain[LANES]; xl <= xl_chain[LANES]; end
+            if (sm_pass_d == 1) row_sum <= sum_chain[LANES];
+            if (sm_pass_d == 2 && sm_first_d) loss <= new_loss;
+        end
+    end
+
     generate
         for (g = 0; g < LANES; g = g + 1) begin : lane
             wire [23:0] e = batch + g;
-            always @(posedge clock) valid[0][g] <= running && e < count;
-            assign raddr[g*{aw} +: {aw}] = a_base + e;
-            assign raddr[(LANES+g)*{aw} +: {aw}] = b_base + e;
+            always @(posedge clock)
+                valid[0][g] <= sm_running ? (sm_loss_step ? g == 0 : sm_pass == 2 && sm_j + g < {{8'h0, classes}}) : running && e < count;
+            assign raddr[g*{aw} +: {aw}] = a_base + (sm_running ? sm_row_base + sm_j + g : e);
+            assign raddr[(LANES+g)*{aw} +: {aw}] = b_base + (sm_running ? sm_row : e);
             // Operands to FP32
             wire [31:0] a_act, a_wgt, a_idx, a_mask, b_act, b_wgt, b_idx, b_mask;
             sat_f16_to_f32 a_act_f (.h(act_rdata[g*16 +: 16]), .f(a_act));
@@ -534,14 +617,33 @@ module {VECTOR_UNIT_MODULE} (
                           : a_buf_d == {acc} ? acc_rdata[g*32 +: 32] : a_buf_d == {master} ? master_rdata[g*32 +: 32] : a_mask;
             wire [31:0] b = b_buf_d == {act} ? b_act : b_buf_d == {wgt} ? b_wgt : b_buf_d == {idx} ? b_idx
                           : b_buf_d == {acc} ? acc_rdata[(LANES+g)*32 +: 32] : b_buf_d == {master} ? master_rdata[(LANES+g)*32 +: 32] : b_mask;
-            // The op in FP32
+            assign a_val[g] = a;
+            assign b_val[g] = b;
+            // The element-wise ops in FP32
             wire [31:0] sum;
             sat_fp32_add add (.a(a), .b(b), .sum(sum));
             wire a_nan = a[30:23] == 8'hff && a[22:0] != 0;
             wire a_positive = !a[31] && !a_nan && a[30:0] != 0;
             // relu: NaN and negatives to +0, +-0 and positives kept (the simulator's rule).
             wire [31:0] relu = (a_nan || (a[31] && a[30:0] != 0)) ? 32'h0 : a;
-            wire [31:0] value = op == {add} ? sum : op == {relu} ? relu : op == {relu_grad} ? (a_positive ? b : 32'h0) : a;
+            // softmax_xent: the class's lane takes part in the row's chains; e = exp(a - mx)
+            wire [23:0] class_index = sm_j_d + g;
+            wire in_row = class_index < {{8'h0, classes}};
+            wire greater;
+            sat_fp32_greater is_max (.a(a), .b(mx_chain[g]), .greater(greater));
+            assign mx_chain[g+1] = in_row && greater ? a : mx_chain[g];
+            assign xl_chain[g+1] = in_row && class_index == label ? a : xl_chain[g];
+            wire [31:0] shifted, exponential, accumulated, share, centered;
+            sat_fp32_add minus_mx (.a(a), .b({{~mx[31], mx[30:0]}}), .sum(shifted));
+            sat_fp32_exp exponent (.x(shifted), .y(exponential));
+            sat_fp32_add accumulate (.a(sum_chain[g]), .b(exponential), .sum(accumulated));
+            assign sum_chain[g+1] = in_row ? accumulated : sum_chain[g];
+            // (e / sum - [class = label]) / rows
+            sat_fp32_div normalize (.a(exponential), .b(row_sum), .q(share));
+            sat_fp32_add minus_onehot (.a(share), .b(class_index == label ? 32'hbf800000 : 32'h80000000), .sum(centered));
+            sat_fp32_div per_row (.a(centered), .b(rows_f), .q(gradient[g]));
+            wire [31:0] value = op == {softmax_xent} ? (sm_loss_d ? mean_loss : gradient[g])
+                              : op == {add} ? sum : op == {relu} ? relu : op == {relu_grad} ? (a_positive ? b : 32'h0) : a;
             // To the destination's type
             wire [15:0] as_f16;
             wire [7:0] as_u8;
@@ -568,6 +670,7 @@ endmodule
         add = VecOp::Add.to_bits(),
         relu = VecOp::Relu.to_bits(),
         relu_grad = VecOp::ReluGrad.to_bits(),
+        softmax_xent = VecOp::SoftmaxXent.to_bits(),
         act = code(Buffer::Act),
         wgt = code(Buffer::Wgt),
         idx = code(Buffer::Idx),
