@@ -557,6 +557,16 @@ impl ArchConfig {
         }
     }
 
+    /// The fewest input rows a WS fold streams: `max(2 L + 1 - R, 0)`. A reduction fold reads
+    /// the partial sums the previous one wrote; its first read must come after the previous
+    /// fold's first write, `R L + L + C - 1` cycles after that read, and a fold lasts
+    /// `R + rows + (R - 1) L + C - 1` cycles, so arrays with `R <= 2 L` pad short folds
+    /// (`sim::pe_array` counts the padding as accumulator-hazard stalls).
+    pub fn ws_min_stream(&self) -> u64 {
+        let (r, l) = (u64::from(self.array.rows), u64::from(self.array.accumulator_latency));
+        (2 * l + 1).saturating_sub(r)
+    }
+
     /// Seconds per core cycle.
     pub fn seconds_per_cycle(&self) -> f64 {
         1.0 / (self.clock_mhz * 1e6)

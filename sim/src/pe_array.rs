@@ -9,11 +9,18 @@
 //!
 //! **Cycles** (exact; `R x C` the array, `L` the accumulator latency, `I` the OS interleave):
 //! - WS: weights of `R` steps x `C` output columns stay in the array; `M` input rows stream
-//!   through. Folds `ceil(S / R) * ceil(N / C)`, each `R` (weight preload) `+ M` (inputs)
-//!   `+ (R - 1) L` (partial sums descending through `R` adders of latency `L`) `+ C - 1`
-//!   (skew across columns).
-//! - IS: the same with inputs stationary and the `N` weight columns streaming:
-//!   folds `ceil(S / R) * ceil(M / C)`, each `R + N + (R - 1) L + C - 1`.
+//!   through. Folds `ceil(S / R) * ceil(N / C)` (reduction folds inner), each `R` (weight
+//!   preload) `+ M'` (inputs) `+ (R - 1) L` (partial sums descending through `R` adders of
+//!   latency `L`) `+ C - 1` (skew across columns), where `M' = max(M, 2 L + 1 - R)`
+//!   ([`ArchConfig::ws_min_stream`]: a reduction fold's partial-sum reads wait for the
+//!   previous fold's writes; the padding counts as accumulator-hazard stalls). The last fold
+//!   runs to its last write-back: `R + M + R L + L + C` (two cycles to start reading, each
+//!   row's sum leaving the bottom row and the de-skew of the columns), so a GEMM takes
+//!   `(folds - 1) (R + M' + (R - 1) L + C - 1) + R + M + R L + L + C`, as the RTL tensor unit
+//!   does (`hw/src/rtl/tensor.rs`), cycle for cycle.
+//! - IS: with inputs stationary and the `N` weight columns streaming: folds
+//!   `ceil(S / R) * ceil(M / C)`, each `R + N + (R - 1) L + C - 1` (SCALE-Sim's form; the RTL
+//!   has no IS yet).
 //! - OS: each PE owns `I` outputs of one row, round-robin; folds `ceil(M / R) * ceil(N / (C I))`,
 //!   each `S * max(I, L)` (a PE may add to one accumulator only every `L` cycles, so with
 //!   `I < L` it waits `L - I` cycles per round: the accumulator hazard that interleave mapping
@@ -88,7 +95,13 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
         GemmTiming { cycles: folds * fold, folds, fill_drain: folds * (fold - stream), accumulator_hazard: 0 }
     };
     match g.dataflow {
-        Dataflow::Ws => streamed_fold(g.rows, steps.div_ceil(r) * g.cols.div_ceil(c)),
+        Dataflow::Ws => {
+            let folds = steps.div_ceil(r) * g.cols.div_ceil(c);
+            let stream = g.rows.max(arch.ws_min_stream());
+            let cycles = (folds - 1) * (r + stream + (r - 1) * l + c - 1) + r + g.rows + r * l + l + c;
+            let hazard = (folds - 1) * (stream - g.rows);
+            GemmTiming { cycles, folds, fill_drain: cycles - folds * g.rows - hazard, accumulator_hazard: hazard }
+        }
         Dataflow::Is => streamed_fold(g.cols, steps.div_ceil(r) * g.rows.div_ceil(c)),
         Dataflow::Os => {
             let i = g.interleave.max(1);
@@ -105,6 +118,14 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
             }
         }
     }
+}
+
+/// Cycles a WS GEMM of `rows` input rows spends beyond `folds` times its fold period: its last
+/// fold's write-back, less the padding a last fold does not need (see the module
+/// documentation).
+pub fn ws_drain(arch: &ArchConfig, rows: u64) -> u64 {
+    let l = u64::from(arch.array.accumulator_latency);
+    2 * l + 1 - (rows.max(arch.ws_min_stream()) - rows)
 }
 
 /// Cycles an OS GEMM spends once, outside its folds: `R + C + L` (see the module
@@ -266,18 +287,26 @@ mod tests {
 
     #[test]
     fn ws_matches_scalesim_per_fold_cost() {
-        // PEERS.md: 256^3 on 32x32 WS is 64 folds of 2R + C + M - 2 = 350 cycles.
-        let t = gemm_timing(&ArchConfig::systolic(), &shape(Dataflow::Ws, 256, 256, 256));
-        assert_eq!((t.folds, t.cycles), (64, 64 * 350));
+        // PEERS.md: 256^3 on 32x32 WS is 64 folds of 2R + C + M - 2 = 350 cycles (L = 1); the
+        // last fold's write-back adds 2 L + 1.
+        let arch = ArchConfig::systolic();
+        assert_eq!(arch.array.accumulator_latency, 1);
+        let t = gemm_timing(&arch, &shape(Dataflow::Ws, 256, 256, 256));
+        assert_eq!((t.folds, t.cycles), (64, 64 * 350 + 3));
+        assert_eq!(ws_drain(&arch, 256), 3);
     }
 
     #[test]
     fn one_tile_by_hand() {
-        // tiny: 4x4, n_max 2, L = 2. Dense WS, M=10, N=4, K=8: S = 4 steps = one fold.
-        // preload 4 + inputs 10 + descent (4-1)*2 + skew 3 = 23 cycles; 13 of fill/drain.
+        // tiny: 4x4, n_max 2, L = 2. Dense WS, M=10, N=4, K=8: S = 4 steps = one fold, which
+        // runs to its write-back: preload 4 + inputs 10 + descent 4*2 + L + C = 28 cycles, 18
+        // of fill/drain. Two reduction folds (K = 16) add a fold period of
+        // 4 + 10 + (4-1)*2 + 4 - 1 = 23.
         let arch = ArchConfig::tiny();
         let t = gemm_timing(&arch, &shape(Dataflow::Ws, 10, 4, 8));
-        assert_eq!(t, GemmTiming { cycles: 23, folds: 1, fill_drain: 13, accumulator_hazard: 0 });
+        assert_eq!(t, GemmTiming { cycles: 28, folds: 1, fill_drain: 18, accumulator_hazard: 0 });
+        let t = gemm_timing(&arch, &shape(Dataflow::Ws, 10, 4, 16));
+        assert_eq!(t, GemmTiming { cycles: 23 + 28, folds: 2, fill_drain: 23 + 28 - 20, accumulator_hazard: 0 });
         // OS without interleave: S = 4 steps x max(1, 2) = 8, fill 4 + 4 - 2 = 6, and once
         // per GEMM the write-back 4 + 4 + 2 = 10.
         let t = gemm_timing(&arch, &shape(Dataflow::Os, 4, 4, 8));

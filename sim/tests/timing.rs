@@ -118,52 +118,54 @@ fn tiny_parameters_are_what_the_derivations_assume() {
 #[test]
 fn one_dense_ws_tile() {
     // Dense WS, M = 6 rows, N = 4 cols, K = 8: S = ceil(8 / n_max 2) = 4 steps.
-    // Folds ceil(S / R) * ceil(N / C) = 1 * 1 = 1, each R + M + (R - 1) L + C - 1
-    // = 4 + 6 + 3 * 2 + 3 = 19 cycles, of which 19 - M = 13 are fill/drain.
-    // Dispatched at 0, starts at 1, ends at 20.
+    // Folds ceil(S / R) * ceil(N / C) = 1 * 1 = 1; the last (here only) fold runs to its
+    // write-back: R + M + R L + L + C = 4 + 6 + 8 + 2 + 4 = 24 cycles, of which 24 - M = 18 are
+    // fill/drain. Dispatched at 0, starts at 1, ends at 25.
     let r = run(&ArchConfig::tiny(), vec![dense(Dataflow::Ws, 1, 6, 4, 8).tag(Phase::Ff)]);
-    assert_eq!(times(&r, 0), (0, 1, 20));
-    assert_eq!(r.total_cycles, 20);
-    assert_eq!(r.compute_cycles, 19);
+    assert_eq!(times(&r, 0), (0, 1, 25));
+    assert_eq!(r.total_cycles, 25);
+    assert_eq!(r.compute_cycles, 24);
     assert_eq!(r.stall_cycles, 1);
-    assert_eq!(rec(&r, 0).cost.cycles, 19);
-    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 13, 0, 0, 0));
+    assert_eq!(rec(&r, 0).cost.cycles, 24);
+    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 18, 0, 0, 0));
     let t = unit(&r, "tensor");
-    assert_eq!((t.instructions, t.busy_cycles), (1, 19));
-    assert_eq!(t.stalls, stalls(0, 13, 0, 0, 0));
+    assert_eq!((t.instructions, t.busy_cycles), (1, 24));
+    assert_eq!(t.stalls, stalls(0, 18, 0, 0, 0));
     // MACs: 6 * 4 * 8 = 192, dense, so performed = dense-equivalent. Slots: 4 * 4 PEs * 2
-    // multipliers = 32 per cycle; the tensor unit has 19 * 32 = 608 slots while busy, and the
-    // report divides by all 20 cycles.
+    // multipliers = 32 per cycle; the tensor unit has 24 * 32 = 768 slots while busy, and the
+    // report divides by all 25 cycles.
     assert_eq!((r.macs_dense, r.macs_performed), (192, 192));
-    assert!((t.utilization - 192.0 / 608.0).abs() < 1e-12, "{}", t.utilization);
-    assert!((r.utilization - 192.0 / 640.0).abs() < 1e-12, "{}", r.utilization);
+    assert!((t.utilization - 192.0 / 768.0).abs() < 1e-12, "{}", t.utilization);
+    assert!((r.utilization - 192.0 / 800.0).abs() < 1e-12, "{}", r.utilization);
     let ff = r.phases.iter().find(|p| p.phase == "ff").unwrap();
-    assert_eq!((ff.instructions, ff.active_cycles, ff.busy_cycles), (1, 19, 19));
+    assert_eq!((ff.instructions, ff.active_cycles, ff.busy_cycles), (1, 24, 24));
 }
 
 #[test]
 fn ws_folds_multiply() {
-    // M = 6, N = 8, K = 16: S = 8 steps; folds ceil(8 / 4) * ceil(8 / 4) = 4 of 19 cycles = 76
-    // (the fold cost depends on M only), fill/drain 4 * 13 = 52. Ends at 1 + 76 = 77.
+    // M = 6, N = 8, K = 16: S = 8 steps; folds ceil(8 / 4) * ceil(8 / 4) = 4: three of
+    // R + M + (R - 1) L + C - 1 = 19 cycles and the last of 24 (see one_dense_ws_tile) = 81
+    // (the fold cost depends on M only), fill/drain 81 - 4 * 6 = 57. Ends at 1 + 81 = 82.
     let r = run(&ArchConfig::tiny(), vec![dense(Dataflow::Ws, 1, 6, 8, 16)]);
-    assert_eq!(times(&r, 0), (0, 1, 77));
-    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 52, 0, 0, 0));
+    assert_eq!(times(&r, 0), (0, 1, 82));
+    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 57, 0, 0, 0));
     // A partial fold costs a whole one: N = 5 needs ceil(5 / 4) = 2 column folds, as N = 8.
     let r = run(&ArchConfig::tiny(), vec![dense(Dataflow::Ws, 1, 6, 5, 16)]);
-    assert_eq!(r.total_cycles, 77);
+    assert_eq!(r.total_cycles, 82);
 }
 
 #[test]
 fn sparse_ws_covers_a_group_per_step() {
     // 2:8 WS, M = 6, N = 4, K = 64: a PE covers one group of 8 per step, S = 8; folds
-    // ceil(8 / 4) * 1 = 2 of 19 = 38. The dense GEMM of the same shape has S = 32, 8 folds, 152.
+    // ceil(8 / 4) * 1 = 2, 19 + 24 = 43. The dense GEMM of the same shape has S = 32, 8 folds,
+    // 7 * 19 + 24 = 157.
     let arch = ArchConfig::tiny();
     let sparse = run(&arch, vec![gemm(Dataflow::Ws, WeightFormat::Sparse(NmRatio::new(2, 8).unwrap()), 1, 6, 4, 64)]);
-    assert_eq!(sparse.total_cycles, 1 + 38);
+    assert_eq!(sparse.total_cycles, 1 + 43);
     // MACs: dense-equivalent 6 * 4 * 64 = 1536; performed on the 64 / 8 * 2 = 16 kept entries, 384.
     assert_eq!((sparse.macs_dense, sparse.macs_performed), (1536, 384));
     let dense = run(&arch, vec![dense(Dataflow::Ws, 1, 6, 4, 64)]);
-    assert_eq!(dense.total_cycles, 1 + 152);
+    assert_eq!(dense.total_cycles, 1 + 157);
     assert_eq!((dense.macs_dense, dense.macs_performed), (1536, 1536));
 }
 
@@ -334,11 +336,11 @@ fn no_contention_when_the_bus_is_free() {
 #[test]
 fn a_semaphore_chain_is_the_sum() {
     // 0: load 64 FP16 (128 bytes, 8 bursts): 10 + 16 = 26 cycles, 1..27, signals 1.
-    // 1: WS GEMM 6 x 4 x 8 (19 cycles, see one_dense_ws_tile): ready at 2, waits for 1 until 27,
-    //    runs 27..46 (dependency stall 25), signals 2.
-    // 2: store 6 x 4 FP32 = 96 bytes = 6 bursts: 10 + 12 = 22 cycles; ready at 3, runs 46..68
-    //    (dependency stall 43).
-    // total = 1 + 26 + 19 + 22 = 68.
+    // 1: WS GEMM 6 x 4 x 8 (24 cycles, see one_dense_ws_tile): ready at 2, waits for 1 until 27,
+    //    runs 27..51 (dependency stall 25), signals 2.
+    // 2: store 6 x 4 FP32 = 96 bytes = 6 bursts: 10 + 12 = 22 cycles; ready at 3, runs 51..73
+    //    (dependency stall 48).
+    // total = 1 + 26 + 24 + 22 = 73.
     let r = run(
         &ArchConfig::tiny(),
         vec![
@@ -348,32 +350,32 @@ fn a_semaphore_chain_is_the_sum() {
         ],
     );
     assert_eq!(times(&r, 0), (0, 1, 27));
-    assert_eq!(times(&r, 1), (1, 27, 46));
-    assert_eq!(times(&r, 2), (2, 46, 68));
-    assert_eq!(r.total_cycles, 68);
+    assert_eq!(times(&r, 1), (1, 27, 51));
+    assert_eq!(times(&r, 2), (2, 51, 73));
+    assert_eq!(r.total_cycles, 73);
     assert_eq!(rec(&r, 1).cost.stalls.dependency, 25);
-    assert_eq!(rec(&r, 2).cost.stalls.dependency, 43);
+    assert_eq!(rec(&r, 2).cost.stalls.dependency, 48);
     assert_eq!(unit(&r, "tensor").stalls.dependency, 25);
-    assert_eq!(unit(&r, "store").stalls.dependency, 43);
+    assert_eq!(unit(&r, "store").stalls.dependency, 48);
     // compute_cycles counts the tensor engine only.
-    assert_eq!((r.compute_cycles, r.stall_cycles), (19, 68 - 19));
+    assert_eq!((r.compute_cycles, r.stall_cycles), (24, 73 - 24));
 }
 
 #[test]
 fn independent_load_and_gemm_overlap() {
-    // Load 1..27 and a 76-cycle GEMM (6 x 8 x 16, see ws_folds_multiply) dispatched at 1, so
-    // running 2..78: total max(27, 78) = 78, not 1 + 26 + 76.
+    // Load 1..27 and an 81-cycle GEMM (6 x 8 x 16, see ws_folds_multiply) dispatched at 1, so
+    // running 2..83: total max(27, 83) = 83, not 1 + 26 + 81.
     let arch = ArchConfig::tiny();
     let r = run(&arch, vec![load_row(Buffer::Act, 0, 64), dense(Dataflow::Ws, 1, 6, 8, 16)]);
     assert_eq!(times(&r, 0), (0, 1, 27));
-    assert_eq!(times(&r, 1), (1, 2, 78));
-    assert_eq!(r.total_cycles, 78);
-    // Swapped lengths: a 19-cycle GEMM 2..21 under the 26-cycle load: total 27.
+    assert_eq!(times(&r, 1), (1, 2, 83));
+    assert_eq!(r.total_cycles, 83);
+    // Swapped lengths: a 24-cycle GEMM 2..26 under the 26-cycle load: total 27.
     let r = run(&arch, vec![load_row(Buffer::Act, 0, 64), dense(Dataflow::Ws, 1, 6, 4, 8)]);
-    assert_eq!(times(&r, 1), (1, 2, 21));
+    assert_eq!(times(&r, 1), (1, 2, 26));
     assert_eq!(r.total_cycles, 27);
-    // A store waiting on both (semaphores 1 and 2) starts when the later finishes, 78, and runs
-    // 22 cycles (96 bytes as above): 100.
+    // A store waiting on both (semaphores 1 and 2) starts when the later finishes, 83, and runs
+    // 22 cycles (96 bytes as above): 105.
     let r = run(
         &arch,
         vec![
@@ -382,15 +384,15 @@ fn independent_load_and_gemm_overlap() {
             store_row(Buffer::Acc, 4096, 24).wait(1).wait(2),
         ],
     );
-    assert_eq!(times(&r, 2), (2, 78, 100));
-    assert_eq!(rec(&r, 2).cost.stalls.dependency, 78 - 3);
+    assert_eq!(times(&r, 2), (2, 83, 105));
+    assert_eq!(rec(&r, 2).cost.stalls.dependency, 83 - 3);
 }
 
 #[test]
 fn a_signal_can_be_waited_on_ahead_of_time() {
     // Semaphores count: two loads signal 4 twice, then two GEMMs each wait once. Load A 1..27;
-    // load B waits for the load unit, 27..53 (the bus is free again by then). GEMM X (19 cycles)
-    // starts at 27 on A's signal, ends 46; GEMM Y starts at 53 on B's signal, ends 72.
+    // load B waits for the load unit, 27..53 (the bus is free again by then). GEMM X (24 cycles)
+    // starts at 27 on A's signal, ends 51; GEMM Y starts at 53 on B's signal, ends 77.
     let r = run(
         &ArchConfig::tiny(),
         vec![
@@ -401,19 +403,19 @@ fn a_signal_can_be_waited_on_ahead_of_time() {
         ],
     );
     assert_eq!(times(&r, 1), (1, 27, 53));
-    assert_eq!(times(&r, 2), (2, 27, 46));
-    assert_eq!(times(&r, 3), (3, 53, 72));
-    assert_eq!(r.total_cycles, 72);
-    // Y headed its queue once X started, but the engine was busy until 46: only 53 - 46 = 7
+    assert_eq!(times(&r, 2), (2, 27, 51));
+    assert_eq!(times(&r, 3), (3, 53, 77));
+    assert_eq!(r.total_cycles, 77);
+    // Y headed its queue once X started, but the engine was busy until 51: only 53 - 51 = 2
     // cycles count as a dependency stall. X waited 27 - 3 = 24.
-    assert_eq!(rec(&r, 3).cost.stalls.dependency, 7);
+    assert_eq!(rec(&r, 3).cost.stalls.dependency, 2);
     assert_eq!(rec(&r, 2).cost.stalls.dependency, 24);
 }
 
 // ---------------------------------------------------------------------------------------------
 // (e) Queue depth
 
-/// Three 19-cycle GEMMs, then an independent 26-cycle load.
+/// Three 24-cycle GEMMs, then an independent 26-cycle load.
 fn three_gemms_then_a_load() -> Vec<Instruction> {
     let g = || dense(Dataflow::Ws, 1, 6, 4, 8);
     vec![g(), g(), g(), load_row(Buffer::Act, 0, 64)]
@@ -421,17 +423,17 @@ fn three_gemms_then_a_load() -> Vec<Instruction> {
 
 #[test]
 fn queue_depth_one_delays_a_later_independent_instruction() {
-    // Depth 1: GEMM A dispatched 0, runs 1..20. GEMM B dispatched 1 (A left the queue when it
-    // started), waits for the engine, runs 20..39. GEMM C cannot enter the full tensor queue
-    // until B starts at 20: dispatched 20, runs 39..58. The load is dispatched next, at 21, and
-    // runs 22..48.
+    // Depth 1: GEMM A dispatched 0, runs 1..25. GEMM B dispatched 1 (A left the queue when it
+    // started), waits for the engine, runs 25..49. GEMM C cannot enter the full tensor queue
+    // until B starts at 25: dispatched 25, runs 49..73. The load is dispatched next, at 26, and
+    // runs 27..53.
     let arch = ArchConfig { control: ControlConfig { queue_depth: 1 }, ..ArchConfig::tiny() };
     let r = run(&arch, three_gemms_then_a_load());
-    assert_eq!(times(&r, 0), (0, 1, 20));
-    assert_eq!(times(&r, 1), (1, 20, 39));
-    assert_eq!(times(&r, 2), (20, 39, 58));
-    assert_eq!(times(&r, 3), (21, 22, 48));
-    assert_eq!(r.total_cycles, 58);
+    assert_eq!(times(&r, 0), (0, 1, 25));
+    assert_eq!(times(&r, 1), (1, 25, 49));
+    assert_eq!(times(&r, 2), (25, 49, 73));
+    assert_eq!(times(&r, 3), (26, 27, 53));
+    assert_eq!(r.total_cycles, 73);
     // Waiting for a busy unit is not a dependency stall.
     assert_eq!(rec(&r, 1).cost.stalls.dependency, 0);
 }
@@ -439,18 +441,18 @@ fn queue_depth_one_delays_a_later_independent_instruction() {
 #[test]
 fn queue_depth_four_dispatches_one_per_cycle() {
     // Depth 4 (tiny's own): A, B, C, load dispatched at 0, 1, 2, 3; the load runs 4..30 while
-    // the GEMMs run back to back 1..20, 20..39, 39..58.
+    // the GEMMs run back to back 1..25, 25..49, 49..73.
     let r = run(&ArchConfig::tiny(), three_gemms_then_a_load());
-    assert_eq!(times(&r, 0), (0, 1, 20));
-    assert_eq!(times(&r, 1), (1, 20, 39));
-    assert_eq!(times(&r, 2), (2, 39, 58));
+    assert_eq!(times(&r, 0), (0, 1, 25));
+    assert_eq!(times(&r, 1), (1, 25, 49));
+    assert_eq!(times(&r, 2), (2, 49, 73));
     assert_eq!(times(&r, 3), (3, 4, 30));
-    assert_eq!(r.total_cycles, 58);
+    assert_eq!(r.total_cycles, 73);
     // Six GEMMs then the load: GEMMs 1..5 fill the 4-deep queue by cycle 4 (GEMM 0 left it at 1
-    // when it started), GEMM 5 enters when GEMM 1 starts at 20, and the load is dispatched at 21.
+    // when it started), GEMM 5 enters when GEMM 1 starts at 25, and the load is dispatched at 26.
     let g = || dense(Dataflow::Ws, 1, 6, 4, 8);
     let r = run(&ArchConfig::tiny(), vec![g(), g(), g(), g(), g(), g(), load_row(Buffer::Act, 0, 64)]);
     assert_eq!(rec(&r, 4).dispatched, 4);
-    assert_eq!(times(&r, 5), (20, 1 + 5 * 19, 1 + 6 * 19));
-    assert_eq!(times(&r, 6), (21, 22, 48));
+    assert_eq!(times(&r, 5), (25, 1 + 5 * 24, 1 + 6 * 24));
+    assert_eq!(times(&r, 6), (26, 27, 53));
 }

@@ -483,8 +483,8 @@ impl CosimMachine {
             let refuse = |why: String| Err(Error::Unsupported(format!("instruction {index} (`{}`): {why}", insn.op.mnemonic())));
             match insn.op {
                 Op::Load { .. } | Op::Store { .. } | Op::Prune { .. } | Op::Update { .. } => {}
-                Op::Gemm { dataflow, .. } if dataflow != Dataflow::Os => {
-                    return refuse(format!("dataflow {dataflow}: the RTL tensor unit runs OS only"));
+                Op::Gemm { dataflow: Dataflow::Is, .. } => {
+                    return refuse("dataflow is: the RTL tensor unit runs OS and WS".into());
                 }
                 Op::Gemm { .. } => {}
                 Op::Vec { op, .. } if !VECTOR_OPS.contains(&op) => {

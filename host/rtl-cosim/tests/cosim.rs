@@ -1,4 +1,4 @@
-//! Co-simulation tests of single `gemm` instructions: run on the Verilated machine (the
+//! Co-simulation tests of single `gemm` instructions (OS and WS): run on the Verilated machine (the
 //! generated RTL of the preset the crate was built for, `tiny` by default) and on the simulator
 //! (`satkit_sim::Machine`), from the same buffer contents, compared element by element bit for
 //! bit (outputs and the accumulator words around them) and cycle for cycle (each instruction's
@@ -61,11 +61,16 @@ struct Shape {
     input_t: bool,
     weight_t: bool,
     interleave: u32,
+    dataflow: Dataflow,
 }
 
 impl Shape {
     fn new(m: usize, n: usize, k: usize, weights: WeightFormat) -> Shape {
-        Shape { m, n, k, weights, accumulate: false, input_t: false, weight_t: false, interleave: 1 }
+        Shape { m, n, k, weights, accumulate: false, input_t: false, weight_t: false, interleave: 1, dataflow: Dataflow::Os }
+    }
+
+    fn ws(self) -> Shape {
+        Shape { dataflow: Dataflow::Ws, ..self }
     }
 }
 
@@ -94,7 +99,7 @@ fn case(seed: u64, s: Shape, specials: f64) -> Case {
     }
     let acc = (0..s.m * s.n + 2 * MARGIN as usize).map(|_| rng.gen_range(-64.0f32..64.0)).collect();
     let insn = Op::Gemm {
-        dataflow: Dataflow::Os,
+        dataflow: s.dataflow,
         weights: s.weights,
         accumulate: s.accumulate,
         interleave: s.interleave,
@@ -324,14 +329,49 @@ fn a_broken_result_is_reported_with_its_position() {
 }
 
 #[test]
+fn weight_stationary_gemms() {
+    let mut unit = new_unit();
+    let arch = unit.arch().clone();
+    let (r, c) = array(&unit);
+    let mut shapes = vec![
+        // One fold, one input row, many rows; reduction folds and column folds; partial ones.
+        Shape::new(r, c, 2 * r, WeightFormat::Dense),
+        Shape::new(1, 1, 1, WeightFormat::Dense),
+        Shape::new(1, c, 3 * 2 * r, WeightFormat::Dense),
+        Shape::new(13, 2 * c + 1, 5 * r + 3, WeightFormat::Dense),
+        Shape::new(2 * r + 3, c - 1, 7, WeightFormat::Dense),
+        Shape { accumulate: true, ..Shape::new(9, c + 2, 4 * r, WeightFormat::Dense) },
+        Shape { input_t: true, ..Shape::new(r + 3, c, 9, WeightFormat::Dense) },
+        Shape { weight_t: true, accumulate: true, ..Shape::new(5, 2 * c + 1, 3 * r + 1, WeightFormat::Dense) },
+        Shape { input_t: true, weight_t: true, ..Shape::new(2 * r - 1, c + 1, 6, WeightFormat::Dense) },
+    ];
+    for ratio in &arch.array.supported_nm {
+        let m = ratio.m as usize;
+        let weights = WeightFormat::Sparse(*ratio);
+        shapes.push(Shape::new(r, c, m, weights));
+        shapes.push(Shape::new(11, c + 3, (2 * r + 1) * m, weights));
+        shapes.push(Shape { accumulate: true, input_t: true, ..Shape::new(3, 2 * c, r * m, weights) });
+    }
+    for (seed, s) in shapes.into_iter().enumerate() {
+        check(&mut unit, &case(800 + seed as u64, s.ws(), 0.0)).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+    }
+    // Special values, and an OS GEMM between WS ones on the same array.
+    for round in 0..6u64 {
+        let s = Shape { accumulate: round % 2 == 1, ..Shape::new(r + 1, c, 4 * r, sparse("2:8")) };
+        let s = if round % 3 == 2 { s } else { s.ws() };
+        check(&mut unit, &case(850 + round, s, 0.3)).unwrap_or_else(|e| panic!("{s:?}: {e}"));
+    }
+}
+
+#[test]
 fn what_the_rtl_does_not_implement_is_refused() {
     let mut unit = new_unit();
-    let mut ws = case(700, Shape::new(2, 2, 8, WeightFormat::Dense), 0.0).insn;
-    if let Op::Gemm { dataflow, .. } = &mut ws {
-        *dataflow = Dataflow::Ws;
+    let mut is = case(700, Shape::new(2, 2, 8, WeightFormat::Dense), 0.0).insn;
+    if let Op::Gemm { dataflow, .. } = &mut is {
+        *dataflow = Dataflow::Is;
     }
-    let e = unit.run(&Program { insns: vec![Instruction::new(ws)] }).unwrap_err();
-    assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("ws"), "{e}");
+    let e = unit.run(&Program { insns: vec![Instruction::new(is)] }).unwrap_err();
+    assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("is"), "{e}");
     // The simulator's own checks come first: too much interleave is a bad program.
     let too_interleaved = unit.arch().array.accumulator_latency + 1;
     let s = Shape { interleave: too_interleaved, ..Shape::new(2, 2, 8, WeightFormat::Dense) };
@@ -351,10 +391,10 @@ fn formats() -> Vec<WeightFormat> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
-    /// Three GEMMs in a row on one unit (so no state carries over wrongly), each of any shape
-    /// up to three folds each way, any supported format, any interleave the machine allows,
-    /// accumulating or not, transposed operands (dense weights only), values with occasional
-    /// specials: RTL = simulator.
+    /// Three GEMMs in a row on one unit (so no state carries over wrongly), OS and WS mixed,
+    /// each of any shape up to three folds each way, any supported format, any interleave the
+    /// machine allows, accumulating or not, transposed operands (dense weights only), values
+    /// with occasional specials: RTL = simulator.
     #[test]
     fn rtl_equals_simulator_on_random_gemms(
         seeds in proptest::collection::vec(any::<u64>(), 3),
@@ -362,7 +402,7 @@ proptest! {
         n in 1usize..13,
         steps in 1usize..9,
         format in 0usize..16,
-        flags in 0u8..8,
+        flags in 0u8..16,
         interleave in 1u32..16,
         specials in prop_oneof![Just(0.0f64), Just(0.1f64)],
     ) {
@@ -381,6 +421,7 @@ proptest! {
                 input_t: flags & 2 == 2,
                 weight_t: flags & 4 == 4 && weights == WeightFormat::Dense,
                 interleave: (interleave + i as u32 - 1) % slots + 1,
+                dataflow: if (flags >> 3) & 1 == (i % 2) as u8 { Dataflow::Ws } else { Dataflow::Os },
                 ..Shape::new(mm, nn, k, weights)
             };
             if let Err(e) = check(&mut unit, &case(seed, s, specials)) {

@@ -382,8 +382,8 @@ proptest! {
     }
 }
 
-/// A complete compiled BDWP 2:8 training step of `mlp` (batch 8) for this machine with the OS
-/// dataflow only: loads, the forward pass with interleaved N:M and dense GEMMs and ReLUs, the
+/// A complete compiled BDWP 2:8 training step of `mlp` (batch 8) for this machine, each GEMM
+/// in the dataflow the compiler chose: loads, the forward pass with N:M and dense GEMMs and ReLUs, the
 /// softmax cross-entropy, the backward pass, the weight updates and the pre-generation of the
 /// next step's N:M copies by the SORE, overlapping as the compiler scheduled them. The DRAM holds
 /// a real step's state (inputs, labels, hyperparameters, small master weights, momenta and valid
@@ -395,19 +395,17 @@ fn a_complete_compiled_mlp_training_step() {
     use satkit_compiler::model::{Method, SparsityPolicy};
     use satkit_compiler::step::{self, StepOptions};
     let mut rtl = new_machine();
-    let built = rtl.arch().clone();
-    let os_only = ArchConfig {
-        array: satkit_hw::arch::ArrayConfig { dataflows: vec![Dataflow::Os], ..built.array.clone() },
-        ..built.clone()
-    };
+    let arch = rtl.arch().clone();
     let policy = SparsityPolicy::new(Method::Bdwp, "2:8".parse().unwrap());
     let batch = 8u64;
     let model = zoo::get("mlp").unwrap();
-    let compiled = step::compile(&os_only, &model, batch, &policy, &StepOptions::default(), &mut |_, _| {}).unwrap();
+    let compiled = step::compile(&arch, &model, batch, &policy, &StepOptions::default(), &mut |_, _| {}).unwrap();
     let program = &compiled.program;
     rtl.supports(program).unwrap_or_else(|e| panic!("the RTL runs every instruction of the step: {e}"));
     let count = |m: &str| program.insns.iter().filter(|i| i.op.mnemonic() == m).count();
+    let gemms = |d: Dataflow| program.insns.iter().filter(|i| matches!(i.op, Op::Gemm { dataflow, .. } if dataflow == d)).count();
     assert!(count("gemm") > 200 && count("prune") > 0 && count("update") > 0, "{} instructions", program.insns.len());
+    println!("{} OS and {} WS GEMMs", gemms(Dataflow::Os), gemms(Dataflow::Ws));
     let m = &compiled.manifest;
     let len = m.dram_bytes as usize;
     let mut rng = ChaCha8Rng::seed_from_u64(8);

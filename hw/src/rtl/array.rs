@@ -1,4 +1,4 @@
-//! The sparse tensor engine's datapath as RTL: a `rows x cols` output-stationary array of
+//! The sparse tensor engine's datapath as RTL: a `rows x cols` output- or weight-stationary array of
 //! [`Pe`]s with its edge skew registers, sized only by an [`ArchConfig`]. The tensor unit
 //! ([`super::tensor`]) sequences it.
 //!
@@ -24,6 +24,15 @@
 //! column and slot at once, at cycle `t + r + C + L - 2` for a first step fed from `t`, with the
 //! matching initial values fed on the slot-`j` bus at `t + r` (delayed `c + j` inside).
 
+//! **Weight stationary** (`ws`; see [`Pe`]). PE `(r, c)` holds reduction step `r` of output
+//! column `c`. A column's weights enter at the top as in OS (delayed `c`) with the `shift`
+//! enable (delayed `c` too) and shift down one row per cycle, so `R` shifting cycles put the
+//! first-fed step in the bottom row. Input row `m`'s step-`r` lanes enter row `r` (delayed
+//! `r`, then one PE per cycle to the right); its partial sum enters column `c` on the slot-0
+//! initial-value bus (delayed `c`) and leaves the bottom row `R L` cycles after it entered, onto
+//! the slot-0 result bus (de-skewed as in OS). The tensor unit feeds row `r` `r (L - 1)` cycles
+//! after row 0, so each row's lanes meet the partial sum coming down.
+//!
 //! **Bus widths.** The edge buses have the widest lane counts (see [`super::pe`]); the edges
 //! mask them to the configuration's lanes before the skew registers, so the unused lanes'
 //! registers are constant and synthesis removes them.
@@ -106,6 +115,10 @@ pub struct PeArray {
     pub init: Vec<Signal<In, Bits<32>>>,
     /// Result buses, `result[c * L + j]`, de-skewed.
     pub result: Vec<Signal<Out, Bits<32>>>,
+    /// High for a WS GEMM (see the module documentation).
+    pub ws: Signal<In, Bit>,
+    /// WS: high while weights shift down into place (skewed per column like the weights).
+    pub shift: Signal<In, Bit>,
     act_skew: Vec<DelayLine<ActBus>>,
     valid_skew: Vec<DelayLine<Bit>>,
     first_skew: Vec<DelayLine<Bit>>,
@@ -113,6 +126,7 @@ pub struct PeArray {
     wgt_skew: Vec<DelayLine<WgtBus>>,
     idx_skew: Vec<DelayLine<IdxBus>>,
     en_skew: Vec<DelayLine<EnBus>>,
+    shift_skew: Vec<DelayLine<Bit>>,
     init_skew: Vec<DelayLine<Bits<32>>>,
     result_deskew: Vec<DelayLine<Bits<32>>>,
     /// The OR of PE `(r, c)`'s slot-`j` result and the ones above it: `column_or[(r * cols + c)
@@ -148,6 +162,8 @@ impl PeArray {
             en: (0..cols).map(|_| Signal::default()).collect(),
             init: (0..cols * slots).map(|_| Signal::default()).collect(),
             result: (0..cols * slots).map(|_| Signal::default()).collect(),
+            ws: Default::default(),
+            shift: Default::default(),
             act_skew: (0..rows).map(DelayLine::new).collect(),
             valid_skew: (0..rows).map(DelayLine::new).collect(),
             first_skew: (0..rows).map(DelayLine::new).collect(),
@@ -155,6 +171,7 @@ impl PeArray {
             wgt_skew: (0..cols).map(DelayLine::new).collect(),
             idx_skew: (0..cols).map(DelayLine::new).collect(),
             en_skew: (0..cols).map(DelayLine::new).collect(),
+            shift_skew: (0..cols).map(DelayLine::new).collect(),
             init_skew: (0..cols * slots).map(|b| DelayLine::new(b / slots + b % slots)).collect(),
             result_deskew: (0..cols * slots).map(|b| DelayLine::new(cols - 1 - b / slots + slots - 1 - b % slots)).collect(),
             column_or: (0..rows * cols * slots).map(|_| Signal::default()).collect(),
@@ -195,6 +212,8 @@ impl Logic for PeArray {
             self.wgt_skew[c].data_in.next = self.wgt[c].val() & self.wgt_lanes.val();
             self.idx_skew[c].data_in.next = self.idx[c].val() & self.idx_lanes.val();
             self.en_skew[c].data_in.next = self.en[c].val() & self.en_lanes.val();
+            self.shift_skew[c].clock.next = self.clock.val();
+            self.shift_skew[c].data_in.next = self.shift.val();
         }
         for b in 0..self._buses {
             self.init_skew[b].clock.next = self.clock.val();
@@ -225,6 +244,20 @@ impl Logic for PeArray {
                     self.pes[p].wgt_in.next = self.pes[p - cols].wgt_out.val();
                     self.pes[p].idx_in.next = self.pes[p - cols].idx_out.val();
                     self.pes[p].en_in.next = self.pes[p - cols].en_out.val();
+                }
+                // WS: column c's shift enable, and partial sums from the slot-0 initial-value
+                // bus at the top down to the bottom row.
+                for r in 0..self._rows {
+                    for c in 0..self._cols {
+                        self.pes[r * cols + c].ws.next = self.ws.val();
+                        self.pes[r * cols + c].shift.next = self.shift_skew[c].data_out.val();
+                    }
+                }
+                for c in 0..self._cols {
+                    self.pes[c].psum_in.next = self.init_skew[c * slots].data_out.val();
+                }
+                for p in self._cols..self._pes {
+                    self.pes[p].psum_in.next = self.pes[p - cols].psum_out.val();
                 }
                 // Each PE takes its column's initial-value bus of the slot it works on, and
                 // ORs its result into that slot's result bus.
@@ -259,6 +292,12 @@ impl Logic for PeArray {
                     for b in 0..self._buses {
                         self.result_deskew[b].data_in.next = self.column_or[last_row * slots + b].val();
                         self.result[b].next = self.result_deskew[b].data_out.val();
+                    }
+                    // WS: the bottom row's partial sums leave on the slot-0 result buses.
+                    if self.ws.val() {
+                        for c in 0..self._cols {
+                            self.result_deskew[c * slots].data_in.next = self.pes[last_row + c].psum_out.val();
+                        }
                     }
                 }
             }

@@ -9,7 +9,8 @@
 //!   add with round to nearest even), bit for bit `sim::numerics`;
 //! - [`pe`]: one PE (selection of activations by in-group index, multipliers, adder chain,
 //!   one accumulator per interleave slot, the fold boundary's initial value and result);
-//! - [`array`]: the `rows x cols` output-stationary array with its edge skew and result buses;
+//! - [`array`]: the `rows x cols` output- or weight-stationary array with its edge skew and
+//!   result buses;
 //! - [`tensor`]: the tensor unit (the `gemm` operand sequencer around the array) and the buffer
 //!   template;
 //! - [`sore`], [`wuve`]: the SORE lanes (streaming top-N selection per group of M) and the WUVE
@@ -24,7 +25,7 @@
 //!
 //! Not generated yet: the vector unit's pooling, softmax, normalization and GELU ops (its
 //! element-wise ops and `softmax_xent` are); the
-//! array's WS and IS dataflows; block-RAM buffers (the buffers are multi-port register files,
+//! array's IS dataflow; block-RAM buffers (the buffers are multi-port register files,
 //! since the simulator models buffers without bank conflicts).
 
 pub mod array;

@@ -1,4 +1,4 @@
-//! One processing element (PE) of the sparse tensor engine, output stationary.
+//! One processing element (PE) of the sparse tensor engine, output or weight stationary.
 //!
 //! **Function** (as `sim::pe_array`): the PE has `n_max` FP16 x FP16 -> FP32 multipliers. Slot
 //! `j` multiplies weight `j` by the activation that its in-group index selects among the
@@ -30,6 +30,15 @@
 //! ORs a column's PEs into one result bus per slot. A `first_in` without `valid_in` (the flush
 //! after a GEMM's last fold) only shows the result. Folds therefore follow each other with no
 //! drain in between: the previous fold's sums leave as the next fold's first step arrives.
+//!
+//! **Weight stationary** (`ws` high for the whole GEMM). The weight, index and enable
+//! forwarding registers become the PE's stationary operands: while `shift` is high they take
+//! the PE above's (so a column's weights shift down into place, one row per cycle), and
+//! otherwise they hold. The multipliers use the held operands, and the adder chain starts from
+//! `psum_in`, the partial sum of the PE above; the chain's result passes the same
+//! `accumulator_latency` pipeline into the first accumulator, which drives `psum_out` for the
+//! PE below. Steps past the reduction have their enables clear, so their PEs pass the partial
+//! sum on unchanged.
 //!
 //! Lane buses have the widest sizes `ArchConfig::validate` allows ([`ACT_BUS_LANES`],
 //! [`WGT_BUS_LANES`]); a PE uses only its configuration's lanes and forwards only those: its
@@ -110,10 +119,23 @@ pub struct Pe {
     pub result_out: Signal<Out, Bits<32>>,
     /// `slot_in`: the slot whose sum `result_out` shows.
     pub result_slot: Signal<Out, Slot>,
+    // Weight stationary (see the module documentation)
+    /// High for a WS GEMM: weights are held, partial sums flow down.
+    pub ws: Signal<In, Bit>,
+    /// WS: high while the column's weights shift down into place; low, the PE holds them.
+    pub shift: Signal<In, Bit>,
+    /// WS: the partial sum from the PE above (or the column's top).
+    pub psum_in: Signal<In, Bits<32>>,
+    /// WS: `psum_in` plus this PE's products, `accumulator_latency` cycles later.
+    pub psum_out: Signal<Out, Bits<32>>,
     // Datapath
     muls: Vec<Fp16Mul>,
     adders: Vec<Fp32Add>,
     selected: Vec<Signal<Local, Bits<16>>>,
+    /// The weights, indices and enables the multipliers use: `wgt_in` (OS) or the held ones (WS).
+    use_wgt: Signal<Local, WgtBus>,
+    use_idx: Signal<Local, IdxBus>,
+    use_en: Signal<Local, EnBus>,
     partial: Vec<Signal<Local, Bits<32>>>,
     stage_value: Vec<Signal<Local, Bits<32>>>,
     stage_valid: Vec<Signal<Local, Bit>>,
@@ -170,6 +192,13 @@ impl Pe {
             init_in: Default::default(),
             result_out: Default::default(),
             result_slot: Default::default(),
+            ws: Default::default(),
+            shift: Default::default(),
+            psum_in: Default::default(),
+            psum_out: Default::default(),
+            use_wgt: Default::default(),
+            use_idx: Default::default(),
+            use_en: Default::default(),
             muls: (0..n_max).map(|_| Fp16Mul::default()).collect(),
             adders: (0..n_max).map(|_| Fp32Add::default()).collect(),
             selected: (0..n_max).map(|_| Signal::default()).collect(),
@@ -223,6 +252,20 @@ impl Logic for Pe {
         self.wgt_reg.d.next = self.wgt_in.val() & self.wgt_lanes.val();
         self.idx_reg.d.next = self.idx_in.val() & self.idx_lanes.val();
         self.en_reg.d.next = self.en_in.val() & self.en_lanes.val();
+        self.use_wgt.next = self.wgt_in.val();
+        self.use_idx.next = self.idx_in.val();
+        self.use_en.next = self.en_in.val();
+        if self.ws.val() {
+            // WS: the forwarding registers hold the PE's weights once shifted into place.
+            if !self.shift.val() {
+                self.wgt_reg.d.next = self.wgt_reg.q.val();
+                self.idx_reg.d.next = self.idx_reg.q.val();
+                self.en_reg.d.next = self.en_reg.q.val();
+            }
+            self.use_wgt.next = self.wgt_reg.q.val();
+            self.use_idx.next = self.idx_reg.q.val();
+            self.use_en.next = self.en_reg.q.val();
+        }
         self.act_out.next = self.act_reg.q.val();
         self.valid_out.next = self.valid_reg.q.val();
         self.first_out.next = self.first_reg.q.val();
@@ -234,12 +277,12 @@ impl Logic for Pe {
         for j in 0..self._n_max {
             self.selected[j].next = self.act_in.val().get_bits::<16>(0);
             for k in 1..self._m_max {
-                if self.idx_in.val().get_bits::<4>(j * 4) == k.to_bits() {
+                if self.use_idx.val().get_bits::<4>(j * 4) == k.to_bits() {
                     self.selected[j].next = self.act_in.val().get_bits::<16>(k * 16);
                 }
             }
             self.muls[j].a.next = self.selected[j].val();
-            self.muls[j].b.next = self.wgt_in.val().get_bits::<16>(j * 16);
+            self.muls[j].b.next = self.use_wgt.val().get_bits::<16>(j * 16);
         }
         // The adder chain, in slot order, from the slot's accumulator (from `init_in` on a
         // first step)
@@ -256,10 +299,13 @@ impl Logic for Pe {
             self.partial[0].next = self.init_in.val();
             self.result_out.next = self.acc_read.val();
         }
+        if self.ws.val() {
+            self.partial[0].next = self.psum_in.val();
+        }
         for j in 0..self._n_max {
             self.adders[j].a.next = self.partial[j].val();
             self.adders[j].b.next = self.muls[j].product.val();
-            if self.en_in.val().get_bit(j) {
+            if self.use_en.val().get_bit(j) {
                 self.partial[j + 1].next = self.adders[j].sum.val();
             } else {
                 self.partial[j + 1].next = self.partial[j].val();
@@ -285,6 +331,11 @@ impl Logic for Pe {
                     self.accs[j].d.next = self.stage_value[last].val();
                 }
             }
+            // WS: the first accumulator is the partial-sum output register.
+            if self.ws.val() {
+                self.accs[0].d.next = self.stage_value[last].val();
+            }
         }
+        self.psum_out.next = self.accs[0].q.val();
     }
 }

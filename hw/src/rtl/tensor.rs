@@ -1,6 +1,7 @@
 //! The tensor unit as RTL: the `gemm` instruction's operand sequencer around the PE array
 //! ([`super::array`]), and the on-chip buffers it reads and writes, cycle for cycle and bit for
-//! bit the simulator's `pe_array` (output stationary, interleave `1 <= I <= L`).
+//! bit the simulator's `pe_array` (output stationary with interleave `1 <= I <= L`, and weight
+//! stationary).
 //!
 //! These blocks are emitted as Verilog-2001 text, every size a `localparam` taken from the
 //! [`ArchConfig`] when the text is generated: rust-hdl 0.46 sizes a memory by a const-generic
@@ -8,7 +9,7 @@
 //! run time. The PE array inside stays rust-hdl ([`super::array::PeArray`]).
 //!
 //! **`sat_tensor_unit`.** Takes the `gemm` word the controller issues (field positions from
-//! the ISA table, [`layouts`]), runs the GEMM as `F = ceil(rows / R) * ceil(cols / (C I))`
+//! the ISA table, [`layouts`]). **OS:** runs the GEMM as `F = ceil(rows / R) * ceil(cols / (C I))`
 //! folds (row tiles outer) and raises `done` for one cycle. A fold's step is `I` sub-steps on
 //! consecutive cycles, sub-step `i` on the fold's output columns `i C .. (i + 1) C`, one step
 //! every `Q = max(I, L)` cycles. With `t0` the issue cycle, `S` the reduction steps and
@@ -24,12 +25,29 @@
 //! - `done` is high at `t0 + F P + R + C + L`, the cycle after the last write: the simulator's
 //!   `folds * (S max(I, L) + R + C - 2) + R + C + L` (`sim::pe_array::os_writeback`).
 //!
+//! **WS** (see [`super::array`]): folds of `R` reduction steps x `C` columns, reduction folds
+//! inner, one every `P = R + max(rows, WS_MIN_STREAM) + (R - 1) L + C - 1` cycles from
+//! `t0 + 1`. Relative to a fold's start:
+//! - cycles `0 .. R` present the weights of steps `k0 + R - 1` down to `k0` (the bottom row's
+//!   first), which the array shifts down while `shift` is high;
+//! - cycle `R + m` presents input row `m`'s partial sums for the fold's columns (the old
+//!   outputs on the first reduction fold when accumulating, else +0; on later folds what the
+//!   previous fold wrote) on the slot-0 initial-value buses, and cycle `R + m + r (L - 1)` row
+//!   `m`'s step-`k0 + r` activations to array row `r`;
+//! - row `m`'s sums reach the slot-0 result buses `R L + L + C - 1` cycles after its partial
+//!   sums' addresses (a delay line carries the row and column to that write-back).
+//!
+//! `done` is high the cycle after the last fold's last write-back, at
+//! `t0 + (F - 1) P + R + rows + R L + L + C`: the simulator's WS cost. The fold period keeps
+//! a reduction fold's partial-sum reads after the previous fold's writes
+//! (`ArchConfig::ws_min_stream`).
+//!
 //! Operand addressing follows the ISA module's layouts, including `input_t` and `weight_t`.
 //! Rows past `rows` read no activations (their sums are not written), columns past `cols`
-//! enable no slot, and a dense step past `depth` disables its slots, as the simulator's
-//! numerics add only the products that exist. An instruction the unit cannot run (WS or IS
-//! dataflow, interleave above `L`) raises `unsupported` and completes without touching the
-//! buffers; the host refuses such programs before running them.
+//! enable no slot, and a dense step past `depth` (or a sparse one past the steps) disables its
+//! slots, as the simulator's numerics add only the products that exist. An instruction the
+//! unit cannot run (IS dataflow, OS interleave above `L`) raises `unsupported` and completes
+//! without touching the buffers; the host refuses such programs before running them.
 //!
 //! **`sat_buffer`.** One on-chip buffer: `DEPTH` elements of `WIDTH` bits with `RPORTS`
 //! synchronous read ports and `WPORTS` write ports (a later port wins on the same address),
@@ -137,15 +155,21 @@ module {UNIT_MODULE} (
     output [{c}*{l}*32-1:0] acc_wdata
 );
     localparam R = {r}, C = {c}, L = {l}, NMAX = {n_max}, MMAX = {m_max};
+    // WS: a row's partial sum leaves the array R L + L + C - 1 cycles after its address (see
+    // the module documentation); a fold streams at least WS_MIN_STREAM rows.
+    localparam WS_DELAY = {ws_delay}, WS_MIN_STREAM = {ws_min_stream};
 "#,
-        word_hi = WORD_BITS - 1
+        word_hi = WORD_BITS - 1,
+        ws_delay = r * l + l + c - 1,
+        ws_min_stream = arch.ws_min_stream(),
     );
     s.push_str(&super::sequencers::field_wires("gemm")?);
     let _ = write!(
         s,
         r#"    wire f_sparse = f_weights != 0;
     wire [4:0] f_r = f_sparse ? {{1'b0, f_weights[7:4]}} : NMAX;
-    wire f_runs = f_dataflow == {os} && f_interleave >= 1 && f_interleave <= L;
+    wire f_ws = f_dataflow == {ws};
+    wire f_runs = (f_dataflow == {os} && f_interleave >= 1 && f_interleave <= L) || f_ws;
     wire [31:0] f_steps = ({{16'h0, f_depth}} + f_r - 1) / f_r;
     wire [4:0] f_period = f_interleave > L ? f_interleave : L;
     wire f_empty = f_rows == 0 || f_cols == 0 || f_steps == 0;
@@ -169,7 +193,20 @@ module {UNIT_MODULE} (
     reg wb_active, wb_last;
     reg [15:0] wb_wait, wb_k, wb_row0, wb_col0;
 
-    assign busy = running;
+    // WS sequencing: `ws_phase` counts a fold's cycles; the fold works on steps
+    // ws_k0 .. ws_k0 + R and columns ws_col0 .. ws_col0 + C.
+    reg ws, ws_running, ws_feeding, shift_d;
+    reg [31:0] ws_phase, ws_period;
+    reg [15:0] ws_k0, ws_col0;
+    wire ws_last_fold = ws_k0 + R >= steps && ws_col0 + C >= cols;
+    // A row's partial sums leave the array WS_DELAY cycles after its psum address: this line
+    // carries {{valid, last, m, col0}} of each streamed row to its write-back.
+    reg [33:0] ws_line [0:WS_DELAY-1];
+    wire [33:0] ws_out = ws_line[WS_DELAY-1];
+    wire [31:0] ws_m = ws_phase - R;
+    wire ws_row_on = ws_feeding && ws_phase >= R && ws_m < rows;
+
+    assign busy = running || ws_running;
     wire feeding = running && !flushing && step < steps && sub < slots;
     wire flush_now = running && flushing && !flushed && sub < slots;
     wire last_fold = row0 + R >= rows && col0 + fold_cols >= cols;
@@ -188,8 +225,25 @@ module {UNIT_MODULE} (
             fold_period <= f_steps * f_period + R + C - 2;
             phase <= 0; step <= 0; sub <= 0; koff <= 0; poff <= 0; row0 <= 0; col0 <= 0;
             has_prev <= 0; flushing <= 0; flushed <= 0;
-            running <= f_runs && !f_empty;
+            running <= f_runs && !f_ws && !f_empty;
+            ws <= f_ws;
+            ws_running <= f_runs && f_ws && !f_empty; ws_feeding <= f_runs && f_ws && !f_empty;
+            ws_phase <= 0; ws_k0 <= 0; ws_col0 <= 0;
+            ws_period <= R + ({{16'h0, f_rows}} > WS_MIN_STREAM ? {{16'h0, f_rows}} : WS_MIN_STREAM) + (R - 1) * L + C - 1;
             if (!f_runs || f_empty) done <= 1;
+        end else if (ws_running) begin
+            if (ws_feeding) begin
+                if (ws_phase == ws_period - 1) begin
+                    ws_phase <= 0;
+                    if (ws_last_fold) ws_feeding <= 0;
+                    else if (ws_k0 + R < steps) ws_k0 <= ws_k0 + R;
+                    else begin ws_k0 <= 0; ws_col0 <= ws_col0 + C; end
+                end else ws_phase <= ws_phase + 1;
+            end
+            if (ws_out[33] && ws_out[32]) begin
+                ws_running <= 0;
+                done <= 1;
+            end
         end else if (running) begin
             if (flushing) begin
                 if (flush_now) begin
@@ -252,15 +306,27 @@ module {UNIT_MODULE} (
         valid_d <= feeding;
         first_d <= first_now;
         slot_d <= sub[3:0];
+        shift_d <= ws_feeding && ws_phase < R;
+        ws_line[0] <= {{ws_row_on, ws_last_fold && ws_m == rows - 1, ws_m[15:0], ws_col0}};
     end
+    genvar gd;
+    generate
+        for (gd = 1; gd < WS_DELAY; gd = gd + 1) begin : ws_delay
+            always @(posedge clock) ws_line[gd] <= ws_line[gd-1];
+        end
+    endgenerate
 
     genvar gr, gc, gj;
     generate
         for (gr = 0; gr < R; gr = gr + 1) begin : act_rows
-            wire [15:0] m = row0 + gr;
+            // WS: row gr takes input row m with step ws_k0 + gr, gr (L - 1) cycles after row 0.
+            wire [31:0] ws_row = ws_phase - R - gr * (L - 1);
+            wire ws_on = ws_feeding && ws_phase >= R + gr * (L - 1) && ws_row < rows;
+            wire [31:0] ws_koff = (ws_k0 + gr) * per_step;
+            wire [15:0] m = ws ? ws_row[15:0] : row0 + gr;
             for (gj = 0; gj < MMAX; gj = gj + 1) begin : lanes
-                wire [31:0] kk = koff + gj;
-                wire ok = m < rows && gj < per_step && kk < depth;
+                wire [31:0] kk = (ws ? ws_koff : koff) + gj;
+                wire ok = (ws ? ws_on : m < rows) && gj < per_step && kk < depth;
                 assign act_raddr[(gr*MMAX+gj)*{act_aw} +: {act_aw}] =
                     input_t ? in_base + kk * rows + m : in_base + m * depth + kk;
                 always @(posedge clock) act_ok[gr*MMAX+gj] <= ok;
@@ -271,12 +337,16 @@ module {UNIT_MODULE} (
             end
         end
         for (gc = 0; gc < C; gc = gc + 1) begin : wgt_cols
-            // Sub-step `sub` works on the fold's column block `sub`.
-            wire [15:0] n = col0 + sub * C + gc;
+            // OS: sub-step `sub` works on the fold's column block `sub`. WS: preload cycle
+            // ws_phase < R sends the weights of step ws_k0 + R - 1 - ws_phase (the bottom row's
+            // first).
+            wire [31:0] ws_step = ws_k0 + R - 1 - ws_phase;
+            wire ws_on = ws_feeding && ws_phase < R && ws_step < steps;
+            wire [15:0] n = ws ? ws_col0 + gc : col0 + sub * C + gc;
             for (gj = 0; gj < NMAX; gj = gj + 1) begin : weight_slots
-                wire [31:0] kk = koff + gj;
-                wire [31:0] pos = poff + gj;
-                wire ok = n < cols && (sparse ? gj < kept : kk < depth);
+                wire [31:0] kk = (ws ? ws_step * per_step : koff) + gj;
+                wire [31:0] pos = (ws ? ws_step * kept : poff) + gj;
+                wire ok = (!ws || ws_on) && n < cols && (sparse ? gj < kept : kk < depth);
                 assign wgt_raddr[(gc*NMAX+gj)*{wgt_aw} +: {wgt_aw}] =
                     sparse ? w_base + n * stored + pos
                            : (weight_t ? w_base + kk * cols + n : w_base + n * depth + kk);
@@ -291,17 +361,24 @@ module {UNIT_MODULE} (
                 assign edge_en[gc][{en_bus}-1:NMAX] = 0;
             end
             for (gj = 0; gj < L; gj = gj + 1) begin : buses
-                // Initial sums: row (phase) of this fold, slot gj, read while phase < R.
-                wire [15:0] im = row0 + phase[15:0];
-                wire [15:0] in_col = col0 + gj * C + gc;
+                // OS: initial sums, row (phase) of this fold, slot gj, read while phase < R.
+                // WS (slot 0): row ws_m's partial sum, the old output on the first k-fold
+                // only when accumulating.
+                wire ws_bus = ws && gj == 0;
+                wire [15:0] im = ws_bus ? ws_m[15:0] : row0 + phase[15:0];
+                wire [15:0] in_col = ws_bus ? ws_col0 + gc : col0 + gj * C + gc;
                 assign acc_raddr[(gc*L+gj)*{acc_aw} +: {acc_aw}] = out_base + im * cols + in_col;
                 reg init_ok;
-                always @(posedge clock) init_ok <= init_now && accumulate && gj < slots && im < rows && in_col < cols;
+                always @(posedge clock)
+                    init_ok <= ws_bus ? ws_row_on && in_col < cols && (ws_k0 != 0 || accumulate)
+                                      : init_now && accumulate && gj < slots && im < rows && in_col < cols;
                 assign edge_init[gc*L+gj] = init_ok ? acc_rdata[(gc*L+gj)*32 +: 32] : 32'h0;
-                // Results of the previous fold: row wb_k, slot gj.
-                wire [15:0] wm = wb_row0 + wb_k;
-                wire [15:0] wn = wb_col0 + gj * C + gc;
-                assign acc_we[gc*L+gj] = wb_active && wb_wait == 0 && gj < slots && wm < rows && wn < cols;
+                // OS: results of the previous fold, row wb_k, slot gj. WS (slot 0): the row
+                // leaving the delay line.
+                wire [15:0] wm = ws_bus ? ws_out[31:16] : wb_row0 + wb_k;
+                wire [15:0] wn = ws_bus ? ws_out[15:0] + gc : wb_col0 + gj * C + gc;
+                assign acc_we[gc*L+gj] = ws_bus ? ws_out[33] && wn < cols
+                                                : wb_active && wb_wait == 0 && gj < slots && wm < rows && wn < cols;
                 assign acc_waddr[(gc*L+gj)*{acc_aw} +: {acc_aw}] = out_base + wm * cols + wn;
                 assign acc_wdata[(gc*L+gj)*32 +: 32] = edge_result[gc*L+gj];
             end
@@ -313,8 +390,11 @@ module {UNIT_MODULE} (
         .valid(valid_d),
         .first(first_d),
         .slot(slot_d),
+        .ws(ws),
+        .shift(shift_d),
 "#,
         os = Dataflow::Os.to_bits(),
+        ws = Dataflow::Ws.to_bits(),
         act_lanes = super::pe::ACT_BUS_LANES,
         wgt_lanes = super::pe::WGT_BUS_LANES,
     );
