@@ -22,8 +22,10 @@
 //!
 //! **Cycles:** `ceil(work / lanes) + pipeline_latency + 2` (two to start reading: the fields
 //! are registered, then the buffers read synchronously, as the RTL does), where work is the
-//! element count for element-wise ops, `outputs * p2 * p2` for pooling and its gradient, two
-//! passes for statistics and the normalization gradient, one for the others. The softmaxes
+//! element count for element-wise ops, `outputs * p2 * p2` for pooling, two passes for
+//! statistics and the normalization gradient, one for the others. A pooling gradient first
+//! writes zeros over its `planes * p0 * p1` outputs (`ceil(planes p0 p1 / lanes)` cycles),
+//! then walks the windows (`ceil(outputs p2 p2 / lanes)`). The softmaxes
 //! make three passes over each row (max, exponentials and their sum, normalization), each
 //! `ceil(p0 / lanes)` cycles, since a pass needs the previous one's result:
 //! `3 * rows * ceil(p0 / lanes) + pipeline_latency + 2`, and `softmax_xent` one cycle more
@@ -162,6 +164,8 @@ pub fn cost(arch: &ArchConfig, s: &Scratchpads, v: &VecInsn) -> Cost {
     let issue_cycles = match v.op {
         VecOp::Softmax | VecOp::SoftmaxGrad => 3 * v.count * v.p[0].div_ceil(lanes),
         VecOp::SoftmaxXent => 3 * v.count * v.p[0].div_ceil(lanes) + 1,
+        // The gradient planes are zeroed first, then the windows add to them.
+        VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => g.elements_out.div_ceil(lanes) + g.work.div_ceil(lanes),
         _ => g.work.div_ceil(lanes),
     };
     let mut cost = Cost {

@@ -17,7 +17,7 @@
 //! other `vec` ops or with GEMMs in WS or IS are refused with [`Error::Unsupported`].
 
 use half::f16;
-use satkit_hw::isa::{Buffer, Field, Op, Program, Unit};
+use satkit_hw::isa::{Buffer, Field, Op, Program, Unit, VecOp};
 use satkit_hw::rtl::machine::DRAM_ADDRESS_BITS;
 use satkit_hw::rtl::sequencers::VECTOR_OPS;
 use satkit_hw::{ArchConfig, Dataflow};
@@ -489,6 +489,11 @@ impl CosimMachine {
                 Op::Gemm { .. } => {}
                 Op::Vec { op, .. } if !VECTOR_OPS.contains(&op) => {
                     return refuse(format!("the RTL vector unit runs {} only so far", VECTOR_OPS.map(|o| o.name()).join(", ")));
+                }
+                Op::Vec { op: VecOp::MaxPoolGrad | VecOp::AvgPoolGrad, p2, p3, .. } if p3 < p2 => {
+                    return refuse(format!(
+                        "a pooling gradient over overlapping windows (window {p2}, stride {p3}): the RTL's need stride >= window"
+                    ));
                 }
                 Op::Vec { .. } => {}
             }

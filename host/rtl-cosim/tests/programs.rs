@@ -155,11 +155,12 @@ fn compiled_gemm_programs_from_dram_to_dram() {
 #[derive(Debug, Clone)]
 enum Job {
     RoundTrip { buf: Buffer, rows: u32, cols: u32, strides: (u32, u32, u32) },
-    Gemm { m: u32, n: u32, k: u32, interleave: u32, accumulate: bool },
+    Gemm { m: u32, n: u32, k: u32, interleave: u32, accumulate: bool, ws: bool },
     Prune { bp: bool, ratio: usize, a: u32, b: u32, write_mask: bool },
     Update { count: u32, use_mask: bool },
     Vec { op: usize, count: u32, a: usize, b: usize, dst: usize },
     SoftmaxXent { rows: u32, classes: u32, a: usize, dst: usize },
+    Pool { op: usize, planes: u32, h: u32, w: u32, k: u32, extra_stride: u32, a: usize, dst: usize },
 }
 
 fn job() -> impl Strategy<Value = Job> {
@@ -170,13 +171,9 @@ fn job() -> impl Strategy<Value = Job> {
             cols,
             strides: (drs, dcs, cols + pad),
         }),
-        (1u32..10, 1u32..10, 1u32..20, 1u32..3, any::<bool>()).prop_map(|(m, n, k, interleave, accumulate)| Job::Gemm {
-            m,
-            n,
-            k,
-            interleave,
-            accumulate
-        }),
+        (1u32..10, 1u32..10, 1u32..20, 1u32..3, any::<bool>(), any::<bool>()).prop_map(
+            |(m, n, k, interleave, accumulate, ws)| Job::Gemm { m, n, k, interleave, accumulate, ws }
+        ),
         (any::<bool>(), 0usize..8, 1u32..5, 1u32..4, any::<bool>()).prop_map(|(bp, ratio, a, b, write_mask)| Job::Prune {
             bp,
             ratio,
@@ -193,6 +190,9 @@ fn job() -> impl Strategy<Value = Job> {
             dst
         }),
         (1u32..5, 1u32..12, 0usize..6, 0usize..6).prop_map(|(rows, classes, a, dst)| Job::SoftmaxXent { rows, classes, a, dst }),
+        (0usize..4, 1u32..3, 3u32..9, 3u32..9, 1u32..4, 0u32..2, 0usize..6, 0usize..6).prop_map(
+            |(op, planes, h, w, k, extra_stride, a, dst)| Job::Pool { op, planes, h, w, k, extra_stride, a, dst }
+        ),
     ]
 }
 
@@ -242,7 +242,7 @@ impl Emitter<'_> {
                 self.insns.push(Instruction::new(dma(false, buf, at, dram_at + extent, rows, cols, strides)).wait(s));
                 self.dram += 2 * extent + 64;
             }
-            Job::Gemm { m, n, k, interleave, accumulate } => {
+            Job::Gemm { m, n, k, interleave, accumulate, ws } => {
                 let (input, weight, output) =
                     (self.region(Buffer::Act, m * k), self.region(Buffer::Wgt, n * k), self.region(Buffer::Acc, m * n));
                 let (loaded, done) = (self.next_sem(), self.next_sem());
@@ -250,7 +250,7 @@ impl Emitter<'_> {
                 let l2 = self.dma(true, Buffer::Wgt, weight, n * k).signal(loaded);
                 self.insns.extend([l1, l2]);
                 let gemm = Op::Gemm {
-                    dataflow: Dataflow::Os,
+                    dataflow: if ws { Dataflow::Ws } else { Dataflow::Os },
                     weights: WeightFormat::Dense,
                     accumulate,
                     interleave: (interleave - 1) % latency + 1,
@@ -319,6 +319,37 @@ impl Emitter<'_> {
                 let st = self.dma(false, dst, rd, count).wait(done);
                 self.insns.push(st);
             }
+            Job::Pool { op, planes, h, w, k, extra_stride, a, dst } => {
+                let op = [VecOp::MaxPool, VecOp::AvgPool, VecOp::MaxPoolGrad, VecOp::AvgPoolGrad][op];
+                let stride = k + extra_stride;
+                let outputs = planes * ((h - k) / stride + 1) * ((w - k) / stride + 1);
+                let grad = matches!(op, VecOp::MaxPoolGrad | VecOp::AvgPoolGrad);
+                let (a, dst) = (Buffer::ALL[a], Buffer::ALL[dst]);
+                let written = if grad { planes * h * w } else { outputs };
+                let (ra, rb, rd) =
+                    (self.region(a, planes * h * w), self.region(Buffer::Acc, outputs), self.region(dst, written));
+                let (loaded, done) = (self.next_sem(), self.next_sem());
+                let l1 = self.dma(true, a, ra, planes * h * w).signal(loaded);
+                let l2 = self.dma(true, Buffer::Acc, rb, outputs).signal(loaded);
+                self.insns.extend([l1, l2]);
+                let v = Op::Vec {
+                    op,
+                    count: planes,
+                    dst_buf: dst,
+                    dst: rd,
+                    a_buf: a,
+                    a: ra,
+                    b_buf: Buffer::Acc,
+                    b: rb,
+                    p0: h,
+                    p1: w,
+                    p2: k,
+                    p3: stride,
+                };
+                self.insns.push(Instruction::new(v).wait(loaded).wait(loaded).signal(done));
+                let st = self.dma(false, dst, rd, written).wait(done);
+                self.insns.push(st);
+            }
             Job::SoftmaxXent { rows, classes, a, dst } => {
                 let (a, dst) = (Buffer::ALL[a], Buffer::ALL[dst]);
                 let (ra, rl, rd) =
@@ -364,7 +395,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
 
     /// Random programs of up to ten independent chains over every unit the RTL has (DMA round
-    /// trips, GEMMs, prunes, updates, element-wise vector ops, softmax cross-entropy): their instructions overlap on the units as
+    /// trips, GEMMs, prunes, updates, element-wise vector ops, softmax cross-entropy, pooling): their instructions overlap on the units as
     /// the queues and semaphores allow. RTL = simulator, bytes and cycles.
     #[test]
     fn random_programs_of_independent_chains(jobs in proptest::collection::vec(job(), 1..=10), seed in any::<u64>()) {
@@ -382,15 +413,14 @@ proptest! {
     }
 }
 
-/// A complete compiled BDWP 2:8 training step of `mlp` (batch 8) for this machine, each GEMM
-/// in the dataflow the compiler chose: loads, the forward pass with N:M and dense GEMMs and ReLUs, the
-/// softmax cross-entropy, the backward pass, the weight updates and the pre-generation of the
-/// next step's N:M copies by the SORE, overlapping as the compiler scheduled them. The DRAM holds
-/// a real step's state (inputs, labels, hyperparameters, small master weights, momenta and valid
-/// N:M copies) over random bytes; the whole DRAM image, every instruction's cycles and the loss
-/// are compared.
-#[test]
-fn a_complete_compiled_mlp_training_step() {
+/// Runs a complete compiled BDWP 2:8 training step of zoo model `name` (batch 8) for this
+/// machine on both sides, each GEMM in the dataflow the compiler chose: loads, the forward pass
+/// (N:M and dense GEMMs, ReLUs, pooling), the softmax cross-entropy, the backward pass, the
+/// weight updates and the pre-generation of the next step's N:M copies by the SORE,
+/// overlapping as the compiler scheduled them. The DRAM holds a real step's state (inputs,
+/// labels, hyperparameters, small master weights, momenta and valid N:M copies) over random
+/// bytes; the whole DRAM image, every instruction's cycles and the loss are compared.
+fn a_complete_compiled_training_step(name: &str) {
     use satkit_compiler::model::zoo;
     use satkit_compiler::model::{Method, SparsityPolicy};
     use satkit_compiler::step::{self, StepOptions};
@@ -398,14 +428,13 @@ fn a_complete_compiled_mlp_training_step() {
     let arch = rtl.arch().clone();
     let policy = SparsityPolicy::new(Method::Bdwp, "2:8".parse().unwrap());
     let batch = 8u64;
-    let model = zoo::get("mlp").unwrap();
+    let model = zoo::get(name).unwrap();
     let compiled = step::compile(&arch, &model, batch, &policy, &StepOptions::default(), &mut |_, _| {}).unwrap();
     let program = &compiled.program;
     rtl.supports(program).unwrap_or_else(|e| panic!("the RTL runs every instruction of the step: {e}"));
     let count = |m: &str| program.insns.iter().filter(|i| i.op.mnemonic() == m).count();
     let gemms = |d: Dataflow| program.insns.iter().filter(|i| matches!(i.op, Op::Gemm { dataflow, .. } if dataflow == d)).count();
     assert!(count("gemm") > 200 && count("prune") > 0 && count("update") > 0, "{} instructions", program.insns.len());
-    println!("{} OS and {} WS GEMMs", gemms(Dataflow::Os), gemms(Dataflow::Ws));
     let m = &compiled.manifest;
     let len = m.dram_bytes as usize;
     let mut rng = ChaCha8Rng::seed_from_u64(8);
@@ -417,12 +446,15 @@ fn a_complete_compiled_mlp_training_step() {
     put(m.input, f16s((0..inputs).map(|_| rng.gen_range(-1.0f32..1.0)).collect()));
     put(m.labels, f32s((0..batch).map(|b| ((b * 3 + 1) % classes) as f32).collect()));
     put(m.hyper, f32s(vec![0.05, 0.9, 5e-4, 2e-4]));
+    let infos = model.infer(batch).unwrap();
     for layer in &m.layers {
         let Some(map) = layer.weights else { continue };
-        let weights = layer.macs[0] as usize / batch as usize;
+        let ff = infos[layer.index].gemms.as_ref().expect("a weight layer has GEMMs").ff;
+        let weights = (ff.groups * ff.n * ff.k) as usize;
         put(map.master, f32s((0..weights).map(|_| rng.gen_range(-0.2f32..0.2)).collect()));
         put(map.momentum, f32s((0..weights).map(|_| rng.gen_range(-0.01f32..0.01)).collect()));
-        // The previous step's pre-generated 2:8 copies: FP16 values and in-group indices 0, 1.
+        // The previous step's pre-generated copies: FP16 values and, for 2:8, in-group indices
+        // 0, 1 (dense layers' FP16 copies hold the same values as FP16).
         for (values, index) in [(map.ff_vals, map.ff_idx), (map.bp_vals, map.bp_idx)] {
             if index > values && values != 0 {
                 let kept = weights / 4;
@@ -430,9 +462,32 @@ fn a_complete_compiled_mlp_training_step() {
                 put(index, (0..kept).map(|j| (j % 2) as u8).collect());
             }
         }
+        for copy in [map.ff_vals, map.dense] {
+            if copy != 0 && layer.ff.as_deref() == Some("dense") {
+                put(copy, f16s((0..weights).map(|_| rng.gen_range(-0.2f32..0.2)).collect()));
+            }
+        }
     }
     let cycles = check(&mut rtl, program, &dram, len as u64, &[]).unwrap_or_else(|e| panic!("{e}"));
-    println!("mlp BDWP 2:8 step, batch {batch}: {} instructions, {cycles} cycles, equal on RTL and simulator", program.insns.len());
+    println!(
+        "{name} BDWP 2:8 step, batch {batch}: {} instructions ({} OS and {} WS GEMMs, {} vector ops), {cycles} cycles, equal on RTL and simulator",
+        program.insns.len(),
+        gemms(Dataflow::Os),
+        gemms(Dataflow::Ws),
+        count("vec")
+    );
     let loss = half::f16::from_le_bytes(rtl.read_dram(m.loss, 2).unwrap().try_into().unwrap()).to_f32();
     assert!(loss.is_finite() && loss > 0.0, "the step's loss {loss}");
+}
+
+#[test]
+fn a_complete_compiled_mlp_training_step() {
+    a_complete_compiled_training_step("mlp");
+}
+
+/// LeNet-5's convolutions (as GEMMs over DMA-gathered patches) and its max pooling forward and
+/// backward.
+#[test]
+fn a_complete_compiled_lenet5_training_step() {
+    a_complete_compiled_training_step("lenet5");
 }

@@ -2,8 +2,9 @@
 //! simulator: `prune` in FF and BP order for every supported ratio (with and without the mask,
 //! values that exercise the FP16 rounding of the kept weights: ties, subnormals, overflow,
 //! NaN), `update` with and without the SR-STE term, back to back and after a prune, the
-//! element-wise `vec` ops between every pair of buffer types, and `softmax_xent` for rows
-//! shorter, as long as and longer than the lanes, from and to every buffer type. Compared: every element of the
+//! element-wise `vec` ops between every pair of buffer types, `softmax_xent` for rows
+//! shorter, as long as and longer than the lanes, from and to every buffer type, and max and
+//! average pooling and their gradients over many geometries. Compared: every element of the
 //! buffers, bit for bit, and every instruction's start and end cycle. A mismatch names the
 //! buffer element or the instruction.
 
@@ -255,7 +256,7 @@ fn vector_ops_in_place_back_to_back_and_empty() {
     };
     check(&mut rtl, &p, 600, 0.3).unwrap_or_else(|e| panic!("{e}"));
     let unsupported = Program {
-        insns: vec![Instruction::new(vec_op(VecOp::Softmax, 4, (Buffer::Acc, 0), (Buffer::Acc, 0), (Buffer::Acc, 0)))],
+        insns: vec![Instruction::new(vec_op(VecOp::Gelu, 4, (Buffer::Acc, 0), (Buffer::Acc, 0), (Buffer::Acc, 0)))],
     };
     let e = rtl.run(&unsupported).unwrap_err();
     assert!(e.to_string().contains("relu_grad"), "{e}");
@@ -283,6 +284,49 @@ fn softmax_cross_entropy_of_every_shape_and_buffer_type() {
                 .unwrap_or_else(|e| panic!("{rows} x {classes} {a} -> {dst}: {e}"));
         }
     }
+}
+
+fn pool(op: VecOp, planes: u32, (h, w, k, stride): (u32, u32, u32, u32), dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32)) -> Op {
+    Op::Vec { op, count: planes, dst_buf: dst.0, dst: dst.1, a_buf: a.0, a: a.1, b_buf: b.0, b: b.1, p0: h, p1: w, p2: k, p3: stride }
+}
+
+#[test]
+fn pooling_and_its_gradients_of_every_geometry_and_buffer_type() {
+    let mut rtl = machine();
+    let mut seed = 1000;
+    // Windows of 1 to 3 elements a side, strides equal to or beyond the window, planes that the
+    // windows cover exactly or not, windows shorter than, as long as and longer than the lanes;
+    // inputs with specials in some seeds (NaN, infinities, signed zeros, equal maxima).
+    let geometries = [(4, 4, 2, 2), (5, 7, 2, 2), (6, 6, 3, 3), (7, 5, 1, 1), (9, 8, 3, 4), (4, 6, 2, 3), (3, 3, 3, 3)];
+    for (k, &geometry) in geometries.iter().enumerate() {
+        for op in [VecOp::MaxPool, VecOp::AvgPool, VecOp::MaxPoolGrad, VecOp::AvgPoolGrad] {
+            for planes in [1, 3] {
+                let a = BUFFERS[(k + planes as usize) % BUFFERS.len()];
+                let b = BUFFERS[(k + 2) % BUFFERS.len()];
+                let dst = BUFFERS[(k + 4 + planes as usize) % BUFFERS.len()];
+                let p = Program { insns: vec![Instruction::new(pool(op, planes, geometry, (dst, 1000), (a, 20), (b, 600)))] };
+                seed += 1;
+                let specials = if seed % 3 == 0 { 0.3 } else { 0.0 };
+                check(&mut rtl, &p, seed, specials).unwrap_or_else(|e| panic!("{op} {planes} x {geometry:?} {a} {b} -> {dst}: {e}"));
+            }
+        }
+    }
+    // Back to back, in place after a forward pool, and an empty one.
+    let p = Program {
+        insns: vec![
+            Instruction::new(pool(VecOp::MaxPool, 2, (8, 8, 2, 2), (Buffer::Acc, 500), (Buffer::Acc, 0), (Buffer::Acc, 0))),
+            Instruction::new(pool(VecOp::MaxPoolGrad, 2, (8, 8, 2, 2), (Buffer::Master, 0), (Buffer::Acc, 0), (Buffer::Acc, 500))),
+            Instruction::new(pool(VecOp::AvgPool, 0, (8, 8, 2, 2), (Buffer::Acc, 700), (Buffer::Acc, 0), (Buffer::Acc, 0))),
+            Instruction::new(pool(VecOp::AvgPoolGrad, 1, (8, 8, 4, 4), (Buffer::Act, 0), (Buffer::Act, 0), (Buffer::Master, 0))),
+        ],
+    };
+    check(&mut rtl, &p, 1100, 0.1).unwrap_or_else(|e| panic!("{e}"));
+    // Overlapping windows' gradients are refused before running.
+    let overlapping = Program {
+        insns: vec![Instruction::new(pool(VecOp::MaxPoolGrad, 1, (5, 5, 3, 2), (Buffer::Acc, 0), (Buffer::Acc, 0), (Buffer::Acc, 0)))],
+    };
+    let e = rtl.run(&overlapping).unwrap_err();
+    assert!(e.to_string().contains("overlapping"), "{e}");
 }
 
 #[test]

@@ -23,8 +23,9 @@
 //! - [`verilog`]: turns rust-hdl's one-module-per-instance output into one module per distinct
 //!   block with readable names, and joins separately generated designs.
 //!
-//! Not generated yet: the vector unit's pooling, softmax, normalization and GELU ops (its
-//! element-wise ops and `softmax_xent` are); the
+//! Not generated yet: the vector unit's softmax, softmax gradient, normalization and GELU ops,
+//! and pooling gradients over overlapping windows (its element-wise ops, `softmax_xent` and
+//! pooling are); the
 //! array's IS dataflow; block-RAM buffers (the buffers are multi-port register files,
 //! since the simulator models buffers without bank conflicts).
 

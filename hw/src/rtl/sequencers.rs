@@ -20,8 +20,8 @@
 //! cycles after that, when the new weight and momentum are written: `done` is high at
 //! `t0 + ceil(count / L) + P + 2`, the simulator's cost.
 //!
-//! **`sat_vector_unit`** (`vec`: the element-wise ops `copy`, `add`, `relu`, `relu_grad`, and
-//! `softmax_xent`).
+//! **`sat_vector_unit`** (`vec`: the element-wise ops `copy`, `add`, `relu`, `relu_grad`,
+//! `softmax_xent`, and pooling).
 //! `L = vector.lanes` lanes take elements `l, l + L, ...`; cycle `t0 + 1 + b` reads batch `b`
 //! of `a` and `b` from the buffers the instruction names, converted to FP32 (FP16 exactly, a
 //! byte plane's bytes as integers), the lane computes in FP32 (`add` with the bit-exact
@@ -42,8 +42,25 @@
 //! gradient: `done` is high at `t0 + 3 rows B + 1 + P + 2`, the simulator's cost. The
 //! functions are [`super::vector_math`]'s, in one cycle.
 //!
-//! The other vector ops (pooling, softmax, normalization, GELU) are not built: the unit flags
-//! them `unsupported` and finishes, and the host refuses them before running.
+//! **Pooling** (`maxpool`, `avgpool`, `maxpool_grad`, `avgpool_grad`). The lanes take the
+//! window elements in the simulator's order (planes, output rows, output columns, then the
+//! window row-major), `L` consecutive elements per cycle from `t0 + 1`: a walker (plane, output
+//! row and column, window row and column, and the offsets they give) steps through a chain of
+//! `L` mixed-radix increments per cycle. In the data cycle the lanes chain the window's maximum
+//! (a lane replaces it when greater, so the first maximum and its position are kept) and sum
+//! (from +0) across lanes and, through registers, across cycles; the lane holding a window's
+//! last element writes the output (`avgpool`: the sum divided by `p2 p2`). A gradient first
+//! writes zeros over its planes, `L` per cycle, then walks the windows: `maxpool_grad` writes
+//! `+0 + dy` at each window's maximum, `avgpool_grad` `+0 + dy / (p2 p2)` at every window
+//! element. That equals the simulator's FP32 accumulation only when no element is in two
+//! windows, so the RTL runs gradients with stride `>= p2` and flags the others `unsupported`.
+//! `done` is high at `t0 + Z + ceil(outputs p2 p2 / L) + P + 2`, with `Z` the zeroing cycles
+//! (`ceil(planes p0 p1 / L)` for a gradient, else 0): the simulator's cost.
+//!
+//! Writes leave through a `P`-stage pipeline of per-lane enables, offsets and values.
+//!
+//! The other vector ops (softmax, its gradient, normalization, GELU) are not built: the unit
+//! flags them `unsupported` and finishes, and the host refuses them before running.
 //!
 //! **Conversions.** `sat_f32_to_f16`: round to nearest even with subnormals, overflow to
 //! infinity, signed zeros, and NaN kept a (quiet) NaN with the top mantissa bits: the `half`
@@ -65,7 +82,17 @@ pub const TO_FP16_MODULE: &str = "sat_f32_to_f16";
 /// Name of the vector unit's sequencer and lanes.
 pub const VECTOR_UNIT_MODULE: &str = "sat_vector_unit";
 /// The vector ops the RTL vector unit runs.
-pub const VECTOR_OPS: [VecOp; 5] = [VecOp::Copy, VecOp::Add, VecOp::Relu, VecOp::ReluGrad, VecOp::SoftmaxXent];
+pub const VECTOR_OPS: [VecOp; 9] = [
+    VecOp::Copy,
+    VecOp::Add,
+    VecOp::Relu,
+    VecOp::ReluGrad,
+    VecOp::SoftmaxXent,
+    VecOp::MaxPool,
+    VecOp::AvgPool,
+    VecOp::MaxPoolGrad,
+    VecOp::AvgPoolGrad,
+];
 
 /// `wire` declarations of instruction `mnemonic`'s fields, from the ISA table.
 pub(super) fn field_wires(mnemonic: &str) -> Result<String, Error> {
@@ -458,7 +485,8 @@ pub(super) fn vector_unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let _ = write!(
         s,
         r#"
-// The vector unit (see satkit's hw/src/rtl/sequencers.rs): copy, add, relu, relu_grad, softmax_xent.
+// The vector unit (see satkit's hw/src/rtl/sequencers.rs): copy, add, relu, relu_grad,
+// softmax_xent, max and average pooling and their gradients.
 module {VECTOR_UNIT_MODULE} (
     input clock,
     input issue,
@@ -482,19 +510,25 @@ module {VECTOR_UNIT_MODULE} (
 );
     localparam LANES = {lanes}, P = {latency};
 {fields}    wire f_softmax = f_op == {softmax_xent};
-    wire f_runs = f_op == {copy} || f_op == {add} || f_op == {relu} || f_op == {relu_grad} || f_softmax;
+    wire f_pool = f_op == {maxpool} || f_op == {avgpool} || f_op == {maxpool_grad} || f_op == {avgpool_grad};
+    wire f_pool_grad = f_op == {maxpool_grad} || f_op == {avgpool_grad};
+    // Pooling gradients only for windows that do not overlap (stride >= window).
+    wire f_runs = f_op == {copy} || f_op == {add} || f_op == {relu} || f_op == {relu_grad} || f_softmax
+                  || (f_pool && (!f_pool_grad || f_p3 >= f_p2));
 
-    reg running, first1;
+    reg running;
     reg [4:0] op;
     reg [2:0] a_buf, b_buf, dst_buf;
     reg [23:0] count, a_base, b_base, dst_base, batch, left;
     reg [2:0] a_buf_d, b_buf_d;
-    // Unsupported or empty element-wise instructions finish P + 2 cycles after the issue.
+    // Unsupported or empty instructions finish P + 2 cycles after the issue.
     reg [P:0] idle;
-    // The write offset and enables of each pipeline stage: [0] is the data entering.
-    reg [23:0] base [0:P];
-    reg [LANES-1:0] valid [0:P];
+    // The last address cycle, through the pipeline.
     reg [P:0] last;
+    // Element-wise and softmax_xent: the write offset of lane 0 and the lanes' enables, known
+    // when the addresses go out and used when the data is in.
+    reg [23:0] base0;
+    reg [LANES-1:0] valid0;
 
     // softmax_xent: the step whose addresses are out (row, pass, j = first class of the batch,
     // the mean loss's step) and the step whose data is in (*_d).
@@ -505,24 +539,64 @@ module {VECTOR_UNIT_MODULE} (
     // Per row: the maximum, the label's logit and the sum of exponentials; the loss's sum.
     reg [31:0] mx, xl, row_sum, loss;
 
+    // Pooling: planes of ph x pw, window pk, stride ps, outputs poh x pow. A gradient first
+    // writes zeros over its planes (z counts them), then walks the windows. The walker is the
+    // position of the batch's first element: plane, output row and column, window row and
+    // column, and the offsets they give (plane base, output row's top-left row, window's
+    // top-left, window row, output index).
+    reg pl_zeroing, pl_walking, pl_d, pl_zero_d;
+    reg [15:0] ph, pw, poh, pow;
+    reg [7:0] pk, ps;
+    reg [23:0] pn, plane_size, stride_rows, z, z_total, z_d;
+    reg [23:0] w_plane, w_pbase, w_rowb, w_win, w_row_off, w_out;
+    reg [15:0] w_orow, w_ocol;
+    reg [7:0] w_dr, w_dc;
+    // The running window maximum (value, offset in the plane) and sum across cycles.
+    reg [31:0] best, window_sum;
+    reg [23:0] best_pos;
+    wire [23:0] f_oh = (f_p0 - f_p2) / f_p3 + 1;
+    wire [23:0] f_ow = (f_p1 - f_p2) / f_p3 + 1;
+
+    // The walker of each lane: [g] is lane g's element, [LANES] the next batch's first.
+    wire [23:0] t_plane [0:LANES];
+    wire [23:0] t_pbase [0:LANES];
+    wire [23:0] t_rowb [0:LANES];
+    wire [23:0] t_win [0:LANES];
+    wire [23:0] t_row_off [0:LANES];
+    wire [23:0] t_out [0:LANES];
+    wire [15:0] t_orow [0:LANES];
+    wire [15:0] t_ocol [0:LANES];
+    wire [7:0] t_dr [0:LANES];
+    wire [7:0] t_dc [0:LANES];
+    assign t_plane[0] = w_plane; assign t_pbase[0] = w_pbase; assign t_rowb[0] = w_rowb;
+    assign t_win[0] = w_win; assign t_row_off[0] = w_row_off; assign t_out[0] = w_out;
+    assign t_orow[0] = w_orow; assign t_ocol[0] = w_ocol; assign t_dr[0] = w_dr; assign t_dc[0] = w_dc;
+
     assign wbuf = dst_buf;
     always @(posedge clock) begin
         done <= 0;
         idle <= (idle << 1) | (issue && (!f_runs || (f_count == 0 && !f_softmax)));
-        if (idle[P]) done <= 1;
+        if (idle[P] || last[P]) done <= 1;
+        last[0] <= 0;
         if (issue) begin
             unsupported <= !f_runs;
             op <= f_op; a_buf <= f_a_buf; b_buf <= f_b_buf; dst_buf <= f_dst_buf;
             count <= f_count; a_base <= f_a; b_base <= f_b; dst_base <= f_dst;
-            batch <= 0; left <= (f_count + LANES - 1) / LANES; running <= f_runs && !f_softmax && f_count != 0;
-            sm_running <= f_softmax; sm_loss_step <= f_count == 0; sm_pass <= 0; sm_row <= 0; sm_row_base <= 0;
+            batch <= 0; left <= (f_count + LANES - 1) / LANES;
+            running <= f_runs && !f_softmax && !f_pool && f_count != 0;
+            sm_running <= f_runs && f_softmax; sm_loss_step <= f_count == 0; sm_pass <= 0; sm_row <= 0; sm_row_base <= 0;
             sm_j <= 0; classes <= f_p0;
+            pl_zeroing <= f_runs && f_pool_grad && f_count != 0; pl_walking <= f_runs && f_pool && !f_pool_grad && f_count != 0;
+            ph <= f_p0; pw <= f_p1; pk <= f_p2; ps <= f_p3; poh <= f_oh[15:0]; pow <= f_ow[15:0]; pn <= f_count;
+            plane_size <= f_p0 * f_p1; stride_rows <= f_p3 * f_p1; z <= 0; z_total <= f_count * f_p0 * f_p1;
+            w_plane <= 0; w_pbase <= 0; w_rowb <= 0; w_win <= 0; w_row_off <= 0; w_out <= 0;
+            w_orow <= 0; w_ocol <= 0; w_dr <= 0; w_dc <= 0;
         end else if (running) begin
             batch <= batch + LANES;
             left <= left - 1;
-            if (left == 1) running <= 0;
+            if (left == 1) begin running <= 0; last[0] <= 1; end
         end else if (sm_running) begin
-            if (sm_loss_step) sm_running <= 0;
+            if (sm_loss_step) begin sm_running <= 0; last[0] <= 1; end
             else if (sm_j + LANES < {{8'h0, classes}}) sm_j <= sm_j + LANES;
             else begin
                 sm_j <= 0;
@@ -534,22 +608,25 @@ module {VECTOR_UNIT_MODULE} (
                     if (sm_row + 1 == count) sm_loss_step <= 1;
                 end
             end
+        end else if (pl_zeroing) begin
+            z <= z + LANES;
+            if (z + LANES >= z_total) begin pl_zeroing <= 0; pl_walking <= 1; end
+        end else if (pl_walking) begin
+            w_plane <= t_plane[LANES]; w_pbase <= t_pbase[LANES]; w_rowb <= t_rowb[LANES]; w_win <= t_win[LANES];
+            w_row_off <= t_row_off[LANES]; w_out <= t_out[LANES]; w_orow <= t_orow[LANES]; w_ocol <= t_ocol[LANES];
+            w_dr <= t_dr[LANES]; w_dc <= t_dc[LANES];
+            if (t_plane[LANES] >= pn) begin pl_walking <= 0; last[0] <= 1; end
         end
         a_buf_d <= a_buf;
         b_buf_d <= b_buf;
-        base[0] <= sm_running ? sm_row_base + sm_j : batch;
-        last[0] <= (running && left == 1) || (sm_running && sm_loss_step);
+        base0 <= sm_running ? sm_row_base + sm_j : batch;
         sm_d <= sm_running; sm_pass_d <= sm_pass; sm_j_d <= sm_j; sm_first_d <= sm_j == 0; sm_loss_d <= sm_loss_step;
-        if (last[P] && |valid[P]) done <= 1;
+        pl_d <= pl_walking; pl_zero_d <= pl_zeroing; z_d <= z;
     end
     genvar g;
     generate
         for (g = 1; g <= P; g = g + 1) begin : stages
-            always @(posedge clock) begin
-                base[g] <= base[g-1];
-                valid[g] <= valid[g-1];
-                last[g] <= last[g-1];
-            end
+            always @(posedge clock) last[g] <= last[g-1];
         end
     endgenerate
 
@@ -561,7 +638,16 @@ module {VECTOR_UNIT_MODULE} (
     wire [31:0] mx_chain [0:LANES];
     wire [31:0] sum_chain [0:LANES];
     wire [31:0] xl_chain [0:LANES];
+    // Pooling's chains across the lanes (in element order): window maximum, its offset, sum
+    wire [31:0] best_chain [0:LANES];
+    wire [23:0] best_pos_chain [0:LANES];
+    wire [31:0] pool_sum_chain [0:LANES];
+    // Each lane's write in the data cycle, and through the pipeline ([0] is the data cycle)
+    wire [LANES-1:0] lane_we;
+    wire [23:0] lane_off [0:LANES-1];
     wire [31:0] result [0:LANES-1];
+    reg [LANES-1:0] we_stage [0:P];
+    reg [23:0] off_stage [0:P][0:LANES-1];
     reg [31:0] stage [0:P][0:LANES-1];
 
     // The row's label, from b's lane 0: a class index if it is an integral value in 0..classes.
@@ -584,6 +670,13 @@ module {VECTOR_UNIT_MODULE} (
     assign mx_chain[0] = sm_first_d ? 32'hff800000 : mx;
     assign sum_chain[0] = sm_first_d ? 32'h0 : row_sum;
     assign xl_chain[0] = xl;
+    // The window's element count as FP32 (exact)
+    wire [15:0] window_elements = pk * pk;
+    wire [31:0] window_f;
+    sat_u24_to_f32 window_to_float (.u({{8'h0, window_elements}}), .f(window_f));
+    assign best_chain[0] = best;
+    assign best_pos_chain[0] = best_pos;
+    assign pool_sum_chain[0] = window_sum;
     always @(posedge clock) begin
         if (issue) begin
             loss <= 0;
@@ -594,15 +687,48 @@ module {VECTOR_UNIT_MODULE} (
             if (sm_pass_d == 1) row_sum <= sum_chain[LANES];
             if (sm_pass_d == 2 && sm_first_d) loss <= new_loss;
         end
+        if (pl_d) begin
+            best <= best_chain[LANES];
+            best_pos <= best_pos_chain[LANES];
+            window_sum <= pool_sum_chain[LANES];
+        end
     end
 
     generate
         for (g = 0; g < LANES; g = g + 1) begin : lane
             wire [23:0] e = batch + g;
-            always @(posedge clock)
-                valid[0][g] <= sm_running ? (sm_loss_step ? g == 0 : sm_pass == 2 && sm_j + g < {{8'h0, classes}}) : running && e < count;
-            assign raddr[g*{aw} +: {aw}] = a_base + (sm_running ? sm_row_base + sm_j + g : e);
-            assign raddr[(LANES+g)*{aw} +: {aw}] = b_base + (sm_running ? sm_row : e);
+            always @(posedge clock) valid0[g] <= sm_running ? (sm_loss_step ? g == 0 : sm_pass == 2 && sm_j + g < {{8'h0, classes}})
+                                                           : running && e < count;
+            // The pooling walker: this element and the next
+            wire dc_wrap = t_dc[g] + 8'd1 == pk;
+            wire dr_wrap = t_dr[g] + 8'd1 == pk;
+            wire col_wrap = t_ocol[g] + 16'd1 == pow;
+            wire row_wrap = t_orow[g] + 16'd1 == poh;
+            wire next_window = dc_wrap && dr_wrap;
+            wire next_row = next_window && col_wrap;
+            wire next_plane = next_row && row_wrap;
+            assign t_dc[g+1] = dc_wrap ? 8'd0 : t_dc[g] + 8'd1;
+            assign t_dr[g+1] = dc_wrap ? (dr_wrap ? 8'd0 : t_dr[g] + 8'd1) : t_dr[g];
+            assign t_row_off[g+1] = dc_wrap ? (dr_wrap ? 24'd0 : t_row_off[g] + pw) : t_row_off[g];
+            assign t_ocol[g+1] = next_window ? (col_wrap ? 16'd0 : t_ocol[g] + 16'd1) : t_ocol[g];
+            assign t_orow[g+1] = next_row ? (row_wrap ? 16'd0 : t_orow[g] + 16'd1) : t_orow[g];
+            assign t_rowb[g+1] = next_row ? (row_wrap ? 24'd0 : t_rowb[g] + stride_rows) : t_rowb[g];
+            assign t_win[g+1] = next_window ? (col_wrap ? (row_wrap ? 24'd0 : t_rowb[g] + stride_rows) : t_win[g] + ps) : t_win[g];
+            assign t_plane[g+1] = next_plane ? t_plane[g] + 24'd1 : t_plane[g];
+            assign t_pbase[g+1] = next_plane ? t_pbase[g] + plane_size : t_pbase[g];
+            assign t_out[g+1] = next_window ? t_out[g] + 24'd1 : t_out[g];
+            wire [23:0] pos = t_win[g] + t_row_off[g] + t_dc[g];
+            reg pl_valid, pl_start, pl_end, z_valid;
+            reg [23:0] pl_pos, pl_pbase, pl_out;
+            always @(posedge clock) begin
+                pl_valid <= pl_walking && t_plane[g] < pn;
+                pl_start <= t_dc[g] == 0 && t_dr[g] == 0;
+                pl_end <= next_window;
+                pl_pos <= pos; pl_pbase <= t_pbase[g]; pl_out <= t_out[g];
+                z_valid <= pl_zeroing && z + g < z_total;
+            end
+            assign raddr[g*{aw} +: {aw}] = a_base + (sm_running ? sm_row_base + sm_j + g : pl_walking ? t_pbase[g] + pos : e);
+            assign raddr[(LANES+g)*{aw} +: {aw}] = b_base + (sm_running ? sm_row : pl_walking ? t_out[g] : e);
             // Operands to FP32
             wire [31:0] a_act, a_wgt, a_idx, a_mask, b_act, b_wgt, b_idx, b_mask;
             sat_f16_to_f32 a_act_f (.h(act_rdata[g*16 +: 16]), .f(a_act));
@@ -642,8 +768,36 @@ module {VECTOR_UNIT_MODULE} (
             sat_fp32_div normalize (.a(exponential), .b(row_sum), .q(share));
             sat_fp32_add minus_onehot (.a(share), .b(class_index == label ? 32'hbf800000 : 32'h80000000), .sum(centered));
             sat_fp32_div per_row (.a(centered), .b(rows_f), .q(gradient[g]));
+            // Pooling: the window's first element restarts the chains; a lane replaces the
+            // maximum when greater (so the first maximum is kept); sums start from +0.
+            wire pool_greater;
+            sat_fp32_greater is_window_max (.a(a), .b(best_chain[g]), .greater(pool_greater));
+            wire take = pl_valid && (pl_start || pool_greater);
+            assign best_chain[g+1] = take ? a : best_chain[g];
+            assign best_pos_chain[g+1] = take ? pl_pos : best_pos_chain[g];
+            wire [31:0] pool_added, average, dy_plus, dy_share, share_plus;
+            sat_fp32_add pool_add (.a(pl_start ? 32'h0 : pool_sum_chain[g]), .b(a), .sum(pool_added));
+            assign pool_sum_chain[g+1] = pl_valid ? pool_added : pool_sum_chain[g];
+            sat_fp32_div pool_average (.a(pool_sum_chain[g+1]), .b(window_f), .q(average));
+            // Gradients: a plane starts at +0 and each element gets at most one share (the
+            // windows do not overlap): +0 + dy at the window's maximum, +0 + dy / (k k) on
+            // every window element.
+            sat_fp32_add dy_to_max (.a(32'h0), .b(b), .sum(dy_plus));
+            sat_fp32_div dy_split (.a(b), .b(window_f), .q(dy_share));
+            sat_fp32_add share_to_all (.a(32'h0), .b(dy_share), .sum(share_plus));
+            wire window_done = pl_valid && pl_end;
             wire [31:0] value = op == {softmax_xent} ? (sm_loss_d ? mean_loss : gradient[g])
+                              : pl_zero_d ? 32'h0
+                              : op == {maxpool} ? best_chain[g+1] : op == {avgpool} ? average
+                              : op == {maxpool_grad} ? dy_plus : op == {avgpool_grad} ? share_plus
                               : op == {add} ? sum : op == {relu} ? relu : op == {relu_grad} ? (a_positive ? b : 32'h0) : a;
+            assign lane_we[g] = pl_zero_d ? z_valid
+                              : op == {maxpool} || op == {avgpool} || op == {maxpool_grad} ? window_done
+                              : op == {avgpool_grad} ? pl_valid : valid0[g];
+            assign lane_off[g] = pl_zero_d ? z_d + g
+                               : op == {maxpool} || op == {avgpool} ? pl_out
+                               : op == {maxpool_grad} ? pl_pbase + best_pos_chain[g+1]
+                               : op == {avgpool_grad} ? pl_pbase + pl_pos : base0 + g;
             // To the destination's type
             wire [15:0] as_f16;
             wire [7:0] as_u8;
@@ -651,14 +805,18 @@ module {VECTOR_UNIT_MODULE} (
             sat_f32_to_u8 to_u8 (.f(value), .u(as_u8));
             assign result[g] = (dst_buf == {act} || dst_buf == {wgt}) ? {{16'h0, as_f16}}
                              : (dst_buf == {idx} || dst_buf == {mask}) ? {{24'h0, as_u8}} : value;
-            assign we[g] = valid[P][g];
-            assign waddr[g*{aw} +: {aw}] = dst_base + base[P] + g;
+            assign we[g] = P == 0 ? lane_we[g] : we_stage[P][g];
+            assign waddr[g*{aw} +: {aw}] = dst_base + (P == 0 ? lane_off[g] : off_stage[P][g]);
             assign wdata[g*32 +: 32] = P == 0 ? result[g] : stage[P][g];
         end
         for (g = 1; g <= P; g = g + 1) begin : result_stages
             genvar k;
+            always @(posedge clock) we_stage[g] <= g == 1 ? lane_we : we_stage[g-1];
             for (k = 0; k < LANES; k = k + 1) begin : lanes_
-                always @(posedge clock) stage[g][k] <= g == 1 ? result[k] : stage[g-1][k];
+                always @(posedge clock) begin
+                    stage[g][k] <= g == 1 ? result[k] : stage[g-1][k];
+                    off_stage[g][k] <= g == 1 ? lane_off[k] : off_stage[g-1][k];
+                end
             end
         end
     endgenerate
@@ -671,6 +829,10 @@ endmodule
         relu = VecOp::Relu.to_bits(),
         relu_grad = VecOp::ReluGrad.to_bits(),
         softmax_xent = VecOp::SoftmaxXent.to_bits(),
+        maxpool = VecOp::MaxPool.to_bits(),
+        avgpool = VecOp::AvgPool.to_bits(),
+        maxpool_grad = VecOp::MaxPoolGrad.to_bits(),
+        avgpool_grad = VecOp::AvgPoolGrad.to_bits(),
         act = code(Buffer::Act),
         wgt = code(Buffer::Wgt),
         idx = code(Buffer::Idx),
