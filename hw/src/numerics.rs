@@ -1,6 +1,6 @@
 //! The constants of the arithmetic specification (`satkit_sim::numerics`) that hardware builds
 //! in: the range limits, reduction constants and polynomial coefficients of `exp_spec` and
-//! `ln_spec`. The simulator's functions and the RTL generator's circuits both read them from
+//! `ln_spec`, and GELU's. The simulator's functions and the RTL generator's circuits both read them from
 //! here, so the two cannot drift apart.
 
 /// `exp_spec` returns +inf above this argument.
@@ -17,3 +17,7 @@ pub const EXP_LN2_LO: f32 = 1.428_606_8e-6;
 pub const EXP_HORNER: [f32; 8] = [1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0];
 /// `ln`'s series in `t^2` in Horner order: `s = c[0]`, then `s = s t^2 + c[i]`.
 pub const LN_HORNER: [f32; 5] = [1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0];
+/// GELU's `sqrt(2 / pi)` (tanh form: `0.5 x (1 + tanh(GELU_SCALE (x + GELU_CUBIC x^3)))`).
+pub const GELU_SCALE: f32 = 0.797_884_6;
+/// GELU's cubic coefficient.
+pub const GELU_CUBIC: f32 = 0.044715;

@@ -9,7 +9,7 @@
 //! - pooling gradients accumulate into an FP32 copy of each input plane, starting from zero,
 //!   visiting outputs row-major (max: to the first maximum; average: `dy / (p2*p2)` to every
 //!   window element), then write the plane once;
-//! - softmax cross-entropy per row: `mx` = sequential max from -inf, each element replacing it
+//! - softmax (and its cross-entropy) per row: `mx` = sequential max from -inf, each element replacing it
 //!   when greater (so NaNs are skipped and the first of equal zeros stays);
 //!   `e_c = exp_spec(x_c - mx)`;
 //!   `s` = sequential sum; gradient `(e_c / s - [c = label]) / rows`; row loss
@@ -29,9 +29,10 @@
 //! make three passes over each row (max, exponentials and their sum, normalization), each
 //! `ceil(p0 / lanes)` cycles, since a pass needs the previous one's result:
 //! `3 * rows * ceil(p0 / lanes) + pipeline_latency + 2`, and `softmax_xent` one cycle more
-//! for its mean loss.
+//! for its mean loss; the softmax gradient two (the dot product, then the gradient).
 
 use crate::numerics::{exp_spec, ln_spec};
+use satkit_hw::numerics::{GELU_CUBIC, GELU_SCALE};
 use crate::scratchpad::{is_byte_plane, Scratchpads};
 use crate::stats::Cost;
 use satkit_hw::isa::{Buffer, VecOp};
@@ -162,7 +163,8 @@ pub fn cost(arch: &ArchConfig, s: &Scratchpads, v: &VecInsn) -> Cost {
     let g = v.geometry().expect("checked before costing");
     let lanes = u64::from(arch.vector.lanes);
     let issue_cycles = match v.op {
-        VecOp::Softmax | VecOp::SoftmaxGrad => 3 * v.count * v.p[0].div_ceil(lanes),
+        VecOp::Softmax => 3 * v.count * v.p[0].div_ceil(lanes),
+        VecOp::SoftmaxGrad => 2 * v.count * v.p[0].div_ceil(lanes),
         VecOp::SoftmaxXent => 3 * v.count * v.p[0].div_ceil(lanes) + 1,
         // The gradient planes are zeroed first, then the windows add to them.
         VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => g.elements_out.div_ceil(lanes) + g.work.div_ceil(lanes),
@@ -267,15 +269,15 @@ pub fn execute(s: &mut Scratchpads, v: &VecInsn) -> Result<(), String> {
             out.push(loss / n as f32);
         }
         VecOp::Gelu | VecOp::GeluGrad => {
-            const C: f32 = 0.797_884_6;
+            const C: f32 = GELU_SCALE;
             for i in 0..n {
                 let x = read(s, v.a, i);
-                let t = C * (x + 0.044715 * x * x * x);
+                let t = C * (x + GELU_CUBIC * x * x * x);
                 let tanh = 1.0 - 2.0 / (exp_spec(2.0 * t) + 1.0);
                 out.push(if v.op == VecOp::Gelu {
                     0.5 * x * (1.0 + tanh)
                 } else {
-                    let slope = 0.5 * (1.0 + tanh) + 0.5 * x * (1.0 - tanh * tanh) * C * (1.0 + 3.0 * 0.044715 * x * x);
+                    let slope = 0.5 * (1.0 + tanh) + 0.5 * x * (1.0 - tanh * tanh) * C * (1.0 + 3.0 * GELU_CUBIC * x * x);
                     read(s, v.b, i) * slope
                 });
             }
@@ -285,7 +287,7 @@ pub fn execute(s: &mut Scratchpads, v: &VecInsn) -> Result<(), String> {
             for row in 0..n {
                 let a: Vec<f32> = (0..cols).map(|c| read(s, v.a, row * cols + c)).collect();
                 if v.op == VecOp::Softmax {
-                    let mx = a.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mx = a.iter().fold(f32::NEG_INFINITY, |mx, &x| if x > mx { x } else { mx });
                     let e: Vec<f32> = a.iter().map(|&x| exp_spec(x - mx)).collect();
                     let sum = e.iter().fold(0f32, |acc, &x| acc + x);
                     out.extend(e.iter().map(|&x| x / sum));

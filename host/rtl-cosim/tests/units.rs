@@ -2,9 +2,10 @@
 //! simulator: `prune` in FF and BP order for every supported ratio (with and without the mask,
 //! values that exercise the FP16 rounding of the kept weights: ties, subnormals, overflow,
 //! NaN), `update` with and without the SR-STE term, back to back and after a prune, the
-//! element-wise `vec` ops between every pair of buffer types, `softmax_xent` for rows
-//! shorter, as long as and longer than the lanes, from and to every buffer type, and max and
-//! average pooling and their gradients over many geometries. Compared: every element of the
+//! element-wise `vec` ops (with GELU and its gradient) between every pair of buffer types,
+//! `softmax_xent`, `softmax` and `softmax_grad` for rows shorter, as long as and longer than
+//! the lanes, from and to every buffer type, and max and average pooling and their gradients
+//! over many geometries. Compared: every element of the
 //! buffers, bit for bit, and every instruction's start and end cycle. A mismatch names the
 //! buffer element or the instruction.
 
@@ -116,19 +117,24 @@ fn vec_op(op: VecOp, count: u32, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffe
 }
 
 /// The element-wise vector ops.
-const ELEMENTWISE: [VecOp; 4] = [VecOp::Copy, VecOp::Add, VecOp::Relu, VecOp::ReluGrad];
+const ELEMENTWISE: [VecOp; 6] = [VecOp::Copy, VecOp::Add, VecOp::Relu, VecOp::ReluGrad, VecOp::Gelu, VecOp::GeluGrad];
 
 fn softmax_xent(rows: u32, classes: u32, dst: (Buffer, u32), logits: (Buffer, u32), labels: (Buffer, u32)) -> Op {
+    row_op(VecOp::SoftmaxXent, rows, classes, dst, logits, labels)
+}
+
+/// A softmax-family op over `rows` rows of `cols`.
+fn row_op(op: VecOp, rows: u32, cols: u32, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32)) -> Op {
     Op::Vec {
-        op: VecOp::SoftmaxXent,
+        op,
         count: rows,
         dst_buf: dst.0,
         dst: dst.1,
-        a_buf: logits.0,
-        a: logits.1,
-        b_buf: labels.0,
-        b: labels.1,
-        p0: classes,
+        a_buf: a.0,
+        a: a.1,
+        b_buf: b.0,
+        b: b.1,
+        p0: cols,
         p1: 0,
         p2: 0,
         p3: 0,
@@ -256,7 +262,7 @@ fn vector_ops_in_place_back_to_back_and_empty() {
     };
     check(&mut rtl, &p, 600, 0.3).unwrap_or_else(|e| panic!("{e}"));
     let unsupported = Program {
-        insns: vec![Instruction::new(vec_op(VecOp::Gelu, 4, (Buffer::Acc, 0), (Buffer::Acc, 0), (Buffer::Acc, 0)))],
+        insns: vec![Instruction::new(row_op(VecOp::NormApply, 4, 2, (Buffer::Acc, 0), (Buffer::Acc, 0), (Buffer::Acc, 0)))],
     };
     let e = rtl.run(&unsupported).unwrap_err();
     assert!(e.to_string().contains("relu_grad"), "{e}");
@@ -327,6 +333,34 @@ fn pooling_and_its_gradients_of_every_geometry_and_buffer_type() {
     };
     let e = rtl.run(&overlapping).unwrap_err();
     assert!(e.to_string().contains("overlapping"), "{e}");
+}
+
+#[test]
+fn softmax_and_its_gradient_of_every_shape_and_buffer_type() {
+    let mut rtl = machine();
+    let lanes = rtl.arch().vector.lanes;
+    let mut seed = 1200;
+    for (k, &(rows, cols)) in [(1, 1), (3, lanes - 1), (2, lanes), (5, lanes + 1), (2, 3 * lanes + 2)].iter().enumerate() {
+        for op in [VecOp::Softmax, VecOp::SoftmaxGrad] {
+            for (j, &a) in BUFFERS.iter().enumerate() {
+                let b = BUFFERS[(j + 1) % BUFFERS.len()];
+                let dst = BUFFERS[(j + k + 2) % BUFFERS.len()];
+                let p = Program { insns: vec![Instruction::new(row_op(op, rows, cols, (dst, 1200), (a, 40), (b, 400)))] };
+                seed += 1;
+                let specials = if seed % 3 == 0 { 0.3 } else { 0.0 };
+                check(&mut rtl, &p, seed, specials).unwrap_or_else(|e| panic!("{op} {rows} x {cols} {a} {b} -> {dst}: {e}"));
+            }
+        }
+    }
+    // A softmax, its gradient from it, and an empty one, back to back.
+    let p = Program {
+        insns: vec![
+            Instruction::new(row_op(VecOp::Softmax, 6, 7, (Buffer::Acc, 300), (Buffer::Acc, 0), (Buffer::Acc, 0))),
+            Instruction::new(row_op(VecOp::SoftmaxGrad, 6, 7, (Buffer::Master, 0), (Buffer::Acc, 300), (Buffer::Acc, 100))),
+            Instruction::new(row_op(VecOp::Softmax, 0, 7, (Buffer::Acc, 500), (Buffer::Acc, 0), (Buffer::Acc, 0))),
+        ],
+    };
+    check(&mut rtl, &p, 1300, 0.0).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //!
 //! **Units.** `load` and `store` are DMA engines (`sat_dma`, below); `gemm` runs on the tensor
 //! unit ([`super::tensor`]); `prune` and `update` on the SORE and WUVE lanes with their
-//! sequencers, and the element-wise `vec` ops, `softmax_xent` and pooling on the vector unit
+//! sequencers, and the element-wise `vec` ops, GELU, the softmaxes and pooling on the vector unit
 //! ([`super::sequencers`], with the FP32 functions of [`super::vector_math`]). The vector unit's
 //! other ops are not built; the host refuses programs with them before running.
 //!
@@ -90,14 +90,16 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     verilog.push_str(&top);
     let vector_lanes = arch.vector.lanes as usize;
     let to_fp16 = (arch.sore.lanes * arch.array.n_max) as usize + vector_lanes;
-    // The vector unit's FP32 adders and multipliers are the rust-hdl modules too: per lane the
-    // element-wise adder, three in softmax_xent, three in pooling and the exponential's; the
-    // logarithm's and the row loss's three once.
+    // The vector unit's FP32 adders and multipliers are the rust-hdl modules too. Per lane:
+    // adders, the element-wise one, three in softmax_xent, one in softmax_grad, three in
+    // pooling and seven in GELU; multipliers, two in softmax_grad and fifteen in GELU; and two
+    // exponentials' (softmax, GELU). Once: the logarithm's and the row loss's three adders.
     let (exp_adds, exp_muls) = (2 + (EXP_HORNER.len() - 1), 4 + (EXP_HORNER.len() - 1));
     let (ln_adds, ln_muls) = (3 + (LN_HORNER.len() - 1), 4 + (LN_HORNER.len() - 1));
-    for (name, extra) in
-        [("sat_fp32_add", vector_lanes * (7 + exp_adds) + ln_adds + 3), ("sat_fp32_mul", vector_lanes * exp_muls + ln_muls)]
-    {
+    for (name, extra) in [
+        ("sat_fp32_add", vector_lanes * (15 + 2 * exp_adds) + ln_adds + 3),
+        ("sat_fp32_mul", vector_lanes * (17 + 2 * exp_muls) + ln_muls),
+    ] {
         if let Some(module) = modules.iter_mut().find(|m| m.name == name) {
             module.instances += extra;
         }
@@ -112,14 +114,14 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
         ("sat_f16_to_f32", 4 * vector_lanes),
         ("sat_u8_to_f32", 4 * vector_lanes),
         ("sat_f32_to_u8", vector_lanes),
-        ("sat_fp32_exp", vector_lanes),
+        ("sat_fp32_exp", 2 * vector_lanes),
         ("sat_fp32_ln", 1),
-        // Four per lane (softmax_xent's two, pooling's two), the mean loss's and the logarithm's
-        ("sat_fp32_div", 4 * vector_lanes + 2),
+        // Five per lane (softmax's two, pooling's two, GELU's), the mean loss's and the logarithm's
+        ("sat_fp32_div", 5 * vector_lanes + 2),
         // Two per lane and two in each exponential
-        ("sat_fp32_greater", 4 * vector_lanes),
+        ("sat_fp32_greater", 6 * vector_lanes),
         // The exponentials', the logarithm's, the row count's and the window size's
-        ("sat_u24_to_f32", vector_lanes + 3),
+        ("sat_u24_to_f32", 2 * vector_lanes + 3),
         (DMA_MODULE, 2),
         (TOP_MODULE, 1),
     ] {

@@ -69,6 +69,8 @@
 //! `value.clamp(0.0, 255.0) as u8`).
 
 use super::tensor::address_bits;
+use super::vector_math::bits;
+use crate::numerics::{GELU_CUBIC, GELU_SCALE};
 use crate::isa::{layouts, Buffer, Field, PruneOrder, VecOp, WORD_BITS};
 use crate::{ArchConfig, Error};
 use std::fmt::Write as _;
@@ -82,12 +84,16 @@ pub const TO_FP16_MODULE: &str = "sat_f32_to_f16";
 /// Name of the vector unit's sequencer and lanes.
 pub const VECTOR_UNIT_MODULE: &str = "sat_vector_unit";
 /// The vector ops the RTL vector unit runs.
-pub const VECTOR_OPS: [VecOp; 9] = [
+pub const VECTOR_OPS: [VecOp; 13] = [
     VecOp::Copy,
     VecOp::Add,
     VecOp::Relu,
     VecOp::ReluGrad,
     VecOp::SoftmaxXent,
+    VecOp::Softmax,
+    VecOp::SoftmaxGrad,
+    VecOp::Gelu,
+    VecOp::GeluGrad,
     VecOp::MaxPool,
     VecOp::AvgPool,
     VecOp::MaxPoolGrad,
@@ -509,11 +515,14 @@ module {VECTOR_UNIT_MODULE} (
     output [{lanes}*32-1:0] wdata
 );
     localparam LANES = {lanes}, P = {latency};
-{fields}    wire f_softmax = f_op == {softmax_xent};
+{fields}    // The row ops: softmax_xent, softmax (three passes per row) and softmax_grad (two).
+    wire f_softmax = f_op == {softmax_xent} || f_op == {softmax} || f_op == {softmax_grad};
+    wire f_xent = f_op == {softmax_xent};
     wire f_pool = f_op == {maxpool} || f_op == {avgpool} || f_op == {maxpool_grad} || f_op == {avgpool_grad};
     wire f_pool_grad = f_op == {maxpool_grad} || f_op == {avgpool_grad};
     // Pooling gradients only for windows that do not overlap (stride >= window).
     wire f_runs = f_op == {copy} || f_op == {add} || f_op == {relu} || f_op == {relu_grad} || f_softmax
+                  || f_op == {gelu} || f_op == {gelu_grad}
                   || (f_pool && (!f_pool_grad || f_p3 >= f_p2));
 
     reg running;
@@ -533,7 +542,7 @@ module {VECTOR_UNIT_MODULE} (
     // softmax_xent: the step whose addresses are out (row, pass, j = first class of the batch,
     // the mean loss's step) and the step whose data is in (*_d).
     reg sm_running, sm_loss_step, sm_d, sm_first_d, sm_loss_d;
-    reg [1:0] sm_pass, sm_pass_d;
+    reg [1:0] sm_pass, sm_pass_d, sm_last_pass;
     reg [23:0] sm_row, sm_row_base, sm_j, sm_j_d;
     reg [15:0] classes;
     // Per row: the maximum, the label's logit and the sum of exponentials; the loss's sum.
@@ -575,7 +584,7 @@ module {VECTOR_UNIT_MODULE} (
     assign wbuf = dst_buf;
     always @(posedge clock) begin
         done <= 0;
-        idle <= (idle << 1) | (issue && (!f_runs || (f_count == 0 && !f_softmax)));
+        idle <= (idle << 1) | (issue && (!f_runs || (f_count == 0 && !f_xent)));
         if (idle[P] || last[P]) done <= 1;
         last[0] <= 0;
         if (issue) begin
@@ -584,7 +593,8 @@ module {VECTOR_UNIT_MODULE} (
             count <= f_count; a_base <= f_a; b_base <= f_b; dst_base <= f_dst;
             batch <= 0; left <= (f_count + LANES - 1) / LANES;
             running <= f_runs && !f_softmax && !f_pool && f_count != 0;
-            sm_running <= f_runs && f_softmax; sm_loss_step <= f_count == 0; sm_pass <= 0; sm_row <= 0; sm_row_base <= 0;
+            sm_running <= f_runs && f_softmax && (f_xent || f_count != 0); sm_loss_step <= f_count == 0;
+            sm_pass <= 0; sm_last_pass <= f_op == {softmax_grad} ? 2'd1 : 2'd2; sm_row <= 0; sm_row_base <= 0;
             sm_j <= 0; classes <= f_p0;
             pl_zeroing <= f_runs && f_pool_grad && f_count != 0; pl_walking <= f_runs && f_pool && !f_pool_grad && f_count != 0;
             ph <= f_p0; pw <= f_p1; pk <= f_p2; ps <= f_p3; poh <= f_oh[15:0]; pow <= f_ow[15:0]; pn <= f_count;
@@ -600,12 +610,16 @@ module {VECTOR_UNIT_MODULE} (
             else if (sm_j + LANES < {{8'h0, classes}}) sm_j <= sm_j + LANES;
             else begin
                 sm_j <= 0;
-                if (sm_pass != 2) sm_pass <= sm_pass + 1;
+                if (sm_pass != sm_last_pass) sm_pass <= sm_pass + 1;
                 else begin
                     sm_pass <= 0;
                     sm_row <= sm_row + 1;
                     sm_row_base <= sm_row_base + {{8'h0, classes}};
-                    if (sm_row + 1 == count) sm_loss_step <= 1;
+                    // softmax_xent ends with its mean loss's step, the others with the last row.
+                    if (sm_row + 1 == count) begin
+                        if (op == {softmax_xent}) sm_loss_step <= 1;
+                        else begin sm_running <= 0; last[0] <= 1; end
+                    end
                 end
             end
         end else if (pl_zeroing) begin
@@ -682,9 +696,10 @@ module {VECTOR_UNIT_MODULE} (
             loss <= 0;
             bad_label <= 0;
         end else if (sm_d && !sm_loss_d) begin
-            if (!label_ok) bad_label <= 1;
+            if (!label_ok && op == {softmax_xent}) bad_label <= 1;
             if (sm_pass_d == 0) begin mx <= mx_chain[LANES]; xl <= xl_chain[LANES]; end
-            if (sm_pass_d == 1) row_sum <= sum_chain[LANES];
+            // The row sum: of the exponentials (pass 1), or softmax_grad's dot product (pass 0).
+            if (sm_pass_d == (op == {softmax_grad} ? 2'd0 : 2'd1)) row_sum <= sum_chain[LANES];
             if (sm_pass_d == 2 && sm_first_d) loss <= new_loss;
         end
         if (pl_d) begin
@@ -697,7 +712,7 @@ module {VECTOR_UNIT_MODULE} (
     generate
         for (g = 0; g < LANES; g = g + 1) begin : lane
             wire [23:0] e = batch + g;
-            always @(posedge clock) valid0[g] <= sm_running ? (sm_loss_step ? g == 0 : sm_pass == 2 && sm_j + g < {{8'h0, classes}})
+            always @(posedge clock) valid0[g] <= sm_running ? (sm_loss_step ? g == 0 : sm_pass == sm_last_pass && sm_j + g < {{8'h0, classes}})
                                                            : running && e < count;
             // The pooling walker: this element and the next
             wire dc_wrap = t_dc[g] + 8'd1 == pk;
@@ -728,7 +743,8 @@ module {VECTOR_UNIT_MODULE} (
                 z_valid <= pl_zeroing && z + g < z_total;
             end
             assign raddr[g*{aw} +: {aw}] = a_base + (sm_running ? sm_row_base + sm_j + g : pl_walking ? t_pbase[g] + pos : e);
-            assign raddr[(LANES+g)*{aw} +: {aw}] = b_base + (sm_running ? sm_row : pl_walking ? t_out[g] : e);
+            assign raddr[(LANES+g)*{aw} +: {aw}] =
+                b_base + (sm_running ? (op == {softmax_grad} ? sm_row_base + sm_j + g : sm_row) : pl_walking ? t_out[g] : e);
             // Operands to FP32
             wire [31:0] a_act, a_wgt, a_idx, a_mask, b_act, b_wgt, b_idx, b_mask;
             sat_f16_to_f32 a_act_f (.h(act_rdata[g*16 +: 16]), .f(a_act));
@@ -762,7 +778,12 @@ module {VECTOR_UNIT_MODULE} (
             wire [31:0] shifted, exponential, accumulated, share, centered;
             sat_fp32_add minus_mx (.a(a), .b({{~mx[31], mx[30:0]}}), .sum(shifted));
             sat_fp32_exp exponent (.x(shifted), .y(exponential));
-            sat_fp32_add accumulate (.a(sum_chain[g]), .b(exponential), .sum(accumulated));
+            // softmax_grad: y dy into the dot product; then y (dy - dot)
+            wire [31:0] y_dy, dy_minus_dot, y_times;
+            sat_fp32_mul y_times_dy (.a(a), .b(b), .product(y_dy));
+            sat_fp32_add minus_dot (.a(b), .b({{~row_sum[31], row_sum[30:0]}}), .sum(dy_minus_dot));
+            sat_fp32_mul softmax_grad_value (.a(a), .b(dy_minus_dot), .product(y_times));
+            sat_fp32_add accumulate (.a(sum_chain[g]), .b(op == {softmax_grad} ? y_dy : exponential), .sum(accumulated));
             assign sum_chain[g+1] = in_row ? accumulated : sum_chain[g];
             // (e / sum - [class = label]) / rows
             sat_fp32_div normalize (.a(exponential), .b(row_sum), .q(share));
@@ -786,7 +807,36 @@ module {VECTOR_UNIT_MODULE} (
             sat_fp32_div dy_split (.a(b), .b(window_f), .q(dy_share));
             sat_fp32_add share_to_all (.a(32'h0), .b(dy_share), .sum(share_plus));
             wire window_done = pl_valid && pl_end;
+            // GELU (tanh form) and its gradient, in the simulator's order of operations
+            wire [31:0] ax, axx, axxx, inner, t, two_t, e2t, e2t_plus, ratio, tanh, half_x, one_plus, gelu;
+            sat_fp32_mul g_ax (.a({gelu_a}), .b(a), .product(ax));
+            sat_fp32_mul g_axx (.a(ax), .b(a), .product(axx));
+            sat_fp32_mul g_axxx (.a(axx), .b(a), .product(axxx));
+            sat_fp32_add g_inner (.a(a), .b(axxx), .sum(inner));
+            sat_fp32_mul g_t (.a({gelu_c}), .b(inner), .product(t));
+            sat_fp32_mul g_two_t (.a(32'h40000000), .b(t), .product(two_t));
+            sat_fp32_exp g_exp (.x(two_t), .y(e2t));
+            sat_fp32_add g_plus_one (.a(e2t), .b(32'h3f800000), .sum(e2t_plus));
+            sat_fp32_div g_ratio (.a(32'h40000000), .b(e2t_plus), .q(ratio));
+            sat_fp32_add g_tanh (.a(32'h3f800000), .b({{~ratio[31], ratio[30:0]}}), .sum(tanh));
+            sat_fp32_mul g_half_x (.a(32'h3f000000), .b(a), .product(half_x));
+            sat_fp32_add g_one_plus (.a(32'h3f800000), .b(tanh), .sum(one_plus));
+            sat_fp32_mul g_gelu (.a(half_x), .b(one_plus), .product(gelu));
+            wire [31:0] half_one_plus, tanh2, one_minus, d1, d2, a3x, a3xx, poly, d3, slope, gelu_grad;
+            sat_fp32_mul gg_half (.a(32'h3f000000), .b(one_plus), .product(half_one_plus));
+            sat_fp32_mul gg_tanh2 (.a(tanh), .b(tanh), .product(tanh2));
+            sat_fp32_add gg_one_minus (.a(32'h3f800000), .b({{~tanh2[31], tanh2[30:0]}}), .sum(one_minus));
+            sat_fp32_mul gg_d1 (.a(half_x), .b(one_minus), .product(d1));
+            sat_fp32_mul gg_d2 (.a(d1), .b({gelu_c}), .product(d2));
+            sat_fp32_mul gg_a3x (.a({gelu_3a}), .b(a), .product(a3x));
+            sat_fp32_mul gg_a3xx (.a(a3x), .b(a), .product(a3xx));
+            sat_fp32_add gg_poly (.a(32'h3f800000), .b(a3xx), .sum(poly));
+            sat_fp32_mul gg_d3 (.a(d2), .b(poly), .product(d3));
+            sat_fp32_add gg_slope (.a(half_one_plus), .b(d3), .sum(slope));
+            sat_fp32_mul gg_grad (.a(b), .b(slope), .product(gelu_grad));
             wire [31:0] value = op == {softmax_xent} ? (sm_loss_d ? mean_loss : gradient[g])
+                              : op == {softmax} ? share : op == {softmax_grad} ? y_times
+                              : op == {gelu} ? gelu : op == {gelu_grad} ? gelu_grad
                               : pl_zero_d ? 32'h0
                               : op == {maxpool} ? best_chain[g+1] : op == {avgpool} ? average
                               : op == {maxpool_grad} ? dy_plus : op == {avgpool_grad} ? share_plus
@@ -829,6 +879,13 @@ endmodule
         relu = VecOp::Relu.to_bits(),
         relu_grad = VecOp::ReluGrad.to_bits(),
         softmax_xent = VecOp::SoftmaxXent.to_bits(),
+        softmax = VecOp::Softmax.to_bits(),
+        softmax_grad = VecOp::SoftmaxGrad.to_bits(),
+        gelu = VecOp::Gelu.to_bits(),
+        gelu_grad = VecOp::GeluGrad.to_bits(),
+        gelu_a = bits(GELU_CUBIC),
+        gelu_c = bits(GELU_SCALE),
+        gelu_3a = bits(3.0 * GELU_CUBIC),
         maxpool = VecOp::MaxPool.to_bits(),
         avgpool = VecOp::AvgPool.to_bits(),
         maxpool_grad = VecOp::MaxPoolGrad.to_bits(),

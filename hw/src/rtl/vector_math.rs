@@ -20,7 +20,7 @@ use crate::numerics::{EXP_HORNER, EXP_INV_LN2, EXP_LN2_HI, EXP_LN2_LO, EXP_OVERF
 use std::fmt::Write as _;
 
 /// `32'hXXXXXXXX`, a constant's bits.
-fn bits(value: f32) -> String {
+pub(super) fn bits(value: f32) -> String {
     format!("32'h{:08x}", value.to_bits())
 }
 
