@@ -1,6 +1,6 @@
 //! The constants of the arithmetic specification (`satkit_sim::numerics`) that hardware builds
 //! in: the range limits, reduction constants and polynomial coefficients of `exp_spec` and
-//! `ln_spec`, and GELU's. The simulator's functions and the RTL generator's circuits both read them from
+//! `ln_spec`, GELU's, and the normalizations' epsilon. The simulator's functions and the RTL generator's circuits both read them from
 //! here, so the two cannot drift apart.
 
 /// `exp_spec` returns +inf above this argument.
@@ -21,3 +21,5 @@ pub const LN_HORNER: [f32; 5] = [1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0
 pub const GELU_SCALE: f32 = 0.797_884_6;
 /// GELU's cubic coefficient.
 pub const GELU_CUBIC: f32 = 0.044715;
+/// The normalizations' `epsilon`: `rstd = 1 / sqrt(var + NORM_EPSILON)`.
+pub const NORM_EPSILON: f32 = 1e-5;

@@ -22,17 +22,20 @@
 //!
 //! **Cycles:** `ceil(work / lanes) + pipeline_latency + 2` (two to start reading: the fields
 //! are registered, then the buffers read synchronously, as the RTL does), where work is the
-//! element count for element-wise ops, `outputs * p2 * p2` for pooling, two passes for
-//! statistics and the normalization gradient, one for the others. A pooling gradient first
+//! element count for element-wise ops, `outputs * p2 * p2` for pooling, one for the others. A pooling gradient first
 //! writes zeros over its `planes * p0 * p1` outputs (`ceil(planes p0 p1 / lanes)` cycles),
 //! then walks the windows (`ceil(outputs p2 p2 / lanes)`). The softmaxes
 //! make three passes over each row (max, exponentials and their sum, normalization), each
 //! `ceil(p0 / lanes)` cycles, since a pass needs the previous one's result:
 //! `3 * rows * ceil(p0 / lanes) + pipeline_latency + 2`, and `softmax_xent` one cycle more
-//! for its mean loss; the softmax gradient two (the dot product, then the gradient).
+//! for its mean loss; the softmax gradient two (the dot product, then the gradient). The
+//! normalizations walk each normalized vector (a column, or a row with `p1 = 1`) `lanes`
+//! elements per cycle: `len * ceil(axis / lanes)` cycles per pass, two passes for
+//! `norm_stats` (sum, then squared deviations), one for `norm_apply` and `norm_grad_stats`,
+//! and `norm_grad_apply` one cycle per vector more to read its statistics.
 
 use crate::numerics::{exp_spec, ln_spec};
-use satkit_hw::numerics::{GELU_CUBIC, GELU_SCALE};
+use satkit_hw::numerics::{GELU_CUBIC, GELU_SCALE, NORM_EPSILON};
 use crate::scratchpad::{is_byte_plane, Scratchpads};
 use crate::stats::Cost;
 use satkit_hw::isa::{Buffer, VecOp};
@@ -168,6 +171,16 @@ pub fn cost(arch: &ArchConfig, s: &Scratchpads, v: &VecInsn) -> Cost {
         VecOp::SoftmaxXent => 3 * v.count * v.p[0].div_ceil(lanes) + 1,
         // The gradient planes are zeroed first, then the windows add to them.
         VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => g.elements_out.div_ceil(lanes) + g.work.div_ceil(lanes),
+        // One batch walks `lanes` elements of one normalized vector (a row, or a column).
+        VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply => {
+            let (rows, cols, len) = v.norm_dims().expect("checked before costing");
+            let batches = (if v.p[1] == 1 { cols } else { rows }).div_ceil(lanes);
+            len * match v.op {
+                VecOp::NormStats => 2 * batches,
+                VecOp::NormGradApply => 1 + batches,
+                _ => batches,
+            }
+        }
         _ => g.work.div_ceil(lanes),
     };
     let mut cost = Cost {
@@ -314,7 +327,7 @@ pub fn execute(s: &mut Scratchpads, v: &VecInsn) -> Result<(), String> {
                         let mean = (0..axis).fold(0f32, |acc, i| acc + x(i)) / axis as f32;
                         let var = (0..axis).fold(0f32, |acc, i| acc + (x(i) - mean) * (x(i) - mean)) / axis as f32;
                         stats[j as usize] = mean;
-                        stats[(len + j) as usize] = 1.0 / (var + 1e-5).sqrt();
+                        stats[(len + j) as usize] = 1.0 / (var + NORM_EPSILON).sqrt();
                     }
                     VecOp::NormApply => {
                         for i in 0..axis {

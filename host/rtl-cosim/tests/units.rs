@@ -4,8 +4,8 @@
 //! NaN), `update` with and without the SR-STE term, back to back and after a prune, the
 //! element-wise `vec` ops (with GELU and its gradient) between every pair of buffer types,
 //! `softmax_xent`, `softmax` and `softmax_grad` for rows shorter, as long as and longer than
-//! the lanes, from and to every buffer type, and max and average pooling and their gradients
-//! over many geometries. Compared: every element of the
+//! the lanes, from and to every buffer type, max and average pooling and their gradients over
+//! many geometries, and the four normalization ops per column and per row. Compared: every element of the
 //! buffers, bit for bit, and every instruction's start and end cycle. A mismatch names the
 //! buffer element or the instruction.
 
@@ -262,10 +262,10 @@ fn vector_ops_in_place_back_to_back_and_empty() {
     };
     check(&mut rtl, &p, 600, 0.3).unwrap_or_else(|e| panic!("{e}"));
     let unsupported = Program {
-        insns: vec![Instruction::new(row_op(VecOp::NormApply, 4, 2, (Buffer::Acc, 0), (Buffer::Acc, 0), (Buffer::Acc, 0)))],
+        insns: vec![Instruction::new(row_op(VecOp::NormApply, 0, 2, (Buffer::Acc, 0), (Buffer::Acc, 0), (Buffer::Acc, 0)))],
     };
     let e = rtl.run(&unsupported).unwrap_err();
-    assert!(e.to_string().contains("relu_grad"), "{e}");
+    assert!(e.to_string().contains("zero rows"), "{e}");
 }
 
 #[test]
@@ -361,6 +361,52 @@ fn softmax_and_its_gradient_of_every_shape_and_buffer_type() {
         ],
     };
     check(&mut rtl, &p, 1300, 0.0).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// A normalization `op` per column (`p1 = 0`) or per row (`p1 = 1`).
+fn per_axis(op: Op, p1: u32) -> Op {
+    match op {
+        Op::Vec { op, count, dst_buf, dst, a_buf, a, b_buf, b, p0, p2, p3, .. } => {
+            Op::Vec { op, count, dst_buf, dst, a_buf, a, b_buf, b, p0, p1, p2, p3 }
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn normalizations_per_column_and_per_row_of_every_buffer_type() {
+    let mut rtl = machine();
+    let lanes = rtl.arch().vector.lanes;
+    let mut seed = 1400;
+    let ops = [VecOp::NormStats, VecOp::NormApply, VecOp::NormGradStats, VecOp::NormGradApply];
+    for (k, &(rows, cols)) in [(1, 1), (lanes, 3), (lanes + 1, 2), (6, lanes - 1), (3, 2 * lanes + 1)].iter().enumerate() {
+        for per_row in [0, 1] {
+            for op in ops {
+                for (j, &a) in BUFFERS.iter().enumerate().filter(|(j, _)| (j + k) % 2 == 0) {
+                    let b = BUFFERS[(j + 1) % BUFFERS.len()];
+                    let dst = BUFFERS[(j + k + 3) % BUFFERS.len()];
+                    let insn = per_axis(row_op(op, rows, cols, (dst, 1200), (a, 40), (b, 400)), per_row);
+                    let p = Program { insns: vec![Instruction::new(insn)] };
+                    seed += 1;
+                    let specials = if seed % 4 == 0 { 0.2 } else { 0.0 };
+                    check(&mut rtl, &p, seed, specials)
+                        .unwrap_or_else(|e| panic!("{op} {rows} x {cols} p1 = {per_row} {a} {b} -> {dst}: {e}"));
+                }
+            }
+        }
+    }
+    // A batch norm's forward and backward in a row, on FP32 buffers.
+    let (rows, cols) = (2 * lanes + 3, 3);
+    let norm = |op, dst, a, b, p1| Instruction::new(per_axis(row_op(op, rows, cols, dst, a, b), p1));
+    let p = Program {
+        insns: vec![
+            norm(VecOp::NormStats, (Buffer::Master, 1000), (Buffer::Acc, 0), (Buffer::Acc, 0), 0),
+            norm(VecOp::NormApply, (Buffer::Acc, 500), (Buffer::Acc, 0), (Buffer::Master, 1000), 0),
+            norm(VecOp::NormGradStats, (Buffer::Master, 1000 + 2 * cols), (Buffer::Acc, 100), (Buffer::Acc, 500), 0),
+            norm(VecOp::NormGradApply, (Buffer::Acc, 0), (Buffer::Acc, 100), (Buffer::Master, 1000), 0),
+        ],
+    };
+    check(&mut rtl, &p, 1500, 0.0).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

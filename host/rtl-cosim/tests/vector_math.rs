@@ -1,8 +1,9 @@
-//! The vector unit's FP32 functions (`sat_fp32_div`, `sat_fp32_exp`, `sat_fp32_ln`, from
-//! `hw/src/rtl/vector_math.rs`) against the simulator's arithmetic, one value at a time: the
-//! generated machine's Verilog runs in Icarus Verilog with a testbench that applies each input
-//! and prints the three results. Division is compared with Rust's `f32` division, `exp` and `ln`
-//! with `exp_spec` and `ln_spec`; two NaNs are equal (see the NaN rule of `hw/src/rtl/fp.rs`).
+//! The vector unit's FP32 functions (`sat_fp32_div`, `sat_fp32_exp`, `sat_fp32_ln`,
+//! `sat_fp32_sqrt`, from `hw/src/rtl/vector_math.rs`) against the simulator's arithmetic, one
+//! value at a time: the generated machine's Verilog runs in Icarus Verilog with a testbench that
+//! applies each input and prints the four results. Division and square root are compared with
+//! Rust's `f32` operations, `exp` and `ln` with `exp_spec` and `ln_spec`; two NaNs are equal
+//! (see the NaN rule of `hw/src/rtl/fp.rs`).
 //! The inputs are every pair of special values, random bit patterns, and pairs picked to give
 //! subnormal quotients, halfway cases and overflow.
 
@@ -65,8 +66,9 @@ fn division_exp_and_ln_match_the_simulators_arithmetic() {
 module vector_math_tb;
     reg [63:0] inputs [0:{last}];
     reg [31:0] a, b;
-    wire [31:0] quotient, exponential, logarithm;
+    wire [31:0] quotient, exponential, logarithm, root;
     sat_fp32_div div (.a(a), .b(b), .q(quotient));
+    sat_fp32_sqrt sqrt_unit (.a(a), .q(root));
     sat_fp32_exp exp_unit (.x(a), .y(exponential));
     sat_fp32_ln ln_unit (.x(a), .y(logarithm));
     integer i;
@@ -75,7 +77,7 @@ module vector_math_tb;
         for (i = 0; i <= {last}; i = i + 1) begin
             a = inputs[i][63:32];
             b = inputs[i][31:0];
-            #1 $display("%h %h %h", quotient, exponential, logarithm);
+            #1 $display("%h %h %h %h", quotient, exponential, logarithm, root);
         end
         $finish;
     end
@@ -99,14 +101,16 @@ endmodule
     let stdout = String::from_utf8_lossy(&run.stdout);
     let results: Vec<Vec<u32>> = stdout
         .lines()
-        .filter(|l| l.split_whitespace().count() == 3)
+        .filter(|l| l.split_whitespace().count() == 4)
         .map(|l| l.split_whitespace().map(|w| u32::from_str_radix(w, 16).expect("hex results")).collect())
         .collect();
     assert_eq!(results.len(), vectors.len(), "one line of results per input: {stdout:.2000}");
     let mut failures = Vec::new();
     for (&(a, b), r) in vectors.iter().zip(&results) {
         let (x, y) = (f32::from_bits(a), f32::from_bits(b));
-        for (what, got, want) in [("div", r[0], x / y), ("exp", r[1], exp_spec(x)), ("ln", r[2], ln_spec(x))] {
+        for (what, got, want) in
+            [("div", r[0], x / y), ("exp", r[1], exp_spec(x)), ("ln", r[2], ln_spec(x)), ("sqrt", r[3], x.sqrt())]
+        {
             if !same(got, want) {
                 failures.push(format!("{what}({a:08x}, {b:08x}) = {got:08x}, want {:08x}", want.to_bits()));
             }

@@ -5,9 +5,9 @@
 //!
 //! **Units.** `load` and `store` are DMA engines (`sat_dma`, below); `gemm` runs on the tensor
 //! unit ([`super::tensor`]); `prune` and `update` on the SORE and WUVE lanes with their
-//! sequencers, and the element-wise `vec` ops, GELU, the softmaxes and pooling on the vector unit
-//! ([`super::sequencers`], with the FP32 functions of [`super::vector_math`]). The vector unit's
-//! other ops are not built; the host refuses programs with them before running.
+//! sequencers, and every `vec` op on the vector unit ([`super::sequencers`], with the FP32
+//! functions of [`super::vector_math`]), except pooling gradients over overlapping windows,
+//! which the host refuses before running.
 //!
 //! **DMA (`sat_dma`).** Moves a 2-D block as the ISA defines it, `W` elements per cycle, where
 //! `W` = the DRAM's bytes per core cycle over all channels, rounded up ([`dma_lanes`]): as many
@@ -92,13 +92,15 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     let to_fp16 = (arch.sore.lanes * arch.array.n_max) as usize + vector_lanes;
     // The vector unit's FP32 adders and multipliers are the rust-hdl modules too. Per lane:
     // adders, the element-wise one, three in softmax_xent, one in softmax_grad, three in
-    // pooling and seven in GELU; multipliers, two in softmax_grad and fifteen in GELU; and two
-    // exponentials' (softmax, GELU). Once: the logarithm's and the row loss's three adders.
+    // pooling, seven in GELU and seven in the normalizations; multipliers, two in
+    // softmax_grad, fifteen in GELU and six in the normalizations; and two exponentials'
+    // (softmax, GELU). Once: the logarithm's, the row loss's three and the normalizations' two
+    // adders, and the logarithm's and the normalizations' two multipliers.
     let (exp_adds, exp_muls) = (2 + (EXP_HORNER.len() - 1), 4 + (EXP_HORNER.len() - 1));
     let (ln_adds, ln_muls) = (3 + (LN_HORNER.len() - 1), 4 + (LN_HORNER.len() - 1));
     for (name, extra) in [
-        ("sat_fp32_add", vector_lanes * (15 + 2 * exp_adds) + ln_adds + 3),
-        ("sat_fp32_mul", vector_lanes * (17 + 2 * exp_muls) + ln_muls),
+        ("sat_fp32_add", vector_lanes * (22 + 2 * exp_adds) + ln_adds + 5),
+        ("sat_fp32_mul", vector_lanes * (23 + 2 * exp_muls) + ln_muls + 2),
     ] {
         if let Some(module) = modules.iter_mut().find(|m| m.name == name) {
             module.instances += extra;
@@ -116,12 +118,14 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
         ("sat_f32_to_u8", vector_lanes),
         ("sat_fp32_exp", 2 * vector_lanes),
         ("sat_fp32_ln", 1),
-        // Five per lane (softmax's two, pooling's two, GELU's), the mean loss's and the logarithm's
-        ("sat_fp32_div", 5 * vector_lanes + 2),
+        ("sat_fp32_sqrt", 1),
+        // Five per lane (softmax's two, pooling's two, GELU's); once the mean loss's, the
+        // logarithm's and the normalizations' four
+        ("sat_fp32_div", 5 * vector_lanes + 6),
         // Two per lane and two in each exponential
         ("sat_fp32_greater", 6 * vector_lanes),
-        // The exponentials', the logarithm's, the row count's and the window size's
-        ("sat_u24_to_f32", 2 * vector_lanes + 3),
+        // The exponentials', the logarithm's, and the row count's, window size's and axis's
+        ("sat_u24_to_f32", 2 * vector_lanes + 4),
         (DMA_MODULE, 2),
         (TOP_MODULE, 1),
     ] {

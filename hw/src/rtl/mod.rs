@@ -17,17 +17,15 @@
 //!   lanes (FP32 SGD with momentum, weight decay and the SR-STE term);
 //! - [`sequencers`]: the SORE's, WUVE's and vector unit's operand sequencers and the
 //!   conversions between the buffers' types;
-//! - [`vector_math`]: the vector unit's FP32 division, comparison, `exp` and `ln`;
+//! - [`vector_math`]: the vector unit's FP32 division, square root, comparison, `exp` and `ln`;
 //! - [`machine`]: the top: controller, units, DMA engines with the memory port, buffers and
 //!   control/status registers;
 //! - [`verilog`]: turns rust-hdl's one-module-per-instance output into one module per distinct
 //!   block with readable names, and joins separately generated designs.
 //!
-//! Not generated yet: the vector unit's softmax, softmax gradient, normalization and GELU ops,
-//! and pooling gradients over overlapping windows (its element-wise ops, `softmax_xent` and
-//! pooling are); the
-//! array's IS dataflow; block-RAM buffers (the buffers are multi-port register files,
-//! since the simulator models buffers without bank conflicts).
+//! Not generated yet: pooling gradients over overlapping windows; the array's IS dataflow;
+//! block-RAM buffers (the buffers are multi-port register files, since the simulator models
+//! buffers without bank conflicts).
 
 pub mod array;
 pub mod controller;

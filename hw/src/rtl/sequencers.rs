@@ -20,9 +20,8 @@
 //! cycles after that, when the new weight and momentum are written: `done` is high at
 //! `t0 + ceil(count / L) + P + 2`, the simulator's cost.
 //!
-//! **`sat_vector_unit`** (`vec`: the element-wise ops `copy`, `add`, `relu`, `relu_grad`,
-//! `softmax_xent`, and pooling).
-//! `L = vector.lanes` lanes take elements `l, l + L, ...`; cycle `t0 + 1 + b` reads batch `b`
+//! **`sat_vector_unit`** (`vec`: every op of the ISA). The element-wise ops (`copy`, `add`,
+//! `relu`, `relu_grad`): `L = vector.lanes` lanes take elements `l, l + L, ...`; cycle `t0 + 1 + b` reads batch `b`
 //! of `a` and `b` from the buffers the instruction names, converted to FP32 (FP16 exactly, a
 //! byte plane's bytes as integers), the lane computes in FP32 (`add` with the bit-exact
 //! [`super::fp::Fp32Add`]) and converts to the destination's type (FP16 rounded to nearest
@@ -59,8 +58,25 @@
 //!
 //! Writes leave through a `P`-stage pipeline of per-lane enables, offsets and values.
 //!
-//! The other vector ops (softmax, its gradient, normalization, GELU) are not built: the unit
-//! flags them `unsupported` and finishes, and the host refuses them before running.
+//! **`softmax`** runs `softmax_xent`'s passes and writes `e / sum` in the third;
+//! **`softmax_grad`** makes two passes per row: the dot product of `y` and `dy` chained across
+//! the lanes, then `y (dy - dot)`. **`gelu`** and **`gelu_grad`** are element-wise, each lane
+//! the simulator's sequence of FP32 operations (with the exponential of [`super::vector_math`]).
+//!
+//! **Normalizations.** Each normalized vector (a column, or a row with `p1 = 1`) is walked
+//! `L` elements per cycle, lane `l` at offset `base + (i + l) stride`. `norm_stats` chains the
+//! sum (pass 0; the mean is the sum divided by the length) and the squared deviations (pass 1),
+//! and in the pass's last cycle writes the mean and `1 / sqrt(var + epsilon)` on lanes 0 and 1;
+//! `norm_grad_stats` chains the sums of `dy` and `dy x` in one pass; `norm_apply` writes
+//! `(x - mean) rstd` with the statistics read on `b`'s lanes 0 and 1; `norm_grad_apply` reads
+//! its four statistics on `b`'s lanes 0..3 in one cycle per vector, then `x` from the
+//! destination on `b`'s lanes while writing `dx` there. Statistics need two lanes and
+//! `norm_grad_apply` four (the host refuses them on narrower units), and zero rows are refused.
+//! `done` is high at `t0 + len * passes * ceil(axis / L) (+ len for norm_grad_apply) + P + 2`,
+//! the simulator's cost.
+//!
+//! Pooling gradients over overlapping windows are not built: the unit flags them
+//! `unsupported` and finishes, and the host refuses them before running.
 //!
 //! **Conversions.** `sat_f32_to_f16`: round to nearest even with subnormals, overflow to
 //! infinity, signed zeros, and NaN kept a (quiet) NaN with the top mantissa bits: the `half`
@@ -70,7 +86,7 @@
 
 use super::tensor::address_bits;
 use super::vector_math::bits;
-use crate::numerics::{GELU_CUBIC, GELU_SCALE};
+use crate::numerics::{GELU_CUBIC, GELU_SCALE, NORM_EPSILON};
 use crate::isa::{layouts, Buffer, Field, PruneOrder, VecOp, WORD_BITS};
 use crate::{ArchConfig, Error};
 use std::fmt::Write as _;
@@ -84,7 +100,7 @@ pub const TO_FP16_MODULE: &str = "sat_f32_to_f16";
 /// Name of the vector unit's sequencer and lanes.
 pub const VECTOR_UNIT_MODULE: &str = "sat_vector_unit";
 /// The vector ops the RTL vector unit runs.
-pub const VECTOR_OPS: [VecOp; 13] = [
+pub const VECTOR_OPS: [VecOp; 17] = [
     VecOp::Copy,
     VecOp::Add,
     VecOp::Relu,
@@ -94,6 +110,10 @@ pub const VECTOR_OPS: [VecOp; 13] = [
     VecOp::SoftmaxGrad,
     VecOp::Gelu,
     VecOp::GeluGrad,
+    VecOp::NormStats,
+    VecOp::NormApply,
+    VecOp::NormGradStats,
+    VecOp::NormGradApply,
     VecOp::MaxPool,
     VecOp::AvgPool,
     VecOp::MaxPoolGrad,
@@ -521,8 +541,11 @@ module {VECTOR_UNIT_MODULE} (
     wire f_pool = f_op == {maxpool} || f_op == {avgpool} || f_op == {maxpool_grad} || f_op == {avgpool_grad};
     wire f_pool_grad = f_op == {maxpool_grad} || f_op == {avgpool_grad};
     // Pooling gradients only for windows that do not overlap (stride >= window).
+    // Normalizations: statistics need two write lanes, norm_grad_apply four read lanes.
+    wire f_norm = f_op == {norm_stats} || f_op == {norm_apply} || f_op == {norm_grad_stats} || f_op == {norm_grad_apply};
+    wire f_norm_runs = f_norm && f_count != 0 && f_p1 <= 1 && LANES >= 2 && (f_op != {norm_grad_apply} || LANES >= 4);
     wire f_runs = f_op == {copy} || f_op == {add} || f_op == {relu} || f_op == {relu_grad} || f_softmax
-                  || f_op == {gelu} || f_op == {gelu_grad}
+                  || f_op == {gelu} || f_op == {gelu_grad} || f_norm_runs
                   || (f_pool && (!f_pool_grad || f_p3 >= f_p2));
 
     reg running;
@@ -560,6 +583,15 @@ module {VECTOR_UNIT_MODULE} (
     reg [23:0] w_plane, w_pbase, w_rowb, w_win, w_row_off, w_out;
     reg [15:0] w_orow, w_ocol;
     reg [7:0] w_dr, w_dc;
+    // Normalizations: vector j (nm_vec) of nm_len, its elements i of nm_axis at offsets
+    // nm_vec_base + i nm_stride; the batch's first element i and offset (nm_i, nm_off).
+    reg nm_running, nm_d, nm_first_d, nm_last_d;
+    reg [1:0] nm_pass, nm_pass_d, nm_last_pass;
+    reg [23:0] nm_vec, nm_vec_d, nm_i, nm_len, nm_axis, nm_cols, nm_stride, nm_vec_base, nm_off, nm_off_d;
+    reg nm_per_row;
+    // The chains' running sums, the vector's mean; norm_grad_apply's per-vector terms.
+    reg [31:0] nm_acc_a, nm_acc_b, nm_mean, ga_mean, ga_rstd, ga_dy_n, ga_h_n;
+    wire nm_pass_end = (op == {norm_grad_apply} && nm_pass == 0) || nm_i + LANES >= nm_axis;
     // The running window maximum (value, offset in the plane) and sum across cycles.
     reg [31:0] best, window_sum;
     reg [23:0] best_pos;
@@ -592,7 +624,7 @@ module {VECTOR_UNIT_MODULE} (
             op <= f_op; a_buf <= f_a_buf; b_buf <= f_b_buf; dst_buf <= f_dst_buf;
             count <= f_count; a_base <= f_a; b_base <= f_b; dst_base <= f_dst;
             batch <= 0; left <= (f_count + LANES - 1) / LANES;
-            running <= f_runs && !f_softmax && !f_pool && f_count != 0;
+            running <= f_runs && !f_softmax && !f_pool && !f_norm && f_count != 0;
             sm_running <= f_runs && f_softmax && (f_xent || f_count != 0); sm_loss_step <= f_count == 0;
             sm_pass <= 0; sm_last_pass <= f_op == {softmax_grad} ? 2'd1 : 2'd2; sm_row <= 0; sm_row_base <= 0;
             sm_j <= 0; classes <= f_p0;
@@ -601,6 +633,28 @@ module {VECTOR_UNIT_MODULE} (
             plane_size <= f_p0 * f_p1; stride_rows <= f_p3 * f_p1; z <= 0; z_total <= f_count * f_p0 * f_p1;
             w_plane <= 0; w_pbase <= 0; w_rowb <= 0; w_win <= 0; w_row_off <= 0; w_out <= 0;
             w_orow <= 0; w_ocol <= 0; w_dr <= 0; w_dc <= 0;
+            nm_running <= f_norm_runs; nm_per_row <= f_p1[0]; nm_cols <= f_p0;
+            nm_len <= f_p1[0] ? f_count : {{8'h0, f_p0}}; nm_axis <= f_p1[0] ? {{8'h0, f_p0}} : f_count;
+            nm_stride <= f_p1[0] ? 24'd1 : {{8'h0, f_p0}};
+            nm_vec <= 0; nm_i <= 0; nm_pass <= 0; nm_vec_base <= 0; nm_off <= 0;
+            nm_last_pass <= f_op == {norm_stats} || f_op == {norm_grad_apply} ? 2'd1 : 2'd0;
+        end else if (nm_running) begin
+            // norm_grad_apply's pass 0 is one cycle (the statistics); the others walk the vector.
+            if (nm_pass_end) begin
+                nm_i <= 0;
+                nm_off <= nm_vec_base;
+                if (nm_pass != nm_last_pass) nm_pass <= nm_pass + 1;
+                else begin
+                    nm_pass <= 0;
+                    nm_vec <= nm_vec + 1;
+                    nm_vec_base <= nm_vec_base + (nm_per_row ? nm_cols : 24'd1);
+                    nm_off <= nm_vec_base + (nm_per_row ? nm_cols : 24'd1);
+                    if (nm_vec + 1 == nm_len) begin nm_running <= 0; last[0] <= 1; end
+                end
+            end else begin
+                nm_i <= nm_i + LANES;
+                nm_off <= nm_off + LANES * nm_stride;
+            end
         end else if (running) begin
             batch <= batch + LANES;
             left <= left - 1;
@@ -632,7 +686,10 @@ module {VECTOR_UNIT_MODULE} (
             if (t_plane[LANES] >= pn) begin pl_walking <= 0; last[0] <= 1; end
         end
         a_buf_d <= a_buf;
-        b_buf_d <= b_buf;
+        // norm_grad_apply reads x from the destination on b's lanes.
+        b_buf_d <= nm_running && op == {norm_grad_apply} && nm_pass == 1 ? dst_buf : b_buf;
+        nm_d <= nm_running; nm_pass_d <= nm_pass; nm_vec_d <= nm_vec; nm_first_d <= nm_i == 0;
+        nm_last_d <= nm_pass_end; nm_off_d <= nm_off;
         base0 <= sm_running ? sm_row_base + sm_j : batch;
         sm_d <= sm_running; sm_pass_d <= sm_pass; sm_j_d <= sm_j; sm_first_d <= sm_j == 0; sm_loss_d <= sm_loss_step;
         pl_d <= pl_walking; pl_zero_d <= pl_zeroing; z_d <= z;
@@ -688,6 +745,45 @@ module {VECTOR_UNIT_MODULE} (
     wire [15:0] window_elements = pk * pk;
     wire [31:0] window_f;
     sat_u24_to_f32 window_to_float (.u({{8'h0, window_elements}}), .f(window_f));
+    // Normalizations' chains across the lanes (in element order): sums of x or (x - mean)^2,
+    // and of x b; the mean, then the variance, and the reciprocal square root.
+    wire [31:0] nm_a_chain [0:LANES];
+    wire [31:0] nm_b_chain [0:LANES];
+    assign nm_a_chain[0] = nm_first_d ? 32'h0 : nm_acc_a;
+    assign nm_b_chain[0] = nm_first_d ? 32'h0 : nm_acc_b;
+    wire [31:0] axis_f, nm_quotient, var_eps, nm_root, nm_rstd;
+    sat_u24_to_f32 axis_to_float (.u(nm_axis), .f(axis_f));
+    sat_fp32_div nm_divide (.a(nm_a_chain[LANES]), .b(axis_f), .q(nm_quotient));
+    sat_fp32_add nm_eps (.a(nm_quotient), .b({norm_eps}), .sum(var_eps));
+    sat_fp32_sqrt nm_sqrt (.a(var_eps), .q(nm_root));
+    sat_fp32_div nm_reciprocal (.a(32'h3f800000), .b(nm_root), .q(nm_rstd));
+    // The statistics on b's first lanes: norm_apply's mean and rstd, norm_grad_apply's mean,
+    // rstd, sum dy and sum dy x, and the latter's per-vector terms.
+    wire [31:0] stat0, stat1, stat2, stat3, ga_m_sdy, ga_diff, ga_sdxh, ga_dy_n_now, ga_h_n_now;
+    generate
+        if (LANES >= 4) begin : four_stats
+            assign stat0 = b_val[0]; assign stat1 = b_val[1]; assign stat2 = b_val[2]; assign stat3 = b_val[3];
+        end else if (LANES >= 2) begin : two_stats
+            assign stat0 = b_val[0]; assign stat1 = b_val[1]; assign stat2 = 0; assign stat3 = 0;
+        end else begin : no_stats
+            assign stat0 = 0; assign stat1 = 0; assign stat2 = 0; assign stat3 = 0;
+        end
+    endgenerate
+    sat_fp32_mul ga_mean_sum_dy (.a(stat0), .b(stat2), .product(ga_m_sdy));
+    sat_fp32_add ga_minus (.a(stat3), .b({{~ga_m_sdy[31], ga_m_sdy[30:0]}}), .sum(ga_diff));
+    sat_fp32_mul ga_times_rstd (.a(stat1), .b(ga_diff), .product(ga_sdxh));
+    sat_fp32_div ga_dy_per_n (.a(stat2), .b(axis_f), .q(ga_dy_n_now));
+    sat_fp32_div ga_h_per_n (.a(ga_sdxh), .b(axis_f), .q(ga_h_n_now));
+    always @(posedge clock) begin
+        if (nm_d) begin
+            nm_acc_a <= nm_a_chain[LANES];
+            nm_acc_b <= nm_b_chain[LANES];
+            if (op == {norm_stats} && nm_pass_d == 0 && nm_last_d) nm_mean <= nm_quotient;
+            if (op == {norm_grad_apply} && nm_pass_d == 0) begin
+                ga_mean <= stat0; ga_rstd <= stat1; ga_dy_n <= ga_dy_n_now; ga_h_n <= ga_h_n_now;
+            end
+        end
+    end
     assign best_chain[0] = best;
     assign best_pos_chain[0] = best_pos;
     assign pool_sum_chain[0] = window_sum;
@@ -742,9 +838,18 @@ module {VECTOR_UNIT_MODULE} (
                 pl_pos <= pos; pl_pbase <= t_pbase[g]; pl_out <= t_out[g];
                 z_valid <= pl_zeroing && z + g < z_total;
             end
-            assign raddr[g*{aw} +: {aw}] = a_base + (sm_running ? sm_row_base + sm_j + g : pl_walking ? t_pbase[g] + pos : e);
+            wire [23:0] nm_lane_off = nm_off + g * nm_stride;
+            reg nm_lane_valid;
+            always @(posedge clock) nm_lane_valid <= nm_running && nm_i + g < nm_axis;
+            wire nm_valid = nm_d && nm_lane_valid;
+            assign raddr[g*{aw} +: {aw}] =
+                a_base + (sm_running ? sm_row_base + sm_j + g : pl_walking ? t_pbase[g] + pos : nm_running ? nm_lane_off : e);
             assign raddr[(LANES+g)*{aw} +: {aw}] =
-                b_base + (sm_running ? (op == {softmax_grad} ? sm_row_base + sm_j + g : sm_row) : pl_walking ? t_out[g] : e);
+                nm_running && op == {norm_grad_apply} && nm_pass == 1 ? dst_base + nm_lane_off
+                : b_base + (sm_running ? (op == {softmax_grad} ? sm_row_base + sm_j + g : sm_row) : pl_walking ? t_out[g]
+                            : nm_running ? (op == {norm_apply} ? (g == 0 ? nm_vec : nm_len + nm_vec)
+                                            : op == {norm_grad_apply} ? g * nm_len + nm_vec : nm_lane_off)
+                            : e);
             // Operands to FP32
             wire [31:0] a_act, a_wgt, a_idx, a_mask, b_act, b_wgt, b_idx, b_mask;
             sat_f16_to_f32 a_act_f (.h(act_rdata[g*16 +: 16]), .f(a_act));
@@ -807,6 +912,27 @@ module {VECTOR_UNIT_MODULE} (
             sat_fp32_div dy_split (.a(b), .b(window_f), .q(dy_share));
             sat_fp32_add share_to_all (.a(32'h0), .b(dy_share), .sum(share_plus));
             wire window_done = pl_valid && pl_end;
+            // Normalizations: the statistics' sums; norm_apply's (x - mean) rstd;
+            // norm_grad_apply's rstd ((dy - sum_dy / n) - xhat (sum_dyxhat / n)), x on b's lanes.
+            wire [31:0] nm_centered, nm_square, nm_sum_a, nm_xy, nm_sum_b, ap_centered, nm_applied;
+            sat_fp32_add nm_center (.a(a), .b({{~nm_mean[31], nm_mean[30:0]}}), .sum(nm_centered));
+            sat_fp32_mul nm_sq (.a(nm_centered), .b(nm_centered), .product(nm_square));
+            sat_fp32_add nm_add_a (.a(nm_a_chain[g]), .b(op == {norm_stats} && nm_pass_d == 1 ? nm_square : a), .sum(nm_sum_a));
+            assign nm_a_chain[g+1] = nm_valid ? nm_sum_a : nm_a_chain[g];
+            sat_fp32_mul nm_mul_xy (.a(a), .b(b), .product(nm_xy));
+            sat_fp32_add nm_add_b (.a(nm_b_chain[g]), .b(nm_xy), .sum(nm_sum_b));
+            assign nm_b_chain[g+1] = nm_valid ? nm_sum_b : nm_b_chain[g];
+            sat_fp32_add ap_center (.a(a), .b({{~stat0[31], stat0[30:0]}}), .sum(ap_centered));
+            sat_fp32_mul ap_scale (.a(ap_centered), .b(stat1), .product(nm_applied));
+            wire [31:0] gx_centered, gx_hat, gx_t1, gx_t2, gx_t3, gx_dx;
+            sat_fp32_add gx_center (.a(b), .b({{~ga_mean[31], ga_mean[30:0]}}), .sum(gx_centered));
+            sat_fp32_mul gx_xhat (.a(gx_centered), .b(ga_rstd), .product(gx_hat));
+            sat_fp32_add gx_minus_dy (.a(a), .b({{~ga_dy_n[31], ga_dy_n[30:0]}}), .sum(gx_t1));
+            sat_fp32_mul gx_times_h (.a(gx_hat), .b(ga_h_n), .product(gx_t2));
+            sat_fp32_add gx_minus (.a(gx_t1), .b({{~gx_t2[31], gx_t2[30:0]}}), .sum(gx_t3));
+            sat_fp32_mul gx_scale (.a(ga_rstd), .b(gx_t3), .product(gx_dx));
+            wire stats_write = nm_d && nm_last_d && g < 2
+                               && (op == {norm_stats} ? nm_pass_d == 1 : op == {norm_grad_stats});
             // GELU (tanh form) and its gradient, in the simulator's order of operations
             wire [31:0] ax, axx, axxx, inner, t, two_t, e2t, e2t_plus, ratio, tanh, half_x, one_plus, gelu;
             sat_fp32_mul g_ax (.a({gelu_a}), .b(a), .product(ax));
@@ -837,14 +963,21 @@ module {VECTOR_UNIT_MODULE} (
             wire [31:0] value = op == {softmax_xent} ? (sm_loss_d ? mean_loss : gradient[g])
                               : op == {softmax} ? share : op == {softmax_grad} ? y_times
                               : op == {gelu} ? gelu : op == {gelu_grad} ? gelu_grad
+                              : op == {norm_stats} ? (g == 0 ? nm_mean : nm_rstd)
+                              : op == {norm_grad_stats} ? (g == 0 ? nm_a_chain[LANES] : nm_b_chain[LANES])
+                              : op == {norm_apply} ? nm_applied : op == {norm_grad_apply} ? gx_dx
                               : pl_zero_d ? 32'h0
                               : op == {maxpool} ? best_chain[g+1] : op == {avgpool} ? average
                               : op == {maxpool_grad} ? dy_plus : op == {avgpool_grad} ? share_plus
                               : op == {add} ? sum : op == {relu} ? relu : op == {relu_grad} ? (a_positive ? b : 32'h0) : a;
-            assign lane_we[g] = pl_zero_d ? z_valid
+            assign lane_we[g] = op == {norm_stats} || op == {norm_grad_stats} ? stats_write
+                              : op == {norm_apply} ? nm_valid : op == {norm_grad_apply} ? nm_valid && nm_pass_d == 1
+                              : pl_zero_d ? z_valid
                               : op == {maxpool} || op == {avgpool} || op == {maxpool_grad} ? window_done
                               : op == {avgpool_grad} ? pl_valid : valid0[g];
-            assign lane_off[g] = pl_zero_d ? z_d + g
+            assign lane_off[g] = op == {norm_stats} || op == {norm_grad_stats} ? (g == 0 ? nm_vec_d : nm_len + nm_vec_d)
+                               : op == {norm_apply} || op == {norm_grad_apply} ? nm_off_d + g * nm_stride
+                               : pl_zero_d ? z_d + g
                                : op == {maxpool} || op == {avgpool} ? pl_out
                                : op == {maxpool_grad} ? pl_pbase + best_pos_chain[g+1]
                                : op == {avgpool_grad} ? pl_pbase + pl_pos : base0 + g;
@@ -883,6 +1016,11 @@ endmodule
         softmax_grad = VecOp::SoftmaxGrad.to_bits(),
         gelu = VecOp::Gelu.to_bits(),
         gelu_grad = VecOp::GeluGrad.to_bits(),
+        norm_stats = VecOp::NormStats.to_bits(),
+        norm_apply = VecOp::NormApply.to_bits(),
+        norm_grad_stats = VecOp::NormGradStats.to_bits(),
+        norm_grad_apply = VecOp::NormGradApply.to_bits(),
+        norm_eps = bits(NORM_EPSILON),
         gelu_a = bits(GELU_CUBIC),
         gelu_c = bits(GELU_SCALE),
         gelu_3a = bits(3.0 * GELU_CUBIC),

@@ -6,6 +6,9 @@
 //!   A NaN input, `0 / 0` or `inf / inf` gives the quiet NaN `0x7fc00000`, the NaN rule of
 //!   [`super::fp`]. The significands are normalized, their 51-bit by 24-bit quotient keeps
 //!   three bits beyond the rounding bit, and the remainder is the sticky bit;
+//! - `sat_fp32_sqrt`: IEEE binary32 square root, round to nearest even (a digit-by-digit
+//!   integer root of the significand with three extra bits and the remainder as sticky bit);
+//!   every non-NaN result equals Rust's `f32::sqrt`, negative inputs give the quiet NaN;
 //! - `sat_fp32_greater`: `a > b` (false when either is NaN; `+0` and `-0` are equal);
 //! - `sat_u24_to_f32`: an unsigned 24-bit integer to FP32 (exact);
 //! - `sat_fp32_exp`, `sat_fp32_ln`: `exp_spec` and `ln_spec`, each FP32 operation of the
@@ -90,6 +93,46 @@ module sat_fp32_div (input [31:0] a, input [31:0] b, output reg [31:0] q);
         else if (a_zero || b_inf) q = {sign, 31'h0};
         else if (e >= 255) q = {sign, 31'h7f800000};
         else q = {sign, e[7:0], mant[24] ? 23'h0 : mant[22:0]};
+    end
+endmodule
+
+// FP32 square root, round to nearest even (see satkit's hw/src/rtl/vector_math.rs).
+module sat_fp32_sqrt (input [31:0] a, output reg [31:0] q);
+    reg [23:0] m;
+    reg [24:0] scaled;
+    reg [53:0] radicand;
+    reg [28:0] rem, trial;
+    reg [26:0] root;
+    reg [24:0] mant;
+    reg sticky;
+    integer x, half, biased, i;
+    always @* begin
+        // The significand with its leading one at bit 23, and the unbiased exponent.
+        m = {a[30:23] != 0, a[22:0]};
+        x = (a[30:23] == 0 ? 1 : {24'h0, a[30:23]}) - 127;
+        for (i = 0; i < 23; i = i + 1)
+            if (!m[23]) begin m = m << 1; x = x - 1; end
+        // An even exponent: sqrt(scaled 2^-23) is in [1, 2), and sqrt(scaled 2^29) has its
+        // leading one at bit 26, three bits beyond the result's; the remainder is the sticky bit.
+        scaled = x % 2 != 0 ? {m, 1'b0} : {1'b0, m};
+        half = (x % 2 != 0 ? x - 1 : x) / 2;
+        radicand = {scaled, 29'h0};
+        rem = 0;
+        root = 0;
+        for (i = 26; i >= 0; i = i - 1) begin
+            rem = {rem[26:0], radicand[2*i +: 2]};
+            trial = {root[26:0], 2'b01};
+            if (rem >= trial) begin rem = rem - trial; root = {root[25:0], 1'b1}; end
+            else root = {root[25:0], 1'b0};
+        end
+        sticky = root[1:0] != 0 || rem != 0;
+        mant = {1'b0, root[26:3]} + {24'h0, root[2] && (sticky || root[3])};
+        biased = half + 127 + (mant[24] ? 1 : 0);
+        if (a[30:23] == 8'hff && a[22:0] != 0) q = 32'h7fc00000;      // NaN
+        else if (a[30:0] == 0) q = a;                                  // +-0
+        else if (a[31]) q = 32'h7fc00000;                              // negative, -inf
+        else if (a[30:23] == 8'hff) q = a;                             // +inf
+        else q = {1'b0, biased[7:0], mant[24] ? 23'h0 : mant[22:0]};
     end
 endmodule
 
