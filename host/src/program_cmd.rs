@@ -42,6 +42,37 @@ pub struct RunArgs {
     /// Print the report (with per-instruction records) as JSON.
     #[arg(long)]
     pub json: bool,
+    /// DRAM contents before the run: a raw byte image loaded at address 0 (for a compiled
+    /// step, its inputs, labels and weights at the addresses of its manifest.json).
+    #[arg(long, value_name = "IMAGE")]
+    pub dram: Option<PathBuf>,
+    /// After the run, write DRAM bytes `[0, N)` to this file, N from `--dram-bytes` or else the
+    /// `--dram` image's length. With `--device rtl` the RTL's bytes, checked against the
+    /// simulator's.
+    #[arg(long, value_name = "FILE")]
+    pub dram_out: Option<PathBuf>,
+    /// Bytes of DRAM that `--dram-out` writes (and `--device rtl` compares).
+    #[arg(long, value_name = "N")]
+    pub dram_bytes: Option<u64>,
+}
+
+impl RunArgs {
+    /// The `--dram` image (empty without one).
+    fn dram_image(&self) -> Result<Vec<u8>> {
+        match &self.dram {
+            Some(path) => std::fs::read(path).with_context(|| format!("--dram {}: cannot read the DRAM image", path.display())),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The DRAM bytes written out and compared: `--dram-bytes`, else the image's length.
+    fn dram_extent(&self, image: &[u8]) -> Result<usize> {
+        let n = self.dram_bytes.map_or(image.len() as u64, |n| n);
+        if self.dram_out.is_some() && n == 0 {
+            anyhow::bail!("--dram-out needs --dram-bytes N or a non-empty --dram image");
+        }
+        usize::try_from(n).with_context(|| format!("--dram-bytes {n} is too large"))
+    }
 }
 
 /// Arguments of `satkit arch`.
@@ -90,10 +121,35 @@ pub fn run(a: &RunArgs) -> Result<()> {
     }
 }
 
+/// Loads the `--dram` image into a machine; errors name the image.
+fn load_dram(a: &RunArgs, image: &[u8], write: impl FnOnce(&[u8]) -> Result<()>) -> Result<()> {
+    if let Some(path) = &a.dram {
+        write(image).with_context(|| format!("--dram {}: the image does not fit this machine's DRAM", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes the `--dram-out` file (whole or not at all).
+fn save_dram(a: &RunArgs, bytes: &[u8]) -> Result<()> {
+    if let Some(path) = &a.dram_out {
+        write_atomic(path, bytes).with_context(|| format!("--dram-out {}", path.display()))?;
+    }
+    Ok(())
+}
+
 fn run_sim(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
     let mut machine = Machine::new(arch, if a.timing_only { Mode::TimingOnly } else { Mode::Functional });
     machine.record_instructions(a.json);
+    let image = a.dram_image()?;
+    let extent = a.dram_extent(&image)?;
+    if a.timing_only && (a.dram.is_some() || a.dram_out.is_some()) {
+        anyhow::bail!("--timing-only keeps no data: drop --dram and --dram-out");
+    }
+    load_dram(a, &image, |bytes| Ok(machine.write_dram(0, bytes)?))?;
     let report = machine.run(program).with_context(|| a.program.display().to_string())?;
+    if a.dram_out.is_some() {
+        save_dram(a, &machine.read_dram(0, extent).context("--dram-bytes: beyond this machine's DRAM")?)?;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -130,14 +186,28 @@ fn run_rtl(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
     if a.timing_only {
         anyhow::bail!("--timing-only: the RTL always computes the data");
     }
+    let image = a.dram_image()?;
+    let extent = a.dram_extent(&image)?;
     let mut machine = CosimMachine::new()?;
+    load_dram(a, &image, |bytes| Ok(machine.write_dram(0, bytes)?))?;
     let started = std::time::Instant::now();
     let run = machine.run(program).with_context(|| format!("{} on the RTL", a.program.display()))?;
     let seconds = started.elapsed().as_secs_f64();
     let mut reference = Machine::new(arch, Mode::Functional);
     reference.record_instructions(true);
+    load_dram(a, &image, |bytes| Ok(reference.write_dram(0, bytes)?))?;
     let report = reference.run(program).with_context(|| a.program.display().to_string())?;
-    let agreement = satkit_rtl_cosim::compare_timing(&report, &run, program);
+    // Timing, then the DRAM bytes [0, extent) (the program's results there).
+    let (rtl_dram, sim_dram) = (machine.read_dram(0, extent)?, reference.read_dram(0, extent)?);
+    let agreement = satkit_rtl_cosim::compare_timing(&report, &run, program).and_then(|()| {
+        match rtl_dram.iter().zip(&sim_dram).position(|(r, s)| r != s) {
+            Some(i) => Err(format!("DRAM byte {i:#x}: RTL {:#04x}, simulator {:#04x}", rtl_dram[i], sim_dram[i])),
+            None => Ok(()),
+        }
+    });
+    if agreement.is_ok() {
+        save_dram(a, &rtl_dram)?;
+    }
     if a.json {
         let json = serde_json::json!({
             "device": "rtl",
@@ -161,7 +231,11 @@ fn run_rtl(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
     );
     match agreement {
         Ok(()) => {
-            println!("  simulator: {} cycles; every instruction starts and ends in the same cycle", report.total_cycles);
+            println!(
+                "  simulator: {} cycles; every instruction starts and ends in the same cycle{}",
+                report.total_cycles,
+                if extent > 0 { format!(", and DRAM bytes [0, {extent:#x}) are equal") } else { String::new() }
+            );
             Ok(())
         }
         Err(difference) => anyhow::bail!("the RTL and the simulator disagree (a satkit bug; please report it): {difference}"),
