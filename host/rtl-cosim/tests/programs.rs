@@ -468,13 +468,17 @@ fn a_complete_compiled_training_step(name: &str) {
             }
         }
     }
+    let started = std::time::Instant::now();
     let cycles = check(&mut rtl, program, &dram, len as u64, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let seconds = started.elapsed().as_secs_f64();
     println!(
-        "{name} BDWP 2:8 step, batch {batch}: {} instructions ({} OS and {} WS GEMMs, {} vector ops), {cycles} cycles, equal on RTL and simulator",
+        "{name} BDWP 2:8 step, batch {batch}: {} instructions ({} OS and {} WS GEMMs, {} vector ops), {cycles} cycles, \
+         equal on RTL and simulator; {seconds:.1} s of co-simulation, {:.3e} cycles/s",
         program.insns.len(),
         gemms(Dataflow::Os),
         gemms(Dataflow::Ws),
-        count("vec")
+        count("vec"),
+        cycles as f64 / seconds
     );
     let loss = half::f16::from_le_bytes(rtl.read_dram(m.loss, 2).unwrap().try_into().unwrap()).to_f32();
     assert!(loss.is_finite() && loss > 0.0, "the step's loss {loss}");
