@@ -1,6 +1,7 @@
 //! `satkit run PROGRAM --dram IMAGE --dram-out FILE` on the simulator: the image is DRAM before
 //! the run, the output file DRAM after it; a missing image, one too large for the machine and
-//! `--dram-out` without an extent are refused with a message naming the problem.
+//! `--dram-out` without an extent are refused with a message naming the problem. And `satkit
+//! compile --dram-image` writes an image a compiled step runs from.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -77,4 +78,27 @@ fn bad_images_and_extents_are_refused() {
     for f in [program, image] {
         std::fs::remove_file(f).ok();
     }
+}
+
+#[test]
+fn a_compiled_step_runs_from_its_dram_image() {
+    let dir = temp("step");
+    let d = dir.to_str().unwrap();
+    let (ok, out, err) = satkit(&["compile", "--model", "mlp", "--arch", "tiny", "--batch", "4", "-o", d, "--dram-image"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("dram.bin"), "{out}");
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    let (bytes, loss_at) = (manifest["dram_bytes"].as_u64().unwrap() as usize, manifest["loss"].as_u64().unwrap() as usize);
+    let image = std::fs::read(dir.join("dram.bin")).unwrap();
+    assert_eq!(image.len(), bytes);
+    let loss = |img: &[u8]| half::f16::from_le_bytes([img[loss_at], img[loss_at + 1]]).to_f32();
+    // The warm-up step's loss: ten classes, small random weights.
+    assert!((loss(&image) - 10f32.ln()).abs() < 0.5, "warm-up loss {}", loss(&image));
+    let after = dir.join("after.bin");
+    let (p, i, o) = (dir.join("program.bin"), dir.join("dram.bin"), after.clone());
+    let (ok, _, err) = satkit(&["run", p.to_str().unwrap(), "--dram", i.to_str().unwrap(), "--dram-out", o.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let next = std::fs::read(&after).unwrap();
+    assert!(loss(&next).is_finite() && next != image, "the step trained: loss {}", loss(&next));
+    std::fs::remove_dir_all(dir).ok();
 }
