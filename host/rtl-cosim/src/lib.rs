@@ -17,7 +17,7 @@
 //! other `vec` ops or with GEMMs in WS or IS are refused with [`Error::Unsupported`].
 
 use half::f16;
-use satkit_hw::isa::{Buffer, Field, Op, Program, Unit, VecOp};
+use satkit_hw::isa::{Buffer, Field, Op, Program, Unit, VecOp, WORD_BITS};
 use satkit_hw::rtl::machine::DRAM_ADDRESS_BITS;
 use satkit_hw::rtl::sequencers::VECTOR_OPS;
 use satkit_hw::{ArchConfig, Dataflow};
@@ -340,7 +340,9 @@ pub struct CosimMachine {
     dram: DramStorage,
     lanes: usize,
     start: Port,
+    program_address: Port,
     length: Port,
+    done: Port,
     fetch_addr: Port,
     fetch_data: Port,
     flags: [(Port, &'static str); 4],
@@ -368,7 +370,9 @@ impl CosimMachine {
         Ok(CosimMachine {
             lanes: valid.info().width,
             start: input("start")?,
+            program_address: input("program_address")?,
             length: input("length")?,
+            done: output("done")?,
             fetch_addr: output("fetch_addr")?,
             fetch_data: input("fetch_data")?,
             flags: [
@@ -510,6 +514,25 @@ impl CosimMachine {
         Ok(())
     }
 
+    /// The end of the DRAM bytes `program`'s loads and stores touch.
+    fn data_end(&self, program: &Program) -> u64 {
+        program
+            .insns
+            .iter()
+            .filter_map(|i| match i.op {
+                Op::Load { buf, dram, rows, cols, dram_row_stride, dram_col_stride, .. }
+                | Op::Store { buf, dram, rows, cols, dram_row_stride, dram_col_stride, .. } => {
+                    let e = self.arch.dram_element_bytes(buf);
+                    let last = u64::from(rows.saturating_sub(1)) * u64::from(dram_row_stride)
+                        + u64::from(cols.saturating_sub(1)) * u64::from(dram_col_stride);
+                    Some(dram + (last + 1) * e)
+                }
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Reads a port of `words` 32-bit words.
     fn words(&mut self, port: Port) -> Result<Vec<u32>, Error> {
         let mut w = vec![0u32; port.words()];
@@ -524,8 +547,10 @@ impl CosimMachine {
 
     /// Runs `program` from its first instruction (buffers and DRAM keep their contents; the DRAM
     /// bus starts idle, as in the simulator). The program is first checked by the simulator's
-    /// rules and against what the RTL implements; a run that outlasts twice the simulator's
-    /// cycle count, or raises an error flag, fails with the cycle.
+    /// rules and against what the RTL implements, then written at the top of DRAM (above every
+    /// byte its transfers touch; it stays there), and the machine fetches it from there. A run that
+    /// outlasts twice the simulator's cycle count, raises an error flag, or whose `done` does not
+    /// pulse once, after the last completion, fails with the cycle.
     pub fn run(&mut self, program: &Program) -> Result<RtlRun, Error> {
         self.supports(program)?;
         let expected = Machine::new(&self.arch, Mode::TimingOnly).run(program)?.total_cycles;
@@ -540,7 +565,20 @@ impl CosimMachine {
                 Ok(w.0.iter().flat_map(|x| [*x as u32, (*x >> 32) as u32]).collect())
             })
             .collect::<Result<_, Error>>()?;
-        let zero_word = vec![0u32; self.fetch_data.words()];
+        // The program at the top of DRAM, above every byte its transfers touch.
+        let word_bytes = (WORD_BITS / 8) as usize;
+        let image: Vec<u8> = words.iter().flat_map(|w| w.iter().flat_map(|x| x.to_le_bytes())).collect();
+        let capacity = u64::from(self.arch.dram.capacity_mib) << 20;
+        let data_end = self.data_end(program);
+        let program_at = capacity.saturating_sub(image.len() as u64) / 64 * 64;
+        if program_at < data_end || image.len() as u64 > capacity {
+            return Err(Error::Unsupported(format!(
+                "the program's {} bytes do not fit at the top of DRAM ({capacity:#x} bytes) above its data (up to {data_end:#x})",
+                image.len()
+            )));
+        }
+        self.dram.write(program_at, &image);
+        self.model.set(self.program_address, &[program_at as u32, (program_at >> 32) as u32])?;
         let mut bus = DramBus::new(&self.arch);
         let (mut load, mut store) = (Serving::default(), Serving::default());
         let units = Unit::ALL.len();
@@ -553,9 +591,11 @@ impl CosimMachine {
         self.model.set_u32(self.load.mem_done, 0)?;
         self.model.set_u32(self.store.mem_done, 0)?;
         self.model.eval();
-        let mut fetch = self.model.get_u32(self.fetch_addr)? as usize;
+        let mut fetch = Self::bits(&self.words(self.fetch_addr)?, 0, DRAM_ADDRESS_BITS);
         self.model.tick(1);
         self.model.set_u32(self.start, 0)?;
+        let mut fetched = vec![0u8; word_bytes];
+        let mut done_seen = false;
         let mut last_end = 0;
         let mut t = 0u64;
         while completed < program.insns.len() {
@@ -570,7 +610,9 @@ impl CosimMachine {
             }
             self.model.set_u32(self.load.mem_done, u32::from(load.done_at == Some(t)))?;
             self.model.set_u32(self.store.mem_done, u32::from(store.done_at == Some(t)))?;
-            self.model.set(self.fetch_data, words.get(fetch).unwrap_or(&zero_word))?;
+            self.dram.read(fetch, &mut fetched);
+            let word: Vec<u32> = fetched.chunks(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            self.model.set(self.fetch_data, &word)?;
             self.model.eval();
             // Requests presented this cycle: the DRAM model schedules load before store, as the
             // simulator's units start in `Unit::ALL` order.
@@ -652,9 +694,31 @@ impl CosimMachine {
                     }
                 }
             }
-            fetch = self.model.get_u32(self.fetch_addr)? as usize;
+            if self.model.get_u32(self.done)? == 1 {
+                if completed < words.len() {
+                    return Err(Error::Machine {
+                        cycle: t,
+                        message: format!("`done` pulsed after {completed} of {} instructions", words.len()),
+                    });
+                }
+                done_seen = true;
+            }
+            fetch = Self::bits(&self.words(self.fetch_addr)?, 0, DRAM_ADDRESS_BITS);
             self.model.tick(1);
             t += 1;
+        }
+        // `done` pulses once busy falls, within a few cycles of the last completion.
+        let mut pulsed = words.is_empty() || done_seen;
+        for _ in 0..4 {
+            if pulsed {
+                break;
+            }
+            self.model.eval();
+            pulsed = self.model.get_u32(self.done)? == 1;
+            self.model.tick(1);
+        }
+        if !pulsed {
+            return Err(Error::Machine { cycle: t, message: "`done` did not pulse after the last instruction completed".into() });
         }
         let instructions = timing
             .into_iter()

@@ -112,8 +112,15 @@ fn update(count: u32, use_mask: bool) -> Op {
     Op::Update { count, weight: 700, momentum: 1300, grad: 33, use_mask, mask: 100, hyper: 1900 }
 }
 
+/// A `vec` instruction with its operands as `(buffer, address)` pairs and parameters `p`.
+fn vec_insn(op: VecOp, count: u32, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32), p: [u32; 4]) -> Op {
+    let [p0, p1, p2, p3] = p;
+    Op::Vec { op, count, dst_buf: dst.0, dst: dst.1, a_buf: a.0, a: a.1, b_buf: b.0, b: b.1, p0, p1, p2, p3 }
+}
+
+/// An element-wise op over `count` elements.
 fn vec_op(op: VecOp, count: u32, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32)) -> Op {
-    Op::Vec { op, count, dst_buf: dst.0, dst: dst.1, a_buf: a.0, a: a.1, b_buf: b.0, b: b.1, p0: 0, p1: 0, p2: 0, p3: 0 }
+    vec_insn(op, count, dst, a, b, [0; 4])
 }
 
 /// The element-wise vector ops.
@@ -125,20 +132,7 @@ fn softmax_xent(rows: u32, classes: u32, dst: (Buffer, u32), logits: (Buffer, u3
 
 /// A softmax-family op over `rows` rows of `cols`.
 fn row_op(op: VecOp, rows: u32, cols: u32, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32)) -> Op {
-    Op::Vec {
-        op,
-        count: rows,
-        dst_buf: dst.0,
-        dst: dst.1,
-        a_buf: a.0,
-        a: a.1,
-        b_buf: b.0,
-        b: b.1,
-        p0: cols,
-        p1: 0,
-        p2: 0,
-        p3: 0,
-    }
+    vec_insn(op, rows, dst, a, b, [cols, 0, 0, 0])
 }
 
 fn machine() -> CosimMachine {
@@ -293,7 +287,7 @@ fn softmax_cross_entropy_of_every_shape_and_buffer_type() {
 }
 
 fn pool(op: VecOp, planes: u32, (h, w, k, stride): (u32, u32, u32, u32), dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32)) -> Op {
-    Op::Vec { op, count: planes, dst_buf: dst.0, dst: dst.1, a_buf: a.0, a: a.1, b_buf: b.0, b: b.1, p0: h, p1: w, p2: k, p3: stride }
+    vec_insn(op, planes, dst, a, b, [h, w, k, stride])
 }
 
 #[test]
@@ -363,16 +357,6 @@ fn softmax_and_its_gradient_of_every_shape_and_buffer_type() {
     check(&mut rtl, &p, 1300, 0.0).unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// A normalization `op` per column (`p1 = 0`) or per row (`p1 = 1`).
-fn per_axis(op: Op, p1: u32) -> Op {
-    match op {
-        Op::Vec { op, count, dst_buf, dst, a_buf, a, b_buf, b, p0, p2, p3, .. } => {
-            Op::Vec { op, count, dst_buf, dst, a_buf, a, b_buf, b, p0, p1, p2, p3 }
-        }
-        other => other,
-    }
-}
-
 #[test]
 fn normalizations_per_column_and_per_row_of_every_buffer_type() {
     let mut rtl = machine();
@@ -385,7 +369,7 @@ fn normalizations_per_column_and_per_row_of_every_buffer_type() {
                 for (j, &a) in BUFFERS.iter().enumerate().filter(|(j, _)| (j + k) % 2 == 0) {
                     let b = BUFFERS[(j + 1) % BUFFERS.len()];
                     let dst = BUFFERS[(j + k + 3) % BUFFERS.len()];
-                    let insn = per_axis(row_op(op, rows, cols, (dst, 1200), (a, 40), (b, 400)), per_row);
+                    let insn = vec_insn(op, rows, (dst, 1200), (a, 40), (b, 400), [cols, per_row, 0, 0]);
                     let p = Program { insns: vec![Instruction::new(insn)] };
                     seed += 1;
                     let specials = if seed % 4 == 0 { 0.2 } else { 0.0 };
@@ -397,7 +381,7 @@ fn normalizations_per_column_and_per_row_of_every_buffer_type() {
     }
     // A batch norm's forward and backward in a row, on FP32 buffers.
     let (rows, cols) = (2 * lanes + 3, 3);
-    let norm = |op, dst, a, b, p1| Instruction::new(per_axis(row_op(op, rows, cols, dst, a, b), p1));
+    let norm = |op, dst, a, b, p1| Instruction::new(vec_insn(op, rows, dst, a, b, [cols, p1, 0, 0]));
     let p = Program {
         insns: vec![
             norm(VecOp::NormStats, (Buffer::Master, 1000), (Buffer::Acc, 0), (Buffer::Acc, 0), 0),

@@ -26,13 +26,16 @@
 //! WUVE's and vector unit's (see [`super::sequencers`]) and `W` DMA lanes each way. A host port reads and writes any buffer (for tests and debugging).
 //!
 //! **Control/status.** `start` (one cycle) clears the controller and runs the program of
-//! `length` instructions; `busy` stays high until every instruction has completed; `cycle`
-//! counts cycles from the cycle after `start`; `bad_opcode`, `overflow` (a semaphore neared its
+//! `length` instructions at DRAM byte address `program_address`; `busy` stays high until every
+//! instruction has completed, and `done` pulses for one cycle when it falls; `cycle` counts
+//! cycles from the cycle after `start`; `bad_opcode`, `overflow` (a semaphore neared its
 //! 16-bit limit), `unsupported` (the tensor unit got a GEMM, or the vector unit an op, it
 //! cannot run) and `bad_label` (a `softmax_xent` label is not a class index) report errors.
-//! Instructions are fetched through `fetch_addr`/`fetch_data`, one word per cycle with the
-//! word of the previous cycle's address, the never-missing instruction memory the simulator
-//! assumes; the host serves it from the program. `trace_issue`, `trace_index` and `trace_done`
+//! Instructions are fetched from DRAM through `fetch_addr` (instruction `i` at
+//! `program_address + i * word bytes`) and `fetch_data`, one word per cycle with the word of the previous cycle's
+//! address: the never-missing instruction fetch the simulator assumes (the host's DRAM
+//! controller serves this port apart from the DMA traffic, which the simulator's DRAM model
+//! carries alone). `trace_issue`, `trace_index` and `trace_done`
 //! show every unit's starts and completions, for comparing instruction timing.
 
 use super::sequencers::{
@@ -308,10 +311,12 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     let mut ports = vec![
         port("clock".into(), Input, 1),
         port("start".into(), Input, 1),
+        port("program_address".into(), Input, da),
         port("length".into(), Input, 32),
-        port("fetch_addr".into(), Output, 32),
+        port("fetch_addr".into(), Output, da),
         port("fetch_data".into(), Input, WORD_BITS as usize),
         port("busy".into(), Output, 1),
+        port("done".into(), Output, 1),
         port("cycle".into(), Output, 64),
         port("bad_opcode".into(), Output, 1),
         port("overflow".into(), Output, 1),
@@ -368,8 +373,15 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     assign trace_issue = issue;
     assign trace_index = issue_index;
     assign trace_done = unit_done;
+    // Instruction i is fetched from DRAM byte address program_address + i * {word_bytes}; done pulses
+    // for one cycle when busy falls.
+    wire [31:0] fetch_index;
+    assign fetch_addr = program_address + {{{{{da_pad}{{1'b0}}}}, fetch_index}} * {word_bytes};
+    reg busy_before;
+    always @(posedge clock) busy_before <= busy;
+    assign done = busy_before && !busy;
     sat_controller controller (
-        .clock(clock), .start(start), .length(length), .imem_addr(fetch_addr), .imem_data(fetch_data),
+        .clock(clock), .start(start), .length(length), .imem_addr(fetch_index), .imem_data(fetch_data),
 {controller_ports},
         .busy(busy), .cycle(cycle), .bad_opcode(bad_opcode), .overflow(overflow));
 
@@ -459,6 +471,8 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     // Buffers
 "#,
         word = WORD_BITS,
+        word_bytes = WORD_BITS / 8,
+        da_pad = DRAM_ADDRESS_BITS - 32,
         controller_ports = (0..units)
             .map(|u| format!(
                 "        .issue${u}(issue[{u}]), .issue_word${u}(issue_word[{u}*{word} +: {word}]), .issue_index${u}(issue_index[{u}*32 +: 32]), .unit_done${u}(unit_done[{u}])",

@@ -501,12 +501,19 @@ endmodule
     .to_string()
 }
 
+/// `localparam`s of every vector op's and buffer's code (`OP_COPY`, `BUF_ACT`, ...), from the
+/// ISA's tables.
+fn code_params() -> String {
+    let op = VecOp::ALL.iter().map(|o| format!("OP_{} = {}", o.name().to_uppercase(), o.to_bits()));
+    let buffer = Buffer::ALL.iter().map(|b| format!("BUF_{} = {}", b.name().to_uppercase(), b.to_bits()));
+    format!("    localparam {};\n", op.chain(buffer).collect::<Vec<_>>().join(", "))
+}
+
 /// The vector unit (see the module documentation).
 pub(super) fn vector_unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let lanes = arch.vector.lanes as usize;
     let latency = arch.vector.pipeline_latency as usize;
     let aw = Buffer::ALL.iter().map(|&b| address_bits(arch.buffer_elements(b))).max().unwrap_or(1);
-    let code = |b: Buffer| b.to_bits();
     let mut s = String::new();
     let _ = write!(
         s,
@@ -535,17 +542,17 @@ module {VECTOR_UNIT_MODULE} (
     output [{lanes}*32-1:0] wdata
 );
     localparam LANES = {lanes}, P = {latency};
-{fields}    // The row ops: softmax_xent, softmax (three passes per row) and softmax_grad (two).
-    wire f_softmax = f_op == {softmax_xent} || f_op == {softmax} || f_op == {softmax_grad};
-    wire f_xent = f_op == {softmax_xent};
-    wire f_pool = f_op == {maxpool} || f_op == {avgpool} || f_op == {maxpool_grad} || f_op == {avgpool_grad};
-    wire f_pool_grad = f_op == {maxpool_grad} || f_op == {avgpool_grad};
+{codes}{fields}    // The row ops: softmax_xent, softmax (three passes per row) and softmax_grad (two).
+    wire f_softmax = f_op == OP_SOFTMAX_XENT || f_op == OP_SOFTMAX || f_op == OP_SOFTMAX_GRAD;
+    wire f_xent = f_op == OP_SOFTMAX_XENT;
+    wire f_pool = f_op == OP_MAXPOOL || f_op == OP_AVGPOOL || f_op == OP_MAXPOOL_GRAD || f_op == OP_AVGPOOL_GRAD;
+    wire f_pool_grad = f_op == OP_MAXPOOL_GRAD || f_op == OP_AVGPOOL_GRAD;
     // Pooling gradients only for windows that do not overlap (stride >= window).
     // Normalizations: statistics need two write lanes, norm_grad_apply four read lanes.
-    wire f_norm = f_op == {norm_stats} || f_op == {norm_apply} || f_op == {norm_grad_stats} || f_op == {norm_grad_apply};
-    wire f_norm_runs = f_norm && f_count != 0 && f_p1 <= 1 && LANES >= 2 && (f_op != {norm_grad_apply} || LANES >= 4);
-    wire f_runs = f_op == {copy} || f_op == {add} || f_op == {relu} || f_op == {relu_grad} || f_softmax
-                  || f_op == {gelu} || f_op == {gelu_grad} || f_norm_runs
+    wire f_norm = f_op == OP_NORM_STATS || f_op == OP_NORM_APPLY || f_op == OP_NORM_GRAD_STATS || f_op == OP_NORM_GRAD_APPLY;
+    wire f_norm_runs = f_norm && f_count != 0 && f_p1 <= 1 && LANES >= 2 && (f_op != OP_NORM_GRAD_APPLY || LANES >= 4);
+    wire f_runs = f_op == OP_COPY || f_op == OP_ADD || f_op == OP_RELU || f_op == OP_RELU_GRAD || f_softmax
+                  || f_op == OP_GELU || f_op == OP_GELU_GRAD || f_norm_runs
                   || (f_pool && (!f_pool_grad || f_p3 >= f_p2));
 
     reg running;
@@ -591,7 +598,7 @@ module {VECTOR_UNIT_MODULE} (
     reg nm_per_row;
     // The chains' running sums, the vector's mean; norm_grad_apply's per-vector terms.
     reg [31:0] nm_acc_a, nm_acc_b, nm_mean, ga_mean, ga_rstd, ga_dy_n, ga_h_n;
-    wire nm_pass_end = (op == {norm_grad_apply} && nm_pass == 0) || nm_i + LANES >= nm_axis;
+    wire nm_pass_end = (op == OP_NORM_GRAD_APPLY && nm_pass == 0) || nm_i + LANES >= nm_axis;
     // The running window maximum (value, offset in the plane) and sum across cycles.
     reg [31:0] best, window_sum;
     reg [23:0] best_pos;
@@ -626,7 +633,7 @@ module {VECTOR_UNIT_MODULE} (
             batch <= 0; left <= (f_count + LANES - 1) / LANES;
             running <= f_runs && !f_softmax && !f_pool && !f_norm && f_count != 0;
             sm_running <= f_runs && f_softmax && (f_xent || f_count != 0); sm_loss_step <= f_count == 0;
-            sm_pass <= 0; sm_last_pass <= f_op == {softmax_grad} ? 2'd1 : 2'd2; sm_row <= 0; sm_row_base <= 0;
+            sm_pass <= 0; sm_last_pass <= f_op == OP_SOFTMAX_GRAD ? 2'd1 : 2'd2; sm_row <= 0; sm_row_base <= 0;
             sm_j <= 0; classes <= f_p0;
             pl_zeroing <= f_runs && f_pool_grad && f_count != 0; pl_walking <= f_runs && f_pool && !f_pool_grad && f_count != 0;
             ph <= f_p0; pw <= f_p1; pk <= f_p2; ps <= f_p3; poh <= f_oh[15:0]; pow <= f_ow[15:0]; pn <= f_count;
@@ -637,7 +644,7 @@ module {VECTOR_UNIT_MODULE} (
             nm_len <= f_p1[0] ? f_count : {{8'h0, f_p0}}; nm_axis <= f_p1[0] ? {{8'h0, f_p0}} : f_count;
             nm_stride <= f_p1[0] ? 24'd1 : {{8'h0, f_p0}};
             nm_vec <= 0; nm_i <= 0; nm_pass <= 0; nm_vec_base <= 0; nm_off <= 0;
-            nm_last_pass <= f_op == {norm_stats} || f_op == {norm_grad_apply} ? 2'd1 : 2'd0;
+            nm_last_pass <= f_op == OP_NORM_STATS || f_op == OP_NORM_GRAD_APPLY ? 2'd1 : 2'd0;
         end else if (nm_running) begin
             // norm_grad_apply's pass 0 is one cycle (the statistics); the others walk the vector.
             if (nm_pass_end) begin
@@ -671,7 +678,7 @@ module {VECTOR_UNIT_MODULE} (
                     sm_row_base <= sm_row_base + {{8'h0, classes}};
                     // softmax_xent ends with its mean loss's step, the others with the last row.
                     if (sm_row + 1 == count) begin
-                        if (op == {softmax_xent}) sm_loss_step <= 1;
+                        if (op == OP_SOFTMAX_XENT) sm_loss_step <= 1;
                         else begin sm_running <= 0; last[0] <= 1; end
                     end
                 end
@@ -687,7 +694,7 @@ module {VECTOR_UNIT_MODULE} (
         end
         a_buf_d <= a_buf;
         // norm_grad_apply reads x from the destination on b's lanes.
-        b_buf_d <= nm_running && op == {norm_grad_apply} && nm_pass == 1 ? dst_buf : b_buf;
+        b_buf_d <= nm_running && op == OP_NORM_GRAD_APPLY && nm_pass == 1 ? dst_buf : b_buf;
         nm_d <= nm_running; nm_pass_d <= nm_pass; nm_vec_d <= nm_vec; nm_first_d <= nm_i == 0;
         nm_last_d <= nm_pass_end; nm_off_d <= nm_off;
         base0 <= sm_running ? sm_row_base + sm_j : batch;
@@ -778,8 +785,8 @@ module {VECTOR_UNIT_MODULE} (
         if (nm_d) begin
             nm_acc_a <= nm_a_chain[LANES];
             nm_acc_b <= nm_b_chain[LANES];
-            if (op == {norm_stats} && nm_pass_d == 0 && nm_last_d) nm_mean <= nm_quotient;
-            if (op == {norm_grad_apply} && nm_pass_d == 0) begin
+            if (op == OP_NORM_STATS && nm_pass_d == 0 && nm_last_d) nm_mean <= nm_quotient;
+            if (op == OP_NORM_GRAD_APPLY && nm_pass_d == 0) begin
                 ga_mean <= stat0; ga_rstd <= stat1; ga_dy_n <= ga_dy_n_now; ga_h_n <= ga_h_n_now;
             end
         end
@@ -792,10 +799,10 @@ module {VECTOR_UNIT_MODULE} (
             loss <= 0;
             bad_label <= 0;
         end else if (sm_d && !sm_loss_d) begin
-            if (!label_ok && op == {softmax_xent}) bad_label <= 1;
+            if (!label_ok && op == OP_SOFTMAX_XENT) bad_label <= 1;
             if (sm_pass_d == 0) begin mx <= mx_chain[LANES]; xl <= xl_chain[LANES]; end
             // The row sum: of the exponentials (pass 1), or softmax_grad's dot product (pass 0).
-            if (sm_pass_d == (op == {softmax_grad} ? 2'd0 : 2'd1)) row_sum <= sum_chain[LANES];
+            if (sm_pass_d == (op == OP_SOFTMAX_GRAD ? 2'd0 : 2'd1)) row_sum <= sum_chain[LANES];
             if (sm_pass_d == 2 && sm_first_d) loss <= new_loss;
         end
         if (pl_d) begin
@@ -845,10 +852,10 @@ module {VECTOR_UNIT_MODULE} (
             assign raddr[g*{aw} +: {aw}] =
                 a_base + (sm_running ? sm_row_base + sm_j + g : pl_walking ? t_pbase[g] + pos : nm_running ? nm_lane_off : e);
             assign raddr[(LANES+g)*{aw} +: {aw}] =
-                nm_running && op == {norm_grad_apply} && nm_pass == 1 ? dst_base + nm_lane_off
-                : b_base + (sm_running ? (op == {softmax_grad} ? sm_row_base + sm_j + g : sm_row) : pl_walking ? t_out[g]
-                            : nm_running ? (op == {norm_apply} ? (g == 0 ? nm_vec : nm_len + nm_vec)
-                                            : op == {norm_grad_apply} ? g * nm_len + nm_vec : nm_lane_off)
+                nm_running && op == OP_NORM_GRAD_APPLY && nm_pass == 1 ? dst_base + nm_lane_off
+                : b_base + (sm_running ? (op == OP_SOFTMAX_GRAD ? sm_row_base + sm_j + g : sm_row) : pl_walking ? t_out[g]
+                            : nm_running ? (op == OP_NORM_APPLY ? (g == 0 ? nm_vec : nm_len + nm_vec)
+                                            : op == OP_NORM_GRAD_APPLY ? g * nm_len + nm_vec : nm_lane_off)
                             : e);
             // Operands to FP32
             wire [31:0] a_act, a_wgt, a_idx, a_mask, b_act, b_wgt, b_idx, b_mask;
@@ -860,10 +867,10 @@ module {VECTOR_UNIT_MODULE} (
             sat_f16_to_f32 b_wgt_f (.h(wgt_rdata[(LANES+g)*16 +: 16]), .f(b_wgt));
             sat_u8_to_f32 b_idx_f (.u(idx_rdata[(LANES+g)*8 +: 8]), .f(b_idx));
             sat_u8_to_f32 b_mask_f (.u(mask_rdata[(LANES+g)*8 +: 8]), .f(b_mask));
-            wire [31:0] a = a_buf_d == {act} ? a_act : a_buf_d == {wgt} ? a_wgt : a_buf_d == {idx} ? a_idx
-                          : a_buf_d == {acc} ? acc_rdata[g*32 +: 32] : a_buf_d == {master} ? master_rdata[g*32 +: 32] : a_mask;
-            wire [31:0] b = b_buf_d == {act} ? b_act : b_buf_d == {wgt} ? b_wgt : b_buf_d == {idx} ? b_idx
-                          : b_buf_d == {acc} ? acc_rdata[(LANES+g)*32 +: 32] : b_buf_d == {master} ? master_rdata[(LANES+g)*32 +: 32] : b_mask;
+            wire [31:0] a = a_buf_d == BUF_ACT ? a_act : a_buf_d == BUF_WGT ? a_wgt : a_buf_d == BUF_IDX ? a_idx
+                          : a_buf_d == BUF_ACC ? acc_rdata[g*32 +: 32] : a_buf_d == BUF_MASTER ? master_rdata[g*32 +: 32] : a_mask;
+            wire [31:0] b = b_buf_d == BUF_ACT ? b_act : b_buf_d == BUF_WGT ? b_wgt : b_buf_d == BUF_IDX ? b_idx
+                          : b_buf_d == BUF_ACC ? acc_rdata[(LANES+g)*32 +: 32] : b_buf_d == BUF_MASTER ? master_rdata[(LANES+g)*32 +: 32] : b_mask;
             assign a_val[g] = a;
             assign b_val[g] = b;
             // The element-wise ops in FP32
@@ -888,7 +895,7 @@ module {VECTOR_UNIT_MODULE} (
             sat_fp32_mul y_times_dy (.a(a), .b(b), .product(y_dy));
             sat_fp32_add minus_dot (.a(b), .b({{~row_sum[31], row_sum[30:0]}}), .sum(dy_minus_dot));
             sat_fp32_mul softmax_grad_value (.a(a), .b(dy_minus_dot), .product(y_times));
-            sat_fp32_add accumulate (.a(sum_chain[g]), .b(op == {softmax_grad} ? y_dy : exponential), .sum(accumulated));
+            sat_fp32_add accumulate (.a(sum_chain[g]), .b(op == OP_SOFTMAX_GRAD ? y_dy : exponential), .sum(accumulated));
             assign sum_chain[g+1] = in_row ? accumulated : sum_chain[g];
             // (e / sum - [class = label]) / rows
             sat_fp32_div normalize (.a(exponential), .b(row_sum), .q(share));
@@ -917,7 +924,7 @@ module {VECTOR_UNIT_MODULE} (
             wire [31:0] nm_centered, nm_square, nm_sum_a, nm_xy, nm_sum_b, ap_centered, nm_applied;
             sat_fp32_add nm_center (.a(a), .b({{~nm_mean[31], nm_mean[30:0]}}), .sum(nm_centered));
             sat_fp32_mul nm_sq (.a(nm_centered), .b(nm_centered), .product(nm_square));
-            sat_fp32_add nm_add_a (.a(nm_a_chain[g]), .b(op == {norm_stats} && nm_pass_d == 1 ? nm_square : a), .sum(nm_sum_a));
+            sat_fp32_add nm_add_a (.a(nm_a_chain[g]), .b(op == OP_NORM_STATS && nm_pass_d == 1 ? nm_square : a), .sum(nm_sum_a));
             assign nm_a_chain[g+1] = nm_valid ? nm_sum_a : nm_a_chain[g];
             sat_fp32_mul nm_mul_xy (.a(a), .b(b), .product(nm_xy));
             sat_fp32_add nm_add_b (.a(nm_b_chain[g]), .b(nm_xy), .sum(nm_sum_b));
@@ -932,7 +939,7 @@ module {VECTOR_UNIT_MODULE} (
             sat_fp32_add gx_minus (.a(gx_t1), .b({{~gx_t2[31], gx_t2[30:0]}}), .sum(gx_t3));
             sat_fp32_mul gx_scale (.a(ga_rstd), .b(gx_t3), .product(gx_dx));
             wire stats_write = nm_d && nm_last_d && g < 2
-                               && (op == {norm_stats} ? nm_pass_d == 1 : op == {norm_grad_stats});
+                               && (op == OP_NORM_STATS ? nm_pass_d == 1 : op == OP_NORM_GRAD_STATS);
             // GELU (tanh form) and its gradient, in the simulator's order of operations
             wire [31:0] ax, axx, axxx, inner, t, two_t, e2t, e2t_plus, ratio, tanh, half_x, one_plus, gelu;
             sat_fp32_mul g_ax (.a({gelu_a}), .b(a), .product(ax));
@@ -960,34 +967,34 @@ module {VECTOR_UNIT_MODULE} (
             sat_fp32_mul gg_d3 (.a(d2), .b(poly), .product(d3));
             sat_fp32_add gg_slope (.a(half_one_plus), .b(d3), .sum(slope));
             sat_fp32_mul gg_grad (.a(b), .b(slope), .product(gelu_grad));
-            wire [31:0] value = op == {softmax_xent} ? (sm_loss_d ? mean_loss : gradient[g])
-                              : op == {softmax} ? share : op == {softmax_grad} ? y_times
-                              : op == {gelu} ? gelu : op == {gelu_grad} ? gelu_grad
-                              : op == {norm_stats} ? (g == 0 ? nm_mean : nm_rstd)
-                              : op == {norm_grad_stats} ? (g == 0 ? nm_a_chain[LANES] : nm_b_chain[LANES])
-                              : op == {norm_apply} ? nm_applied : op == {norm_grad_apply} ? gx_dx
+            wire [31:0] value = op == OP_SOFTMAX_XENT ? (sm_loss_d ? mean_loss : gradient[g])
+                              : op == OP_SOFTMAX ? share : op == OP_SOFTMAX_GRAD ? y_times
+                              : op == OP_GELU ? gelu : op == OP_GELU_GRAD ? gelu_grad
+                              : op == OP_NORM_STATS ? (g == 0 ? nm_mean : nm_rstd)
+                              : op == OP_NORM_GRAD_STATS ? (g == 0 ? nm_a_chain[LANES] : nm_b_chain[LANES])
+                              : op == OP_NORM_APPLY ? nm_applied : op == OP_NORM_GRAD_APPLY ? gx_dx
                               : pl_zero_d ? 32'h0
-                              : op == {maxpool} ? best_chain[g+1] : op == {avgpool} ? average
-                              : op == {maxpool_grad} ? dy_plus : op == {avgpool_grad} ? share_plus
-                              : op == {add} ? sum : op == {relu} ? relu : op == {relu_grad} ? (a_positive ? b : 32'h0) : a;
-            assign lane_we[g] = op == {norm_stats} || op == {norm_grad_stats} ? stats_write
-                              : op == {norm_apply} ? nm_valid : op == {norm_grad_apply} ? nm_valid && nm_pass_d == 1
+                              : op == OP_MAXPOOL ? best_chain[g+1] : op == OP_AVGPOOL ? average
+                              : op == OP_MAXPOOL_GRAD ? dy_plus : op == OP_AVGPOOL_GRAD ? share_plus
+                              : op == OP_ADD ? sum : op == OP_RELU ? relu : op == OP_RELU_GRAD ? (a_positive ? b : 32'h0) : a;
+            assign lane_we[g] = op == OP_NORM_STATS || op == OP_NORM_GRAD_STATS ? stats_write
+                              : op == OP_NORM_APPLY ? nm_valid : op == OP_NORM_GRAD_APPLY ? nm_valid && nm_pass_d == 1
                               : pl_zero_d ? z_valid
-                              : op == {maxpool} || op == {avgpool} || op == {maxpool_grad} ? window_done
-                              : op == {avgpool_grad} ? pl_valid : valid0[g];
-            assign lane_off[g] = op == {norm_stats} || op == {norm_grad_stats} ? (g == 0 ? nm_vec_d : nm_len + nm_vec_d)
-                               : op == {norm_apply} || op == {norm_grad_apply} ? nm_off_d + g * nm_stride
+                              : op == OP_MAXPOOL || op == OP_AVGPOOL || op == OP_MAXPOOL_GRAD ? window_done
+                              : op == OP_AVGPOOL_GRAD ? pl_valid : valid0[g];
+            assign lane_off[g] = op == OP_NORM_STATS || op == OP_NORM_GRAD_STATS ? (g == 0 ? nm_vec_d : nm_len + nm_vec_d)
+                               : op == OP_NORM_APPLY || op == OP_NORM_GRAD_APPLY ? nm_off_d + g * nm_stride
                                : pl_zero_d ? z_d + g
-                               : op == {maxpool} || op == {avgpool} ? pl_out
-                               : op == {maxpool_grad} ? pl_pbase + best_pos_chain[g+1]
-                               : op == {avgpool_grad} ? pl_pbase + pl_pos : base0 + g;
+                               : op == OP_MAXPOOL || op == OP_AVGPOOL ? pl_out
+                               : op == OP_MAXPOOL_GRAD ? pl_pbase + best_pos_chain[g+1]
+                               : op == OP_AVGPOOL_GRAD ? pl_pbase + pl_pos : base0 + g;
             // To the destination's type
             wire [15:0] as_f16;
             wire [7:0] as_u8;
             sat_f32_to_f16 to_f16 (.f(value), .h(as_f16));
             sat_f32_to_u8 to_u8 (.f(value), .u(as_u8));
-            assign result[g] = (dst_buf == {act} || dst_buf == {wgt}) ? {{16'h0, as_f16}}
-                             : (dst_buf == {idx} || dst_buf == {mask}) ? {{24'h0, as_u8}} : value;
+            assign result[g] = (dst_buf == BUF_ACT || dst_buf == BUF_WGT) ? {{16'h0, as_f16}}
+                             : (dst_buf == BUF_IDX || dst_buf == BUF_MASK) ? {{24'h0, as_u8}} : value;
             assign we[g] = P == 0 ? lane_we[g] : we_stage[P][g];
             assign waddr[g*{aw} +: {aw}] = dst_base + (P == 0 ? lane_off[g] : off_stage[P][g]);
             assign wdata[g*32 +: 32] = P == 0 ? result[g] : stage[P][g];
@@ -1007,33 +1014,11 @@ endmodule
 "#,
         word_hi = WORD_BITS - 1,
         fields = field_wires("vec")?,
-        copy = VecOp::Copy.to_bits(),
-        add = VecOp::Add.to_bits(),
-        relu = VecOp::Relu.to_bits(),
-        relu_grad = VecOp::ReluGrad.to_bits(),
-        softmax_xent = VecOp::SoftmaxXent.to_bits(),
-        softmax = VecOp::Softmax.to_bits(),
-        softmax_grad = VecOp::SoftmaxGrad.to_bits(),
-        gelu = VecOp::Gelu.to_bits(),
-        gelu_grad = VecOp::GeluGrad.to_bits(),
-        norm_stats = VecOp::NormStats.to_bits(),
-        norm_apply = VecOp::NormApply.to_bits(),
-        norm_grad_stats = VecOp::NormGradStats.to_bits(),
-        norm_grad_apply = VecOp::NormGradApply.to_bits(),
+        codes = code_params(),
         norm_eps = bits(NORM_EPSILON),
         gelu_a = bits(GELU_CUBIC),
         gelu_c = bits(GELU_SCALE),
         gelu_3a = bits(3.0 * GELU_CUBIC),
-        maxpool = VecOp::MaxPool.to_bits(),
-        avgpool = VecOp::AvgPool.to_bits(),
-        maxpool_grad = VecOp::MaxPoolGrad.to_bits(),
-        avgpool_grad = VecOp::AvgPoolGrad.to_bits(),
-        act = code(Buffer::Act),
-        wgt = code(Buffer::Wgt),
-        idx = code(Buffer::Idx),
-        acc = code(Buffer::Acc),
-        master = code(Buffer::Master),
-        mask = code(Buffer::Mask),
     );
     Ok(s)
 }
