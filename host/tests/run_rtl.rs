@@ -44,7 +44,10 @@ fn a_program_runs_on_the_rtl_with_the_simulators_cycles() {
 fn a_dram_image_goes_in_and_the_results_come_out() {
     let path = program_file("dram", PROGRAM);
     let dir = std::env::temp_dir();
-    let (image, out) = (dir.join(format!("satkit_run_rtl_{}.img", std::process::id())), dir.join(format!("satkit_run_rtl_{}.out", std::process::id())));
+    let (image, out) = (
+        dir.join(format!("satkit_run_rtl_{}.img", std::process::id())),
+        dir.join(format!("satkit_run_rtl_{}.out", std::process::id())),
+    );
     // Inputs and weights all FP16 1.0 and 0.5: each output is 16 * 0.5 = 8.
     let mut bytes = vec![0u8; 8192 + 128];
     for i in 0..64 {
@@ -71,7 +74,8 @@ fn a_dram_image_goes_in_and_the_results_come_out() {
 
 #[test]
 fn what_the_rtl_cannot_run_is_refused() {
-    let vec = program_file("vec", "vec op=maxpool_grad count=1 dst_buf=acc dst=100 a_buf=acc a=0 b_buf=acc b=50 p0=5 p1=5 p2=3 p3=2\n");
+    let vec =
+        program_file("vec", "vec op=maxpool_grad count=1 dst_buf=acc dst=100 a_buf=acc a=0 b_buf=acc b=50 p0=5 p1=5 p2=3 p3=2\n");
     let (ok, _, err) = satkit(&["run", vec.to_str().unwrap(), "--device", "rtl", "--arch", "tiny"]);
     assert!(!ok && err.contains("overlapping"), "{err}");
     let ok_program = program_file("arch", PROGRAM);

@@ -35,10 +35,10 @@
 //! and `norm_grad_apply` one cycle per vector more to read its statistics.
 
 use crate::numerics::{exp_spec, ln_spec};
-use satkit_hw::numerics::{GELU_CUBIC, GELU_SCALE, NORM_EPSILON};
 use crate::scratchpad::{is_byte_plane, Scratchpads};
 use crate::stats::Cost;
 use satkit_hw::isa::{Buffer, VecOp};
+use satkit_hw::numerics::{GELU_CUBIC, GELU_SCALE, NORM_EPSILON};
 use satkit_hw::ArchConfig;
 
 /// A vector instruction's operands.
@@ -183,11 +183,8 @@ pub fn cost(arch: &ArchConfig, s: &Scratchpads, v: &VecInsn) -> Cost {
         }
         _ => g.work.div_ceil(lanes),
     };
-    let mut cost = Cost {
-        cycles: issue_cycles + u64::from(arch.vector.pipeline_latency) + 2,
-        elements: g.work,
-        ..Cost::default()
-    };
+    let mut cost =
+        Cost { cycles: issue_cycles + u64::from(arch.vector.pipeline_latency) + 2, elements: g.work, ..Cost::default() };
     cost.sram.read(v.a.0, g.elements_in * element_bytes(s, v.a.0));
     cost.sram.read(v.b.0, g.elements_b * element_bytes(s, v.b.0));
     cost.sram.write(v.dst.0, g.elements_out * element_bytes(s, v.dst.0));

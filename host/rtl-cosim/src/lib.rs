@@ -499,7 +499,11 @@ impl CosimMachine {
                         "a pooling gradient over overlapping windows (window {p2}, stride {p3}): the RTL's need stride >= window"
                     ));
                 }
-                Op::Vec { op: VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply, count: 0, .. } => {
+                Op::Vec {
+                    op: VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply,
+                    count: 0,
+                    ..
+                } => {
                     return refuse("a normalization of zero rows".into());
                 }
                 Op::Vec { op: VecOp::NormStats | VecOp::NormGradStats, .. } if self.arch.vector.lanes < 2 => {

@@ -171,9 +171,8 @@ fn job() -> impl Strategy<Value = Job> {
             cols,
             strides: (drs, dcs, cols + pad),
         }),
-        (1u32..10, 1u32..10, 1u32..20, 1u32..3, any::<bool>(), any::<bool>()).prop_map(
-            |(m, n, k, interleave, accumulate, ws)| Job::Gemm { m, n, k, interleave, accumulate, ws }
-        ),
+        (1u32..10, 1u32..10, 1u32..20, 1u32..3, any::<bool>(), any::<bool>())
+            .prop_map(|(m, n, k, interleave, accumulate, ws)| Job::Gemm { m, n, k, interleave, accumulate, ws }),
         (any::<bool>(), 0usize..8, 1u32..5, 1u32..4, any::<bool>()).prop_map(|(bp, ratio, a, b, write_mask)| Job::Prune {
             bp,
             ratio,
@@ -190,9 +189,8 @@ fn job() -> impl Strategy<Value = Job> {
             dst
         }),
         (1u32..5, 1u32..12, 0usize..6, 0usize..6).prop_map(|(rows, classes, a, dst)| Job::SoftmaxXent { rows, classes, a, dst }),
-        (0usize..4, 1u32..3, 3u32..9, 3u32..9, 1u32..4, 0u32..2, 0usize..6, 0usize..6).prop_map(
-            |(op, planes, h, w, k, extra_stride, a, dst)| Job::Pool { op, planes, h, w, k, extra_stride, a, dst }
-        ),
+        (0usize..4, 1u32..3, 3u32..9, 3u32..9, 1u32..4, 0u32..2, 0usize..6, 0usize..6)
+            .prop_map(|(op, planes, h, w, k, extra_stride, a, dst)| Job::Pool { op, planes, h, w, k, extra_stride, a, dst }),
     ]
 }
 
@@ -326,8 +324,7 @@ impl Emitter<'_> {
                 let grad = matches!(op, VecOp::MaxPoolGrad | VecOp::AvgPoolGrad);
                 let (a, dst) = (Buffer::ALL[a], Buffer::ALL[dst]);
                 let written = if grad { planes * h * w } else { outputs };
-                let (ra, rb, rd) =
-                    (self.region(a, planes * h * w), self.region(Buffer::Acc, outputs), self.region(dst, written));
+                let (ra, rb, rd) = (self.region(a, planes * h * w), self.region(Buffer::Acc, outputs), self.region(dst, written));
                 let (loaded, done) = (self.next_sem(), self.next_sem());
                 let l1 = self.dma(true, a, ra, planes * h * w).signal(loaded);
                 let l2 = self.dma(true, Buffer::Acc, rb, outputs).signal(loaded);

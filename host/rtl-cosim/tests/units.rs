@@ -286,7 +286,14 @@ fn softmax_cross_entropy_of_every_shape_and_buffer_type() {
     }
 }
 
-fn pool(op: VecOp, planes: u32, (h, w, k, stride): (u32, u32, u32, u32), dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32)) -> Op {
+fn pool(
+    op: VecOp,
+    planes: u32,
+    (h, w, k, stride): (u32, u32, u32, u32),
+    dst: (Buffer, u32),
+    a: (Buffer, u32),
+    b: (Buffer, u32),
+) -> Op {
     vec_insn(op, planes, dst, a, b, [h, w, k, stride])
 }
 
@@ -307,7 +314,8 @@ fn pooling_and_its_gradients_of_every_geometry_and_buffer_type() {
                 let p = Program { insns: vec![Instruction::new(pool(op, planes, geometry, (dst, 1000), (a, 20), (b, 600)))] };
                 seed += 1;
                 let specials = if seed % 3 == 0 { 0.3 } else { 0.0 };
-                check(&mut rtl, &p, seed, specials).unwrap_or_else(|e| panic!("{op} {planes} x {geometry:?} {a} {b} -> {dst}: {e}"));
+                check(&mut rtl, &p, seed, specials)
+                    .unwrap_or_else(|e| panic!("{op} {planes} x {geometry:?} {a} {b} -> {dst}: {e}"));
             }
         }
     }
@@ -315,7 +323,14 @@ fn pooling_and_its_gradients_of_every_geometry_and_buffer_type() {
     let p = Program {
         insns: vec![
             Instruction::new(pool(VecOp::MaxPool, 2, (8, 8, 2, 2), (Buffer::Acc, 500), (Buffer::Acc, 0), (Buffer::Acc, 0))),
-            Instruction::new(pool(VecOp::MaxPoolGrad, 2, (8, 8, 2, 2), (Buffer::Master, 0), (Buffer::Acc, 0), (Buffer::Acc, 500))),
+            Instruction::new(pool(
+                VecOp::MaxPoolGrad,
+                2,
+                (8, 8, 2, 2),
+                (Buffer::Master, 0),
+                (Buffer::Acc, 0),
+                (Buffer::Acc, 500),
+            )),
             Instruction::new(pool(VecOp::AvgPool, 0, (8, 8, 2, 2), (Buffer::Acc, 700), (Buffer::Acc, 0), (Buffer::Acc, 0))),
             Instruction::new(pool(VecOp::AvgPoolGrad, 1, (8, 8, 4, 4), (Buffer::Act, 0), (Buffer::Act, 0), (Buffer::Master, 0))),
         ],
@@ -323,7 +338,14 @@ fn pooling_and_its_gradients_of_every_geometry_and_buffer_type() {
     check(&mut rtl, &p, 1100, 0.1).unwrap_or_else(|e| panic!("{e}"));
     // Overlapping windows' gradients are refused before running.
     let overlapping = Program {
-        insns: vec![Instruction::new(pool(VecOp::MaxPoolGrad, 1, (5, 5, 3, 2), (Buffer::Acc, 0), (Buffer::Acc, 0), (Buffer::Acc, 0)))],
+        insns: vec![Instruction::new(pool(
+            VecOp::MaxPoolGrad,
+            1,
+            (5, 5, 3, 2),
+            (Buffer::Acc, 0),
+            (Buffer::Acc, 0),
+            (Buffer::Acc, 0),
+        ))],
     };
     let e = rtl.run(&overlapping).unwrap_err();
     assert!(e.to_string().contains("overlapping"), "{e}");
@@ -407,7 +429,9 @@ fn softmax_cross_entropy_back_to_back_and_a_bad_label() {
     check_with(&mut rtl, &p, 950, 0.0, &[(Buffer::Idx, 100, labels)]).unwrap_or_else(|e| panic!("{e}"));
     // A label equal to the class count: both sides refuse it.
     rtl.write_buffer(Buffer::Master, 500, &[0.0, 10.0]).unwrap();
-    let bad = Program { insns: vec![Instruction::new(softmax_xent(2, 10, (Buffer::Acc, 200), (Buffer::Acc, 0), (Buffer::Master, 500)))] };
+    let bad = Program {
+        insns: vec![Instruction::new(softmax_xent(2, 10, (Buffer::Acc, 200), (Buffer::Acc, 0), (Buffer::Master, 500)))],
+    };
     let e = rtl.run(&bad).unwrap_err();
     assert!(e.to_string().contains("label"), "{e}");
 }

@@ -15,9 +15,30 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 const SPECIAL: [u32; 24] = [
-    0x0000_0000, 0x8000_0000, 0x0000_0001, 0x8000_0001, 0x007f_ffff, 0x0040_0000, 0x0080_0000, 0x0080_0001,
-    0x3f80_0000, 0xbf80_0000, 0x3fc0_0000, 0x4000_0000, 0x4040_0000, 0x40e0_0000, 0x3dcc_cccd, 0x7f7f_ffff,
-    0xff7f_ffff, 0x7f80_0000, 0xff80_0000, 0x7fc0_0000, 0x3fb5_04f3, 0x3fb5_04f4, 0x42b1_70a4, 0xc2ae_a8f6,
+    0x0000_0000,
+    0x8000_0000,
+    0x0000_0001,
+    0x8000_0001,
+    0x007f_ffff,
+    0x0040_0000,
+    0x0080_0000,
+    0x0080_0001,
+    0x3f80_0000,
+    0xbf80_0000,
+    0x3fc0_0000,
+    0x4000_0000,
+    0x4040_0000,
+    0x40e0_0000,
+    0x3dcc_cccd,
+    0x7f7f_ffff,
+    0xff7f_ffff,
+    0x7f80_0000,
+    0xff80_0000,
+    0x7fc0_0000,
+    0x3fb5_04f3,
+    0x3fb5_04f4,
+    0x42b1_70a4,
+    0xc2ae_a8f6,
 ];
 
 fn same(rtl: u32, want: f32) -> bool {
@@ -117,5 +138,11 @@ endmodule
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(failures.is_empty(), "{} mismatches of {} inputs, first: {:?}", failures.len(), vectors.len(), &failures[..failures.len().min(10)]);
+    assert!(
+        failures.is_empty(),
+        "{} mismatches of {} inputs, first: {:?}",
+        failures.len(),
+        vectors.len(),
+        &failures[..failures.len().min(10)]
+    );
 }

@@ -86,8 +86,8 @@
 
 use super::tensor::address_bits;
 use super::vector_math::bits;
-use crate::numerics::{GELU_CUBIC, GELU_SCALE, NORM_EPSILON};
 use crate::isa::{layouts, Buffer, Field, PruneOrder, VecOp, WORD_BITS};
+use crate::numerics::{GELU_CUBIC, GELU_SCALE, NORM_EPSILON};
 use crate::{ArchConfig, Error};
 use std::fmt::Write as _;
 
