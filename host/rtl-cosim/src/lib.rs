@@ -1,5 +1,6 @@
 //! Co-simulation of the generated RTL: the Verilog of the SAT machine
-//! (`satkit_hw::rtl::machine::generate`: controller, tensor unit, DMA engines, buffers) for one
+//! (`satkit_hw::rtl::machine::generate`: controller, tensor unit, DMA engines, SORE, WUVE,
+//! vector unit, buffers) for one
 //! architecture (`tiny` unless `SATKIT_COSIM_ARCH` was set at build time), verilated into C++ by
 //! `build.rs` and driven here through a small C ABI, so that programs run on the RTL can be
 //! compared bit for bit and cycle for cycle with the simulator.
@@ -11,15 +12,15 @@
 //!   DRAM are read and written from the host.
 //!
 //! **What the RTL implements** (hw/src/rtl/machine.rs): `load`, `store`, `prune` (both
-//! orders), `update`, the element-wise `vec` ops (`copy`, `add`, `relu`, `relu_grad`), and
-//! `gemm` in the OS dataflow with any interleave the machine allows (1 to the accumulator
-//! latency), dense and N:M, accumulating or not, with either operand transposed. Programs with
-//! other `vec` ops or with GEMMs in WS or IS are refused with [`Error::Unsupported`].
+//! orders), `update`, every `vec` op, and `gemm` in the OS dataflow with any interleave the
+//! machine allows (1 to the accumulator latency) and in WS, dense and N:M, accumulating or not,
+//! with either operand transposed. Programs with GEMMs in IS, pooling gradients over
+//! overlapping windows, normalizations of zero rows, or statistics on a vector unit too narrow
+//! for them are refused with [`Error::Unsupported`].
 
 use half::f16;
 use satkit_hw::isa::{Buffer, Field, Op, Program, Unit, VecOp, WORD_BITS};
 use satkit_hw::rtl::machine::DRAM_ADDRESS_BITS;
-use satkit_hw::rtl::sequencers::VECTOR_OPS;
 use satkit_hw::{ArchConfig, Dataflow};
 use satkit_sim::dram::{DramBus, DramStorage, TransferShape};
 use satkit_sim::{Machine, Mode, SimReport};
@@ -491,9 +492,6 @@ impl CosimMachine {
                     return refuse("dataflow is: the RTL tensor unit runs OS and WS".into());
                 }
                 Op::Gemm { .. } => {}
-                Op::Vec { op, .. } if !VECTOR_OPS.contains(&op) => {
-                    return refuse(format!("the RTL vector unit runs {} only so far", VECTOR_OPS.map(|o| o.name()).join(", ")));
-                }
                 Op::Vec { op: VecOp::MaxPoolGrad | VecOp::AvgPoolGrad, p2, p3, .. } if p3 < p2 => {
                     return refuse(format!(
                         "a pooling gradient over overlapping windows (window {p2}, stride {p3}): the RTL's need stride >= window"

@@ -99,26 +99,6 @@ pub const WUVE_UNIT_MODULE: &str = "sat_wuve_unit";
 pub const TO_FP16_MODULE: &str = "sat_f32_to_f16";
 /// Name of the vector unit's sequencer and lanes.
 pub const VECTOR_UNIT_MODULE: &str = "sat_vector_unit";
-/// The vector ops the RTL vector unit runs.
-pub const VECTOR_OPS: [VecOp; 17] = [
-    VecOp::Copy,
-    VecOp::Add,
-    VecOp::Relu,
-    VecOp::ReluGrad,
-    VecOp::SoftmaxXent,
-    VecOp::Softmax,
-    VecOp::SoftmaxGrad,
-    VecOp::Gelu,
-    VecOp::GeluGrad,
-    VecOp::NormStats,
-    VecOp::NormApply,
-    VecOp::NormGradStats,
-    VecOp::NormGradApply,
-    VecOp::MaxPool,
-    VecOp::AvgPool,
-    VecOp::MaxPoolGrad,
-    VecOp::AvgPoolGrad,
-];
 
 /// `wire` declarations of instruction `mnemonic`'s fields, from the ISA table.
 pub(super) fn field_wires(mnemonic: &str) -> Result<String, Error> {
