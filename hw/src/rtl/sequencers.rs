@@ -1,8 +1,9 @@
-//! The SORE's and the WUVE's operand sequencers as Verilog text (see [`super::tensor`] for why
-//! text): they decode `prune` and `update`, stream the buffers through the rust-hdl lanes
-//! ([`super::sore::SoreUnit`], [`super::wuve::WuveUnit`]) and write the results back, cycle for
-//! cycle the simulator's `sore` and `wuve` costs. Also the FP32 to FP16 rounding of the weight
-//! buffer's write port.
+//! The SORE's, the WUVE's and the vector unit's operand sequencers as Verilog text (see
+//! [`super::tensor`] for why text): they decode `prune`, `update` and `vec`, stream the buffers
+//! through the lanes (the rust-hdl [`super::sore::SoreUnit`] and [`super::wuve::WuveUnit`], the
+//! vector unit's own with the circuits of [`super::vector_math`]) and write the results back,
+//! cycle for cycle the simulator's `sore`, `wuve` and `vector` costs. Also the conversions
+//! between FP32 and the buffers' types.
 //!
 //! **`sat_sore_unit`** (`prune`). Group `g` of the `rows x cols` master weight has `M`
 //! elements: FF order along a row (output row `g / (cols / M)`), BP order down a column
@@ -21,13 +22,13 @@
 //! `t0 + ceil(count / L) + P + 2`, the simulator's cost.
 //!
 //! **`sat_vector_unit`** (`vec`: every op of the ISA). The element-wise ops (`copy`, `add`,
-//! `relu`, `relu_grad`): `L = vector.lanes` lanes take elements `l, l + L, ...`; cycle `t0 + 1 + b` reads batch `b`
-//! of `a` and `b` from the buffers the instruction names, converted to FP32 (FP16 exactly, a
-//! byte plane's bytes as integers), the lane computes in FP32 (`add` with the bit-exact
-//! [`super::fp::Fp32Add`]) and converts to the destination's type (FP16 rounded to nearest
-//! even, a byte saturated to 0..=255 and truncated, NaN to 0), and the result is written
-//! `P = vector.pipeline_latency` cycles after the batch entered: `done` is high at
-//! `t0 + ceil(count / L) + P + 2`, the simulator's cost.
+//! `relu`, `relu_grad`): `L = vector.lanes` lanes take elements `l, l + L, ...`; cycle
+//! `t0 + 1 + b` reads batch `b` of `a` and `b` from the buffers the instruction names,
+//! converted to FP32 (FP16 exactly, a byte plane's bytes as integers), the lane computes in
+//! FP32 (`add` with the bit-exact [`super::fp::Fp32Add`]) and converts to the destination's
+//! type (FP16 rounded to nearest even, a byte saturated to 0..=255 and truncated, NaN to 0),
+//! and the result is written `P = vector.pipeline_latency` cycles after the batch entered:
+//! `done` is high at `t0 + ceil(count / L) + P + 2`, the simulator's cost.
 //!
 //! **`softmax_xent`** on the same lanes, ports and write pipeline. Each row of `p0` classes
 //! takes three passes of `B = ceil(p0 / L)` batches, lane `l` of batch `j` on class `j L + l`,
