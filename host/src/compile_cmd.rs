@@ -3,21 +3,15 @@
 //! formats, phases' MACs and DRAM addresses, buffer regions, the DRAM map), each atomically.
 //!
 //! With `--dram-image` it also writes `dram.bin`, a DRAM image to run the step from (`satkit
-//! run program.bin --dram dram.bin`, on the simulator or the RTL): a synthetic training state
-//! (seeded inputs in [-1, 1], labels, the hyperparameters of `satkit train`'s defaults,
-//! Kaiming-uniform master weights, zero momenta, N:M copies with valid indices) after one
-//! functional warm-up step on the simulator, so that its N:M and FP16 weight copies are the
-//! ones the step's own pre-generation writes from its master weights.
+//! run program.bin --dram dram.bin`, on the simulator or the RTL): `step::dram_image` with the
+//! hyperparameters of `satkit train`'s defaults.
 
 use crate::sim_cmd::SimArgs;
 use anyhow::{Context, Result};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use satkit_compiler::model::Model;
 use satkit_compiler::step;
-use satkit_hw::NmRatio;
-use satkit_sim::{Machine, Mode};
+use satkit_train::model::DEFAULT_LAMBDA;
 use satkit_train::output::write_atomic;
+use satkit_train::TrainConfig;
 use std::path::PathBuf;
 
 /// Arguments of `satkit compile`: the model and machine options of `satkit sim` (its `--json`
@@ -35,36 +29,6 @@ pub struct CompileArgs {
     /// Seed of the `--dram-image` state.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-}
-
-/// The synthetic state `--dram-image` starts from (see the module documentation).
-fn seed_image(compiled: &step::CompiledStep, model: &Model, batch: u64, seed: u64) -> Result<Vec<u8>> {
-    let m = &compiled.manifest;
-    let mut dram = vec![0u8; m.dram_bytes as usize];
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut put = |at: u64, bytes: Vec<u8>| dram[at as usize..at as usize + bytes.len()].copy_from_slice(&bytes);
-    let f16s = |v: Vec<f32>| v.into_iter().flat_map(|x| half::f16::from_f32(x).to_le_bytes()).collect::<Vec<u8>>();
-    let f32s = |v: Vec<f32>| v.into_iter().flat_map(f32::to_le_bytes).collect::<Vec<u8>>();
-    let classes = model.classes.context("--dram-image: the model has no loss (no classes)")?;
-    put(m.input, f16s((0..model.input.elements() * batch).map(|_| rng.gen_range(-1.0f32..1.0)).collect()));
-    put(m.labels, f32s((0..batch).map(|b| ((b * 7 + 3) % classes) as f32).collect()));
-    put(m.hyper, f32s(vec![0.02, 0.9, 5e-4, 2e-4]));
-    let infos = model.infer(batch)?;
-    for layer in &m.layers {
-        let Some(map) = layer.weights else { continue };
-        let ff = infos[layer.index].gemms.as_ref().context("a weight layer without GEMMs")?.ff;
-        let bound = (6.0 / ff.k as f32).sqrt();
-        put(map.master, f32s((0..ff.groups * ff.n * ff.k).map(|_| rng.gen_range(-bound..bound)).collect()));
-        // N:M copies: each group's stored entries take in-group indices 0, 1, .. N - 1.
-        for (format, values, index) in [(&layer.ff, map.ff_vals, map.ff_idx), (&layer.bp, map.bp_vals, map.bp_idx)] {
-            let Some(ratio) = format.as_deref().and_then(|f| f.parse::<NmRatio>().ok()) else { continue };
-            if index > values {
-                let entries = (index - values) / 2;
-                put(index, (0..entries).map(|j| (j % u64::from(ratio.n)) as u8).collect());
-            }
-        }
-    }
-    Ok(dram)
 }
 
 /// Runs `satkit compile`.
@@ -89,14 +53,14 @@ pub fn run(a: &CompileArgs) -> Result<()> {
         dir.display()
     );
     if a.dram_image {
-        let mut machine = Machine::new(&c.arch, Mode::Functional);
-        machine.write_dram(0, &seed_image(&compiled, &c.model, c.batch, a.seed)?)?;
-        machine.run(&compiled.program).context("--dram-image: the warm-up step on the simulator")?;
-        let image = machine.read_dram(0, compiled.manifest.dram_bytes as usize)?;
-        let loss = half::f16::from_le_bytes([image[compiled.manifest.loss as usize], image[compiled.manifest.loss as usize + 1]]);
-        write_atomic(&dir.join("dram.bin"), &image)?;
+        let train = TrainConfig::default();
+        let hyper = [train.lr, train.momentum, train.weight_decay, DEFAULT_LAMBDA];
+        let image = step::dram_image(&c.arch, &compiled, &c.model, c.batch, hyper, a.seed)
+            .context("--dram-image: the warm-up step on the simulator")?;
+        write_atomic(&dir.join("dram.bin"), &image.bytes)?;
         println!(
-            "  dram.bin: the state after a warm-up step (loss {loss}); run it with `satkit run {0}/program.bin --arch {1} --dram {0}/dram.bin`",
+            "  dram.bin: the state after a warm-up step (loss {}); run it with `satkit run {1}/program.bin --arch {2} --dram {1}/dram.bin`",
+            image.warm_up_loss,
             dir.display(),
             a.sim.arch
         );

@@ -3,41 +3,15 @@
 //! `--dram-out` without an extent are refused with a message naming the problem. And `satkit
 //! compile --dram-image` writes an image a compiled step runs from.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn satkit(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_satkit")).args(args).output().expect("satkit runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
-fn temp(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("satkit_run_dram_{}_{name}", std::process::id()))
-}
-
-/// Loads 4 x 16 FP16 inputs and 8 x 16 FP16 weights, multiplies them, stores 4 x 8 FP32.
-const PROGRAM: &str = "\
-load buf=act sram=0 dram=0 rows=4 cols=16 dram_row_stride=16 dram_col_stride=1 sram_row_stride=16 signal=1
-load buf=wgt sram=0 dram=4096 rows=8 cols=16 dram_row_stride=16 dram_col_stride=1 sram_row_stride=16 signal=2
-gemm dataflow=ws weights=dense accumulate=0 interleave=1 rows=4 cols=8 depth=16 input=0 weight=0 output=0 input_t=0 weight_t=0 wait=1,2 signal=3
-store buf=acc sram=0 dram=8192 rows=4 cols=8 dram_row_stride=8 dram_col_stride=1 sram_row_stride=8 wait=3
-";
+mod common;
+use common::{gemm_image, gemm_program, satkit, temp};
 
 #[test]
 fn the_image_goes_in_and_the_results_come_out() {
     let (program, image, out) = (temp("p.s"), temp("in.img"), temp("out.img"));
-    std::fs::write(&program, PROGRAM).unwrap();
+    std::fs::write(&program, gemm_program("ws")).unwrap();
     // Input row r is all r + 1, every weight 0.25: output (r, c) = 16 * (r + 1) / 4.
-    let mut bytes = vec![0u8; 4096 + 256];
-    for r in 0..4 {
-        for k in 0..16 {
-            let at = 2 * (r * 16 + k);
-            bytes[at..at + 2].copy_from_slice(&half::f16::from_f32((r + 1) as f32).to_le_bytes());
-        }
-    }
-    for i in 0..128 {
-        bytes[4096 + 2 * i..4096 + 2 * i + 2].copy_from_slice(&half::f16::from_f32(0.25).to_le_bytes());
-    }
+    let bytes = gemm_image(|r| (r + 1) as f32, 0.25);
     std::fs::write(&image, &bytes).unwrap();
     let (p, i, o) = (program.to_str().unwrap(), image.to_str().unwrap(), out.to_str().unwrap());
     let (ok, _, err) = satkit(&["run", p, "--dram", i, "--dram-out", o, "--dram-bytes", "8320"]);
@@ -63,13 +37,14 @@ fn the_image_goes_in_and_the_results_come_out() {
 #[test]
 fn bad_images_and_extents_are_refused() {
     let (program, image, out) = (temp("bad.s"), temp("big.img"), temp("bad.out"));
-    std::fs::write(&program, PROGRAM).unwrap();
+    std::fs::write(&program, gemm_program("ws")).unwrap();
     let p = program.to_str().unwrap();
     let missing = temp("missing.img");
     let (ok, _, err) = satkit(&["run", p, "--dram", missing.to_str().unwrap()]);
     assert!(!ok && err.contains("missing.img") && err.contains("cannot read"), "{err}");
-    // tiny has 16 MiB of DRAM.
-    std::fs::write(&image, vec![0u8; 17 << 20]).unwrap();
+    // One MiB more than tiny's DRAM.
+    let capacity = (satkit_hw::ArchConfig::tiny().dram.capacity_mib as usize) << 20;
+    std::fs::write(&image, vec![0u8; capacity + (1 << 20)]).unwrap();
     let (ok, _, err) = satkit(&["run", p, "--dram", image.to_str().unwrap()]);
     assert!(!ok && err.contains("does not fit"), "{err}");
     let (ok, _, err) = satkit(&["run", p, "--dram-out", out.to_str().unwrap()]);

@@ -63,6 +63,21 @@ struct Geometry {
     elements_b: u64,
     elements_out: u64,
     work: u64,
+    /// The lanes' passes as `(repetitions, elements)`: each repetition of a pass takes
+    /// `ceil(elements / lanes)` cycles (see the module documentation).
+    passes: [(u64, u64); 2],
+}
+
+impl Geometry {
+    /// One pass over the `work` items.
+    fn flat(elements_in: u64, elements_b: u64, elements_out: u64, work: u64) -> Geometry {
+        Geometry { elements_in, elements_b, elements_out, work, passes: [(1, work), (0, 0)] }
+    }
+
+    /// Cycles of the passes on `lanes` lanes.
+    fn issue_cycles(&self, lanes: u64) -> u64 {
+        self.passes.iter().map(|&(repetitions, elements)| repetitions * elements.div_ceil(lanes)).sum()
+    }
 }
 
 impl VecInsn {
@@ -86,45 +101,50 @@ impl VecInsn {
     fn geometry(&self) -> Result<Geometry, String> {
         let n = self.count;
         Ok(match self.op {
-            VecOp::Copy | VecOp::Relu => Geometry { elements_in: n, elements_b: 0, elements_out: n, work: n },
-            VecOp::Add | VecOp::ReluGrad => Geometry { elements_in: n, elements_b: n, elements_out: n, work: n },
+            VecOp::Copy | VecOp::Relu | VecOp::Gelu => Geometry::flat(n, 0, n, n),
+            VecOp::Add | VecOp::ReluGrad | VecOp::GeluGrad => Geometry::flat(n, n, n, n),
             VecOp::MaxPool | VecOp::AvgPool => {
                 let (h, w, k, _, oh, ow) = self.pool_dims()?;
-                Geometry { elements_in: n * h * w, elements_b: 0, elements_out: n * oh * ow, work: n * oh * ow * k * k }
+                Geometry::flat(n * h * w, 0, n * oh * ow, n * oh * ow * k * k)
             }
-            VecOp::MaxPoolGrad => {
+            // The gradient planes are zeroed first, then the windows add to them.
+            VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => {
                 let (h, w, k, _, oh, ow) = self.pool_dims()?;
-                Geometry { elements_in: n * h * w, elements_b: n * oh * ow, elements_out: n * h * w, work: n * oh * ow * k * k }
+                let elements_in = if self.op == VecOp::MaxPoolGrad { n * h * w } else { 0 };
+                let (planes, work) = (n * h * w, n * oh * ow * k * k);
+                Geometry { passes: [(1, planes), (1, work)], ..Geometry::flat(elements_in, n * oh * ow, planes, work) }
             }
-            VecOp::AvgPoolGrad => {
-                let (h, w, k, _, oh, ow) = self.pool_dims()?;
-                Geometry { elements_in: 0, elements_b: n * oh * ow, elements_out: n * h * w, work: n * oh * ow * k * k }
-            }
+            // Three passes per row, and one cycle for the mean loss.
             VecOp::SoftmaxXent => {
                 let classes = self.p[0];
                 if classes == 0 {
                     return Err("softmax_xent needs p0 (classes) >= 1".into());
                 }
-                Geometry { elements_in: n * classes, elements_b: n, elements_out: n * classes + 1, work: 3 * n * classes }
+                let flat = Geometry::flat(n * classes, n, n * classes + 1, 3 * n * classes);
+                Geometry { passes: [(3 * n, classes), (1, 1)], ..flat }
             }
-            VecOp::Gelu => Geometry { elements_in: n, elements_b: 0, elements_out: n, work: n },
-            VecOp::GeluGrad => Geometry { elements_in: n, elements_b: n, elements_out: n, work: n },
+            // Three passes per row; the gradient two.
             VecOp::Softmax | VecOp::SoftmaxGrad => {
                 let cols = self.p[0];
                 if cols == 0 {
                     return Err(format!("{} needs p0 (row length) >= 1", self.op));
                 }
-                let b = if self.op == VecOp::SoftmaxGrad { n * cols } else { 0 };
-                Geometry { elements_in: n * cols, elements_b: b, elements_out: n * cols, work: 3 * n * cols }
+                let (b, passes) = if self.op == VecOp::SoftmaxGrad { (n * cols, 2) } else { (0, 3) };
+                Geometry { passes: [(passes * n, cols), (0, 0)], ..Geometry::flat(n * cols, b, n * cols, 3 * n * cols) }
             }
+            // One batch walks `lanes` elements of one normalized vector (a row, or a column):
+            // two passes for the statistics, one for the others, and norm_grad_apply one cycle
+            // per vector for its statistics.
             VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply => {
                 let (rows, cols, len) = self.norm_dims()?;
-                let all = rows * cols;
+                let (all, axis) = (rows * cols, if self.p[1] == 1 { cols } else { rows });
                 match self.op {
-                    VecOp::NormStats => Geometry { elements_in: all, elements_b: 0, elements_out: 2 * len, work: 2 * all },
-                    VecOp::NormApply => Geometry { elements_in: all, elements_b: 2 * len, elements_out: all, work: all },
-                    VecOp::NormGradStats => Geometry { elements_in: all, elements_b: all, elements_out: 2 * len, work: all },
-                    _ => Geometry { elements_in: all, elements_b: 4 * len, elements_out: all, work: 2 * all },
+                    VecOp::NormStats => {
+                        Geometry { passes: [(2 * len, axis), (0, 0)], ..Geometry::flat(all, 0, 2 * len, 2 * all) }
+                    }
+                    VecOp::NormApply => Geometry { passes: [(len, axis), (0, 0)], ..Geometry::flat(all, 2 * len, all, all) },
+                    VecOp::NormGradStats => Geometry { passes: [(len, axis), (0, 0)], ..Geometry::flat(all, all, 2 * len, all) },
+                    _ => Geometry { passes: [(len, axis), (len, 1)], ..Geometry::flat(all, 4 * len, all, 2 * all) },
                 }
             }
         })
@@ -164,25 +184,7 @@ fn element_bytes(s: &Scratchpads, b: Buffer) -> u64 {
 /// Cost of a vector instruction (call after [`VecInsn::check`]).
 pub fn cost(arch: &ArchConfig, s: &Scratchpads, v: &VecInsn) -> Cost {
     let g = v.geometry().expect("checked before costing");
-    let lanes = u64::from(arch.vector.lanes);
-    let issue_cycles = match v.op {
-        VecOp::Softmax => 3 * v.count * v.p[0].div_ceil(lanes),
-        VecOp::SoftmaxGrad => 2 * v.count * v.p[0].div_ceil(lanes),
-        VecOp::SoftmaxXent => 3 * v.count * v.p[0].div_ceil(lanes) + 1,
-        // The gradient planes are zeroed first, then the windows add to them.
-        VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => g.elements_out.div_ceil(lanes) + g.work.div_ceil(lanes),
-        // One batch walks `lanes` elements of one normalized vector (a row, or a column).
-        VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply => {
-            let (rows, cols, len) = v.norm_dims().expect("checked before costing");
-            let batches = (if v.p[1] == 1 { cols } else { rows }).div_ceil(lanes);
-            len * match v.op {
-                VecOp::NormStats => 2 * batches,
-                VecOp::NormGradApply => 1 + batches,
-                _ => batches,
-            }
-        }
-        _ => g.work.div_ceil(lanes),
-    };
+    let issue_cycles = g.issue_cycles(u64::from(arch.vector.lanes));
     let mut cost =
         Cost { cycles: issue_cycles + u64::from(arch.vector.pipeline_latency) + 2, elements: g.work, ..Cost::default() };
     cost.sram.read(v.a.0, g.elements_in * element_bytes(s, v.a.0));

@@ -65,10 +65,12 @@
 //! Not lowered: biases, and the class token's and positional embedding's own gradient and update (0.7 % of DeiT-Ti's
 //! parameters).
 
+mod dram_image;
 pub mod engine;
 pub mod lower;
 mod report;
 
+pub use dram_image::{dram_image, DramImage};
 pub use engine::{check_sync, Owner};
 pub use lower::WeightMap;
 pub use report::{simulate, LayerPhaseStats, PhaseCycles, StepReport};

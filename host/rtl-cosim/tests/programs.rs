@@ -414,9 +414,9 @@ proptest! {
 /// machine on both sides, each GEMM in the dataflow the compiler chose: loads, the forward pass
 /// (N:M and dense GEMMs, ReLUs, pooling), the softmax cross-entropy, the backward pass, the
 /// weight updates and the pre-generation of the next step's N:M copies by the SORE,
-/// overlapping as the compiler scheduled them. The DRAM holds a real step's state (inputs,
-/// labels, hyperparameters, small master weights, momenta and valid N:M copies) over random
-/// bytes; the whole DRAM image, every instruction's cycles and the loss are compared.
+/// overlapping as the compiler scheduled them. The DRAM holds a training state after a warm-up
+/// step (`step::dram_image`); the whole DRAM image, every instruction's cycles and the loss are
+/// compared.
 fn a_complete_compiled_training_step(name: &str) {
     use satkit_compiler::model::zoo;
     use satkit_compiler::model::{Method, SparsityPolicy};
@@ -434,37 +434,8 @@ fn a_complete_compiled_training_step(name: &str) {
     assert!(count("gemm") > 200 && count("prune") > 0 && count("update") > 0, "{} instructions", program.insns.len());
     let m = &compiled.manifest;
     let len = m.dram_bytes as usize;
-    let mut rng = ChaCha8Rng::seed_from_u64(8);
-    let mut dram = random_dram(&mut rng, len);
-    let mut put = |at: u64, bytes: Vec<u8>| dram[at as usize..at as usize + bytes.len()].copy_from_slice(&bytes);
-    let f16s = |v: Vec<f32>| v.into_iter().flat_map(|x| half::f16::from_f32(x).to_le_bytes()).collect::<Vec<u8>>();
-    let f32s = |v: Vec<f32>| v.into_iter().flat_map(f32::to_le_bytes).collect::<Vec<u8>>();
-    let (inputs, classes) = (model.input.elements() * batch, model.classes.unwrap());
-    put(m.input, f16s((0..inputs).map(|_| rng.gen_range(-1.0f32..1.0)).collect()));
-    put(m.labels, f32s((0..batch).map(|b| ((b * 3 + 1) % classes) as f32).collect()));
-    put(m.hyper, f32s(vec![0.05, 0.9, 5e-4, 2e-4]));
-    let infos = model.infer(batch).unwrap();
-    for layer in &m.layers {
-        let Some(map) = layer.weights else { continue };
-        let ff = infos[layer.index].gemms.as_ref().expect("a weight layer has GEMMs").ff;
-        let weights = (ff.groups * ff.n * ff.k) as usize;
-        put(map.master, f32s((0..weights).map(|_| rng.gen_range(-0.2f32..0.2)).collect()));
-        put(map.momentum, f32s((0..weights).map(|_| rng.gen_range(-0.01f32..0.01)).collect()));
-        // The previous step's pre-generated copies: FP16 values and, for 2:8, in-group indices
-        // 0, 1 (dense layers' FP16 copies hold the same values as FP16).
-        for (values, index) in [(map.ff_vals, map.ff_idx), (map.bp_vals, map.bp_idx)] {
-            if index > values && values != 0 {
-                let kept = weights / 4;
-                put(values, f16s((0..kept).map(|_| rng.gen_range(-0.2f32..0.2)).collect()));
-                put(index, (0..kept).map(|j| (j % 2) as u8).collect());
-            }
-        }
-        for copy in [map.ff_vals, map.dense] {
-            if copy != 0 && layer.ff.as_deref() == Some("dense") {
-                put(copy, f16s((0..weights).map(|_| rng.gen_range(-0.2f32..0.2)).collect()));
-            }
-        }
-    }
+    let image = step::dram_image(&arch, &compiled, &model, batch, [0.05, 0.9, 5e-4, 2e-4], 8).unwrap();
+    let dram = image.bytes;
     let started = std::time::Instant::now();
     let cycles = check(&mut rtl, program, &dram, len as u64, &[]).unwrap_or_else(|e| panic!("{e}"));
     let seconds = started.elapsed().as_secs_f64();

@@ -42,7 +42,7 @@ use super::sequencers::{
     conversion_modules, sore_unit_module, to_fp16_module, vector_unit_module, wuve_unit_module, SORE_UNIT_MODULE,
     VECTOR_UNIT_MODULE, WUVE_UNIT_MODULE,
 };
-use super::tensor::{address_bits, array_design, buffer_module, unit_module, BUFFER_MODULE, UNIT_MODULE};
+use super::tensor::{address_bits, array_design, buffer_module, sram_address_bits, unit_module, BUFFER_MODULE, UNIT_MODULE};
 use super::verilog::merge;
 use super::{controller, sore, vector_math, wuve, PortDirection, RtlDesign, RtlModule, RtlPort};
 use crate::isa::{Buffer, Field, Unit, WORD_BITS};
@@ -135,11 +135,6 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
         modules.push(RtlModule { name: name.into(), instances, flatten: false });
     }
     Ok(RtlDesign { top: TOP_MODULE.into(), verilog, modules, ports })
-}
-
-/// The widest address of any buffer.
-fn sram_address_bits(arch: &ArchConfig) -> usize {
-    Buffer::ALL.iter().map(|&b| address_bits(arch.buffer_elements(b))).max().unwrap_or(1)
 }
 
 /// The DMA engine; `LOAD` picks the direction. `load` and `store` have the same fields.

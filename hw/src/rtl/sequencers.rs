@@ -85,7 +85,7 @@
 //! gets the quiet bit, as `f16::to_f32`), `sat_u8_to_f32` and `sat_f32_to_u8` (the simulator's
 //! `value.clamp(0.0, 255.0) as u8`).
 
-use super::tensor::address_bits;
+use super::tensor::{address_bits, sram_address_bits};
 use super::vector_math::bits;
 use crate::isa::{layouts, Buffer, Field, PruneOrder, VecOp, WORD_BITS};
 use crate::numerics::{GELU_CUBIC, GELU_SCALE, NORM_EPSILON};
@@ -494,13 +494,12 @@ fn code_params() -> String {
 pub(super) fn vector_unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let lanes = arch.vector.lanes as usize;
     let latency = arch.vector.pipeline_latency as usize;
-    let aw = Buffer::ALL.iter().map(|&b| address_bits(arch.buffer_elements(b))).max().unwrap_or(1);
+    let aw = sram_address_bits(arch);
     let mut s = String::new();
     let _ = write!(
         s,
         r#"
-// The vector unit (see satkit's hw/src/rtl/sequencers.rs): copy, add, relu, relu_grad,
-// softmax_xent, max and average pooling and their gradients.
+// The vector unit (see satkit's hw/src/rtl/sequencers.rs): every vec op.
 module {VECTOR_UNIT_MODULE} (
     input clock,
     input issue,

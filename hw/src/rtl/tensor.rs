@@ -78,6 +78,11 @@ pub fn address_bits(elements: u64) -> usize {
     (64 - elements.saturating_sub(1).leading_zeros()).max(1) as usize
 }
 
+/// The widest address of any buffer.
+pub(super) fn sram_address_bits(arch: &ArchConfig) -> usize {
+    Buffer::ALL.iter().map(|&b| address_bits(arch.buffer_elements(b))).max().unwrap_or(1)
+}
+
 /// The PE array of `arch` as its own design, its top module named `sat_pe_array`.
 pub(super) fn array_design(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     let mut array = PeArray::new(arch);
