@@ -1,7 +1,7 @@
 //! `satkit rtl`: generates the Verilog of an architecture's PE array (`satkit_hw::rtl`) and,
-//! beside it, of the machine (controller, tensor unit, DMA engines, buffers and control/status
-//! registers: what the co-simulation runs), of the controller on its own, and of the SORE and
-//! WUVE lanes not yet connected to it, checks each with
+//! beside it, of the whole machine (controller, tensor unit, SORE, WUVE and vector units, DMA
+//! engines, buffers and control/status registers: what the co-simulation runs), and of the
+//! controller and the SORE and WUVE lanes on their own, checks each with
 //! `verilator --lint-only`, and writes them with `manifest.json` (modules, top ports and the
 //! ArchConfig parameters they were built from). With `--synth` it runs yosys `synth_xilinx`
 //! for UltraScale+ hierarchically (each distinct block synthesized once, counted per instance)
@@ -21,6 +21,13 @@ use std::time::Instant;
 
 /// `synth_xilinx -family`: UltraScale+, the family of the VCU1525's XCVU9P (DSP48E2, RAMB36E2).
 const SYNTH_FAMILY: &str = "xcup";
+
+/// `synth_xilinx` mapping options besides the family. `-nowidelut` maps multiplexers into
+/// LUT6s only: with the slice's wide multiplexers (MUXF7/F8/F9) yosys 0.23 puts a LUT1 in front
+/// of most of their inputs, which Vivado would pack into the LUTs that feed them. On `tiny`'s
+/// PE this option counts 19 % fewer LUTs (BENCHMARKS.md), so the LUT count is not inflated by a
+/// mapping artifact; it still cannot use the MUXF resources Vivado would.
+const SYNTH_OPTIONS: &str = "-nowidelut";
 
 /// Arguments of `satkit rtl`.
 #[derive(clap::Args, Debug)]
@@ -84,6 +91,8 @@ struct Resources {
     top: String,
     /// yosys `synth_xilinx -family`.
     family: &'static str,
+    /// The other `synth_xilinx` mapping options.
+    options: &'static str,
     /// LUTs as logic (`LUT1`..`LUT6`).
     lut: u64,
     /// LUTs as shift registers (`SRL16E`, `SRLC32E`: yosys maps the edge skew lines to them).
@@ -190,11 +199,12 @@ fn synthesize(arch: &ArchConfig, design: &RtlDesign, verilog: &Path) -> Result<R
     let kept: Vec<&str> = design.modules.iter().filter(|m| !m.flatten && m.name != design.top).map(|m| m.name.as_str()).collect();
     let keep = if kept.is_empty() { String::new() } else { format!("setattr -mod -set keep_hierarchy 1 {}; ", kept.join(" ")) };
     let script = format!(
-        "read_verilog {v}; hierarchy -check -top {top}; {keep}synth_xilinx -family {family} -noiopad -noclkbuf -flatten -top {top}; \
+        "read_verilog {v}; hierarchy -check -top {top}; {keep}synth_xilinx -family {family} {options} -noiopad -noclkbuf -flatten -top {top}; \
          tee -q -o {stat} stat -json",
         v = verilog.display(),
         top = design.top,
         family = SYNTH_FAMILY,
+        options = SYNTH_OPTIONS,
         stat = stat_path.display()
     );
     let started = Instant::now();
@@ -220,6 +230,7 @@ fn synthesize(arch: &ArchConfig, design: &RtlDesign, verilog: &Path) -> Result<R
         arch: arch.name.clone(),
         top: design.top.clone(),
         family: SYNTH_FAMILY,
+        options: SYNTH_OPTIONS,
         lut: sum(&|k| k.starts_with("LUT")),
         srl: sum(&|k| k.starts_with("SRL")),
         ff: sum(&|k| k.starts_with("FD")),

@@ -69,6 +69,9 @@ fn random_f32(rng: &mut ChaCha8Rng) -> u32 {
     }
 }
 
+/// Random operand pairs of the multiplier test.
+const MUL_SAMPLES: usize = 100_000;
+
 #[test]
 fn fp16_mul_is_exact_on_edges_and_random_patterns() {
     let mut block = Fp16Mul::default();
@@ -84,7 +87,7 @@ fn fp16_mul_is_exact_on_edges_and_random_patterns() {
         }
     }
     let mut rng = ChaCha8Rng::seed_from_u64(0x5a7_f16);
-    for _ in 0..3000 {
+    for _ in 0..MUL_SAMPLES {
         check(random_f16(&mut rng), random_f16(&mut rng));
     }
 }
@@ -96,6 +99,9 @@ fn fp16_mul_nan_is_the_canonical_quiet_nan() {
     assert_eq!(mul(&mut block, 0x7c00, 0x8000), QUIET_NAN);
     assert_eq!(mul(&mut block, 0x7e01, 0x3c00), QUIET_NAN);
 }
+
+/// Random operand pairs of the adder test (each checked in both orders).
+const ADD_SAMPLES: usize = 300_000;
 
 #[test]
 fn fp32_add_rounds_like_rust_on_edges_and_random_patterns() {
@@ -112,14 +118,21 @@ fn fp32_add_rounds_like_rust_on_edges_and_random_patterns() {
         }
     }
     let mut rng = ChaCha8Rng::seed_from_u64(0x5a7_f32);
-    for _ in 0..3000 {
-        // Random patterns rarely have close exponents; also draw pairs near each other so
-        // cancellation, subnormal results and ties get exercised.
+    for _ in 0..ADD_SAMPLES {
+        // Random patterns rarely have close exponents or tiny magnitudes; also draw pairs near
+        // each other so cancellation, subnormal results and ties get exercised, and pairs
+        // whose exponents are both within the normalization's reach of the subnormal range.
         let a = random_f32(&mut rng);
-        let b = match rng.gen_range(0..3) {
+        let b = match rng.gen_range(0..4) {
             0 => random_f32(&mut rng),
             1 => (a ^ 0x8000_0000).wrapping_add(rng.gen_range(0..64)).wrapping_sub(32),
-            _ => (a & 0xff80_0000).wrapping_sub(rng.gen_range(0..4) << 23) | (rng.gen::<u32>() & 0x7f_ffff),
+            2 => (a & 0xff80_0000).wrapping_sub(rng.gen_range(0..4) << 23) | (rng.gen::<u32>() & 0x7f_ffff),
+            _ => {
+                let tiny = |rng: &mut ChaCha8Rng| (rng.gen::<u32>() & 0x8000_0000) | (rng.gen_range(0..40) << 23) | (rng.gen::<u32>() & 0x7f_ffff);
+                let (x, y) = (tiny(&mut rng), tiny(&mut rng));
+                check(x, y);
+                y
+            }
         };
         check(a, b);
         check(b, a);

@@ -53,12 +53,25 @@ pub struct Fp16Mul {
     // Product
     sign_mask: Signal<Local, Bits<32>>,
     sig_product: Signal<Local, Bits<32>>,
-    /// Left shift that puts the product's leading one at bit 23.
-    norm_shift: Signal<Local, Bits<8>>,
-    normalized: Signal<Local, Bits<32>>,
-    /// Biased FP32 exponent: the leading one at bit `p = 23 - norm_shift` of the product is worth
-    /// `2^(p - 20 + eff_exp_a + eff_exp_b - 30)`, so the field is `eff_exp_a + eff_exp_b + 100 - norm_shift`.
-    exp_sum: Signal<Local, Bits<8>>,
+    /// The 22-bit product at bits 23..2 of a 24-bit word, to be normalized so that its leading
+    /// one reaches bit 23 by staged left shifts (16, 8, 4, 2, 1), each taken while the word's
+    /// top bits of that width are zero: `norm_k` is the word after the stages down to 2^k.
+    norm_32: Signal<Local, Bits<24>>,
+    norm_16: Signal<Local, Bits<24>>,
+    norm_8: Signal<Local, Bits<24>>,
+    norm_4: Signal<Local, Bits<24>>,
+    norm_2: Signal<Local, Bits<24>>,
+    norm_1: Signal<Local, Bits<24>>,
+    /// Biased FP32 exponent along the stages: a leading one at bit `p` of the product is worth
+    /// `2^(p - 20 + eff_exp_a + eff_exp_b - 30)`, so before any stage (the leading one taken at
+    /// bit 21 of the product, bit 23 of the word) the field is `eff_exp_a + eff_exp_b + 98`, and
+    /// every stage's shift takes its width off.
+    exp_32: Signal<Local, Bits<8>>,
+    exp_16: Signal<Local, Bits<8>>,
+    exp_8: Signal<Local, Bits<8>>,
+    exp_4: Signal<Local, Bits<8>>,
+    exp_2: Signal<Local, Bits<8>>,
+    exp_1: Signal<Local, Bits<8>>,
 }
 
 impl Logic for Fp16Mul {
@@ -92,15 +105,43 @@ impl Logic for Fp16Mul {
             self.sign_mask.next = 0.into();
         }
         self.sig_product.next = self.sig_a.val() * self.sig_b.val();
-        // Leading-one detector: the last set bit seen (the highest) decides the shift.
-        self.norm_shift.next = 0.into();
-        for i in 0..22 {
-            if self.sig_product.val().get_bit(i) {
-                self.norm_shift.next = (23 - i).to_bits();
-            }
+        self.norm_32.next = bit_cast::<24, 22>(self.sig_product.val().get_bits::<22>(0)) << 2;
+        self.exp_32.next = self.eff_exp_a.val() + self.eff_exp_b.val() + 98;
+        if self.norm_32.val().get_bits::<16>(8) == 0 {
+            self.norm_16.next = self.norm_32.val() << 16;
+            self.exp_16.next = self.exp_32.val() - 16;
+        } else {
+            self.norm_16.next = self.norm_32.val();
+            self.exp_16.next = self.exp_32.val();
         }
-        self.normalized.next = self.sig_product.val() << self.norm_shift.val();
-        self.exp_sum.next = self.eff_exp_a.val() + self.eff_exp_b.val() + 100 - self.norm_shift.val();
+        if self.norm_16.val().get_bits::<8>(16) == 0 {
+            self.norm_8.next = self.norm_16.val() << 8;
+            self.exp_8.next = self.exp_16.val() - 8;
+        } else {
+            self.norm_8.next = self.norm_16.val();
+            self.exp_8.next = self.exp_16.val();
+        }
+        if self.norm_8.val().get_bits::<4>(20) == 0 {
+            self.norm_4.next = self.norm_8.val() << 4;
+            self.exp_4.next = self.exp_8.val() - 4;
+        } else {
+            self.norm_4.next = self.norm_8.val();
+            self.exp_4.next = self.exp_8.val();
+        }
+        if self.norm_4.val().get_bits::<2>(22) == 0 {
+            self.norm_2.next = self.norm_4.val() << 2;
+            self.exp_2.next = self.exp_4.val() - 2;
+        } else {
+            self.norm_2.next = self.norm_4.val();
+            self.exp_2.next = self.exp_4.val();
+        }
+        if !self.norm_2.val().get_bit(23) {
+            self.norm_1.next = self.norm_2.val() << 1;
+            self.exp_1.next = self.exp_2.val() - 1;
+        } else {
+            self.norm_1.next = self.norm_2.val();
+            self.exp_1.next = self.exp_2.val();
+        }
         if self.a_is_nan.val()
             || self.b_is_nan.val()
             || (self.a_is_inf.val() && self.b_is_zero.val())
@@ -113,8 +154,8 @@ impl Logic for Fp16Mul {
             self.product.next = self.sign_mask.val();
         } else {
             self.product.next = self.sign_mask.val()
-                | (bit_cast::<32, 8>(self.exp_sum.val()) << 23)
-                | bit_cast::<32, 23>(self.normalized.val().get_bits::<23>(0));
+                | (bit_cast::<32, 8>(self.exp_1.val()) << 23)
+                | bit_cast::<32, 23>(self.norm_1.val().get_bits::<23>(0));
         }
     }
 }
@@ -122,10 +163,18 @@ impl Logic for Fp16Mul {
 /// FP32 + FP32 adder, round to nearest even (combinational).
 ///
 /// Method: order the operands by magnitude, align the smaller significand with three extra
-/// bits (guard, round, sticky, the sticky OR-ed into the last bit), add or subtract in 28
-/// bits, normalize (one right shift on carry-out, or a left shift limited so the exponent
-/// stays >= 1, which produces subnormals), round, and repack with the carry of rounding
-/// propagating into the exponent field.
+/// bits (guard, round, sticky), add or subtract in 28 bits, normalize (one right shift on
+/// carry-out, or a left shift limited so the exponent stays >= 1, which produces subnormals),
+/// round, and repack with the carry of rounding propagating into the exponent field.
+///
+/// Both shifts are staged (16, 8, 4, 2, 1), which is what keeps the block small on an FPGA:
+/// - the alignment shifts right by the exponent difference one stage per bit of it, and each
+///   stage ORs the bits it drops into the sticky bit (a difference of 32 or more drops
+///   everything);
+/// - the normalization shifts left by 2^k while the top 2^k bits of the sum are zero and the
+///   exponent can still fall by 2^k: the greedy stages find `min(leading zeros, exponent - 1)`
+///   bit by bit, and the bits they chose are the shift, so no separate leading-zero counter
+///   or barrel shifter is needed.
 #[derive(LogicBlock, Default)]
 pub struct Fp32Add {
     // Operands
@@ -150,17 +199,34 @@ pub struct Fp32Add {
     /// Significands with hidden bit, shifted left by 3 (guard, round, sticky), in 28 bits.
     big_sig: Signal<Local, Bits<28>>,
     small_sig: Signal<Local, Bits<28>>,
-    // Alignment
+    // Alignment: `align_k` is the significand after the stages down to 2^k, `dropped_k` the
+    // OR of every bit those stages shifted out.
     exp_diff: Signal<Local, Bits<8>>,
-    align_shift: Signal<Local, Bits<8>>,
-    small_aligned: Signal<Local, Bits<28>>,
-    small_restored: Signal<Local, Bits<28>>,
+    align_16: Signal<Local, Bits<28>>,
+    align_8: Signal<Local, Bits<28>>,
+    align_4: Signal<Local, Bits<28>>,
+    align_2: Signal<Local, Bits<28>>,
+    align_1: Signal<Local, Bits<28>>,
+    dropped_16: Signal<Local, Bit>,
+    dropped_8: Signal<Local, Bit>,
+    dropped_4: Signal<Local, Bit>,
+    dropped_2: Signal<Local, Bit>,
+    dropped_1: Signal<Local, Bit>,
     small_sticky: Signal<Local, Bits<28>>,
-    // Sum and normalization
+    // Sum and normalization: `norm_k` is the sum after the stages down to 2^k, `room_k` how
+    // far the exponent may still fall after them (`room_32` before any).
     raw_sum: Signal<Local, Bits<28>>,
-    lead_zeros: Signal<Local, Bits<8>>,
-    exp_room: Signal<Local, Bits<8>>,
-    left_shift: Signal<Local, Bits<8>>,
+    room_32: Signal<Local, Bits<8>>,
+    norm_16: Signal<Local, Bits<28>>,
+    norm_8: Signal<Local, Bits<28>>,
+    norm_4: Signal<Local, Bits<28>>,
+    norm_2: Signal<Local, Bits<28>>,
+    norm_1: Signal<Local, Bits<28>>,
+    room_16: Signal<Local, Bits<8>>,
+    room_8: Signal<Local, Bits<8>>,
+    room_4: Signal<Local, Bits<8>>,
+    room_2: Signal<Local, Bits<8>>,
+    room_1: Signal<Local, Bits<8>>,
     normalized: Signal<Local, Bits<28>>,
     norm_exp: Signal<Local, Bits<10>>,
     // Rounding and packing
@@ -201,42 +267,99 @@ impl Logic for Fp32Add {
             self.small_sig.next = (bit_cast::<28, 23>(self.smaller.val().get_bits::<23>(0)) | 0x80_0000) << 3;
         }
         self.exp_diff.next = self.big_exp.val() - self.small_exp.val();
-        if self.exp_diff.val() > 27 {
-            self.align_shift.next = 27.into();
+        // Alignment, 16 first; a difference of 32 or more shifts everything out.
+        if self.exp_diff.val().get_bits::<3>(5) != 0 {
+            self.align_16.next = 0.into();
+            self.dropped_16.next = self.small_sig.val() != 0;
+        } else if self.exp_diff.val().get_bit(4) {
+            self.align_16.next = self.small_sig.val() >> 16;
+            self.dropped_16.next = self.small_sig.val().get_bits::<16>(0) != 0;
         } else {
-            self.align_shift.next = self.exp_diff.val();
+            self.align_16.next = self.small_sig.val();
+            self.dropped_16.next = false;
         }
-        self.small_aligned.next = self.small_sig.val() >> self.align_shift.val();
-        self.small_restored.next = self.small_aligned.val() << self.align_shift.val();
-        if self.small_restored.val() != self.small_sig.val() {
-            self.small_sticky.next = self.small_aligned.val() | 1;
+        if self.exp_diff.val().get_bit(3) {
+            self.align_8.next = self.align_16.val() >> 8;
+            self.dropped_8.next = self.dropped_16.val() || (self.align_16.val().get_bits::<8>(0) != 0);
         } else {
-            self.small_sticky.next = self.small_aligned.val();
+            self.align_8.next = self.align_16.val();
+            self.dropped_8.next = self.dropped_16.val();
+        }
+        if self.exp_diff.val().get_bit(2) {
+            self.align_4.next = self.align_8.val() >> 4;
+            self.dropped_4.next = self.dropped_8.val() || (self.align_8.val().get_bits::<4>(0) != 0);
+        } else {
+            self.align_4.next = self.align_8.val();
+            self.dropped_4.next = self.dropped_8.val();
+        }
+        if self.exp_diff.val().get_bit(1) {
+            self.align_2.next = self.align_4.val() >> 2;
+            self.dropped_2.next = self.dropped_4.val() || (self.align_4.val().get_bits::<2>(0) != 0);
+        } else {
+            self.align_2.next = self.align_4.val();
+            self.dropped_2.next = self.dropped_4.val();
+        }
+        if self.exp_diff.val().get_bit(0) {
+            self.align_1.next = self.align_2.val() >> 1;
+            self.dropped_1.next = self.dropped_2.val() || self.align_2.val().get_bit(0);
+        } else {
+            self.align_1.next = self.align_2.val();
+            self.dropped_1.next = self.dropped_2.val();
+        }
+        if self.dropped_1.val() {
+            self.small_sticky.next = self.align_1.val() | 1;
+        } else {
+            self.small_sticky.next = self.align_1.val();
         }
         if self.subtract.val() {
             self.raw_sum.next = self.big_sig.val() - self.small_sticky.val();
         } else {
             self.raw_sum.next = self.big_sig.val() + self.small_sticky.val();
         }
-        // Leading-one detector over bits 26..0 (bit 26 is the hidden-bit position).
-        self.lead_zeros.next = 0.into();
-        for i in 0..27 {
-            if self.raw_sum.val().get_bit(i) {
-                self.lead_zeros.next = (26 - i).to_bits();
-            }
-        }
-        self.exp_room.next = self.big_exp.val() - 1;
-        if self.lead_zeros.val() > self.exp_room.val() {
-            self.left_shift.next = self.exp_room.val();
+        // Normalization over bits 26..0 (bit 26 is the hidden-bit position), 16 first.
+        self.room_32.next = self.big_exp.val() - 1;
+        if (self.raw_sum.val().get_bits::<16>(11) == 0) && (self.room_32.val() >= 16) {
+            self.norm_16.next = self.raw_sum.val() << 16;
+            self.room_16.next = self.room_32.val() - 16;
         } else {
-            self.left_shift.next = self.lead_zeros.val();
+            self.norm_16.next = self.raw_sum.val();
+            self.room_16.next = self.room_32.val();
+        }
+        if (self.norm_16.val().get_bits::<8>(19) == 0) && (self.room_16.val() >= 8) {
+            self.norm_8.next = self.norm_16.val() << 8;
+            self.room_8.next = self.room_16.val() - 8;
+        } else {
+            self.norm_8.next = self.norm_16.val();
+            self.room_8.next = self.room_16.val();
+        }
+        if (self.norm_8.val().get_bits::<4>(23) == 0) && (self.room_8.val() >= 4) {
+            self.norm_4.next = self.norm_8.val() << 4;
+            self.room_4.next = self.room_8.val() - 4;
+        } else {
+            self.norm_4.next = self.norm_8.val();
+            self.room_4.next = self.room_8.val();
+        }
+        if (self.norm_4.val().get_bits::<2>(25) == 0) && (self.room_4.val() >= 2) {
+            self.norm_2.next = self.norm_4.val() << 2;
+            self.room_2.next = self.room_4.val() - 2;
+        } else {
+            self.norm_2.next = self.norm_4.val();
+            self.room_2.next = self.room_4.val();
+        }
+        if !self.norm_2.val().get_bit(26) && (self.room_2.val() >= 1) {
+            self.norm_1.next = self.norm_2.val() << 1;
+            self.room_1.next = self.room_2.val() - 1;
+        } else {
+            self.norm_1.next = self.norm_2.val();
+            self.room_1.next = self.room_2.val();
         }
         if self.raw_sum.val().get_bit(27) {
             self.normalized.next = (self.raw_sum.val() >> 1) | (self.raw_sum.val() & 1);
             self.norm_exp.next = bit_cast::<10, 8>(self.big_exp.val()) + 1;
         } else {
-            self.normalized.next = self.raw_sum.val() << self.left_shift.val();
-            self.norm_exp.next = bit_cast::<10, 8>(self.big_exp.val()) - bit_cast::<10, 8>(self.left_shift.val());
+            self.normalized.next = self.norm_1.val();
+            // The stages took big_exp - 1 - room_1 off the exponent.
+            self.norm_exp.next = bit_cast::<10, 8>(self.room_1.val()) + 1;
         }
         // Round to nearest even on guard, round | sticky and the last kept bit.
         if self.normalized.val().get_bit(2)
