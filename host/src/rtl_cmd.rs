@@ -3,8 +3,10 @@
 //! engines, buffers and control/status registers: what the co-simulation runs), and of the
 //! controller and the SORE and WUVE lanes on their own, checks each with
 //! `verilator --lint-only`, and writes them with `manifest.json` (modules, top ports and the
-//! ArchConfig parameters they were built from). With `--synth` it runs yosys `synth_xilinx`
-//! for UltraScale+ hierarchically (each distinct block synthesized once, counted per instance)
+//! ArchConfig parameters they were built from). With `--synth` yosys first elaborates every
+//! block beside the array (`satkit_hw::rtl::elaborate`: what synthesis reads, which Verilator's
+//! lint does not fully check), then runs `synth_xilinx` on the array for UltraScale+
+//! hierarchically (each distinct block synthesized once, counted per instance)
 //! and writes `resources.json` (LUT, FF, DSP, BRAM, carry, every cell type, and each module's
 //! own cells) plus a table.
 //! Each file is written whole or not at all: the Verilog only once it lints.
@@ -38,8 +40,8 @@ pub struct RtlArgs {
     /// Output directory.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Also synthesize with yosys (`synth_xilinx`, hierarchically: each distinct block once) and
-    /// report resources.
+    /// Also synthesize the PE array with yosys (`synth_xilinx`, hierarchically: each distinct
+    /// block once) and report its resources, after yosys has elaborated every other block.
     #[arg(long)]
     pub synth: bool,
 }
@@ -53,8 +55,8 @@ struct Manifest<'a> {
     parameters: Parameters,
     modules: &'a [rtl::RtlModule],
     ports: &'a [rtl::RtlPort],
-    /// The blocks generated and linted beside the array (not synthesized): the machine, the
-    /// controller on its own, and the SORE and WUVE lanes, not yet connected.
+    /// The blocks generated and linted beside the array: the machine, and the controller and
+    /// the SORE and WUVE lanes on their own.
     blocks: Vec<Block>,
 }
 
@@ -76,7 +78,8 @@ struct Parameters {
     m_max: u32,
     accumulator_latency: u32,
     supported_nm: Vec<String>,
-    dataflow: &'static str,
+    /// The architecture's dataflows that the RTL runs.
+    dataflows: Vec<&'static str>,
     /// The largest OS interleave: a PE holds `accumulator_latency` accumulators.
     os_max_interleave: u32,
     act_bus_lanes: usize,
@@ -93,7 +96,8 @@ struct Resources {
     family: &'static str,
     /// The other `synth_xilinx` mapping options.
     options: &'static str,
-    /// LUTs as logic (`LUT1`..`LUT6`).
+    /// LUTs as logic: `LUT1`..`LUT6` and `INV` (yosys keeps inverters as cells of their own; each
+    /// takes a LUT1 on the device unless placement folds it into a neighbour).
     lut: u64,
     /// LUTs as shift registers (`SRL16E`, `SRLC32E`: yosys maps the edge skew lines to them).
     srl: u64,
@@ -131,7 +135,7 @@ pub fn run(a: &RtlArgs) -> Result<()> {
         m_max: arch.array.m_max,
         accumulator_latency: arch.array.accumulator_latency,
         supported_nm: arch.array.supported_nm.iter().map(|r| r.to_string()).collect(),
-        dataflow: "os",
+        dataflows: arch.array.dataflows.iter().filter(|d| rtl::DATAFLOWS.contains(d)).map(|d| d.name()).collect(),
         os_max_interleave: arch.array.accumulator_latency,
         act_bus_lanes: pe::ACT_BUS_LANES,
         wgt_bus_lanes: pe::WGT_BUS_LANES,
@@ -158,6 +162,11 @@ pub fn run(a: &RtlArgs) -> Result<()> {
         block_files.join(",")
     );
     if a.synth {
+        for block in &manifest.blocks {
+            let started = Instant::now();
+            rtl::elaborate(&dir.join(&block.verilog), &block.top)?;
+            println!("yosys elaborates {} ({:.1} s)", block.verilog, started.elapsed().as_secs_f64());
+        }
         let resources = synthesize(&arch, &design, &verilog_path)?;
         write_atomic(&dir.join("resources.json"), &serde_json::to_vec_pretty(&resources)?)?;
         println!("{:<12} {:>10}", "resource", "count");
@@ -231,7 +240,7 @@ fn synthesize(arch: &ArchConfig, design: &RtlDesign, verilog: &Path) -> Result<R
         top: design.top.clone(),
         family: SYNTH_FAMILY,
         options: SYNTH_OPTIONS,
-        lut: sum(&|k| k.starts_with("LUT")),
+        lut: sum(&|k| k.starts_with("LUT") || k == "INV"),
         srl: sum(&|k| k.starts_with("SRL")),
         ff: sum(&|k| k.starts_with("FD")),
         dsp: sum(&|k| k.starts_with("DSP")),

@@ -69,6 +69,14 @@ pub enum Error {
         /// Verilator's complaints, or why it could not run.
         message: String,
     },
+    /// yosys could not read and elaborate generated Verilog, or could not run.
+    #[error("{file}: yosys elaboration: {message}")]
+    RtlElaborate {
+        /// The elaborated file.
+        file: String,
+        /// yosys' complaints, or why it could not run.
+        message: String,
+    },
     /// Emitted Verilog that the module deduplication cannot parse.
     #[error("generated Verilog: {message}")]
     RtlVerilog {

@@ -128,7 +128,9 @@ fn fp32_add_rounds_like_rust_on_edges_and_random_patterns() {
             1 => (a ^ 0x8000_0000).wrapping_add(rng.gen_range(0..64)).wrapping_sub(32),
             2 => (a & 0xff80_0000).wrapping_sub(rng.gen_range(0..4) << 23) | (rng.gen::<u32>() & 0x7f_ffff),
             _ => {
-                let tiny = |rng: &mut ChaCha8Rng| (rng.gen::<u32>() & 0x8000_0000) | (rng.gen_range(0..40) << 23) | (rng.gen::<u32>() & 0x7f_ffff);
+                let tiny = |rng: &mut ChaCha8Rng| {
+                    (rng.gen::<u32>() & 0x8000_0000) | (rng.gen_range(0..40) << 23) | (rng.gen::<u32>() & 0x7f_ffff)
+                };
                 let (x, y) = (tiny(&mut rng), tiny(&mut rng));
                 check(x, y);
                 y

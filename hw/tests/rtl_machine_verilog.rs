@@ -1,7 +1,8 @@
 //! The machine's Verilog passes Verilator's lint for `tiny` and for `tiny` with `vcu1525`'s
 //! DRAM (384 DMA lanes: loops over hundreds of buffer ports and lanes), and its sizes come from
 //! the description: one DMA lane per byte of DRAM bandwidth per cycle, one accumulator buffer
-//! port per array column and interleave slot.
+//! port per array column and interleave slot; and yosys elaborates it (what synthesis reads
+//! first: Verilator accepts some constructs that synthesis refuses).
 
 use satkit_hw::rtl::machine::{dma_lanes, generate, TOP_MODULE};
 use satkit_hw::ArchConfig;
@@ -28,4 +29,14 @@ fn a_machine_with_hundreds_of_dma_lanes_lints() {
     assert_eq!(dma_lanes(&arch), 384);
     let design = generate(&arch).unwrap();
     satkit_hw::rtl::lint_text(&design.verilog, TOP_MODULE).unwrap();
+}
+
+#[test]
+fn the_tiny_machine_elaborates_in_yosys() {
+    let design = generate(&ArchConfig::tiny()).unwrap();
+    let path = std::env::temp_dir().join(format!("satkit_elaborate_{}.v", std::process::id()));
+    std::fs::write(&path, &design.verilog).unwrap();
+    let elaborated = satkit_hw::rtl::elaborate(&path, TOP_MODULE);
+    let _ = std::fs::remove_file(&path);
+    elaborated.unwrap();
 }

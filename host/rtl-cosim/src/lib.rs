@@ -16,12 +16,13 @@
 //! machine allows (1 to the accumulator latency) and in WS, dense and N:M, accumulating or not,
 //! with either operand transposed. Programs with GEMMs in IS, pooling gradients over
 //! overlapping windows, normalizations of zero rows, or statistics on a vector unit too narrow
-//! for them are refused with [`Error::Unsupported`].
+//! for them (the list is `satkit_hw::rtl::unsupported`) are refused with
+//! [`Error::Unsupported`].
 
 use half::f16;
-use satkit_hw::isa::{Buffer, Field, Op, Program, Unit, VecOp, WORD_BITS};
+use satkit_hw::isa::{Buffer, Field, Op, Program, Unit, WORD_BITS};
 use satkit_hw::rtl::machine::DRAM_ADDRESS_BITS;
-use satkit_hw::{ArchConfig, Dataflow};
+use satkit_hw::ArchConfig;
 use satkit_sim::dram::{DramBus, DramStorage, TransferShape};
 use satkit_sim::{Machine, Mode, SimReport};
 use std::ptr::NonNull;
@@ -379,7 +380,7 @@ impl CosimMachine {
             flags: [
                 (output("bad_opcode")?, "a fetched word's opcode names no instruction"),
                 (output("overflow")?, "a semaphore count neared its 16-bit limit"),
-                (output("unsupported")?, "the tensor unit got a GEMM it cannot run"),
+                (output("unsupported")?, "a unit got an instruction it cannot run (satkit_hw::rtl::unsupported)"),
                 (output("bad_label")?, "a softmax_xent label is not a class index"),
             ],
             trace_issue: output("trace_issue")?,
@@ -485,32 +486,8 @@ impl CosimMachine {
     /// Refuses what the RTL does not implement yet (see the crate documentation).
     pub fn supports(&self, program: &Program) -> Result<(), Error> {
         for (index, insn) in program.insns.iter().enumerate() {
-            let refuse = |why: String| Err(Error::Unsupported(format!("instruction {index} (`{}`): {why}", insn.op.mnemonic())));
-            match insn.op {
-                Op::Load { .. } | Op::Store { .. } | Op::Prune { .. } | Op::Update { .. } => {}
-                Op::Gemm { dataflow: Dataflow::Is, .. } => {
-                    return refuse("dataflow is: the RTL tensor unit runs OS and WS".into());
-                }
-                Op::Gemm { .. } => {}
-                Op::Vec { op: VecOp::MaxPoolGrad | VecOp::AvgPoolGrad, p2, p3, .. } if p3 < p2 => {
-                    return refuse(format!(
-                        "a pooling gradient over overlapping windows (window {p2}, stride {p3}): the RTL's need stride >= window"
-                    ));
-                }
-                Op::Vec {
-                    op: VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply,
-                    count: 0,
-                    ..
-                } => {
-                    return refuse("a normalization of zero rows".into());
-                }
-                Op::Vec { op: VecOp::NormStats | VecOp::NormGradStats, .. } if self.arch.vector.lanes < 2 => {
-                    return refuse("normalization statistics need two vector lanes".into());
-                }
-                Op::Vec { op: VecOp::NormGradApply, .. } if self.arch.vector.lanes < 4 => {
-                    return refuse("norm_grad_apply needs four vector lanes".into());
-                }
-                Op::Vec { .. } => {}
+            if let Some(why) = satkit_hw::rtl::unsupported(&self.arch, &insn.op) {
+                return Err(Error::Unsupported(format!("instruction {index} (`{}`): {why}", insn.op.mnemonic())));
             }
         }
         Ok(())
@@ -555,6 +532,14 @@ impl CosimMachine {
     /// pulse once, after the last completion, fails with the cycle.
     pub fn run(&mut self, program: &Program) -> Result<RtlRun, Error> {
         self.supports(program)?;
+        self.run_unchecked(program)
+    }
+
+    /// [`Self::run`] without refusing what the RTL does not implement: such an instruction
+    /// then raises the machine's `unsupported` flag, which fails the run with its cycle. This is
+    /// how the tests check that the RTL flags every instruction `satkit_hw::rtl::unsupported`
+    /// names.
+    pub fn run_unchecked(&mut self, program: &Program) -> Result<RtlRun, Error> {
         let expected = Machine::new(&self.arch, Mode::TimingOnly).run(program)?.total_cycles;
         let limit = 2 * expected + 64;
         let length = u32::try_from(program.insns.len())

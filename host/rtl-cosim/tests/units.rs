@@ -5,7 +5,8 @@
 //! element-wise `vec` ops (with GELU and its gradient) between every pair of buffer types,
 //! `softmax_xent`, `softmax` and `softmax_grad` for rows shorter, as long as and longer than
 //! the lanes, from and to every buffer type, max and average pooling and their gradients over
-//! many geometries, and the four normalization ops per column and per row. Compared: every element of the
+//! many geometries, and the four normalization ops per column and per row; and that the machine
+//! raises its `unsupported` flag on what `satkit_hw::rtl::unsupported` lists. Compared: every element of the
 //! buffers, bit for bit, and every instruction's start and end cycle. A mismatch names the
 //! buffer element or the instruction.
 
@@ -475,5 +476,27 @@ proptest! {
         if let Err(e) = check(&mut rtl, &p, seed, 0.1) {
             prop_assert!(false, "{}\n{}", e, p.to_text());
         }
+    }
+}
+
+#[test]
+fn the_rtl_flags_what_it_refuses() {
+    let mut rtl = machine();
+    let arch = rtl.arch().clone();
+    let mut refused: Vec<Op> = [VecOp::MaxPoolGrad, VecOp::AvgPoolGrad]
+        .into_iter()
+        .map(|op| pool(op, 1, (5, 5, 3, 2), (Buffer::Acc, 0), (Buffer::Acc, 100), (Buffer::Acc, 200)))
+        .collect();
+    for op in [VecOp::NormStats, VecOp::NormApply, VecOp::NormGradStats, VecOp::NormGradApply] {
+        refused.push(row_op(op, 0, 4, (Buffer::Acc, 0), (Buffer::Acc, 100), (Buffer::Acc, 200)));
+    }
+    for op in refused {
+        let why = satkit_hw::rtl::unsupported(&arch, &op).unwrap_or_else(|| panic!("{op:?} is on the RTL's list"));
+        let program = Program { insns: vec![Instruction::new(op)] };
+        let e = rtl.run(&program).unwrap_err().to_string();
+        assert!(e.contains(&why), "{e}");
+        // Run anyway, the RTL raises its flag.
+        let e = rtl.run_unchecked(&program).unwrap_err().to_string();
+        assert!(e.contains("cannot run"), "{op:?}: {e}");
     }
 }

@@ -23,9 +23,9 @@
 //! - [`verilog`]: turns rust-hdl's one-module-per-instance output into one module per distinct
 //!   block with readable names, and joins separately generated designs.
 //!
-//! Not generated yet: pooling gradients over overlapping windows; the array's IS dataflow;
-//! block-RAM buffers (the buffers are multi-port register files, since the simulator models
-//! buffers without bank conflicts).
+//! Not generated yet: pooling gradients over overlapping windows and the array's IS dataflow
+//! (with the other instructions [`unsupported`] lists), and block-RAM buffers (the buffers are
+//! multi-port register files, since the simulator models buffers without bank conflicts).
 
 pub mod array;
 pub mod controller;
@@ -39,9 +39,40 @@ pub mod vector_math;
 pub mod verilog;
 pub mod wuve;
 
-use crate::{ArchConfig, Error};
+use crate::isa::{Op, VecOp};
+use crate::{ArchConfig, Dataflow, Error};
 use rust_hdl::prelude::{check_all, generate_verilog_unchecked, Block};
 use serde::Serialize;
+
+/// The dataflows the generated array runs (an architecture's others are refused, see
+/// [`unsupported`]).
+pub const DATAFLOWS: [Dataflow; 2] = [Dataflow::Os, Dataflow::Ws];
+
+/// Why the generated machine of `arch` cannot run `op`, or `None` when it can: the one list of
+/// the RTL's limits. The units raise the machine's `unsupported` flag on exactly these
+/// instructions (the tensor unit on an IS GEMM, the vector unit on the others) and complete
+/// them without touching the buffers; the co-simulation refuses a program that holds one
+/// before running it.
+pub fn unsupported(arch: &ArchConfig, op: &Op) -> Option<String> {
+    match *op {
+        Op::Gemm { dataflow, .. } if !DATAFLOWS.contains(&dataflow) => {
+            Some(format!("dataflow {dataflow}: the RTL tensor unit runs {}", DATAFLOWS.map(Dataflow::name).join(" and ")))
+        }
+        Op::Vec { op: VecOp::MaxPoolGrad | VecOp::AvgPoolGrad, p2, p3, .. } if p3 < p2 => Some(format!(
+            "a pooling gradient over overlapping windows (window {p2}, stride {p3}): the RTL's need stride >= window"
+        )),
+        Op::Vec { op: VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply, count: 0, .. } => {
+            Some("a normalization of zero rows".into())
+        }
+        Op::Vec { op: VecOp::NormStats | VecOp::NormGradStats, .. } if arch.vector.lanes < 2 => {
+            Some("normalization statistics need two vector lanes".into())
+        }
+        Op::Vec { op: VecOp::NormGradApply, .. } if arch.vector.lanes < 4 => {
+            Some("norm_grad_apply needs four vector lanes".into())
+        }
+        _ => None,
+    }
+}
 
 /// Name of the top Verilog module of [`generate`].
 pub const TOP_MODULE: &str = "sat_pe_array";
@@ -138,6 +169,29 @@ pub fn lint(path: &std::path::Path, top: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::RtlLint {
+            file: path.display().to_string(),
+            message: String::from_utf8_lossy(&output.stderr).trim_end().into(),
+        })
+    }
+}
+
+/// Reads `path` into yosys and elaborates `top` (`hierarchy -check`, `proc`, `check -assert`):
+/// what synthesis needs first. It refuses constructs Verilator accepts but synthesis does not
+/// (a `while` loop outside a constant function, for one) and nets with several drivers.
+pub fn elaborate(path: &std::path::Path, top: &str) -> Result<(), Error> {
+    let script = format!("read_verilog {}; hierarchy -check -top {top}; proc; check -assert", path.display());
+    let output = std::process::Command::new("yosys").args(["-q", "-p", &script]).output().map_err(|e| Error::RtlElaborate {
+        file: path.display().to_string(),
+        message: if e.kind() == std::io::ErrorKind::NotFound {
+            "yosys not found on PATH (install it, e.g. `apt-get install yosys`)".into()
+        } else {
+            format!("cannot run yosys: {e}")
+        },
+    })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Error::RtlElaborate {
             file: path.display().to_string(),
             message: String::from_utf8_lossy(&output.stderr).trim_end().into(),
         })

@@ -430,15 +430,17 @@ pub(super) fn conversion_modules() -> String {
 module sat_f16_to_f32 (input [15:0] h, output reg [31:0] f);
     wire [4:0] e = h[14:10];
     wire [9:0] m = h[9:0];
-    integer lz;
+    integer lz, step;
     reg [9:0] norm;
     always @* begin
+        // Shift the leading one to bit 9 (ten steps at most, a constant bound for synthesis).
         lz = 0;
         norm = m;
-        while (lz < 10 && !norm[9]) begin
-            norm = norm << 1;
-            lz = lz + 1;
-        end
+        for (step = 0; step < 10; step = step + 1)
+            if (!norm[9]) begin
+                norm = norm << 1;
+                lz = lz + 1;
+            end
         if (e == 5'h1f)
             f = {h[15], 8'hff, m != 0, m[8:0], 13'h0} | {9'h0, m[9], 22'h0};
         else if (e == 0 && m == 0)
@@ -453,15 +455,17 @@ endmodule
 
 // A byte read as an integer, to FP32 (exact).
 module sat_u8_to_f32 (input [7:0] u, output reg [31:0] f);
-    integer p;
+    integer p, step;
     reg [7:0] norm;
     always @* begin
+        // Shift the leading one to bit 7 (seven steps at most, a constant bound for synthesis).
         p = 7;
         norm = u;
-        while (p > 0 && !norm[7]) begin
-            norm = norm << 1;
-            p = p - 1;
-        end
+        for (step = 0; step < 7; step = step + 1)
+            if (!norm[7]) begin
+                norm = norm << 1;
+                p = p - 1;
+            end
         f = u == 0 ? 32'h0 : {1'b0, 8'd127 + p[7:0], norm[6:0], 16'h0};
     end
 endmodule
