@@ -164,8 +164,19 @@ pub fn run(a: &RtlArgs) -> Result<()> {
     if a.synth {
         for block in &manifest.blocks {
             let started = Instant::now();
-            rtl::elaborate(&dir.join(&block.verilog), &block.top)?;
-            println!("yosys elaborates {} ({:.1} s)", block.verilog, started.elapsed().as_secs_f64());
+            let instances = rtl::elaborate(&dir.join(&block.verilog), &block.top)?;
+            for module in block.modules.iter().filter(|m| m.name != block.top) {
+                let elaborated = instances.get(&module.name).copied().unwrap_or(0);
+                if elaborated != module.instances {
+                    bail!(
+                        "{}: the manifest counts {} instances of `{}`, yosys elaborates {elaborated}",
+                        block.verilog,
+                        module.instances,
+                        module.name
+                    );
+                }
+            }
+            println!("yosys elaborates {} as the manifest counts it ({:.1} s)", block.verilog, started.elapsed().as_secs_f64());
         }
         let resources = synthesize(&arch, &design, &verilog_path)?;
         write_atomic(&dir.join("resources.json"), &serde_json::to_vec_pretty(&resources)?)?;
@@ -231,7 +242,8 @@ fn synthesize(arch: &ArchConfig, design: &RtlDesign, verilog: &Path) -> Result<R
     }
     let text = std::fs::read_to_string(&stat_path).with_context(|| format!("yosys wrote no {}", stat_path.display()));
     let _ = std::fs::remove_file(&stat_path);
-    let stat = parse_stat(&text?).with_context(|| format!("{}: yosys stat output is not JSON", stat_path.display()))?;
+    let stat =
+        rtl::parse_yosys_stat(&text?).with_context(|| format!("{}: yosys stat output is not JSON", stat_path.display()))?;
     let cells_by_type =
         hierarchy_totals(&stat, &design.top).with_context(|| format!("{}: yosys stat output", stat_path.display()))?;
     let sum = |pred: &dyn Fn(&str) -> bool| cells_by_type.iter().filter(|(k, _)| pred(k)).map(|(_, n)| n).sum::<u64>();
@@ -250,17 +262,6 @@ fn synthesize(arch: &ArchConfig, design: &RtlDesign, verilog: &Path) -> Result<R
         cells_by_module: per_module_cells(&stat)?,
         cells_by_type,
     })
-}
-
-/// Parses yosys `stat -json` output. yosys 0.23 prints its hierarchy listing (`   sat_pe   16`)
-/// into the JSON of a design with a top module; those lines are not JSON and are dropped.
-fn parse_stat(text: &str) -> serde_json::Result<serde_json::Value> {
-    let json: String = text
-        .lines()
-        .filter(|l| l.trim().is_empty() || l.trim_start().starts_with(['"', '{', '}', '[', ']']))
-        .flat_map(|l| [l, "\n"])
-        .collect();
-    serde_json::from_str(&json)
 }
 
 /// yosys writes public module names with a leading backslash in `stat -json`.
@@ -349,7 +350,7 @@ mod tests {
 
     #[test]
     fn totals_multiply_each_module_by_its_instances() {
-        let stat = parse_stat(STAT).unwrap();
+        let stat = rtl::parse_yosys_stat(STAT).unwrap();
         let totals = hierarchy_totals(&stat, "top").unwrap();
         let want: BTreeMap<String, u64> =
             [("DSP48E2", 6), ("FDRE", 15), ("LUT2", 12), ("LUT6", 1)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -362,9 +363,9 @@ mod tests {
 
     #[test]
     fn a_missing_module_or_bad_json_is_an_error() {
-        let stat = parse_stat(STAT).unwrap();
+        let stat = rtl::parse_yosys_stat(STAT).unwrap();
         let e = hierarchy_totals(&stat, "nope").unwrap_err().to_string();
         assert!(e.contains("nope"), "{e}");
-        assert!(parse_stat("{ \"modules\": ").is_err());
+        assert!(rtl::parse_yosys_stat("{ \"modules\": ").is_err());
     }
 }

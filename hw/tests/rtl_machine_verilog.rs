@@ -2,7 +2,8 @@
 //! DRAM (384 DMA lanes: loops over hundreds of buffer ports and lanes), and its sizes come from
 //! the description: one DMA lane per byte of DRAM bandwidth per cycle, one accumulator buffer
 //! port per array column and interleave slot; and yosys elaborates it (what synthesis reads
-//! first: Verilator accepts some constructs that synthesis refuses).
+//! first: Verilator accepts some constructs that synthesis refuses) with the instances of every
+//! module that the design declares.
 
 use satkit_hw::rtl::machine::{dma_lanes, generate, TOP_MODULE};
 use satkit_hw::ArchConfig;
@@ -32,11 +33,17 @@ fn a_machine_with_hundreds_of_dma_lanes_lints() {
 }
 
 #[test]
-fn the_tiny_machine_elaborates_in_yosys() {
+fn the_tiny_machine_elaborates_in_yosys_with_the_instances_it_declares() {
     let design = generate(&ArchConfig::tiny()).unwrap();
     let path = std::env::temp_dir().join(format!("satkit_elaborate_{}.v", std::process::id()));
     std::fs::write(&path, &design.verilog).unwrap();
     let elaborated = satkit_hw::rtl::elaborate(&path, TOP_MODULE);
     let _ = std::fs::remove_file(&path);
-    elaborated.unwrap();
+    let instances = elaborated.unwrap();
+    // Every module's instance count (the FP blocks' of the vector unit's lanes are written in
+    // machine.rs) is what yosys finds in the elaborated hierarchy.
+    for module in design.modules.iter().filter(|m| m.name != TOP_MODULE) {
+        assert_eq!(instances.get(&module.name).copied().unwrap_or(0), module.instances, "instances of `{}`", module.name);
+    }
+    assert!(instances["sat_fp32_add"] > 100, "{instances:?}");
 }

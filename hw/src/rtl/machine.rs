@@ -91,6 +91,8 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     verilog.push_str(&dma_module(arch)?);
     let (top, ports) = top_module(arch);
     verilog.push_str(&top);
+    // The instances of the Verilog-text units' blocks, counted here from their generate loops
+    // (a test checks every count against yosys' elaboration of the design).
     let vector_lanes = arch.vector.lanes as usize;
     let to_fp16 = (arch.sore.lanes * arch.array.n_max) as usize + vector_lanes;
     // The vector unit's FP32 adders and multipliers are the rust-hdl modules too. Per lane:

@@ -43,6 +43,7 @@ use crate::isa::{Op, VecOp};
 use crate::{ArchConfig, Dataflow, Error};
 use rust_hdl::prelude::{check_all, generate_verilog_unchecked, Block};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The dataflows the generated array runs (an architecture's others are refused, see
 /// [`unsupported`]).
@@ -178,23 +179,70 @@ pub fn lint(path: &std::path::Path, top: &str) -> Result<(), Error> {
 /// Reads `path` into yosys and elaborates `top` (`hierarchy -check`, `proc`, `check -assert`):
 /// what synthesis needs first. It refuses constructs Verilator accepts but synthesis does not
 /// (a `while` loop outside a constant function, for one) and nets with several drivers.
-pub fn elaborate(path: &std::path::Path, top: &str) -> Result<(), Error> {
-    let script = format!("read_verilog {}; hierarchy -check -top {top}; proc; check -assert", path.display());
-    let output = std::process::Command::new("yosys").args(["-q", "-p", &script]).output().map_err(|e| Error::RtlElaborate {
-        file: path.display().to_string(),
-        message: if e.kind() == std::io::ErrorKind::NotFound {
+/// Returns how many instances of each module the elaborated design holds below `top`, by the
+/// module's own name (a parameterized copy counts as its module), to check a design's
+/// [`RtlModule::instances`] against.
+pub fn elaborate(path: &std::path::Path, top: &str) -> Result<BTreeMap<String, usize>, Error> {
+    let failed = |message: String| Error::RtlElaborate { file: path.display().to_string(), message };
+    let stat_path = path.with_extension("stat.json.tmp");
+    let script = format!(
+        "read_verilog {}; hierarchy -check -top {top}; proc; check -assert; tee -q -o {} stat -json",
+        path.display(),
+        stat_path.display()
+    );
+    let output = std::process::Command::new("yosys").args(["-q", "-p", &script]).output().map_err(|e| {
+        failed(if e.kind() == std::io::ErrorKind::NotFound {
             "yosys not found on PATH (install it, e.g. `apt-get install yosys`)".into()
         } else {
             format!("cannot run yosys: {e}")
-        },
-    })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(Error::RtlElaborate {
-            file: path.display().to_string(),
-            message: String::from_utf8_lossy(&output.stderr).trim_end().into(),
         })
+    })?;
+    let stat = std::fs::read_to_string(&stat_path);
+    let _ = std::fs::remove_file(&stat_path);
+    if !output.status.success() {
+        return Err(failed(String::from_utf8_lossy(&output.stderr).trim_end().into()));
+    }
+    let stat = stat.map_err(|e| failed(format!("yosys wrote no statistics: {e}")))?;
+    let stat = parse_yosys_stat(&stat).map_err(|e| failed(format!("yosys statistics are not JSON: {e}")))?;
+    let cells = |module: &str| {
+        stat["modules"].get(format!("\\{module}")).or_else(|| stat["modules"].get(module)).map(|m| &m["num_cells_by_type"])
+    };
+    let mut instances = BTreeMap::new();
+    let mut pending = vec![(top.to_string(), 1usize)];
+    while let Some((module, count)) = pending.pop() {
+        let Some(by_type) = cells(&module).and_then(|c| c.as_object()) else {
+            return Err(failed(format!("no statistics for module `{module}`")));
+        };
+        for (kind, n) in by_type {
+            if cells(kind).is_some() {
+                let n = count * n.as_u64().unwrap_or(0) as usize;
+                *instances.entry(yosys_module_name(kind).to_string()).or_insert(0) += n;
+                pending.push((kind.clone(), n));
+            }
+        }
+    }
+    Ok(instances)
+}
+
+/// Parses yosys `stat -json` output. yosys 0.23 prints its hierarchy listing (`   sat_pe   16`)
+/// into the JSON of a design with a top module; those lines are not JSON and are dropped.
+pub fn parse_yosys_stat(text: &str) -> serde_json::Result<serde_json::Value> {
+    let json: String = text
+        .lines()
+        .filter(|l| l.trim().is_empty() || l.trim_start().starts_with(['"', '{', '}', '[', ']']))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    serde_json::from_str(&json)
+}
+
+/// The module a yosys module name stands for: a public name without its leading backslash, and
+/// a parameterized copy (`$paramod$HASH\name` or `$paramod\name\PARAM=...`) as its module.
+fn yosys_module_name(key: &str) -> &str {
+    let key = key.strip_prefix('\\').unwrap_or(key);
+    if key.starts_with("$paramod") {
+        key.split('\\').nth(1).unwrap_or(key)
+    } else {
+        key
     }
 }
 
