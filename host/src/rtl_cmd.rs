@@ -12,6 +12,7 @@
 //! Each file is written whole or not at all: the Verilog only once it lints.
 
 use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
 use satkit_hw::rtl::{self, pe, RtlDesign};
 use satkit_hw::ArchConfig;
 use satkit_train::output::write_atomic;
@@ -19,7 +20,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// `synth_xilinx -family`: UltraScale+, the family of the VCU1525's XCVU9P (DSP48E2, RAMB36E2).
 const SYNTH_FAMILY: &str = "xcup";
@@ -164,7 +165,9 @@ pub fn run(a: &RtlArgs) -> Result<()> {
     if a.synth {
         for block in &manifest.blocks {
             let started = Instant::now();
-            let instances = rtl::elaborate(&dir.join(&block.verilog), &block.top)?;
+            let instances = with_spinner(format!("yosys: elaborating {}", block.verilog), || {
+                Ok(rtl::elaborate(&dir.join(&block.verilog), &block.top)?)
+            })?;
             for module in block.modules.iter().filter(|m| m.name != block.top) {
                 let elaborated = instances.get(&module.name).copied().unwrap_or(0);
                 if elaborated != module.instances {
@@ -178,7 +181,9 @@ pub fn run(a: &RtlArgs) -> Result<()> {
             }
             println!("yosys elaborates {} as the manifest counts it ({:.1} s)", block.verilog, started.elapsed().as_secs_f64());
         }
-        let resources = synthesize(&arch, &design, &verilog_path)?;
+        let resources = with_spinner(format!("yosys: synth_xilinx on {} (an hour for vcu1525)", manifest.verilog), || {
+            synthesize(&arch, &design, &verilog_path)
+        })?;
         write_atomic(&dir.join("resources.json"), &serde_json::to_vec_pretty(&resources)?)?;
         println!("{:<12} {:>10}", "resource", "count");
         for (name, count) in [
@@ -194,6 +199,17 @@ pub fn run(a: &RtlArgs) -> Result<()> {
         println!("yosys synth_xilinx: {:.1} s -> {}", resources.synth_seconds, dir.join("resources.json").display());
     }
     Ok(())
+}
+
+/// Runs `work` under a spinner that shows `message` and the time so far (on a terminal only).
+fn with_spinner<T>(message: String, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    let spinner = ProgressBar::new_spinner()
+        .with_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed_precise}]").expect("valid template"))
+        .with_message(message);
+    spinner.enable_steady_tick(Duration::from_millis(200));
+    let result = work();
+    spinner.finish_and_clear();
+    result
 }
 
 /// Writes the Verilog to a temporary file, lints it, and renames it into place.
