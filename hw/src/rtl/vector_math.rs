@@ -4,8 +4,9 @@
 //! - `sat_fp32_div`: IEEE binary32 division, round to nearest even, with subnormal inputs and
 //!   outputs, signed zeros and infinities; every non-NaN result equals Rust's `a / b` on `f32`.
 //!   A NaN input, `0 / 0` or `inf / inf` gives the quiet NaN `0x7fc00000`, the NaN rule of
-//!   [`super::fp`]. The significands are normalized, their 51-bit by 24-bit quotient keeps
-//!   three bits beyond the rounding bit, and the remainder is the sticky bit;
+//!   [`super::fp`]. The significands are normalized, their quotient (restoring long
+//!   division, 28 steps of a 25-bit subtraction, not a synthesized `/`) keeps three bits
+//!   beyond the rounding bit, and the remainder is the sticky bit;
 //! - `sat_fp32_sqrt`: IEEE binary32 square root, round to nearest even (a digit-by-digit
 //!   integer root of the significand with three extra bits and the remainder as sticky bit);
 //!   every non-NaN result equals Rust's `f32::sqrt`, negative inputs give the quiet NaN;
@@ -49,6 +50,22 @@ pub(super) fn modules() -> String {
         r#"
 // FP32 division, round to nearest even (see satkit's hw/src/rtl/vector_math.rs).
 module sat_fp32_div (input [31:0] a, input [31:0] b, output reg [31:0] q);
+    // {left shift, significand}: `m` shifted left by 16, 8, 4, 2 and 1 while its top bits of
+    // that width are zero, so that a nonzero `m` ends with its leading one at bit 23.
+    function [28:0] normalize_significand(input [23:0] m);
+        reg [23:0] v;
+        reg [4:0] s;
+        begin
+            v = m;
+            s = 5'd0;
+            if (v[23:8] == 0) begin v = v << 16; s = s + 5'd16; end
+            if (v[23:16] == 0) begin v = v << 8; s = s + 5'd8; end
+            if (v[23:20] == 0) begin v = v << 4; s = s + 5'd4; end
+            if (v[23:22] == 0) begin v = v << 2; s = s + 5'd2; end
+            if (!v[23]) begin v = v << 1; s = s + 5'd1; end
+            normalize_significand = {s, v};
+        end
+    endfunction
     wire sign = a[31] ^ b[31];
     wire a_nan = a[30:23] == 8'hff && a[22:0] != 0;
     wire b_nan = b[30:23] == 8'hff && b[22:0] != 0;
@@ -57,7 +74,10 @@ module sat_fp32_div (input [31:0] a, input [31:0] b, output reg [31:0] q);
     wire a_zero = a[30:0] == 0;
     wire b_zero = b[30:0] == 0;
     reg [23:0] ma, mb;
-    reg [50:0] dividend, quotient, remainder;
+    reg [4:0] shift_a, shift_b;
+    reg [27:0] quotient;
+    reg [24:0] remainder;
+    reg [25:0] trial;
     reg [27:0] sig;
     reg [24:0] mant;
     reg sticky;
@@ -68,14 +88,26 @@ module sat_fp32_div (input [31:0] a, input [31:0] b, output reg [31:0] q);
         mb = {b[30:23] != 0, b[22:0]};
         xa = a[30:23] == 0 ? 1 : {24'h0, a[30:23]};
         xb = b[30:23] == 0 ? 1 : {24'h0, b[30:23]};
-        for (i = 0; i < 23; i = i + 1) begin
-            if (!ma[23]) begin ma = ma << 1; xa = xa - 1; end
-            if (!mb[23]) begin mb = mb << 1; xb = xb - 1; end
-        end
+        // A subnormal's leading one moves to bit 23 (staged shifts), its exponent down as far.
+        {shift_a, ma} = normalize_significand(ma);
+        {shift_b, mb} = normalize_significand(mb);
+        xa = xa - shift_a;
+        xb = xb - shift_b;
         // ma / mb is in (1/2, 2): 27 fraction bits give at least 3 bits beyond the result's.
-        dividend = {ma, 27'h0};
-        quotient = b_zero ? 51'h0 : dividend / {27'h0, mb};
-        remainder = b_zero ? 51'h0 : dividend % {27'h0, mb};
+        // The quotient of ma * 2^27 by mb by restoring long division, one bit per step from
+        // bit 27 (ma < 2 mb, so that bit is ma >= mb); the remainder stays below mb. (With
+        // b = 0 the result is a special value whatever this computes.)
+        // Each step subtracts once and keeps the difference unless it borrowed.
+        quotient = 28'h0;
+        remainder = {1'b0, ma};
+        for (i = 27; i >= 0; i = i - 1) begin
+            trial = {1'b0, remainder} - {2'b0, mb};
+            if (!trial[25]) begin
+                remainder = trial[24:0];
+                quotient[i] = 1'b1;
+            end
+            if (i > 0) remainder = remainder << 1;
+        end
         sig = quotient[27] ? quotient[27:0] : {quotient[26:0], 1'b0};
         e = xa - xb + (quotient[27] ? 127 : 126);
         // Below the normal range: shift to the subnormal position, keeping what falls off.
