@@ -28,8 +28,8 @@ const SYNTH_FAMILY: &str = "xcup";
 /// `synth_xilinx` mapping options besides the family. `-nowidelut` maps multiplexers into
 /// LUT6s only: with the slice's wide multiplexers (MUXF7/F8/F9) yosys 0.23 puts a LUT1 in front
 /// of most of their inputs, which Vivado would pack into the LUTs that feed them. On `tiny`'s
-/// PE this option counts 19 % fewer LUTs (BENCHMARKS.md), so the LUT count is not inflated by a
-/// mapping artifact; it still cannot use the MUXF resources Vivado would.
+/// array this option counts 22 % fewer LUTs (BENCHMARKS.md), so the LUT count is not inflated
+/// by a mapping artifact; it still cannot use the MUXF resources Vivado would.
 const SYNTH_OPTIONS: &str = "-nowidelut";
 
 /// Arguments of `satkit rtl`.
