@@ -42,7 +42,7 @@ const F32_EDGES: [u32; 20] = [
 fn random_pair(rng: &mut ChaCha8Rng) -> (u32, u32) {
     let sign = |rng: &mut ChaCha8Rng| if rng.gen() { 0x8000_0000u32 } else { 0 };
     let pack = |sign: u32, exp: i32, frac: u32| sign | ((exp.clamp(0, 254) as u32) << 23) | (frac & 0x7f_ffff);
-    match rng.gen_range(0..6) {
+    match rng.gen_range(0..7) {
         // Any bit patterns, some edges.
         0 => (rng.gen(), F32_EDGES[rng.gen_range(0..F32_EDGES.len())]),
         1 => (rng.gen(), rng.gen()),
@@ -65,6 +65,13 @@ fn random_pair(rng: &mut ChaCha8Rng) -> (u32, u32) {
                 _ => 254 - exp_a + rng.gen_range(-60..=60),
             };
             (pack(sign(rng), exp_a, frac_a), pack(sign(rng), exp_b, frac_b))
+        }
+        // A subnormal of any width times a normal: the product normalizes left by up to 24
+        // bits, or as far as the exponent allows.
+        5 => {
+            let subnormal = rng.gen_range(1..0x80_0000u32) >> rng.gen_range(0..23);
+            let exp_b = rng.gen_range(100..=254);
+            (pack(sign(rng), 0, subnormal.max(1)), pack(sign(rng), exp_b, rng.gen()))
         }
         // Exponents summing near the overflow threshold (biased sum around 254 + 127).
         _ => {
@@ -132,15 +139,15 @@ fn fp32_mul_rounds_like_rust_on_edges_and_biased_random_pairs() {
         }
     }
     let mut rng = ChaCha8Rng::seed_from_u64(0x5a7_f32_u64 * 3);
-    for _ in 0..3000 {
+    for _ in 0..100_000 {
         let (a, b) = random_pair(&mut rng);
         check(a, b);
     }
     // The biased draws must reach every rounding situation, or the test proves little.
-    assert!(coverage.subnormal >= 100, "{coverage:?}");
-    assert!(coverage.ties >= 60, "{coverage:?}");
-    assert!(coverage.overflow >= 50, "{coverage:?}");
-    assert!(coverage.rounded_up >= 200, "{coverage:?}");
+    assert!(coverage.subnormal >= 3000, "{coverage:?}");
+    assert!(coverage.ties >= 2000, "{coverage:?}");
+    assert!(coverage.overflow >= 1500, "{coverage:?}");
+    assert!(coverage.rounded_up >= 6000, "{coverage:?}");
 }
 
 #[test]
@@ -153,6 +160,9 @@ fn fp32_mul_signed_zeros_ties_overflow_and_nan() {
     assert_eq!(mul(&mut block, 0x0000_0003, 0x3f00_0000), 0x0000_0002, "3 x 2^-150 is a tie: rounds to even 2^-148");
     assert_eq!(mul(&mut block, 0x0080_0000, 0x3f00_0000), 0x0040_0000, "normal x 0.5 = exact subnormal");
     assert_eq!(mul(&mut block, 0x007f_ffff, 0x4000_0000), 0x00ff_fffe, "subnormal x 2 = normal");
+    assert_eq!(mul(&mut block, 0x0000_0001, 0x7f00_0000), 0x3480_0000, "2^-149 x 2^127 = 2^-22: 23 bits to the left");
+    assert_eq!(mul(&mut block, 0x0000_0001, 0x4b00_0000), 0x0080_0000, "2^-149 x 2^23: normal, the room used up exactly");
+    assert_eq!(mul(&mut block, 0x0000_0003, 0x4a80_0000), 0x00c0_0000, "3 x 2^-149 x 2^22 = 1.5 x 2^-126");
     // (1 + 2^-23)^2 = 1 + 2^-22 + 2^-46 rounds down; (1 + 2^-23)(1 + 2^-1) = 1.5 + 2^-23 + 2^-24 ties to even.
     assert_eq!(mul(&mut block, 0x3f80_0001, 0x3f80_0001), 0x3f80_0002);
     assert_eq!(mul(&mut block, 0x3f80_0001, 0x3fc0_0000), 0x3fc0_0002);

@@ -407,13 +407,16 @@ impl Logic for Fp32Add {
 ///
 /// Method: the two 24-bit significands (hidden bit included, subnormals read with exponent 1)
 /// are split into a low 16-bit and a high 8-bit half, and the 48-bit product is the sum of the
-/// four 16 x 16-bit partial products. With `total = exp_a + exp_b` (biased, effective) and the
-/// product's leading one at bit `lead`, the unbounded biased result exponent is
-/// `lead + total - 173`. When it is at least 1 the product is shifted left so its leading one
-/// sits at bit 47; otherwise the result is subnormal, its exponent is fixed at 1 and the shift
-/// depends on `total` alone (left by `total - 127`, or right by `127 - total` with the
-/// shifted-out bits OR-ed into a sticky bit). Bits 47..24 are kept, bit 23 is the guard bit and
-/// bits 22..0 the sticky bits; rounding and repacking are those of [`Fp32Add`].
+/// four 16 x 16-bit partial products. With `total = exp_a + exp_b` (biased, effective), a
+/// leading one at bit 47 would give the biased exponent `total - 126`. When `total >= 127` the
+/// product is normalized left in stages of 16, 8, 4, 2 and 1 bits, each taken only while its
+/// top bits are zero and the exponent stays at least 1 (the `room`, `total - 127` to start;
+/// the result's exponent is the room left plus 1, and a product still short of bit 47 is
+/// subnormal). Otherwise the result is subnormal, its exponent is 1 and the product is shifted
+/// right by `127 - total` in stages of 32, 16, 8, 4, 2 and 1 bits, the shifted-out bits OR-ed
+/// into a sticky bit. Bits 47..24 are kept, bit 23 is the guard bit and bits 22..0 the sticky
+/// bits; rounding and repacking are those of [`Fp32Add`]. No leading-one detector and no
+/// barrel shifter: the stages are the only shifts.
 #[derive(LogicBlock, Default)]
 pub struct Fp32Mul {
     // Operands
@@ -449,16 +452,33 @@ pub struct Fp32Mul {
     partial_high_low: Signal<Local, Bits<32>>,
     partial_high_high: Signal<Local, Bits<32>>,
     sig_product: Signal<Local, Bits<48>>,
-    // Normalization
-    /// Position of the product's leading one.
-    lead: Signal<Local, Bits<10>>,
-    /// `lead + total_exp`: the result is normal when it is at least 174.
-    lead_plus_total: Signal<Local, Bits<10>>,
-    normal_shift: Signal<Local, Bits<8>>,
-    subnormal_left_shift: Signal<Local, Bits<8>>,
-    subnormal_right_shift: Signal<Local, Bits<8>>,
-    shifted_right: Signal<Local, Bits<48>>,
-    restored: Signal<Local, Bits<48>>,
+    // Normalization to the left (`total >= 127`): each stage's product and the room left
+    room_in: Signal<Local, Bits<10>>,
+    left_16: Signal<Local, Bits<48>>,
+    room_16: Signal<Local, Bits<10>>,
+    left_8: Signal<Local, Bits<48>>,
+    room_8: Signal<Local, Bits<10>>,
+    left_4: Signal<Local, Bits<48>>,
+    room_4: Signal<Local, Bits<10>>,
+    left_2: Signal<Local, Bits<48>>,
+    room_2: Signal<Local, Bits<10>>,
+    left_1: Signal<Local, Bits<48>>,
+    room_1: Signal<Local, Bits<10>>,
+    // Denormalization to the right (`total < 127`): the shift (clamped to 47, which already
+    // leaves only sticky bits), each stage's product and whether it dropped a one
+    right_shift: Signal<Local, Bits<6>>,
+    right_32: Signal<Local, Bits<48>>,
+    dropped_32: Signal<Local, Bit>,
+    right_16: Signal<Local, Bits<48>>,
+    dropped_16: Signal<Local, Bit>,
+    right_8: Signal<Local, Bits<48>>,
+    dropped_8: Signal<Local, Bit>,
+    right_4: Signal<Local, Bits<48>>,
+    dropped_4: Signal<Local, Bit>,
+    right_2: Signal<Local, Bits<48>>,
+    dropped_2: Signal<Local, Bit>,
+    right_1: Signal<Local, Bits<48>>,
+    dropped_1: Signal<Local, Bit>,
     normalized: Signal<Local, Bits<48>>,
     norm_exp: Signal<Local, Bits<10>>,
     // Rounding and packing
@@ -518,37 +538,100 @@ impl Logic for Fp32Mul {
             + (bit_cast::<48, 32>(self.partial_low_high.val()) << 16)
             + (bit_cast::<48, 32>(self.partial_high_low.val()) << 16)
             + (bit_cast::<48, 32>(self.partial_high_high.val()) << 32);
-        // Leading-one detector: the last set bit seen (the highest) decides.
-        self.lead.next = 0.into();
-        self.normal_shift.next = 47.into();
-        for i in 0..48 {
-            if self.sig_product.val().get_bit(i) {
-                self.lead.next = i.to_bits();
-                self.normal_shift.next = (47 - i).to_bits();
-            }
+        // To the left, 16 first, within the room.
+        self.room_in.next = self.total_exp.val() - 127;
+        if (self.sig_product.val().get_bits::<16>(32) == 0) && (self.room_in.val() >= 16) {
+            self.left_16.next = self.sig_product.val() << 16;
+            self.room_16.next = self.room_in.val() - 16;
+        } else {
+            self.left_16.next = self.sig_product.val();
+            self.room_16.next = self.room_in.val();
         }
-        self.lead_plus_total.next = self.lead.val() + self.total_exp.val();
-        self.subnormal_left_shift.next = self.total_exp.val().get_bits::<8>(0) - 127;
-        // A right shift of 47 already leaves only sticky bits, so longer shifts are clamped to
-        // it; for 80 <= total <= 127, 127 - total is total with its seven low bits inverted.
+        if (self.left_16.val().get_bits::<8>(40) == 0) && (self.room_16.val() >= 8) {
+            self.left_8.next = self.left_16.val() << 8;
+            self.room_8.next = self.room_16.val() - 8;
+        } else {
+            self.left_8.next = self.left_16.val();
+            self.room_8.next = self.room_16.val();
+        }
+        if (self.left_8.val().get_bits::<4>(44) == 0) && (self.room_8.val() >= 4) {
+            self.left_4.next = self.left_8.val() << 4;
+            self.room_4.next = self.room_8.val() - 4;
+        } else {
+            self.left_4.next = self.left_8.val();
+            self.room_4.next = self.room_8.val();
+        }
+        if (self.left_4.val().get_bits::<2>(46) == 0) && (self.room_4.val() >= 2) {
+            self.left_2.next = self.left_4.val() << 2;
+            self.room_2.next = self.room_4.val() - 2;
+        } else {
+            self.left_2.next = self.left_4.val();
+            self.room_2.next = self.room_4.val();
+        }
+        if !self.left_2.val().get_bit(47) && (self.room_2.val() >= 1) {
+            self.left_1.next = self.left_2.val() << 1;
+            self.room_1.next = self.room_2.val() - 1;
+        } else {
+            self.left_1.next = self.left_2.val();
+            self.room_1.next = self.room_2.val();
+        }
+        // To the right by 127 - total; for 80 <= total <= 126 that is below 48, so it is total's
+        // six low bits inverted.
         if self.total_exp.val() < 80 {
-            self.subnormal_right_shift.next = 47.into();
+            self.right_shift.next = 47.into();
         } else {
-            self.subnormal_right_shift.next = self.total_exp.val().get_bits::<8>(0) ^ 0x7f;
+            self.right_shift.next = self.total_exp.val().get_bits::<6>(0) ^ 0x3f;
         }
-        self.shifted_right.next = self.sig_product.val() >> self.subnormal_right_shift.val();
-        self.restored.next = self.shifted_right.val() << self.subnormal_right_shift.val();
-        if self.lead_plus_total.val() >= 174 {
-            self.normalized.next = self.sig_product.val() << self.normal_shift.val();
-            self.norm_exp.next = self.lead_plus_total.val() - 173;
-        } else if self.total_exp.val() >= 127 {
-            self.normalized.next = self.sig_product.val() << self.subnormal_left_shift.val();
-            self.norm_exp.next = 1.into();
-        } else if self.restored.val() != self.sig_product.val() {
-            self.normalized.next = self.shifted_right.val() | 1;
+        if self.right_shift.val().get_bit(5) {
+            self.right_32.next = self.sig_product.val() >> 32;
+            self.dropped_32.next = self.sig_product.val().get_bits::<32>(0) != 0;
+        } else {
+            self.right_32.next = self.sig_product.val();
+            self.dropped_32.next = false;
+        }
+        if self.right_shift.val().get_bit(4) {
+            self.right_16.next = self.right_32.val() >> 16;
+            self.dropped_16.next = self.dropped_32.val() || (self.right_32.val().get_bits::<16>(0) != 0);
+        } else {
+            self.right_16.next = self.right_32.val();
+            self.dropped_16.next = self.dropped_32.val();
+        }
+        if self.right_shift.val().get_bit(3) {
+            self.right_8.next = self.right_16.val() >> 8;
+            self.dropped_8.next = self.dropped_16.val() || (self.right_16.val().get_bits::<8>(0) != 0);
+        } else {
+            self.right_8.next = self.right_16.val();
+            self.dropped_8.next = self.dropped_16.val();
+        }
+        if self.right_shift.val().get_bit(2) {
+            self.right_4.next = self.right_8.val() >> 4;
+            self.dropped_4.next = self.dropped_8.val() || (self.right_8.val().get_bits::<4>(0) != 0);
+        } else {
+            self.right_4.next = self.right_8.val();
+            self.dropped_4.next = self.dropped_8.val();
+        }
+        if self.right_shift.val().get_bit(1) {
+            self.right_2.next = self.right_4.val() >> 2;
+            self.dropped_2.next = self.dropped_4.val() || (self.right_4.val().get_bits::<2>(0) != 0);
+        } else {
+            self.right_2.next = self.right_4.val();
+            self.dropped_2.next = self.dropped_4.val();
+        }
+        if self.right_shift.val().get_bit(0) {
+            self.right_1.next = self.right_2.val() >> 1;
+            self.dropped_1.next = self.dropped_2.val() || self.right_2.val().get_bit(0);
+        } else {
+            self.right_1.next = self.right_2.val();
+            self.dropped_1.next = self.dropped_2.val();
+        }
+        if self.total_exp.val() >= 127 {
+            self.normalized.next = self.left_1.val();
+            self.norm_exp.next = self.room_1.val() + 1;
+        } else if self.dropped_1.val() {
+            self.normalized.next = self.right_1.val() | 1;
             self.norm_exp.next = 1.into();
         } else {
-            self.normalized.next = self.shifted_right.val();
+            self.normalized.next = self.right_1.val();
             self.norm_exp.next = 1.into();
         }
         // Round to nearest even on the guard bit (23), the sticky bits (22..0) and the last kept bit (24).
