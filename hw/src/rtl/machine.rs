@@ -43,6 +43,7 @@ use super::sequencers::{
     VECTOR_UNIT_MODULE, WUVE_UNIT_MODULE,
 };
 use super::tensor::{address_bits, array_design, buffer_module, sram_address_bits, unit_module, BUFFER_MODULE, UNIT_MODULE};
+use super::vector_lane::{FunctionKind, LaneDatapath};
 use super::verilog::merge;
 use super::{controller, sore, vector_math, wuve, PortDirection, RtlDesign, RtlModule, RtlPort};
 use crate::isa::{Buffer, Field, Unit, WORD_BITS};
@@ -95,17 +96,17 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     // (a test checks every count against yosys' elaboration of the design).
     let vector_lanes = arch.vector.lanes as usize;
     let to_fp16 = (arch.sore.lanes * arch.array.n_max) as usize + vector_lanes;
-    // The vector unit's FP32 adders and multipliers are the rust-hdl modules too. Per lane:
-    // adders, the element-wise one, three in softmax_xent, one in softmax_grad, three in
-    // pooling, seven in GELU and seven in the normalizations; multipliers, two in
-    // softmax_grad, fifteen in GELU and six in the normalizations; and two exponentials'
-    // (softmax, GELU). Once: the logarithm's, the row loss's three and the normalizations' two
-    // adders, and the logarithm's and the normalizations' two multipliers.
+    // The vector unit's FP32 adders and multipliers are the rust-hdl modules too: per lane its
+    // shared function units (each exponential with its own), once the logarithm's, the row
+    // loss's three and the normalizations' two adders, and the logarithm's and the
+    // normalizations' two multipliers.
+    let lane = LaneDatapath::new();
+    let lane_exps = lane.units(FunctionKind::Exp);
     let (exp_adds, exp_muls) = (2 + (EXP_HORNER.len() - 1), 4 + (EXP_HORNER.len() - 1));
     let (ln_adds, ln_muls) = (3 + (LN_HORNER.len() - 1), 4 + (LN_HORNER.len() - 1));
     for (name, extra) in [
-        ("sat_fp32_add", vector_lanes * (22 + 2 * exp_adds) + ln_adds + 5),
-        ("sat_fp32_mul", vector_lanes * (23 + 2 * exp_muls) + ln_muls + 2),
+        ("sat_fp32_add", vector_lanes * (lane.units(FunctionKind::Add) + lane_exps * exp_adds) + ln_adds + 5),
+        ("sat_fp32_mul", vector_lanes * (lane.units(FunctionKind::Mul) + lane_exps * exp_muls) + ln_muls + 2),
     ] {
         if let Some(module) = modules.iter_mut().find(|m| m.name == name) {
             module.instances += extra;
@@ -121,16 +122,16 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
         ("sat_f16_to_f32", 4 * vector_lanes),
         ("sat_u8_to_f32", 4 * vector_lanes),
         ("sat_f32_to_u8", vector_lanes),
-        ("sat_fp32_exp", 2 * vector_lanes),
+        ("sat_fp32_exp", lane_exps * vector_lanes),
         ("sat_fp32_ln", 1),
         ("sat_fp32_sqrt", 1),
-        // Five per lane (softmax's two, pooling's two, GELU's); once the mean loss's, the
-        // logarithm's and the normalizations' four
-        ("sat_fp32_div", 5 * vector_lanes + 6),
+        // The lanes' shared ones; once the mean loss's, the logarithm's and the
+        // normalizations' four
+        ("sat_fp32_div", lane.units(FunctionKind::Div) * vector_lanes + 6),
         // Two per lane and two in each exponential
-        ("sat_fp32_greater", 6 * vector_lanes),
+        ("sat_fp32_greater", (2 + 2 * lane_exps) * vector_lanes),
         // The exponentials', the logarithm's, and the row count's, window size's and axis's
-        ("sat_u24_to_f32", 2 * vector_lanes + 4),
+        ("sat_u24_to_f32", lane_exps * vector_lanes + 4),
         (DMA_MODULE, 2),
         (TOP_MODULE, 1),
     ] {

@@ -35,6 +35,7 @@ pub mod pe;
 pub mod sequencers;
 pub mod sore;
 pub mod tensor;
+mod vector_lane;
 pub mod vector_math;
 pub mod verilog;
 pub mod wuve;

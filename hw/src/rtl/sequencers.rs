@@ -86,9 +86,10 @@
 //! `value.clamp(0.0, 255.0) as u8`).
 
 use super::tensor::{address_bits, sram_address_bits};
+use super::vector_lane::LaneDatapath;
 use super::vector_math::bits;
 use crate::isa::{layouts, Buffer, Field, PruneOrder, VecOp, WORD_BITS};
-use crate::numerics::{GELU_CUBIC, GELU_SCALE, NORM_EPSILON};
+use crate::numerics::NORM_EPSILON;
 use crate::{ArchConfig, Error};
 use std::fmt::Write as _;
 
@@ -857,100 +858,35 @@ module {VECTOR_UNIT_MODULE} (
                           : b_buf_d == BUF_ACC ? acc_rdata[(LANES+g)*32 +: 32] : b_buf_d == BUF_MASTER ? master_rdata[(LANES+g)*32 +: 32] : b_mask;
             assign a_val[g] = a;
             assign b_val[g] = b;
-            // The element-wise ops in FP32
-            wire [31:0] sum;
-            sat_fp32_add add (.a(a), .b(b), .sum(sum));
-            wire a_nan = a[30:23] == 8'hff && a[22:0] != 0;
+            // softmax_xent: the class's lane takes part in the row's chains
+            wire [23:0] class_index = sm_j_d + g;
+            wire in_row = class_index < {{8'h0, classes}};
+            // The ops' FP32 operations on the lane's shared function units (vector_lane.rs)
+{lane_datapath}            wire a_nan = a[30:23] == 8'hff && a[22:0] != 0;
             wire a_positive = !a[31] && !a_nan && a[30:0] != 0;
             // relu: NaN and negatives to +0, +-0 and positives kept (the simulator's rule).
             wire [31:0] relu = (a_nan || (a[31] && a[30:0] != 0)) ? 32'h0 : a;
-            // softmax_xent: the class's lane takes part in the row's chains; e = exp(a - mx)
-            wire [23:0] class_index = sm_j_d + g;
-            wire in_row = class_index < {{8'h0, classes}};
             wire greater;
             sat_fp32_greater is_max (.a(a), .b(mx_chain[g]), .greater(greater));
             assign mx_chain[g+1] = in_row && greater ? a : mx_chain[g];
             assign xl_chain[g+1] = in_row && class_index == label ? a : xl_chain[g];
-            wire [31:0] shifted, exponential, accumulated, share, centered;
-            sat_fp32_add minus_mx (.a(a), .b({{~mx[31], mx[30:0]}}), .sum(shifted));
-            sat_fp32_exp exponent (.x(shifted), .y(exponential));
-            // softmax_grad: y dy into the dot product; then y (dy - dot)
-            wire [31:0] y_dy, dy_minus_dot, y_times;
-            sat_fp32_mul y_times_dy (.a(a), .b(b), .product(y_dy));
-            sat_fp32_add minus_dot (.a(b), .b({{~row_sum[31], row_sum[30:0]}}), .sum(dy_minus_dot));
-            sat_fp32_mul softmax_grad_value (.a(a), .b(dy_minus_dot), .product(y_times));
-            sat_fp32_add accumulate (.a(sum_chain[g]), .b(op == OP_SOFTMAX_GRAD ? y_dy : exponential), .sum(accumulated));
             assign sum_chain[g+1] = in_row ? accumulated : sum_chain[g];
-            // (e / sum - [class = label]) / rows
-            sat_fp32_div normalize (.a(exponential), .b(row_sum), .q(share));
-            sat_fp32_add minus_onehot (.a(share), .b(class_index == label ? 32'hbf800000 : 32'h80000000), .sum(centered));
-            sat_fp32_div per_row (.a(centered), .b(rows_f), .q(gradient[g]));
-            // Pooling: the window's first element restarts the chains; a lane replaces the
-            // maximum when greater (so the first maximum is kept); sums start from +0.
+            assign gradient[g] = gradient_value;
+            // Pooling: a lane replaces the window's maximum when greater (so the first maximum
+            // is kept). Gradients: each element gets at most one share (the windows do not
+            // overlap).
             wire pool_greater;
             sat_fp32_greater is_window_max (.a(a), .b(best_chain[g]), .greater(pool_greater));
             wire take = pl_valid && (pl_start || pool_greater);
             assign best_chain[g+1] = take ? a : best_chain[g];
             assign best_pos_chain[g+1] = take ? pl_pos : best_pos_chain[g];
-            wire [31:0] pool_added, average, dy_plus, dy_share, share_plus;
-            sat_fp32_add pool_add (.a(pl_start ? 32'h0 : pool_sum_chain[g]), .b(a), .sum(pool_added));
             assign pool_sum_chain[g+1] = pl_valid ? pool_added : pool_sum_chain[g];
-            sat_fp32_div pool_average (.a(pool_sum_chain[g+1]), .b(window_f), .q(average));
-            // Gradients: a plane starts at +0 and each element gets at most one share (the
-            // windows do not overlap): +0 + dy at the window's maximum, +0 + dy / (k k) on
-            // every window element.
-            sat_fp32_add dy_to_max (.a(32'h0), .b(b), .sum(dy_plus));
-            sat_fp32_div dy_split (.a(b), .b(window_f), .q(dy_share));
-            sat_fp32_add share_to_all (.a(32'h0), .b(dy_share), .sum(share_plus));
             wire window_done = pl_valid && pl_end;
-            // Normalizations: the statistics' sums; norm_apply's (x - mean) rstd;
-            // norm_grad_apply's rstd ((dy - sum_dy / n) - xhat (sum_dyxhat / n)), x on b's lanes.
-            wire [31:0] nm_centered, nm_square, nm_sum_a, nm_xy, nm_sum_b, ap_centered, nm_applied;
-            sat_fp32_add nm_center (.a(a), .b({{~nm_mean[31], nm_mean[30:0]}}), .sum(nm_centered));
-            sat_fp32_mul nm_sq (.a(nm_centered), .b(nm_centered), .product(nm_square));
-            sat_fp32_add nm_add_a (.a(nm_a_chain[g]), .b(op == OP_NORM_STATS && nm_pass_d == 1 ? nm_square : a), .sum(nm_sum_a));
+            // Normalizations' chains
             assign nm_a_chain[g+1] = nm_valid ? nm_sum_a : nm_a_chain[g];
-            sat_fp32_mul nm_mul_xy (.a(a), .b(b), .product(nm_xy));
-            sat_fp32_add nm_add_b (.a(nm_b_chain[g]), .b(nm_xy), .sum(nm_sum_b));
             assign nm_b_chain[g+1] = nm_valid ? nm_sum_b : nm_b_chain[g];
-            sat_fp32_add ap_center (.a(a), .b({{~stat0[31], stat0[30:0]}}), .sum(ap_centered));
-            sat_fp32_mul ap_scale (.a(ap_centered), .b(stat1), .product(nm_applied));
-            wire [31:0] gx_centered, gx_hat, gx_t1, gx_t2, gx_t3, gx_dx;
-            sat_fp32_add gx_center (.a(b), .b({{~ga_mean[31], ga_mean[30:0]}}), .sum(gx_centered));
-            sat_fp32_mul gx_xhat (.a(gx_centered), .b(ga_rstd), .product(gx_hat));
-            sat_fp32_add gx_minus_dy (.a(a), .b({{~ga_dy_n[31], ga_dy_n[30:0]}}), .sum(gx_t1));
-            sat_fp32_mul gx_times_h (.a(gx_hat), .b(ga_h_n), .product(gx_t2));
-            sat_fp32_add gx_minus (.a(gx_t1), .b({{~gx_t2[31], gx_t2[30:0]}}), .sum(gx_t3));
-            sat_fp32_mul gx_scale (.a(ga_rstd), .b(gx_t3), .product(gx_dx));
             wire stats_write = nm_d && nm_last_d && g < 2
                                && (op == OP_NORM_STATS ? nm_pass_d == 1 : op == OP_NORM_GRAD_STATS);
-            // GELU (tanh form) and its gradient, in the simulator's order of operations
-            wire [31:0] ax, axx, axxx, inner, t, two_t, e2t, e2t_plus, ratio, tanh, half_x, one_plus, gelu;
-            sat_fp32_mul g_ax (.a({gelu_a}), .b(a), .product(ax));
-            sat_fp32_mul g_axx (.a(ax), .b(a), .product(axx));
-            sat_fp32_mul g_axxx (.a(axx), .b(a), .product(axxx));
-            sat_fp32_add g_inner (.a(a), .b(axxx), .sum(inner));
-            sat_fp32_mul g_t (.a({gelu_c}), .b(inner), .product(t));
-            sat_fp32_mul g_two_t (.a(32'h40000000), .b(t), .product(two_t));
-            sat_fp32_exp g_exp (.x(two_t), .y(e2t));
-            sat_fp32_add g_plus_one (.a(e2t), .b(32'h3f800000), .sum(e2t_plus));
-            sat_fp32_div g_ratio (.a(32'h40000000), .b(e2t_plus), .q(ratio));
-            sat_fp32_add g_tanh (.a(32'h3f800000), .b({{~ratio[31], ratio[30:0]}}), .sum(tanh));
-            sat_fp32_mul g_half_x (.a(32'h3f000000), .b(a), .product(half_x));
-            sat_fp32_add g_one_plus (.a(32'h3f800000), .b(tanh), .sum(one_plus));
-            sat_fp32_mul g_gelu (.a(half_x), .b(one_plus), .product(gelu));
-            wire [31:0] half_one_plus, tanh2, one_minus, d1, d2, a3x, a3xx, poly, d3, slope, gelu_grad;
-            sat_fp32_mul gg_half (.a(32'h3f000000), .b(one_plus), .product(half_one_plus));
-            sat_fp32_mul gg_tanh2 (.a(tanh), .b(tanh), .product(tanh2));
-            sat_fp32_add gg_one_minus (.a(32'h3f800000), .b({{~tanh2[31], tanh2[30:0]}}), .sum(one_minus));
-            sat_fp32_mul gg_d1 (.a(half_x), .b(one_minus), .product(d1));
-            sat_fp32_mul gg_d2 (.a(d1), .b({gelu_c}), .product(d2));
-            sat_fp32_mul gg_a3x (.a({gelu_3a}), .b(a), .product(a3x));
-            sat_fp32_mul gg_a3xx (.a(a3x), .b(a), .product(a3xx));
-            sat_fp32_add gg_poly (.a(32'h3f800000), .b(a3xx), .sum(poly));
-            sat_fp32_mul gg_d3 (.a(d2), .b(poly), .product(d3));
-            sat_fp32_add gg_slope (.a(half_one_plus), .b(d3), .sum(slope));
-            sat_fp32_mul gg_grad (.a(b), .b(slope), .product(gelu_grad));
             wire [31:0] value = op == OP_SOFTMAX_XENT ? (sm_loss_d ? mean_loss : gradient[g])
                               : op == OP_SOFTMAX ? share : op == OP_SOFTMAX_GRAD ? y_times
                               : op == OP_GELU ? gelu : op == OP_GELU_GRAD ? gelu_grad
@@ -1000,9 +936,7 @@ endmodule
         fields = field_wires("vec")?,
         codes = code_params(),
         norm_eps = bits(NORM_EPSILON),
-        gelu_a = bits(GELU_CUBIC),
-        gelu_c = bits(GELU_SCALE),
-        gelu_3a = bits(3.0 * GELU_CUBIC),
+        lane_datapath = LaneDatapath::new().verilog(),
     );
     Ok(s)
 }
