@@ -57,7 +57,8 @@
 //! `done` is high at `t0 + Z + ceil(outputs p2 p2 / L) + P + 2`, with `Z` the zeroing cycles
 //! (`ceil(planes p0 p1 / L)` for a gradient, else 0): the simulator's cost.
 //!
-//! Writes leave through a `P`-stage pipeline of per-lane enables, offsets and values.
+//! Writes leave through a `P`-stage pipeline of per-lane enables, offsets and values. The
+//! ops' FP32 operations share each lane's function units ([`super::vector_lane`]).
 //!
 //! **`softmax`** runs `softmax_xent`'s passes and writes `e / sum` in the third;
 //! **`softmax_grad`** makes two passes per row: the dot product of `y` and `dy` chained across

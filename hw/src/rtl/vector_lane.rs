@@ -297,6 +297,7 @@ impl LaneDatapath {
     fn multiplexed(choices: Vec<(&str, String)>) -> String {
         let mut distinct: Vec<(Vec<&str>, String)> = Vec::new();
         for (condition, value) in choices {
+            let value = if value.contains('?') { format!("({value})") } else { value };
             match distinct.iter_mut().find(|(_, v)| *v == value) {
                 Some((conditions, _)) => conditions.push(condition),
                 None => distinct.push((vec![condition], value)),

@@ -44,15 +44,11 @@ fn horner(name: &str, x: &str, coefficients: &[f32]) -> String {
     s
 }
 
-/// The modules of this file (they instantiate `sat_fp32_add` and `sat_fp32_mul` of [`super::fp`]).
-pub(super) fn modules() -> String {
-    let mut s = String::from(
-        r#"
-// FP32 division, round to nearest even (see satkit's hw/src/rtl/vector_math.rs).
-module sat_fp32_div (input [31:0] a, input [31:0] b, output reg [31:0] q);
-    // {left shift, significand}: `m` shifted left by 16, 8, 4, 2 and 1 while its top bits of
-    // that width are zero, so that a nonzero `m` ends with its leading one at bit 23.
-    function [28:0] normalize_significand(input [23:0] m);
+/// A Verilog function, `{left shift, significand}`: `m` shifted left by 16, 8, 4, 2 and 1
+/// while its top bits of that width are zero, so that a nonzero `m` ends with its leading one
+/// at bit 23. Verilog functions belong to their module, so each module that normalizes gets
+/// this one text.
+const NORMALIZE_SIGNIFICAND: &str = r#"    function [28:0] normalize_significand(input [23:0] m);
         reg [23:0] v;
         reg [4:0] s;
         begin
@@ -66,7 +62,19 @@ module sat_fp32_div (input [31:0] a, input [31:0] b, output reg [31:0] q);
             normalize_significand = {s, v};
         end
     endfunction
-    wire sign = a[31] ^ b[31];
+"#;
+
+/// The modules of this file (they instantiate `sat_fp32_add` and `sat_fp32_mul` of [`super::fp`]).
+pub(super) fn modules() -> String {
+    let mut s = String::from(
+        r#"
+// FP32 division, round to nearest even (see satkit's hw/src/rtl/vector_math.rs).
+module sat_fp32_div (input [31:0] a, input [31:0] b, output reg [31:0] q);
+"#,
+    );
+    s.push_str(NORMALIZE_SIGNIFICAND);
+    s.push_str(
+        r#"    wire sign = a[31] ^ b[31];
     wire a_nan = a[30:23] == 8'hff && a[22:0] != 0;
     wire b_nan = b[30:23] == 8'hff && b[22:0] != 0;
     wire a_inf = a[30:0] == 31'h7f800000;
@@ -130,20 +138,25 @@ endmodule
 
 // FP32 square root, round to nearest even (see satkit's hw/src/rtl/vector_math.rs).
 module sat_fp32_sqrt (input [31:0] a, output reg [31:0] q);
-    reg [23:0] m;
+"#,
+    );
+    s.push_str(NORMALIZE_SIGNIFICAND);
+    s.push_str(
+        r#"    reg [23:0] m;
+    reg [4:0] shift;
     reg [24:0] scaled;
     reg [53:0] radicand;
-    reg [28:0] rem, trial;
+    reg [28:0] rem;
+    reg [29:0] trial;
     reg [26:0] root;
     reg [24:0] mant;
     reg sticky;
     integer x, half, biased, i;
     always @* begin
-        // The significand with its leading one at bit 23, and the unbiased exponent.
-        m = {a[30:23] != 0, a[22:0]};
-        x = (a[30:23] == 0 ? 1 : {24'h0, a[30:23]}) - 127;
-        for (i = 0; i < 23; i = i + 1)
-            if (!m[23]) begin m = m << 1; x = x - 1; end
+        // The significand with its leading one at bit 23 (staged shifts for a subnormal), and
+        // the unbiased exponent.
+        {shift, m} = normalize_significand({a[30:23] != 0, a[22:0]});
+        x = (a[30:23] == 0 ? 1 : {24'h0, a[30:23]}) - 127 - shift;
         // An even exponent: sqrt(scaled 2^-23) is in [1, 2), and sqrt(scaled 2^29) has its
         // leading one at bit 26, three bits beyond the result's; the remainder is the sticky bit.
         scaled = x % 2 != 0 ? {m, 1'b0} : {1'b0, m};
@@ -153,8 +166,9 @@ module sat_fp32_sqrt (input [31:0] a, output reg [31:0] q);
         root = 0;
         for (i = 26; i >= 0; i = i - 1) begin
             rem = {rem[26:0], radicand[2*i +: 2]};
-            trial = {root[26:0], 2'b01};
-            if (rem >= trial) begin rem = rem - trial; root = {root[25:0], 1'b1}; end
+            // One subtraction: its borrow says whether rem < {root, 01}.
+            trial = {1'b0, rem} - {1'b0, root[26:0], 2'b01};
+            if (!trial[29]) begin rem = trial[28:0]; root = {root[25:0], 1'b1}; end
             else root = {root[25:0], 1'b0};
         end
         sticky = root[1:0] != 0 || rem != 0;
@@ -177,14 +191,15 @@ endmodule
 
 // An unsigned 24-bit integer to FP32 (exact).
 module sat_u24_to_f32 (input [23:0] u, output reg [31:0] f);
-    integer p, i;
+"#,
+    );
+    s.push_str(NORMALIZE_SIGNIFICAND);
+    s.push_str(
+        r#"    reg [4:0] shift;
     reg [23:0] norm;
     always @* begin
-        p = 23;
-        norm = u;
-        for (i = 0; i < 23; i = i + 1)
-            if (!norm[23]) begin norm = norm << 1; p = p - 1; end
-        f = u == 0 ? 32'h0 : {1'b0, 8'd127 + p[7:0], norm[22:0]};
+        {shift, norm} = normalize_significand(u);
+        f = u == 0 ? 32'h0 : {1'b0, 8'd150 - {3'h0, shift}, norm[22:0]};
     end
 endmodule
 "#,
