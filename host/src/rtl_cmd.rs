@@ -5,14 +5,16 @@
 //! `verilator --lint-only`, and writes them with `manifest.json` (modules, top ports and the
 //! ArchConfig parameters they were built from). With `--synth` yosys first elaborates every
 //! block beside the array (`satkit_hw::rtl::elaborate`: what synthesis reads, which Verilator's
-//! lint does not fully check), then runs `synth_xilinx` on the array for UltraScale+
-//! hierarchically (each distinct block synthesized once, counted per instance)
-//! and writes `resources.json` (LUT, FF, DSP, BRAM, carry, every cell type, and each module's
-//! own cells) plus a table.
+//! lint does not fully check), then runs `synth_xilinx` for UltraScale+ on the array, or with
+//! `--synth-top machine` on the machine with its buffers left as black boxes, hierarchically
+//! (each distinct block synthesized once, counted per instance), and writes `resources.json`
+//! (LUT, FF, DSP, BRAM, carry, every cell type, each module's own cells, and the bits of the
+//! buffers left out) plus a table.
 //! Each file is written whole or not at all: the Verilog only once it lints.
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use satkit_hw::isa::Buffer;
 use satkit_hw::rtl::{self, pe, RtlDesign};
 use satkit_hw::ArchConfig;
 use satkit_train::output::write_atomic;
@@ -41,10 +43,24 @@ pub struct RtlArgs {
     /// Output directory.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Also synthesize the PE array with yosys (`synth_xilinx`, hierarchically: each distinct
-    /// block once) and report its resources, after yosys has elaborated every other block.
+    /// Also synthesize with yosys (`synth_xilinx`, hierarchically: each distinct block once)
+    /// and report the resources, after yosys has elaborated every block.
     #[arg(long)]
     pub synth: bool,
+    /// What `--synth` maps: the PE array, or the whole machine with its buffers left as black
+    /// boxes (they are multi-port register files, not block RAM; resources.json gives their
+    /// bits). The machine takes yosys about ten times as long as the array.
+    #[arg(long, value_enum, default_value = "array")]
+    pub synth_top: SynthTop,
+}
+
+/// What `satkit rtl --synth` maps.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SynthTop {
+    /// The PE array (`sat_pe_array`).
+    Array,
+    /// The machine (`sat_machine`) without its buffers.
+    Machine,
 }
 
 /// `manifest.json`: what was generated, from which parameters.
@@ -89,7 +105,7 @@ struct Parameters {
 }
 
 /// `resources.json`: yosys `synth_xilinx` cell counts.
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 struct Resources {
     arch: String,
     top: String,
@@ -107,6 +123,10 @@ struct Resources {
     bram: u64,
     carry: u64,
     synth_seconds: f64,
+    /// The machine's buffers, left out of the synthesis as black boxes (`--synth-top machine`):
+    /// their bits, which the counts above do not include.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    buffer_bits_not_synthesized: Option<u64>,
     /// Primitive cells of the whole design (every module times its instances).
     cells_by_type: BTreeMap<String, u64>,
     /// Each synthesized module's own cells (submodule instances by module name).
@@ -181,9 +201,24 @@ pub fn run(a: &RtlArgs) -> Result<()> {
             }
             println!("yosys elaborates {} as the manifest counts it ({:.1} s)", block.verilog, started.elapsed().as_secs_f64());
         }
-        let resources = with_spinner(format!("yosys: synth_xilinx on {} (an hour for vcu1525)", manifest.verilog), || {
-            synthesize(&arch, &design, &verilog_path)
-        })?;
+        let resources = match a.synth_top {
+            SynthTop::Array => with_spinner(format!("yosys: synth_xilinx on {} (an hour for vcu1525)", manifest.verilog), || {
+                synthesize(&arch, &design.top, &design.modules, &verilog_path, None)
+            })?,
+            SynthTop::Machine => {
+                let Some(machine) = manifest.blocks.iter().find(|b| b.top == rtl::machine::TOP_MODULE) else {
+                    bail!("no `{}` among the generated blocks", rtl::machine::TOP_MODULE);
+                };
+                let buffer_bits = Buffer::ALL
+                    .iter()
+                    .map(|&b| arch.buffer_elements(b) * rtl::machine::buffer_width(b) as u64)
+                    .sum();
+                with_spinner(format!("yosys: synth_xilinx on {} without its buffers", machine.verilog), || {
+                    let path = dir.join(&machine.verilog);
+                    synthesize(&arch, &machine.top, &machine.modules, &path, Some((rtl::tensor::BUFFER_MODULE, buffer_bits)))
+                })?
+            }
+        };
         write_atomic(&dir.join("resources.json"), &serde_json::to_vec_pretty(&resources)?)?;
         println!("{:<12} {:>10}", "resource", "count");
         for (name, count) in [
@@ -195,6 +230,9 @@ pub fn run(a: &RtlArgs) -> Result<()> {
             ("CARRY", resources.carry),
         ] {
             println!("{name:<12} {count:>10}");
+        }
+        if let Some(bits) = resources.buffer_bits_not_synthesized {
+            println!("{:<12} {:>10} (multi-port register files, left out)", "buffer bits", bits);
         }
         println!("yosys synth_xilinx: {:.1} s -> {}", resources.synth_seconds, dir.join("resources.json").display());
     }
@@ -223,22 +261,43 @@ fn write_linted_verilog(design: &RtlDesign, path: &Path) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} to {}", tmp.display(), path.display()))
 }
 
-/// Runs yosys `synth_xilinx` hierarchically on the written Verilog and counts cells by kind.
+/// Runs yosys `synth_xilinx` hierarchically on the written Verilog of the design `top` (made
+/// of `modules`) and counts cells by kind. `black_box` names a module left out, and its bits.
 ///
 /// A flattened synthesis of even the `tiny` array grows past 13 GB, so each distinct block
 /// (PE, FP multiplier, FP adder, sequencer: every module not marked `flatten`) is kept as its own
 /// module (`keep_hierarchy`) and synthesized once; registers and delay lines are flattened
 /// into their parents so that the constant lanes of the wide buses disappear. The totals
 /// multiply each module's cells by its instance count, walking the hierarchy from the top.
-fn synthesize(arch: &ArchConfig, design: &RtlDesign, verilog: &Path) -> Result<Resources> {
+fn synthesize(
+    arch: &ArchConfig,
+    top: &str,
+    modules: &[rtl::RtlModule],
+    verilog: &Path,
+    black_box: Option<(&str, u64)>,
+) -> Result<Resources> {
     let stat_path = verilog.with_extension("stat.json.tmp");
-    let kept: Vec<&str> = design.modules.iter().filter(|m| !m.flatten && m.name != design.top).map(|m| m.name.as_str()).collect();
+    let text = std::fs::read_to_string(verilog).with_context(|| format!("cannot read {}", verilog.display()))?;
+    let left_out = black_box.map(|(module, _)| module);
+    // `hierarchy` renames a module with parameters to one `$paramod\name\...` per parameter set.
+    let kept: Vec<String> = modules
+        .iter()
+        .filter(|m| !m.flatten && m.name != top && Some(m.name.as_str()) != left_out)
+        .map(|m| {
+            if text.contains(&format!("module {} #(", m.name)) {
+                format!("$paramod\\{}\\*", m.name)
+            } else {
+                m.name.clone()
+            }
+        })
+        .collect();
     let keep = if kept.is_empty() { String::new() } else { format!("setattr -mod -set keep_hierarchy 1 {}; ", kept.join(" ")) };
+    // A black box before `hierarchy`, which would otherwise derive its parameterized copies.
+    let blackbox = left_out.map(|module| format!("blackbox {module}; ")).unwrap_or_default();
     let script = format!(
-        "read_verilog {v}; hierarchy -check -top {top}; {keep}synth_xilinx -family {family} {options} -noiopad -noclkbuf -flatten -top {top}; \
+        "read_verilog {v}; {blackbox}hierarchy -check -top {top}; {keep}synth_xilinx -family {family} {options} -noiopad -noclkbuf -flatten -top {top}; \
          tee -q -o {stat} stat -json",
         v = verilog.display(),
-        top = design.top,
         family = SYNTH_FAMILY,
         options = SYNTH_OPTIONS,
         stat = stat_path.display()
@@ -261,11 +320,11 @@ fn synthesize(arch: &ArchConfig, design: &RtlDesign, verilog: &Path) -> Result<R
     let stat =
         rtl::parse_yosys_stat(&text?).with_context(|| format!("{}: yosys stat output is not JSON", stat_path.display()))?;
     let cells_by_type =
-        hierarchy_totals(&stat, &design.top).with_context(|| format!("{}: yosys stat output", stat_path.display()))?;
+        hierarchy_totals(&stat, top).with_context(|| format!("{}: yosys stat output", stat_path.display()))?;
     let sum = |pred: &dyn Fn(&str) -> bool| cells_by_type.iter().filter(|(k, _)| pred(k)).map(|(_, n)| n).sum::<u64>();
     Ok(Resources {
         arch: arch.name.clone(),
-        top: design.top.clone(),
+        top: top.to_string(),
         family: SYNTH_FAMILY,
         options: SYNTH_OPTIONS,
         lut: sum(&|k| k.starts_with("LUT") || k == "INV"),
@@ -275,6 +334,7 @@ fn synthesize(arch: &ArchConfig, design: &RtlDesign, verilog: &Path) -> Result<R
         bram: sum(&|k| k.starts_with("RAMB")),
         carry: sum(&|k| k.starts_with("CARRY")),
         synth_seconds,
+        buffer_bits_not_synthesized: black_box.map(|(_, bits)| bits),
         cells_by_module: per_module_cells(&stat)?,
         cells_by_type,
     })
@@ -375,6 +435,49 @@ mod tests {
         let yosys: BTreeMap<String, u64> = serde_json::from_value(stat["design"]["num_cells_by_type"].clone()).unwrap();
         assert_eq!(totals, yosys);
         assert_eq!(per_module_cells(&stat).unwrap()["mid"]["leaf"], 2);
+    }
+
+    #[test]
+    fn a_black_box_is_left_out_of_the_counts_and_its_bits_reported() {
+        // A top with two instances of a memory (the black box) and one adder block.
+        let dir = std::env::temp_dir().join(format!("satkit-rtl-blackbox-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let verilog = dir.join("top.v");
+        std::fs::write(
+            &verilog,
+            "module memory #(parameter W = 8) (input clock, input [3:0] addr, input [W-1:0] wdata, input we,
+                                               output reg [W-1:0] rdata);
+                 reg [W-1:0] cells [0:15];
+                 always @(posedge clock) begin if (we) cells[addr] <= wdata; rdata <= cells[addr]; end
+             endmodule
+             module adder #(parameter W = 8) (input [W-1:0] a, input [W-1:0] b, output [W-1:0] sum);
+                 assign sum = a + b;
+             endmodule
+             module top (input clock, input [3:0] addr, input [7:0] wdata, input we, output [7:0] out);
+                 wire [7:0] x, y;
+                 memory #(.W(8)) m0 (.clock(clock), .addr(addr), .wdata(wdata), .we(we), .rdata(x));
+                 memory #(.W(8)) m1 (.clock(clock), .addr(~addr), .wdata(wdata), .we(we), .rdata(y));
+                 adder #(.W(8)) add (.a(x), .b(y), .sum(out));
+             endmodule
+            ",
+        )
+        .unwrap();
+        let module = |name: &str, instances| rtl::RtlModule { name: name.into(), instances, flatten: false };
+        let modules = [module("memory", 2), module("adder", 1), module("top", 1)];
+        let arch = ArchConfig::tiny();
+        let with = synthesize(&arch, "top", &modules, &verilog, None).unwrap();
+        let without = synthesize(&arch, "top", &modules, &verilog, Some(("memory", 2 * 16 * 8))).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(with.buffer_bits_not_synthesized, None);
+        assert_eq!(without.buffer_bits_not_synthesized, Some(256));
+        let boxes: u64 = without.cells_by_type.iter().filter(|(k, _)| k.contains("memory")).map(|(_, n)| n).sum();
+        assert_eq!(boxes, 2, "{:?}", without.cells_by_type);
+        // The parameterized adder kept its own module (its derived copy).
+        assert!(without.cells_by_module.keys().any(|k| k.contains("adder")), "{:?}", without.cells_by_module.keys());
+        // The memories' own cells (their registers or RAM) are gone; the adder's LUTs stay.
+        assert!(with.ff + with.bram + with.lut > without.ff + without.bram + without.lut, "{with:?}\n{without:?}");
+        assert_eq!(without.ff + without.bram, 0, "{without:?}");
+        assert!(without.lut > 0, "{without:?}");
     }
 
     #[test]

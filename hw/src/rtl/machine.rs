@@ -65,6 +65,16 @@ pub fn dma_lanes(arch: &ArchConfig) -> usize {
     (bytes.ceil() as usize).max(1)
 }
 
+/// Bits of one element of a buffer in the machine: FP16 activations and weights, byte indices
+/// and masks, FP32 accumulators and master weights.
+pub fn buffer_width(buffer: Buffer) -> usize {
+    match buffer {
+        Buffer::Act | Buffer::Wgt => 16,
+        Buffer::Idx | Buffer::Mask => 8,
+        Buffer::Acc | Buffer::Master => 32,
+    }
+}
+
 /// Generates the machine (see the module documentation).
 pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     arch.validate()?;
@@ -496,11 +506,7 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         let code = b.to_bits();
         let name = b.name();
         let baw = address_bits(arch.buffer_elements(b));
-        let width = match b {
-            Buffer::Act | Buffer::Wgt => 16,
-            Buffer::Idx | Buffer::Mask => 8,
-            Buffer::Acc | Buffer::Master => 32,
-        };
+        let width = buffer_width(b);
         // The units' ports on this buffer, lowest port numbers first.
         let rd = |ports, addr: &str, data: &str| UnitReads { ports, addr: addr.into(), data: data.into() };
         let wr = |ports, enable: &str, addr: &str, data: &str| UnitWrites {
