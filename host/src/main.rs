@@ -53,7 +53,7 @@ enum Command {
     Speedup(speedup_cmd::SpeedupArgs),
     /// Put a measured GPU training run beside the simulated SAT run of the same model.
     Compare(compare_cmd::CompareArgs),
-    /// Generate the PE array's Verilog (lint with verilator); with --synth, yosys resources.
+    /// Generate the machine's Verilog, linted with Verilator; with --synth, yosys resources (PE array or machine).
     Rtl(rtl_cmd::RtlArgs),
 }
 
