@@ -219,6 +219,21 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
     wire finished = !streaming && !store_tail;
     assign done = busy && (dram_done || mem_done) && finished;
 
+    // Element j's row and column, j = 0..W, by counting (no division): lane j starts at
+    // element j, and element W's position is the step every lane takes per cycle.
+    wire [15:0] first_r [0:W];
+    wire [15:0] first_c [0:W];
+    assign first_r[0] = 0;
+    assign first_c[0] = 0;
+    genvar k;
+    generate
+        for (k = 1; k <= W; k = k + 1) begin : first_positions
+            wire wrap = first_c[k-1] + 16'd1 == f_cols;
+            assign first_r[k] = wrap ? first_r[k-1] + 16'd1 : first_r[k-1];
+            assign first_c[k] = wrap ? 16'd0 : first_c[k-1] + 16'd1;
+        end
+    endgenerate
+
     integer j;
     always @(posedge clock) begin
         if (issue) begin
@@ -226,11 +241,11 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
             dram <= f_dram; sram <= f_sram; rows <= f_rows; cols <= f_cols;
             drs <= f_dram_row_stride; dcs <= f_dram_col_stride; srs <= f_sram_row_stride;
             bytes <= f_bytes; s_buf <= f_buf;
-            q <= f_cols == 0 ? 0 : W / f_cols;
-            rem <= f_cols == 0 ? 0 : W % f_cols;
+            q <= f_cols == 0 ? 0 : first_r[W];
+            rem <= f_cols == 0 ? 0 : first_c[W];
             for (j = 0; j < W; j = j + 1) begin
-                lane_r[j] <= f_cols == 0 ? f_rows : j / f_cols;
-                lane_c[j] <= f_cols == 0 ? 0 : j % f_cols;
+                lane_r[j] <= f_cols == 0 ? f_rows : first_r[j];
+                lane_c[j] <= f_cols == 0 ? 0 : first_c[j];
             end
         end else if (busy) begin
             if (mem_done) dram_done <= 1;
