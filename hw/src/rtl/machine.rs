@@ -210,7 +210,6 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
     reg [{da_hi}:0] dram;
     reg [23:0] sram;
     reg [15:0] rows, cols;
-    reg [31:0] drs, dcs, srs;
     reg [2:0] bytes;
     reg [15:0] q, rem;
     reg [15:0] lane_r [0:W-1];
@@ -220,32 +219,56 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
     assign done = busy && (dram_done || mem_done) && finished;
 
     // Element j's row and column, j = 0..W, by counting (no division): lane j starts at
-    // element j, and element W's position is the step every lane takes per cycle.
+    // element j, and element W's position is the step every lane takes per cycle. Beside them
+    // the element offsets r drs + c dcs in DRAM and r srs + c in the buffer, and their rows'.
     wire [15:0] first_r [0:W];
     wire [15:0] first_c [0:W];
+    wire [{da_hi}:0] first_d [0:W];
+    wire [{da_hi}:0] first_d_row [0:W];
+    wire [31:0] first_s [0:W];
+    wire [31:0] first_s_row [0:W];
     assign first_r[0] = 0;
     assign first_c[0] = 0;
+    assign first_d[0] = 0;
+    assign first_d_row[0] = 0;
+    assign first_s[0] = 0;
+    assign first_s_row[0] = 0;
     genvar k;
     generate
         for (k = 1; k <= W; k = k + 1) begin : first_positions
             wire wrap = first_c[k-1] + 16'd1 == f_cols;
             assign first_r[k] = wrap ? first_r[k-1] + 16'd1 : first_r[k-1];
             assign first_c[k] = wrap ? 16'd0 : first_c[k-1] + 16'd1;
+            assign first_d_row[k] = wrap ? first_d_row[k-1] + f_dram_row_stride : first_d_row[k-1];
+            assign first_d[k] = wrap ? first_d_row[k-1] + f_dram_row_stride : first_d[k-1] + f_dram_col_stride;
+            assign first_s_row[k] = wrap ? first_s_row[k-1] + f_sram_row_stride : first_s_row[k-1];
+            assign first_s[k] = wrap ? first_s_row[k-1] + f_sram_row_stride : first_s[k-1] + 32'd1;
         end
     endgenerate
+    // A lane's offsets grow by the step's, or, when its column wraps, by a row more and `cols`
+    // columns less.
+    reg [{da_hi}:0] step_d, step_d_wrap;
+    reg [31:0] step_s, step_s_wrap;
+    reg [{da_hi}:0] lane_d [0:W-1];
+    reg [31:0] lane_s [0:W-1];
 
     integer j;
     always @(posedge clock) begin
         if (issue) begin
             busy <= 1; dram_done <= 0; store_tail <= 0;
             dram <= f_dram; sram <= f_sram; rows <= f_rows; cols <= f_cols;
-            drs <= f_dram_row_stride; dcs <= f_dram_col_stride; srs <= f_sram_row_stride;
             bytes <= f_bytes; s_buf <= f_buf;
             q <= f_cols == 0 ? 0 : first_r[W];
             rem <= f_cols == 0 ? 0 : first_c[W];
+            step_d <= first_d[W];
+            step_d_wrap <= first_d[W] + f_dram_row_stride - f_cols * f_dram_col_stride;
+            step_s <= first_s[W];
+            step_s_wrap <= first_s[W] + f_sram_row_stride - f_cols;
             for (j = 0; j < W; j = j + 1) begin
                 lane_r[j] <= f_cols == 0 ? f_rows : first_r[j];
                 lane_c[j] <= f_cols == 0 ? 0 : first_c[j];
+                lane_d[j] <= first_d[j];
+                lane_s[j] <= first_s[j];
             end
         end else if (busy) begin
             if (mem_done) dram_done <= 1;
@@ -256,9 +279,13 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
                     if (lane_c[j] + rem >= cols) begin
                         lane_c[j] <= lane_c[j] + rem - cols;
                         lane_r[j] <= lane_r[j] + q + 1;
+                        lane_d[j] <= lane_d[j] + step_d_wrap;
+                        lane_s[j] <= lane_s[j] + step_s_wrap;
                     end else begin
                         lane_c[j] <= lane_c[j] + rem;
                         lane_r[j] <= lane_r[j] + q;
+                        lane_d[j] <= lane_d[j] + step_d;
+                        lane_s[j] <= lane_s[j] + step_s;
                     end
                 end
         end
@@ -271,8 +298,9 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
     generate
         for (g = 0; g < W; g = g + 1) begin : lanes
             wire active = streaming && lane_r[g] < rows;
-            wire [{da_hi}:0] byte_addr = dram + (lane_r[g] * drs + lane_c[g] * dcs) * bytes;
-            assign s_addr[g*{aw} +: {aw}] = sram + lane_r[g] * srs + lane_c[g];
+            // An element is 1, 2 or 4 bytes.
+            wire [{da_hi}:0] byte_addr = dram + (bytes == 4 ? lane_d[g] << 2 : bytes == 2 ? lane_d[g] << 1 : lane_d[g]);
+            assign s_addr[g*{aw} +: {aw}] = sram + lane_s[g];
             assign s_we[g] = LOAD && active;
             assign s_wdata[g*32 +: 32] = d_rdata[g*32 +: 32];
             always @(posedge clock) begin
