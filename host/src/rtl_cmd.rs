@@ -202,17 +202,17 @@ pub fn run(a: &RtlArgs) -> Result<()> {
             println!("yosys elaborates {} as the manifest counts it ({:.1} s)", block.verilog, started.elapsed().as_secs_f64());
         }
         let resources = match a.synth_top {
-            SynthTop::Array => with_spinner(format!("yosys: synth_xilinx on {} (an hour for vcu1525)", manifest.verilog), || {
-                synthesize(&arch, &design.top, &design.modules, &verilog_path, None)
-            })?,
+            SynthTop::Array => {
+                with_spinner(format!("yosys: synth_xilinx on {} (an hour for vcu1525)", manifest.verilog), || {
+                    synthesize(&arch, &design.top, &design.modules, &verilog_path, None)
+                })?
+            }
             SynthTop::Machine => {
                 let Some(machine) = manifest.blocks.iter().find(|b| b.top == rtl::machine::TOP_MODULE) else {
                     bail!("no `{}` among the generated blocks", rtl::machine::TOP_MODULE);
                 };
-                let buffer_bits = Buffer::ALL
-                    .iter()
-                    .map(|&b| arch.buffer_elements(b) * rtl::machine::buffer_width(b) as u64)
-                    .sum();
+                let buffer_bits =
+                    Buffer::ALL.iter().map(|&b| arch.buffer_elements(b) * rtl::machine::buffer_width(b) as u64).sum();
                 with_spinner(format!("yosys: synth_xilinx on {} without its buffers", machine.verilog), || {
                     let path = dir.join(&machine.verilog);
                     synthesize(&arch, &machine.top, &machine.modules, &path, Some((rtl::tensor::BUFFER_MODULE, buffer_bits)))
@@ -280,17 +280,18 @@ fn synthesize(
     let text = std::fs::read_to_string(verilog).with_context(|| format!("cannot read {}", verilog.display()))?;
     let left_out = black_box.map(|(module, _)| module);
     // `hierarchy` renames a module with parameters to one `$paramod\name\...` per parameter set.
-    let kept: Vec<String> = modules
-        .iter()
-        .filter(|m| !m.flatten && m.name != top && Some(m.name.as_str()) != left_out)
-        .map(|m| {
-            if text.contains(&format!("module {} #(", m.name)) {
-                format!("$paramod\\{}\\*", m.name)
-            } else {
-                m.name.clone()
-            }
-        })
-        .collect();
+    let kept: Vec<String> =
+        modules
+            .iter()
+            .filter(|m| !m.flatten && m.name != top && Some(m.name.as_str()) != left_out)
+            .map(|m| {
+                if text.contains(&format!("module {} #(", m.name)) {
+                    format!("$paramod\\{}\\*", m.name)
+                } else {
+                    m.name.clone()
+                }
+            })
+            .collect();
     let keep = if kept.is_empty() { String::new() } else { format!("setattr -mod -set keep_hierarchy 1 {}; ", kept.join(" ")) };
     // A black box before `hierarchy`, which would otherwise derive its parameterized copies.
     let blackbox = left_out.map(|module| format!("blackbox {module}; ")).unwrap_or_default();
@@ -319,8 +320,7 @@ fn synthesize(
     let _ = std::fs::remove_file(&stat_path);
     let stat =
         rtl::parse_yosys_stat(&text?).with_context(|| format!("{}: yosys stat output is not JSON", stat_path.display()))?;
-    let cells_by_type =
-        hierarchy_totals(&stat, top).with_context(|| format!("{}: yosys stat output", stat_path.display()))?;
+    let cells_by_type = hierarchy_totals(&stat, top).with_context(|| format!("{}: yosys stat output", stat_path.display()))?;
     let sum = |pred: &dyn Fn(&str) -> bool| cells_by_type.iter().filter(|(k, _)| pred(k)).map(|(_, n)| n).sum::<u64>();
     Ok(Resources {
         arch: arch.name.clone(),
