@@ -21,7 +21,6 @@ use satkit_train::output::write_atomic;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// `synth_xilinx -family`: UltraScale+, the family of the VCU1525's XCVU9P (DSP48E2, RAMB36E2).
@@ -276,7 +275,6 @@ fn synthesize(
     verilog: &Path,
     black_box: Option<(&str, u64)>,
 ) -> Result<Resources> {
-    let stat_path = verilog.with_extension("stat.json.tmp");
     let text = std::fs::read_to_string(verilog).with_context(|| format!("cannot read {}", verilog.display()))?;
     let left_out = black_box.map(|(module, _)| module);
     // `hierarchy` renames a module with parameters to one `$paramod\name\...` per parameter set.
@@ -295,32 +293,15 @@ fn synthesize(
     let keep = if kept.is_empty() { String::new() } else { format!("setattr -mod -set keep_hierarchy 1 {}; ", kept.join(" ")) };
     // A black box before `hierarchy`, which would otherwise derive its parameterized copies.
     let blackbox = left_out.map(|module| format!("blackbox {module}; ")).unwrap_or_default();
-    let script = format!(
-        "read_verilog {v}; {blackbox}hierarchy -check -top {top}; {keep}synth_xilinx -family {family} {options} -noiopad -noclkbuf -flatten -top {top}; \
-         tee -q -o {stat} stat -json",
-        v = verilog.display(),
-        family = SYNTH_FAMILY,
-        options = SYNTH_OPTIONS,
-        stat = stat_path.display()
+    let commands = format!(
+        "{blackbox}hierarchy -check -top {top}; {keep}synth_xilinx -family {SYNTH_FAMILY} {SYNTH_OPTIONS} -noiopad -noclkbuf -flatten -top {top}"
     );
     let started = Instant::now();
-    let out = match Command::new("yosys").args(["-q", "-p", &script]).output() {
-        Ok(out) => out,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("yosys not found on PATH: --synth needs it (install it, e.g. `apt-get install yosys`)")
-        }
-        Err(e) => return Err(e).context("cannot run yosys"),
-    };
+    let stat = rtl::yosys_stat(verilog, &commands, "synth_xilinx")?;
     let synth_seconds = started.elapsed().as_secs_f64();
-    if !out.status.success() {
-        let _ = std::fs::remove_file(&stat_path);
-        bail!("{}: yosys synth_xilinx failed:\n{}", verilog.display(), String::from_utf8_lossy(&out.stderr).trim_end());
-    }
-    let text = std::fs::read_to_string(&stat_path).with_context(|| format!("yosys wrote no {}", stat_path.display()));
-    let _ = std::fs::remove_file(&stat_path);
-    let stat =
-        rtl::parse_yosys_stat(&text?).with_context(|| format!("{}: yosys stat output is not JSON", stat_path.display()))?;
-    let cells_by_type = hierarchy_totals(&stat, top).with_context(|| format!("{}: yosys stat output", stat_path.display()))?;
+    let context = || format!("{}: yosys statistics", verilog.display());
+    let cells_by_module = rtl::stat_cells(&stat).map_err(anyhow::Error::msg).with_context(context)?;
+    let cells_by_type = hierarchy_totals(&stat, top).with_context(context)?;
     let sum = |pred: &dyn Fn(&str) -> bool| cells_by_type.iter().filter(|(k, _)| pred(k)).map(|(_, n)| n).sum::<u64>();
     Ok(Resources {
         arch: arch.name.clone(),
@@ -335,64 +316,22 @@ fn synthesize(
         carry: sum(&|k| k.starts_with("CARRY")),
         synth_seconds,
         buffer_bits_not_synthesized: black_box.map(|(_, bits)| bits),
-        cells_by_module: per_module_cells(&stat)?,
+        cells_by_module,
         cells_by_type,
     })
 }
 
-/// yosys writes public module names with a leading backslash in `stat -json`.
-fn module_name(key: &str) -> &str {
-    key.strip_prefix('\\').unwrap_or(key)
-}
-
-/// Each module's own cells by type, as yosys `stat -json` reports them (submodule instances
-/// appear as cells named after the submodule).
-fn per_module_cells(stat: &serde_json::Value) -> Result<BTreeMap<String, BTreeMap<String, u64>>> {
-    let Some(modules) = stat.get("modules").and_then(|v| v.as_object()) else {
-        bail!("no `modules` object");
-    };
-    let mut out = BTreeMap::new();
-    for (name, module) in modules {
-        let Some(cells) = module.get("num_cells_by_type").and_then(|v| v.as_object()) else {
-            bail!("module `{name}` has no num_cells_by_type");
-        };
-        let cells = cells.iter().filter_map(|(k, v)| v.as_u64().map(|n| (module_name(k).to_string(), n))).collect();
-        out.insert(module_name(name).to_string(), cells);
-    }
-    Ok(out)
-}
-
-/// Primitive cells of the whole design: the top's cells with every submodule instance replaced
-/// by that submodule's totals (so each is multiplied by its instance count).
+/// Primitive cells of the whole design: each module's own primitive cells times its instances
+/// below `top` (a submodule instance is not a primitive: its cells count in its own module).
 fn hierarchy_totals(stat: &serde_json::Value, top: &str) -> Result<BTreeMap<String, u64>> {
-    let modules = per_module_cells(stat)?;
-    fn expand(
-        name: &str,
-        modules: &BTreeMap<String, BTreeMap<String, u64>>,
-        memo: &mut BTreeMap<String, BTreeMap<String, u64>>,
-        depth: usize,
-    ) -> Result<BTreeMap<String, u64>> {
-        if let Some(done) = memo.get(name) {
-            return Ok(done.clone());
+    let modules = rtl::stat_cells(stat).map_err(anyhow::Error::msg)?;
+    let mut totals = BTreeMap::new();
+    for (module, count) in rtl::stat_instances(stat, top).map_err(anyhow::Error::msg)? {
+        for (kind, &n) in modules[&module].iter().filter(|(kind, _)| !modules.contains_key(*kind)) {
+            *totals.entry(kind.clone()).or_insert(0) += count * n;
         }
-        if depth > 64 {
-            bail!("module hierarchy deeper than 64 levels at `{name}`");
-        }
-        let Some(cells) = modules.get(name) else { bail!("no module `{name}`") };
-        let mut total = BTreeMap::new();
-        for (kind, &count) in cells {
-            if modules.contains_key(kind) {
-                for (leaf, n) in expand(kind, modules, memo, depth + 1)? {
-                    *total.entry(leaf).or_insert(0) += n * count;
-                }
-            } else {
-                *total.entry(kind.clone()).or_insert(0) += count;
-            }
-        }
-        memo.insert(name.to_string(), total.clone());
-        Ok(total)
     }
-    expand(top, &modules, &mut BTreeMap::new(), 0)
+    Ok(totals)
 }
 
 #[cfg(test)]
@@ -434,7 +373,7 @@ mod tests {
         // The same as yosys' own hierarchical totals.
         let yosys: BTreeMap<String, u64> = serde_json::from_value(stat["design"]["num_cells_by_type"].clone()).unwrap();
         assert_eq!(totals, yosys);
-        assert_eq!(per_module_cells(&stat).unwrap()["mid"]["leaf"], 2);
+        assert_eq!(rtl::stat_cells(&stat).unwrap()["mid"]["leaf"], 2);
     }
 
     #[test]

@@ -69,10 +69,10 @@ pub enum Error {
         /// Verilator's complaints, or why it could not run.
         message: String,
     },
-    /// yosys could not read and elaborate generated Verilog, or could not run.
-    #[error("{file}: yosys elaboration: {message}")]
-    RtlElaborate {
-        /// The elaborated file.
+    /// yosys could not read, elaborate or synthesize generated Verilog, or could not run.
+    #[error("{file}: yosys: {message}")]
+    RtlYosys {
+        /// The Verilog file yosys read.
         file: String,
         /// yosys' complaints, or why it could not run.
         message: String,

@@ -177,23 +177,16 @@ pub fn lint(path: &std::path::Path, top: &str) -> Result<(), Error> {
     }
 }
 
-/// Reads `path` into yosys and elaborates `top` (`hierarchy -check`, `proc`, `check -assert`):
-/// what synthesis needs first. It refuses constructs Verilator accepts but synthesis does not
-/// (a `while` loop outside a constant function, for one) and nets with several drivers.
-/// Returns how many instances of each module the elaborated design holds below `top`, by the
-/// module's own name (a parameterized copy counts as its module), to check a design's
-/// [`RtlModule::instances`] against.
-pub fn elaborate(path: &std::path::Path, top: &str) -> Result<BTreeMap<String, usize>, Error> {
-    let failed = |message: String| Error::RtlElaborate { file: path.display().to_string(), message };
+/// Runs yosys on the Verilog file `path`: `read_verilog`, then `commands` (a `;`-separated
+/// script), then `stat -json`, whose statistics it returns parsed. `what` names the step in
+/// errors (yosys' complaints, a missing yosys, statistics missing or not JSON).
+pub fn yosys_stat(path: &std::path::Path, commands: &str, what: &str) -> Result<serde_json::Value, Error> {
+    let failed = |message: String| Error::RtlYosys { file: path.display().to_string(), message };
     let stat_path = path.with_extension("stat.json.tmp");
-    let script = format!(
-        "read_verilog {}; hierarchy -check -top {top}; proc; check -assert; tee -q -o {} stat -json",
-        path.display(),
-        stat_path.display()
-    );
+    let script = format!("read_verilog {}; {commands}; tee -q -o {} stat -json", path.display(), stat_path.display());
     let output = std::process::Command::new("yosys").args(["-q", "-p", &script]).output().map_err(|e| {
         failed(if e.kind() == std::io::ErrorKind::NotFound {
-            "yosys not found on PATH (install it, e.g. `apt-get install yosys`)".into()
+            format!("{what} needs yosys, which is not on PATH (install it, e.g. `apt-get install yosys`)")
         } else {
             format!("cannot run yosys: {e}")
         })
@@ -201,24 +194,60 @@ pub fn elaborate(path: &std::path::Path, top: &str) -> Result<BTreeMap<String, u
     let stat = std::fs::read_to_string(&stat_path);
     let _ = std::fs::remove_file(&stat_path);
     if !output.status.success() {
-        return Err(failed(String::from_utf8_lossy(&output.stderr).trim_end().into()));
+        return Err(failed(format!("{what} failed:\n{}", String::from_utf8_lossy(&output.stderr).trim_end())));
     }
-    let stat = stat.map_err(|e| failed(format!("yosys wrote no statistics: {e}")))?;
-    let stat = parse_yosys_stat(&stat).map_err(|e| failed(format!("yosys statistics are not JSON: {e}")))?;
-    let cells = |module: &str| {
-        stat["modules"].get(format!("\\{module}")).or_else(|| stat["modules"].get(module)).map(|m| &m["num_cells_by_type"])
+    let stat = stat.map_err(|e| failed(format!("{what}: yosys wrote no statistics: {e}")))?;
+    parse_yosys_stat(&stat).map_err(|e| failed(format!("{what}: yosys statistics are not JSON: {e}")))
+}
+
+/// Reads `path` into yosys and elaborates `top` (`hierarchy -check`, `proc`, `check -assert`):
+/// what synthesis needs first. It refuses constructs Verilator accepts but synthesis does not
+/// (a `while` loop outside a constant function, for one) and nets with several drivers.
+/// Returns how many instances of each module the elaborated design holds below `top`, by the
+/// module's own name (a parameterized copy counts as its module), to check a design's
+/// [`RtlModule::instances`] against.
+pub fn elaborate(path: &std::path::Path, top: &str) -> Result<BTreeMap<String, usize>, Error> {
+    let stat = yosys_stat(path, &format!("hierarchy -check -top {top}; proc; check -assert"), "elaboration")?;
+    let instances = stat_instances(&stat, top)
+        .map_err(|message| Error::RtlYosys { file: path.display().to_string(), message: format!("elaboration: {message}") })?;
+    let mut by_module = BTreeMap::new();
+    for (module, n) in instances {
+        *by_module.entry(yosys_module_name(&module).to_string()).or_insert(0) += n as usize;
+    }
+    Ok(by_module)
+}
+
+/// Each module's own cells by type in yosys `stat -json` statistics, by the module's name
+/// without yosys' leading backslash (a submodule instance is a cell named after it).
+pub fn stat_cells(stat: &serde_json::Value) -> Result<BTreeMap<String, BTreeMap<String, u64>>, String> {
+    let Some(modules) = stat.get("modules").and_then(|v| v.as_object()) else {
+        return Err("no `modules` object".into());
     };
-    let mut instances = BTreeMap::new();
-    let mut pending = vec![(top.to_string(), 1usize)];
-    while let Some((module, count)) = pending.pop() {
-        let Some(by_type) = cells(&module).and_then(|c| c.as_object()) else {
-            return Err(failed(format!("no statistics for module `{module}`")));
+    let public = |key: &str| key.strip_prefix('\\').unwrap_or(key).to_string();
+    let mut out = BTreeMap::new();
+    for (name, module) in modules {
+        let Some(cells) = module.get("num_cells_by_type").and_then(|v| v.as_object()) else {
+            return Err(format!("module `{name}` has no num_cells_by_type"));
         };
-        for (kind, n) in by_type {
-            if cells(kind).is_some() {
-                let n = count * n.as_u64().unwrap_or(0) as usize;
-                *instances.entry(yosys_module_name(kind).to_string()).or_insert(0) += n;
-                pending.push((kind.clone(), n));
+        out.insert(public(name), cells.iter().filter_map(|(k, v)| v.as_u64().map(|n| (public(k), n))).collect());
+    }
+    Ok(out)
+}
+
+/// How many instances of each module (by its [`stat_cells`] name, parameterized copies apart)
+/// the design below `top` holds, multiplied down the hierarchy; `top` itself counts once.
+pub fn stat_instances(stat: &serde_json::Value, top: &str) -> Result<BTreeMap<String, u64>, String> {
+    let modules = stat_cells(stat)?;
+    if !modules.contains_key(top) {
+        return Err(format!("no statistics for module `{top}`"));
+    }
+    let mut instances = BTreeMap::from([(top.to_string(), 1)]);
+    let mut pending = vec![(top.to_string(), 1u64)];
+    while let Some((module, count)) = pending.pop() {
+        for (kind, &n) in &modules[&module] {
+            if modules.contains_key(kind) {
+                *instances.entry(kind.clone()).or_insert(0) += count * n;
+                pending.push((kind.clone(), count * n));
             }
         }
     }
@@ -236,10 +265,9 @@ pub fn parse_yosys_stat(text: &str) -> serde_json::Result<serde_json::Value> {
     serde_json::from_str(&json)
 }
 
-/// The module a yosys module name stands for: a public name without its leading backslash, and
-/// a parameterized copy (`$paramod$HASH\name` or `$paramod\name\PARAM=...`) as its module.
+/// The module a [`stat_cells`] name stands for: a parameterized copy (`$paramod$HASH\name` or
+/// `$paramod\name\PARAM=...`) as its module, any other name as itself.
 fn yosys_module_name(key: &str) -> &str {
-    let key = key.strip_prefix('\\').unwrap_or(key);
     if key.starts_with("$paramod") {
         key.split('\\').nth(1).unwrap_or(key)
     } else {
