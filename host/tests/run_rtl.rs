@@ -55,7 +55,7 @@ fn a_dram_image_goes_in_and_the_results_come_out() {
 #[test]
 fn what_the_rtl_cannot_run_is_refused() {
     let vec =
-        program_file("vec", "vec op=maxpool_grad count=1 dst_buf=acc dst=100 a_buf=acc a=0 b_buf=acc b=50 p0=5 p1=5 p2=3 p3=2\n");
+        program_file("vec", "vec op=maxpool_grad count=1 dst_buf=acc dst=100 a_buf=acc a=0 b_buf=acc b=50 p0=6 p1=6 p2=5 p3=1\n");
     let (ok, _, err) = satkit(&["run", vec.to_str().unwrap(), "--device", "rtl", "--arch", "tiny"]);
     assert!(!ok && err.contains("overlapping"), "{err}");
     let ok_program = program_file("arch", &gemm_program("os"));

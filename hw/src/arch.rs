@@ -175,6 +175,23 @@ pub struct VectorConfig {
     pub lanes: u32,
     /// Pipeline depth, in cycles.
     pub pipeline_latency: u32,
+    /// Rows of the line buffer that holds the FP32 partial sums of a pooling gradient over
+    /// overlapping windows (stride below the window), a power of two: the RTL runs such
+    /// gradients for windows of at most this many rows. The simulator's timing does not depend
+    /// on it (the buffer is read and written in the cycle of each window element).
+    #[serde(default = "default_pool_line_rows")]
+    pub pool_line_rows: u32,
+    /// Columns of that line buffer: the widest plane such a gradient may have on the RTL.
+    #[serde(default = "default_pool_line_cols")]
+    pub pool_line_cols: u32,
+}
+
+fn default_pool_line_rows() -> u32 {
+    4
+}
+
+fn default_pool_line_cols() -> u32 {
+    128
 }
 
 /// Off-chip memory.
@@ -275,7 +292,7 @@ impl ArchConfig {
             },
             sore: SoreConfig { lanes: 32 },
             wuve: WuveConfig { lanes: 32, pipeline_latency: 12 },
-            vector: VectorConfig { lanes: 64, pipeline_latency: 6 },
+            vector: VectorConfig { lanes: 64, pipeline_latency: 6, pool_line_rows: 4, pool_line_cols: 128 },
             dram: DramConfig { channels: 4, channel_gbps: 19.2, latency_ns: 100.0, burst_bytes: 64, capacity_mib: 65536 },
             control: ControlConfig { queue_depth: 16 },
         }
@@ -301,7 +318,7 @@ impl ArchConfig {
             },
             sore: SoreConfig { lanes: 4 },
             wuve: WuveConfig { lanes: 4, pipeline_latency: 4 },
-            vector: VectorConfig { lanes: 4, pipeline_latency: 2 },
+            vector: VectorConfig { lanes: 4, pipeline_latency: 2, pool_line_rows: 4, pool_line_cols: 16 },
             dram: DramConfig { channels: 1, channel_gbps: 1.6, latency_ns: 50.0, burst_bytes: 16, capacity_mib: 16 },
             control: ControlConfig { queue_depth: 4 },
             ..base
@@ -469,6 +486,13 @@ impl ArchConfig {
                 return bad(field, lat.to_string(), "must be at most 64 cycles");
             }
         }
+        let v = &self.vector;
+        if v.pool_line_rows == 0 || !v.pool_line_rows.is_power_of_two() || v.pool_line_rows > 64 {
+            return bad("vector.pool_line_rows", v.pool_line_rows.to_string(), "must be a power of two up to 64");
+        }
+        if v.pool_line_cols == 0 || v.pool_line_cols > 65536 {
+            return bad("vector.pool_line_cols", v.pool_line_cols.to_string(), "must be between 1 and 65536");
+        }
         let d = &self.dram;
         if d.channels == 0 || d.channels > 64 {
             return bad("dram.channels", d.channels.to_string(), "must be between 1 and 64");
@@ -625,6 +649,20 @@ mod tests {
         assert!(e.contains("rowz"), "{e}");
         let e = ArchConfig::from_toml_str("base = \"nope\"\n").unwrap_err().to_string();
         assert!(e.contains("nope"), "{e}");
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\npool_line_rows = 3\n").unwrap_err().to_string();
+        assert!(e.contains("vector.pool_line_rows") && e.contains("power of two"), "{e}");
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\npool_line_cols = 0\n").unwrap_err().to_string();
+        assert!(e.contains("vector.pool_line_cols"), "{e}");
+    }
+
+    #[test]
+    fn descriptions_without_the_line_buffer_get_its_defaults() {
+        let mut table = toml::Table::try_from(ArchConfig::tiny()).unwrap();
+        let vector = table.get_mut("vector").and_then(toml::Value::as_table_mut).unwrap();
+        vector.remove("pool_line_rows");
+        vector.remove("pool_line_cols");
+        let arch = ArchConfig::from_toml_str(&toml::to_string(&table).unwrap()).unwrap();
+        assert_eq!((arch.vector.pool_line_rows, arch.vector.pool_line_cols), (4, 128));
     }
 
     #[test]

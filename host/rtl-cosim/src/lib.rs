@@ -15,7 +15,8 @@
 //! orders), `update`, every `vec` op, and `gemm` in the OS dataflow with any interleave the
 //! machine allows (1 to the accumulator latency) and in WS, dense and N:M, accumulating or not,
 //! with either operand transposed. Programs with GEMMs in IS, pooling gradients over
-//! overlapping windows, normalizations of zero rows, or statistics on a vector unit too narrow
+//! overlapping windows taller or planes wider than the vector unit's line buffer
+//! (`vector.pool_line_rows` and `pool_line_cols`), normalizations of zero rows, or statistics on a vector unit too narrow
 //! for them (the list is `satkit_hw::rtl::unsupported`) are refused with
 //! [`Error::Unsupported`].
 

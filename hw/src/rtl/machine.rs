@@ -6,7 +6,8 @@
 //! **Units.** `load` and `store` are DMA engines (`sat_dma`, below); `gemm` runs on the tensor
 //! unit ([`super::tensor`]); `prune` and `update` on the SORE and WUVE lanes with their
 //! sequencers, and every `vec` op on the vector unit ([`super::sequencers`], with the FP32
-//! functions of [`super::vector_math`]), except pooling gradients over overlapping windows,
+//! functions of [`super::vector_math`]), except what [`super::unsupported`] lists (such as
+//! pooling gradients over overlapping windows larger than the vector unit's line buffer),
 //! which the host refuses before running.
 //!
 //! **DMA (`sat_dma`).** Moves a 2-D block as the ISA defines it, `W` elements per cycle, where

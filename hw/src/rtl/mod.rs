@@ -23,8 +23,9 @@
 //! - [`verilog`]: turns rust-hdl's one-module-per-instance output into one module per distinct
 //!   block with readable names, and joins separately generated designs.
 //!
-//! Not generated yet: pooling gradients over overlapping windows and the array's IS dataflow
-//! (with the other instructions [`unsupported`] lists), and block-RAM buffers (the buffers are
+//! Not generated yet: the array's IS dataflow (with the other instructions [`unsupported`]
+//! lists, such as pooling gradients over overlapping windows larger than the vector unit's
+//! line buffer), and block-RAM buffers (the buffers are
 //! multi-port register files, since the simulator models buffers without bank conflicts).
 
 pub mod array;
@@ -60,9 +61,15 @@ pub fn unsupported(arch: &ArchConfig, op: &Op) -> Option<String> {
         Op::Gemm { dataflow, .. } if !DATAFLOWS.contains(&dataflow) => {
             Some(format!("dataflow {dataflow}: the RTL tensor unit runs {}", DATAFLOWS.map(Dataflow::name).join(" and ")))
         }
-        Op::Vec { op: VecOp::MaxPoolGrad | VecOp::AvgPoolGrad, p2, p3, .. } if p3 < p2 => Some(format!(
-            "a pooling gradient over overlapping windows (window {p2}, stride {p3}): the RTL's need stride >= window"
-        )),
+        Op::Vec { op: VecOp::MaxPoolGrad | VecOp::AvgPoolGrad, p1, p2, p3, .. }
+            if p3 < p2 && (p2 > arch.vector.pool_line_rows || p1 > arch.vector.pool_line_cols) =>
+        {
+            Some(format!(
+                "a pooling gradient over overlapping windows (window {p2}, stride {p3}) on planes {p1} wide: the RTL's line \
+                 buffer holds windows of up to vector.pool_line_rows = {} rows and planes up to vector.pool_line_cols = {} wide",
+                arch.vector.pool_line_rows, arch.vector.pool_line_cols
+            ))
+        }
         Op::Vec { op: VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply, count: 0, .. } => {
             Some("a normalization of zero rows".into())
         }

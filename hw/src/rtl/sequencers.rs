@@ -50,10 +50,21 @@
 //! (a lane replaces it when greater, so the first maximum and its position are kept) and sum
 //! (from +0) across lanes and, through registers, across cycles; the lane holding a window's
 //! last element writes the output (`avgpool`: the sum divided by `p2 p2`). A gradient first
-//! writes zeros over its planes, `L` per cycle, then walks the windows: `maxpool_grad` writes
-//! `+0 + dy` at each window's maximum, `avgpool_grad` `+0 + dy / (p2 p2)` at every window
-//! element. That equals the simulator's FP32 accumulation only when no element is in two
-//! windows, so the RTL runs gradients with stride `>= p2` and flags the others `unsupported`.
+//! writes zeros over its planes, `L` per cycle, then walks the windows: `maxpool_grad` adds
+//! `dy` at each window's maximum, `avgpool_grad` `dy / (p2 p2)` at every window element, to
+//! the element's FP32 partial sum, and writes the new sum (in the destination's type). When
+//! the windows do not overlap (stride `>= p2`) every element gets at most one share, added to
+//! `+0`. When they overlap, the partial sums live in a line buffer of
+//! `vector.pool_line_rows` rows (a power of two) by `vector.pool_line_cols` columns: element
+//! `(r, c)` at slot `(r mod rows) cols + c`, tagged with its plane and row and valid once
+//! written by the instruction. A share adds to the latest earlier lane's sum for the
+//! same element in the cycle, else to the slot's when its tag matches, else to `+0` (the
+//! element's first share); the slot takes the lanes' new sums, a later lane's winning. So
+//! every element's shares add up in the simulator's order (windows in walk order) in FP32,
+//! and its last write is the simulator's sum, rounded once. A row `rows` further down reuses a
+//! slot only after the last share of the row before it, since a window spans at most `rows`
+//! rows. Windows taller than the line buffer's rows,
+//! or planes wider than its columns, are flagged `unsupported` when they overlap.
 //! `done` is high at `t0 + Z + ceil(outputs p2 p2 / L) + P + 2`, with `Z` the zeroing cycles
 //! (`ceil(planes p0 p1 / L)` for a gradient, else 0): the simulator's cost.
 //!
@@ -76,9 +87,6 @@
 //! `norm_grad_apply` four (the host refuses them on narrower units), and zero rows are refused.
 //! `done` is high at `t0 + len * passes * ceil(axis / L) (+ len for norm_grad_apply) + P + 2`,
 //! the simulator's cost.
-//!
-//! Pooling gradients over overlapping windows are not built: the unit flags them
-//! `unsupported` and finishes, and the host refuses them before running.
 //!
 //! **Conversions.** `sat_f32_to_f16`: round to nearest even with subnormals, overflow to
 //! infinity, signed zeros, and NaN kept a (quiet) NaN with the top mantissa bits: the `half`
@@ -528,18 +536,20 @@ module {VECTOR_UNIT_MODULE} (
     output [{lanes}*32-1:0] wdata
 );
     localparam LANES = {lanes}, P = {latency};
+    // The pooling gradients' line buffer: LR rows (a power of two) of LC FP32 partial sums.
+    localparam LR = {line_rows}, LC = {line_cols}, LINE = LR * LC;
 {codes}{fields}    // The row ops: softmax_xent, softmax (three passes per row) and softmax_grad (two).
     wire f_softmax = f_op == OP_SOFTMAX_XENT || f_op == OP_SOFTMAX || f_op == OP_SOFTMAX_GRAD;
     wire f_xent = f_op == OP_SOFTMAX_XENT;
     wire f_pool = f_op == OP_MAXPOOL || f_op == OP_AVGPOOL || f_op == OP_MAXPOOL_GRAD || f_op == OP_AVGPOOL_GRAD;
     wire f_pool_grad = f_op == OP_MAXPOOL_GRAD || f_op == OP_AVGPOOL_GRAD;
-    // Pooling gradients only for windows that do not overlap (stride >= window).
+    // Pooling gradients over overlapping windows only for windows and planes the line buffer holds.
     // Normalizations: statistics need two write lanes, norm_grad_apply four read lanes.
     wire f_norm = f_op == OP_NORM_STATS || f_op == OP_NORM_APPLY || f_op == OP_NORM_GRAD_STATS || f_op == OP_NORM_GRAD_APPLY;
     wire f_norm_runs = f_norm && f_count != 0 && f_p1 <= 1 && LANES >= 2 && (f_op != OP_NORM_GRAD_APPLY || LANES >= 4);
     wire f_runs = f_op == OP_COPY || f_op == OP_ADD || f_op == OP_RELU || f_op == OP_RELU_GRAD || f_softmax
                   || f_op == OP_GELU || f_op == OP_GELU_GRAD || f_norm_runs
-                  || (f_pool && (!f_pool_grad || f_p3 >= f_p2));
+                  || (f_pool && (!f_pool_grad || f_p3 >= f_p2 || (f_p2 <= LR && f_p1 <= LC)));
 
     reg running;
     reg [4:0] op;
@@ -574,7 +584,7 @@ module {VECTOR_UNIT_MODULE} (
     reg [7:0] pk, ps;
     reg [23:0] pn, plane_size, stride_rows, z, z_total, z_d;
     reg [23:0] w_plane, w_pbase, w_rowb, w_win, w_row_off, w_out;
-    reg [15:0] w_orow, w_ocol;
+    reg [15:0] w_orow, w_ocol, w_wr, w_wc;
     reg [7:0] w_dr, w_dc;
     // Normalizations: vector j (nm_vec) of nm_len, its elements i of nm_axis at offsets
     // nm_vec_base + i nm_stride; the batch's first element i and offset (nm_i, nm_off).
@@ -585,9 +595,18 @@ module {VECTOR_UNIT_MODULE} (
     // The chains' running sums, the vector's mean; norm_grad_apply's per-vector terms.
     reg [31:0] nm_acc_a, nm_acc_b, nm_mean, ga_mean, ga_rstd, ga_dy_n, ga_h_n;
     wire nm_pass_end = (op == OP_NORM_GRAD_APPLY && nm_pass == 0) || nm_i + LANES >= nm_axis;
-    // The running window maximum (value, offset in the plane) and sum across cycles.
+    // The running window maximum (value, offset in the plane, row and column) and sum across
+    // cycles.
     reg [31:0] best, window_sum;
     reg [23:0] best_pos;
+    reg [15:0] best_r, best_c;
+    // A gradient over overlapping windows (pl_overlap) adds each share to the element's FP32
+    // partial sum in the line buffer: element (r, c) at slot (r mod LR) LC + c, tagged with
+    // its plane and row, valid once written by this instruction.
+    reg pl_overlap;
+    reg [31:0] line [0:LINE-1];
+    reg [39:0] line_tag [0:LINE-1];
+    reg [LINE-1:0] line_valid;
     wire [23:0] f_oh = (f_p0 - f_p2) / f_p3 + 1;
     wire [23:0] f_ow = (f_p1 - f_p2) / f_p3 + 1;
 
@@ -602,9 +621,13 @@ module {VECTOR_UNIT_MODULE} (
     wire [15:0] t_ocol [0:LANES];
     wire [7:0] t_dr [0:LANES];
     wire [7:0] t_dc [0:LANES];
+    // The window's top row and left column in the plane
+    wire [15:0] t_wr [0:LANES];
+    wire [15:0] t_wc [0:LANES];
     assign t_plane[0] = w_plane; assign t_pbase[0] = w_pbase; assign t_rowb[0] = w_rowb;
     assign t_win[0] = w_win; assign t_row_off[0] = w_row_off; assign t_out[0] = w_out;
     assign t_orow[0] = w_orow; assign t_ocol[0] = w_ocol; assign t_dr[0] = w_dr; assign t_dc[0] = w_dc;
+    assign t_wr[0] = w_wr; assign t_wc[0] = w_wc;
 
     assign wbuf = dst_buf;
     always @(posedge clock) begin
@@ -625,7 +648,8 @@ module {VECTOR_UNIT_MODULE} (
             ph <= f_p0; pw <= f_p1; pk <= f_p2; ps <= f_p3; poh <= f_oh[15:0]; pow <= f_ow[15:0]; pn <= f_count;
             plane_size <= f_p0 * f_p1; stride_rows <= f_p3 * f_p1; z <= 0; z_total <= f_count * f_p0 * f_p1;
             w_plane <= 0; w_pbase <= 0; w_rowb <= 0; w_win <= 0; w_row_off <= 0; w_out <= 0;
-            w_orow <= 0; w_ocol <= 0; w_dr <= 0; w_dc <= 0;
+            w_orow <= 0; w_ocol <= 0; w_dr <= 0; w_dc <= 0; w_wr <= 0; w_wc <= 0;
+            pl_overlap <= f_pool_grad && f_p3 < f_p2;
             nm_running <= f_norm_runs; nm_per_row <= f_p1[0]; nm_cols <= f_p0;
             nm_len <= f_p1[0] ? f_count : {{8'h0, f_p0}}; nm_axis <= f_p1[0] ? {{8'h0, f_p0}} : f_count;
             nm_stride <= f_p1[0] ? 24'd1 : {{8'h0, f_p0}};
@@ -675,7 +699,7 @@ module {VECTOR_UNIT_MODULE} (
         end else if (pl_walking) begin
             w_plane <= t_plane[LANES]; w_pbase <= t_pbase[LANES]; w_rowb <= t_rowb[LANES]; w_win <= t_win[LANES];
             w_row_off <= t_row_off[LANES]; w_out <= t_out[LANES]; w_orow <= t_orow[LANES]; w_ocol <= t_ocol[LANES];
-            w_dr <= t_dr[LANES]; w_dc <= t_dc[LANES];
+            w_dr <= t_dr[LANES]; w_dc <= t_dc[LANES]; w_wr <= t_wr[LANES]; w_wc <= t_wc[LANES];
             if (t_plane[LANES] >= pn) begin pl_walking <= 0; last[0] <= 1; end
         end
         a_buf_d <= a_buf;
@@ -705,6 +729,14 @@ module {VECTOR_UNIT_MODULE} (
     // Pooling's chains across the lanes (in element order): window maximum, its offset, sum
     wire [31:0] best_chain [0:LANES];
     wire [23:0] best_pos_chain [0:LANES];
+    wire [15:0] best_r_chain [0:LANES];
+    wire [15:0] best_c_chain [0:LANES];
+    // Each lane's share of a gradient: whether it adds one, the element (plane, row, column),
+    // its line slot, and the new partial sum
+    wire [LANES-1:0] pg_hit;
+    wire [55:0] pg_key [0:LANES-1];
+    wire [31:0] pg_slot [0:LANES-1];
+    wire [31:0] pg_new [0:LANES-1];
     wire [31:0] pool_sum_chain [0:LANES];
     // Each lane's write in the data cycle, and through the pipeline ([0] is the data cycle)
     wire [LANES-1:0] lane_we;
@@ -779,7 +811,23 @@ module {VECTOR_UNIT_MODULE} (
     end
     assign best_chain[0] = best;
     assign best_pos_chain[0] = best_pos;
+    assign best_r_chain[0] = best_r;
+    assign best_c_chain[0] = best_c;
     assign pool_sum_chain[0] = window_sum;
+    // The line buffer takes the lanes' new partial sums (a later lane's wins on one slot: it is
+    // the later share, or a row LR further down whose first share follows the last of the
+    // row it replaces); an instruction starts with no valid slot.
+    integer pg;
+    always @(posedge clock) begin
+        if (issue) line_valid <= 0;
+        else
+            for (pg = 0; pg < LANES; pg = pg + 1)
+                if (pg_hit[pg]) begin
+                    line[pg_slot[pg]] <= pg_new[pg];
+                    line_tag[pg_slot[pg]] <= pg_key[pg][55:16];
+                    line_valid[pg_slot[pg]] <= 1'b1;
+                end
+    end
     always @(posedge clock) begin
         if (issue) begin
             loss <= 0;
@@ -794,6 +842,8 @@ module {VECTOR_UNIT_MODULE} (
         if (pl_d) begin
             best <= best_chain[LANES];
             best_pos <= best_pos_chain[LANES];
+            best_r <= best_r_chain[LANES];
+            best_c <= best_c_chain[LANES];
             window_sum <= pool_sum_chain[LANES];
         end
     end
@@ -821,14 +871,18 @@ module {VECTOR_UNIT_MODULE} (
             assign t_plane[g+1] = next_plane ? t_plane[g] + 24'd1 : t_plane[g];
             assign t_pbase[g+1] = next_plane ? t_pbase[g] + plane_size : t_pbase[g];
             assign t_out[g+1] = next_window ? t_out[g] + 24'd1 : t_out[g];
+            assign t_wr[g+1] = next_row ? (row_wrap ? 16'd0 : t_wr[g] + ps) : t_wr[g];
+            assign t_wc[g+1] = next_window ? (col_wrap ? 16'd0 : t_wc[g] + ps) : t_wc[g];
             wire [23:0] pos = t_win[g] + t_row_off[g] + t_dc[g];
             reg pl_valid, pl_start, pl_end, z_valid;
-            reg [23:0] pl_pos, pl_pbase, pl_out;
+            reg [23:0] pl_pos, pl_pbase, pl_out, pl_plane;
+            reg [15:0] pl_r, pl_c;
             always @(posedge clock) begin
                 pl_valid <= pl_walking && t_plane[g] < pn;
                 pl_start <= t_dc[g] == 0 && t_dr[g] == 0;
                 pl_end <= next_window;
                 pl_pos <= pos; pl_pbase <= t_pbase[g]; pl_out <= t_out[g];
+                pl_r <= t_wr[g] + t_dr[g]; pl_c <= t_wc[g] + t_dc[g]; pl_plane <= t_plane[g];
                 z_valid <= pl_zeroing && z + g < z_total;
             end
             wire [23:0] nm_lane_off = nm_off + g * nm_stride;
@@ -862,6 +916,8 @@ module {VECTOR_UNIT_MODULE} (
             // softmax_xent: the class's lane takes part in the row's chains
             wire [23:0] class_index = sm_j_d + g;
             wire in_row = class_index < {{8'h0, classes}};
+            // A pooling gradient's partial sum that this lane's share adds to (below)
+            reg [31:0] pg_base;
             // The ops' FP32 operations on the lane's shared function units (vector_lane.rs)
 {lane_datapath}            wire a_nan = a[30:23] == 8'hff && a[22:0] != 0;
             wire a_positive = !a[31] && !a_nan && a[30:0] != 0;
@@ -881,8 +937,27 @@ module {VECTOR_UNIT_MODULE} (
             wire take = pl_valid && (pl_start || pool_greater);
             assign best_chain[g+1] = take ? a : best_chain[g];
             assign best_pos_chain[g+1] = take ? pl_pos : best_pos_chain[g];
+            assign best_r_chain[g+1] = take ? pl_r : best_r_chain[g];
+            assign best_c_chain[g+1] = take ? pl_c : best_c_chain[g];
             assign pool_sum_chain[g+1] = pl_valid ? pool_added : pool_sum_chain[g];
             wire window_done = pl_valid && pl_end;
+            // A gradient's share: maxpool_grad's at the window's maximum when the window ends,
+            // avgpool_grad's at every element. Over overlapping windows it adds to the partial
+            // sum of an earlier lane's share to the same element in this cycle (the latest), or
+            // else to the line buffer's, or to +0 (the element's first share); otherwise to +0.
+            wire [15:0] pg_r = op == OP_MAXPOOL_GRAD ? best_r_chain[g+1] : pl_r;
+            wire [15:0] pg_c = op == OP_MAXPOOL_GRAD ? best_c_chain[g+1] : pl_c;
+            assign pg_hit[g] = pl_overlap && (op == OP_MAXPOOL_GRAD ? window_done : pl_valid);
+            assign pg_key[g] = {{pl_plane, pg_r, pg_c}};
+            assign pg_slot[g] = (pg_r & (LR - 1)) * LC + pg_c;
+            integer q;
+            always @* begin
+                pg_base = pl_overlap && line_valid[pg_slot[g]] && line_tag[pg_slot[g]] == {{pl_plane, pg_r}}
+                          ? line[pg_slot[g]] : 32'h0;
+                for (q = 0; q < g; q = q + 1)
+                    if (pg_hit[q] && pg_key[q] == pg_key[g]) pg_base = pg_new[q];
+            end
+            assign pg_new[g] = op == OP_MAXPOOL_GRAD ? dy_plus : share_plus;
             // Normalizations' chains
             assign nm_a_chain[g+1] = nm_valid ? nm_sum_a : nm_a_chain[g];
             assign nm_b_chain[g+1] = nm_valid ? nm_sum_b : nm_b_chain[g];
@@ -938,6 +1013,8 @@ endmodule
         codes = code_params(),
         norm_eps = bits(NORM_EPSILON),
         lane_datapath = LaneDatapath::new().verilog(),
+        line_rows = arch.vector.pool_line_rows,
+        line_cols = arch.vector.pool_line_cols,
     );
     Ok(s)
 }

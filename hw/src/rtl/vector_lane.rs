@@ -196,7 +196,8 @@ fn groups() -> Vec<Group> {
         },
         Group { condition: "op == OP_ADD", operations: vec![op(Add, "sum", "a", "b")] },
         // Pooling: the window's sum from +0 (its first element restarts the chain) and its
-        // average; the gradients +0 + dy at the maximum, +0 + dy / (k k) everywhere.
+        // average; the gradients add dy at the maximum, dy / (k k) everywhere, to the element's
+        // partial sum `pg_base` (+0 unless windows overlap, see the vector unit).
         Group {
             condition: "op == OP_AVGPOOL",
             operations: vec![
@@ -204,10 +205,10 @@ fn groups() -> Vec<Group> {
                 op(Div, "average", "pl_valid ? pool_added : pool_sum_chain[g]", "window_f"),
             ],
         },
-        Group { condition: "op == OP_MAXPOOL_GRAD", operations: vec![op(Add, "dy_plus", "32'h0", "b")] },
+        Group { condition: "op == OP_MAXPOOL_GRAD", operations: vec![op(Add, "dy_plus", "pg_base", "b")] },
         Group {
             condition: "op == OP_AVGPOOL_GRAD",
-            operations: vec![op(Div, "dy_share", "b", "window_f"), op(Add, "share_plus", "32'h0", "dy_share")],
+            operations: vec![op(Div, "dy_share", "b", "window_f"), op(Add, "share_plus", "pg_base", "dy_share")],
         },
         // Normalizations: the statistics' sums of x (pass 0) or (x - mean)^2 (pass 1), and of
         // dy and dy x; (x - mean) rstd; rstd ((dy - sum_dy / n) - xhat (sum_dyxhat / n)), x on
