@@ -56,14 +56,16 @@
 //! the windows do not overlap (stride `>= p2`) every element gets at most one share, added to
 //! `+0`. When they overlap, the partial sums live in a line buffer of
 //! `vector.pool_line_rows` rows (a power of two) by `vector.pool_line_cols` columns: element
-//! `(r, c)` at slot `(r mod rows) cols + c`, tagged with its plane and row and valid once
-//! written by the instruction. A share adds to the latest earlier lane's sum for the
-//! same element in the cycle, else to the slot's when its tag matches, else to `+0` (the
-//! element's first share); the slot takes the lanes' new sums, a later lane's winning. So
-//! every element's shares add up in the simulator's order (windows in walk order) in FP32,
-//! and its last write is the simulator's sum, rounded once. A row `rows` further down reuses a
-//! slot only after the last share of the row before it, since a window spans at most `rows`
-//! rows. Windows taller than the line buffer's rows,
+//! `(r, c)` at slot `(r mod rows) cols + c`. Each row of slots belongs to one row of one plane
+//! (its owner, one register per row of slots), and a slot is valid once written for its
+//! owner by the instruction. A share adds to the latest earlier lane's sum for the same
+//! element in the cycle, else to the slot's when the slot is valid and its row's owner is the
+//! element's, else to `+0` (the element's first share); the slot takes the lanes' new sums, a
+//! later lane's winning. So every element's shares add up in the simulator's order (windows in
+//! walk order) in FP32, and its last write is the simulator's sum, rounded once. A row `rows`
+//! further down (or a later plane's) takes over a row of slots only after the last share of
+//! its owner, since a window spans at most `rows` rows; on a takeover the row's slots are
+//! valid only where the new owner's lanes write. Windows taller than the line buffer's rows,
 //! or planes wider than its columns, are flagged `unsupported` when they overlap.
 //! `done` is high at `t0 + Z + ceil(outputs p2 p2 / L) + P + 2`, with `Z` the zeroing cycles
 //! (`ceil(planes p0 p1 / L)` for a gradient, else 0): the simulator's cost.
@@ -601,11 +603,12 @@ module {VECTOR_UNIT_MODULE} (
     reg [23:0] best_pos;
     reg [15:0] best_r, best_c;
     // A gradient over overlapping windows (pl_overlap) adds each share to the element's FP32
-    // partial sum in the line buffer: element (r, c) at slot (r mod LR) LC + c, tagged with
-    // its plane and row, valid once written by this instruction.
+    // partial sum in the line buffer: element (r, c) at slot (r mod LR) LC + c. Each of the LR
+    // rows of slots belongs to one row of one plane (its owner); a slot is valid once written
+    // for its row's owner in this instruction.
     reg pl_overlap;
     reg [31:0] line [0:LINE-1];
-    reg [39:0] line_tag [0:LINE-1];
+    reg [39:0] line_owner [0:LR-1];
     reg [LINE-1:0] line_valid;
     wire [23:0] f_oh = (f_p0 - f_p2) / f_p3 + 1;
     wire [23:0] f_ow = (f_p1 - f_p2) / f_p3 + 1;
@@ -736,6 +739,7 @@ module {VECTOR_UNIT_MODULE} (
     wire [LANES-1:0] pg_hit;
     wire [55:0] pg_key [0:LANES-1];
     wire [31:0] pg_slot [0:LANES-1];
+    wire [15:0] pg_line_row [0:LANES-1];
     wire [31:0] pg_new [0:LANES-1];
     wire [31:0] pool_sum_chain [0:LANES];
     // Each lane's write in the data cycle, and through the pipeline ([0] is the data cycle)
@@ -816,17 +820,41 @@ module {VECTOR_UNIT_MODULE} (
     assign pool_sum_chain[0] = window_sum;
     // The line buffer takes the lanes' new partial sums (a later lane's wins on one slot: it is
     // the later share, or a row LR further down whose first share follows the last of the
-    // row it replaces); an instruction starts with no valid slot.
+    // row it replaces). A row of slots passes to the row (plane, r) of the last lane that
+    // writes it in the cycle when that is not its owner: every share of the owner came before
+    // (lanes are in walk order), so the row's slots are then valid only where that new owner's
+    // lanes write. An instruction starts with no valid slot.
+    wire [LR-1:0] line_takeover;
+    wire [39:0] line_next_owner [0:LR-1];
+    genvar lr;
+    generate
+        for (lr = 0; lr < LR; lr = lr + 1) begin : line_rows
+            reg [39:0] last_owner;
+            integer q;
+            always @* begin
+                last_owner = line_owner[lr];
+                for (q = 0; q < LANES; q = q + 1)
+                    if (pg_hit[q] && pg_line_row[q] == lr) last_owner = pg_key[q][55:16];
+            end
+            assign line_takeover[lr] = last_owner != line_owner[lr];
+            assign line_next_owner[lr] = last_owner;
+        end
+    endgenerate
     integer pg;
     always @(posedge clock) begin
         if (issue) line_valid <= 0;
-        else
+        else begin
+            for (pg = 0; pg < LR; pg = pg + 1)
+                if (line_takeover[pg]) begin
+                    line_owner[pg] <= line_next_owner[pg];
+                    line_valid[pg*LC +: LC] <= 0;
+                end
             for (pg = 0; pg < LANES; pg = pg + 1)
                 if (pg_hit[pg]) begin
                     line[pg_slot[pg]] <= pg_new[pg];
-                    line_tag[pg_slot[pg]] <= pg_key[pg][55:16];
-                    line_valid[pg_slot[pg]] <= 1'b1;
+                    if (pg_key[pg][55:16] == line_next_owner[pg_line_row[pg]]) line_valid[pg_slot[pg]] <= 1'b1;
                 end
+        end
     end
     always @(posedge clock) begin
         if (issue) begin
@@ -949,10 +977,11 @@ module {VECTOR_UNIT_MODULE} (
             wire [15:0] pg_c = op == OP_MAXPOOL_GRAD ? best_c_chain[g+1] : pl_c;
             assign pg_hit[g] = pl_overlap && (op == OP_MAXPOOL_GRAD ? window_done : pl_valid);
             assign pg_key[g] = {{pl_plane, pg_r, pg_c}};
-            assign pg_slot[g] = (pg_r & (LR - 1)) * LC + pg_c;
+            assign pg_line_row[g] = pg_r & (LR - 1);
+            assign pg_slot[g] = pg_line_row[g] * LC + pg_c;
             integer q;
             always @* begin
-                pg_base = pl_overlap && line_valid[pg_slot[g]] && line_tag[pg_slot[g]] == {{pl_plane, pg_r}}
+                pg_base = pl_overlap && line_valid[pg_slot[g]] && line_owner[pg_line_row[g]] == {{pl_plane, pg_r}}
                           ? line[pg_slot[g]] : 32'h0;
                 for (q = 0; q < g; q = q + 1)
                     if (pg_hit[q] && pg_key[q] == pg_key[g]) pg_base = pg_new[q];
