@@ -101,6 +101,43 @@ struct Parameters {
     act_bus_lanes: usize,
     wgt_bus_lanes: usize,
     clock_mhz: f64,
+    /// The machine's other fields.
+    machine: MachineParameters,
+}
+
+/// The ArchConfig fields the machine's other blocks depend on, and the sizes derived from them.
+#[derive(Serialize)]
+struct MachineParameters {
+    /// Elements of each buffer (`ArchConfig::buffer_elements`), by buffer name.
+    buffer_elements: BTreeMap<String, u64>,
+    /// Elements per cycle each way of each DMA engine (`rtl::machine::dma_lanes`).
+    dma_lanes: usize,
+    queue_depth: u32,
+    sore_lanes: u32,
+    wuve_lanes: u32,
+    wuve_pipeline_latency: u32,
+    vector_lanes: u32,
+    vector_pipeline_latency: u32,
+    /// The vector unit's line buffer for pooling gradients over overlapping windows.
+    pool_line_rows: u32,
+    pool_line_cols: u32,
+}
+
+impl MachineParameters {
+    fn of(arch: &ArchConfig) -> MachineParameters {
+        MachineParameters {
+            buffer_elements: Buffer::ALL.iter().map(|&b| (b.to_string(), arch.buffer_elements(b))).collect(),
+            dma_lanes: rtl::machine::dma_lanes(arch),
+            queue_depth: arch.control.queue_depth,
+            sore_lanes: arch.sore.lanes,
+            wuve_lanes: arch.wuve.lanes,
+            wuve_pipeline_latency: arch.wuve.pipeline_latency,
+            vector_lanes: arch.vector.lanes,
+            vector_pipeline_latency: arch.vector.pipeline_latency,
+            pool_line_rows: arch.vector.pool_line_rows,
+            pool_line_cols: arch.vector.pool_line_cols,
+        }
+    }
 }
 
 /// `resources.json`: yosys `synth_xilinx` cell counts.
@@ -160,6 +197,7 @@ pub fn run(a: &RtlArgs) -> Result<()> {
         act_bus_lanes: pe::ACT_BUS_LANES,
         wgt_bus_lanes: pe::WGT_BUS_LANES,
         clock_mhz: arch.clock_mhz,
+        machine: MachineParameters::of(&arch),
     };
     let manifest = Manifest {
         arch: &arch.name,
@@ -417,6 +455,18 @@ mod tests {
         assert!(with.ff + with.bram + with.lut > without.ff + without.bram + without.lut, "{with:?}\n{without:?}");
         assert_eq!(without.ff + without.bram, 0, "{without:?}");
         assert!(without.lut > 0, "{without:?}");
+    }
+
+    #[test]
+    fn the_manifest_names_the_machines_parameters() {
+        let mut arch = ArchConfig::tiny();
+        arch.vector.pool_line_cols = 40;
+        let json = serde_json::to_value(MachineParameters::of(&arch)).unwrap();
+        assert_eq!(json["pool_line_cols"], 40);
+        assert_eq!(json["vector_lanes"], arch.vector.lanes);
+        assert_eq!(json["dma_lanes"], rtl::machine::dma_lanes(&arch));
+        assert_eq!(json["buffer_elements"]["act"], arch.buffer_elements(Buffer::Act));
+        assert_eq!(json["buffer_elements"].as_object().map(|o| o.len()), Some(Buffer::ALL.len()));
     }
 
     #[test]
