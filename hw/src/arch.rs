@@ -178,7 +178,8 @@ pub struct VectorConfig {
     /// Rows of the line buffer that holds the FP32 partial sums of a pooling gradient over
     /// overlapping windows (stride below the window), a power of two: the RTL runs such
     /// gradients for windows of at most this many rows. The simulator's timing does not depend
-    /// on it (the buffer is read and written in the cycle of each window element).
+    /// on it (the buffer is read and written in the cycle of each window element). 0 (here or
+    /// in `pool_line_cols`) leaves the line buffer out, and the RTL refuses such gradients.
     #[serde(default = "default_pool_line_rows")]
     pub pool_line_rows: u32,
     /// Columns of that line buffer: the widest plane such a gradient may have on the RTL.
@@ -487,11 +488,15 @@ impl ArchConfig {
             }
         }
         let v = &self.vector;
-        if v.pool_line_rows == 0 || !v.pool_line_rows.is_power_of_two() || v.pool_line_rows > 64 {
-            return bad("vector.pool_line_rows", v.pool_line_rows.to_string(), "must be a power of two up to 64");
+        if v.pool_line_rows != 0 && (!v.pool_line_rows.is_power_of_two() || v.pool_line_rows > 64) {
+            return bad(
+                "vector.pool_line_rows",
+                v.pool_line_rows.to_string(),
+                "must be 0 (no line buffer) or a power of two up to 64",
+            );
         }
-        if v.pool_line_cols == 0 || v.pool_line_cols > 65536 {
-            return bad("vector.pool_line_cols", v.pool_line_cols.to_string(), "must be between 1 and 65536");
+        if v.pool_line_cols > 65536 {
+            return bad("vector.pool_line_cols", v.pool_line_cols.to_string(), "must be at most 65536 (0: no line buffer)");
         }
         let d = &self.dram;
         if d.channels == 0 || d.channels > 64 {
@@ -651,8 +656,9 @@ mod tests {
         assert!(e.contains("nope"), "{e}");
         let e = ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\npool_line_rows = 3\n").unwrap_err().to_string();
         assert!(e.contains("vector.pool_line_rows") && e.contains("power of two"), "{e}");
-        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\npool_line_cols = 0\n").unwrap_err().to_string();
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\npool_line_cols = 70000\n").unwrap_err().to_string();
         assert!(e.contains("vector.pool_line_cols"), "{e}");
+        assert!(ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\npool_line_rows = 0\n").is_ok());
     }
 
     #[test]

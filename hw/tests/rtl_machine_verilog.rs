@@ -3,8 +3,9 @@
 //! the description: one DMA lane per byte of DRAM bandwidth per cycle, one accumulator buffer
 //! port per array column and interleave slot; and yosys elaborates it (what synthesis reads
 //! first: Verilator accepts some constructs that synthesis refuses) with the instances of every
-//! module that the design declares.
+//! module that the design declares. Without the pooling gradients' line buffer it lints too.
 
+use satkit_hw::isa::{Buffer, Op, VecOp};
 use satkit_hw::rtl::machine::{dma_lanes, generate, TOP_MODULE};
 use satkit_hw::ArchConfig;
 
@@ -22,6 +23,35 @@ fn tiny_machine_lints_and_takes_its_sizes_from_the_description() {
     assert!(design.verilog.contains(&format!("wire [{}*{}-1:0] t_acc_we;", arch.array.cols, arch.array.accumulator_latency)));
     assert_eq!(acc_ports, 8);
     satkit_hw::rtl::lint_text(&design.verilog, TOP_MODULE).unwrap();
+}
+
+/// Without the pooling gradients' line buffer (`vector.pool_line_rows = 0`), the machine lints
+/// and refuses those gradients.
+#[test]
+fn a_machine_without_the_line_buffer_lints_and_refuses_overlapping_pooling_gradients() {
+    let mut arch = ArchConfig::tiny();
+    arch.vector.pool_line_rows = 0;
+    arch.validate().unwrap();
+    let design = generate(&arch).unwrap();
+    assert!(design.verilog.contains("localparam LINE_ON = 0, LR = 1, LC = 1"));
+    satkit_hw::rtl::lint_text(&design.verilog, TOP_MODULE).unwrap();
+    let gradient = |stride| Op::Vec {
+        op: VecOp::MaxPoolGrad,
+        count: 1,
+        dst_buf: Buffer::Acc,
+        dst: 0,
+        a_buf: Buffer::Acc,
+        a: 100,
+        b_buf: Buffer::Acc,
+        b: 200,
+        p0: 5,
+        p1: 5,
+        p2: 3,
+        p3: stride,
+    };
+    let why = satkit_hw::rtl::unsupported(&arch, &gradient(2)).unwrap();
+    assert!(why.contains("no line buffer"), "{why}");
+    assert!(satkit_hw::rtl::unsupported(&arch, &gradient(3)).is_none());
 }
 
 #[test]

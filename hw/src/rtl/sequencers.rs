@@ -66,7 +66,8 @@
 //! further down (or a later plane's) takes over a row of slots only after the last share of
 //! its owner, since a window spans at most `rows` rows; on a takeover the row's slots are
 //! valid only where the new owner's lanes write. Windows taller than the line buffer's rows,
-//! or planes wider than its columns, are flagged `unsupported` when they overlap.
+//! or planes wider than its columns, are flagged `unsupported` when they overlap, and all
+//! overlapping ones when either size is 0 (no line buffer).
 //! `done` is high at `t0 + Z + ceil(outputs p2 p2 / L) + P + 2`, with `Z` the zeroing cycles
 //! (`ceil(planes p0 p1 / L)` for a gradient, else 0): the simulator's cost.
 //!
@@ -511,6 +512,7 @@ pub(super) fn vector_unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let lanes = arch.vector.lanes as usize;
     let latency = arch.vector.pipeline_latency as usize;
     let aw = sram_address_bits(arch);
+    let line_on = arch.vector.pool_line_rows > 0 && arch.vector.pool_line_cols > 0;
     let mut s = String::new();
     let _ = write!(
         s,
@@ -538,8 +540,9 @@ module {VECTOR_UNIT_MODULE} (
     output [{lanes}*32-1:0] wdata
 );
     localparam LANES = {lanes}, P = {latency};
-    // The pooling gradients' line buffer: LR rows (a power of two) of LC FP32 partial sums.
-    localparam LR = {line_rows}, LC = {line_cols}, LINE = LR * LC;
+    // The pooling gradients' line buffer: LR rows (a power of two) of LC FP32 partial sums,
+    // if LINE_ON (without it, one slot that nothing uses).
+    localparam LINE_ON = {line_on}, LR = {line_rows}, LC = {line_cols}, LINE = LR * LC;
 {codes}{fields}    // The row ops: softmax_xent, softmax (three passes per row) and softmax_grad (two).
     wire f_softmax = f_op == OP_SOFTMAX_XENT || f_op == OP_SOFTMAX || f_op == OP_SOFTMAX_GRAD;
     wire f_xent = f_op == OP_SOFTMAX_XENT;
@@ -551,7 +554,7 @@ module {VECTOR_UNIT_MODULE} (
     wire f_norm_runs = f_norm && f_count != 0 && f_p1 <= 1 && LANES >= 2 && (f_op != OP_NORM_GRAD_APPLY || LANES >= 4);
     wire f_runs = f_op == OP_COPY || f_op == OP_ADD || f_op == OP_RELU || f_op == OP_RELU_GRAD || f_softmax
                   || f_op == OP_GELU || f_op == OP_GELU_GRAD || f_norm_runs
-                  || (f_pool && (!f_pool_grad || f_p3 >= f_p2 || (f_p2 <= LR && f_p1 <= LC)));
+                  || (f_pool && (!f_pool_grad || f_p3 >= f_p2 || (LINE_ON && f_p2 <= LR && f_p1 <= LC)));
 
     reg running;
     reg [4:0] op;
@@ -652,7 +655,7 @@ module {VECTOR_UNIT_MODULE} (
             plane_size <= f_p0 * f_p1; stride_rows <= f_p3 * f_p1; z <= 0; z_total <= f_count * f_p0 * f_p1;
             w_plane <= 0; w_pbase <= 0; w_rowb <= 0; w_win <= 0; w_row_off <= 0; w_out <= 0;
             w_orow <= 0; w_ocol <= 0; w_dr <= 0; w_dc <= 0; w_wr <= 0; w_wc <= 0;
-            pl_overlap <= f_pool_grad && f_p3 < f_p2;
+            pl_overlap <= LINE_ON && f_pool_grad && f_p3 < f_p2;
             nm_running <= f_norm_runs; nm_per_row <= f_p1[0]; nm_cols <= f_p0;
             nm_len <= f_p1[0] ? f_count : {{8'h0, f_p0}}; nm_axis <= f_p1[0] ? {{8'h0, f_p0}} : f_count;
             nm_stride <= f_p1[0] ? 24'd1 : {{8'h0, f_p0}};
@@ -1042,8 +1045,9 @@ endmodule
         codes = code_params(),
         norm_eps = bits(NORM_EPSILON),
         lane_datapath = LaneDatapath::new().verilog(),
-        line_rows = arch.vector.pool_line_rows,
-        line_cols = arch.vector.pool_line_cols,
+        line_on = u32::from(line_on),
+        line_rows = if line_on { arch.vector.pool_line_rows } else { 1 },
+        line_cols = if line_on { arch.vector.pool_line_cols } else { 1 },
     );
     Ok(s)
 }
