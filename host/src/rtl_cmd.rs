@@ -8,12 +8,14 @@
 //! lint does not fully check), then runs `synth_xilinx` for UltraScale+ on the array, or with
 //! `--synth-top machine` on the machine with its buffers left as black boxes, hierarchically
 //! (each distinct block synthesized once, counted per instance), and writes `resources.json`
-//! (LUT, FF, DSP, BRAM, carry, every cell type, each module's own cells, and the bits of the
-//! buffers left out) plus a table.
+//! (LUT, FF, DSP, BRAM, carry, every cell type, each module's own cells, the bits of the
+//! buffers left out, and the share of the board's device when `satkit_hw::board` knows it) plus
+//! a table.
 //! Each file is written whole or not at all: the Verilog only once it lints.
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use satkit_hw::board::{self, Device};
 use satkit_hw::isa::Buffer;
 use satkit_hw::rtl::{self, pe, RtlDesign};
 use satkit_hw::ArchConfig;
@@ -167,6 +169,40 @@ struct Resources {
     cells_by_type: BTreeMap<String, u64>,
     /// Each synthesized module's own cells (submodule instances by module name).
     cells_by_module: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The share of the board's device the counts take (`satkit_hw::board`); absent for a
+    /// board without a known device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<DeviceShare>,
+}
+
+/// What share of a device a synthesized design takes, in percent.
+#[derive(Serialize, Debug)]
+struct DeviceShare {
+    device: Device,
+    /// LUTs as logic and as shift registers.
+    lut_percent: f64,
+    ff_percent: f64,
+    dsp_percent: f64,
+    /// Block RAM cells (a RAMB18 counts as half a RAMB36).
+    bram36_percent: f64,
+}
+
+impl DeviceShare {
+    fn of(r: &Resources, device: Device) -> DeviceShare {
+        let percent = |used: f64, available: u64| 100.0 * used / available as f64;
+        let bram36 = r.cells_by_type.iter().map(|(kind, &n)| match kind.as_str() {
+            k if k.starts_with("RAMB36") => n as f64,
+            k if k.starts_with("RAMB18") => n as f64 / 2.0,
+            _ => 0.0,
+        });
+        DeviceShare {
+            device,
+            lut_percent: percent((r.lut + r.srl) as f64, device.luts),
+            ff_percent: percent(r.ff as f64, device.flip_flops),
+            dsp_percent: percent(r.dsp as f64, device.dsps),
+            bram36_percent: percent(bram36.sum(), device.bram36),
+        }
+    }
 }
 
 /// Runs `satkit rtl`.
@@ -257,16 +293,23 @@ pub fn run(a: &RtlArgs) -> Result<()> {
             }
         };
         write_atomic(&dir.join("resources.json"), &serde_json::to_vec_pretty(&resources)?)?;
-        println!("{:<12} {:>10}", "resource", "count");
-        for (name, count) in [
-            ("LUT", resources.lut),
-            ("LUT as SRL", resources.srl),
-            ("FF", resources.ff),
-            ("DSP", resources.dsp),
-            ("BRAM", resources.bram),
-            ("CARRY", resources.carry),
+        let share = resources.device.as_ref();
+        match share {
+            Some(s) => println!("{:<12} {:>10} {:>12}", "resource", "count", format!("% of {}", s.device.part)),
+            None => println!("{:<12} {:>10}", "resource", "count"),
+        }
+        for (name, count, percent) in [
+            ("LUT", resources.lut, share.map(|s| s.lut_percent)),
+            ("LUT as SRL", resources.srl, None),
+            ("FF", resources.ff, share.map(|s| s.ff_percent)),
+            ("DSP", resources.dsp, share.map(|s| s.dsp_percent)),
+            ("BRAM", resources.bram, share.map(|s| s.bram36_percent)),
+            ("CARRY", resources.carry, None),
         ] {
-            println!("{name:<12} {count:>10}");
+            match percent {
+                Some(p) => println!("{name:<12} {count:>10} {p:>11.1}%"),
+                None => println!("{name:<12} {count:>10}"),
+            }
         }
         if let Some(bits) = resources.buffer_bits_not_synthesized {
             println!("{:<12} {:>10} (multi-port register files, left out)", "buffer bits", bits);
@@ -341,7 +384,7 @@ fn synthesize(
     let cells_by_module = rtl::stat_cells(&stat).map_err(anyhow::Error::msg).with_context(context)?;
     let cells_by_type = hierarchy_totals(&stat, top).with_context(context)?;
     let sum = |pred: &dyn Fn(&str) -> bool| cells_by_type.iter().filter(|(k, _)| pred(k)).map(|(_, n)| n).sum::<u64>();
-    Ok(Resources {
+    let mut resources = Resources {
         arch: arch.name.clone(),
         top: top.to_string(),
         family: SYNTH_FAMILY,
@@ -356,7 +399,10 @@ fn synthesize(
         buffer_bits_not_synthesized: black_box.map(|(_, bits)| bits),
         cells_by_module,
         cells_by_type,
-    })
+        device: None,
+    };
+    resources.device = board::device(&arch.board).map(|device| DeviceShare::of(&resources, device));
+    Ok(resources)
 }
 
 /// Primitive cells of the whole design: each module's own primitive cells times its instances
@@ -455,6 +501,34 @@ mod tests {
         assert!(with.ff + with.bram + with.lut > without.ff + without.bram + without.lut, "{with:?}\n{without:?}");
         assert_eq!(without.ff + without.bram, 0, "{without:?}");
         assert!(without.lut > 0, "{without:?}");
+    }
+
+    #[test]
+    fn the_device_share_counts_luts_as_logic_and_srl_and_half_a_bram_per_ramb18() {
+        let cells_by_type: BTreeMap<String, u64> =
+            [("RAMB36E2".to_string(), 10), ("RAMB18E2".to_string(), 4)].into_iter().collect();
+        let r = Resources {
+            arch: "t".into(),
+            top: "t".into(),
+            family: SYNTH_FAMILY,
+            options: SYNTH_OPTIONS,
+            lut: 100_000,
+            srl: 18_224,
+            ff: 236_448,
+            dsp: 684,
+            bram: 14,
+            carry: 0,
+            synth_seconds: 0.0,
+            buffer_bits_not_synthesized: None,
+            cells_by_type,
+            cells_by_module: BTreeMap::new(),
+            device: None,
+        };
+        let share = DeviceShare::of(&r, board::XCVU9P);
+        assert!((share.lut_percent - 10.0).abs() < 1e-9, "{share:?}");
+        assert!((share.ff_percent - 10.0).abs() < 1e-9);
+        assert!((share.dsp_percent - 10.0).abs() < 1e-9);
+        assert!((share.bram36_percent - 100.0 * 12.0 / 2160.0).abs() < 1e-9);
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! `satkit-hw`: the SAT machine as data.
 //!
 //! - [`arch`]: the architecture description ([`ArchConfig`]), the one source of every size;
+//! - [`board`]: the FPGA boards a description may name, with their device's resources;
 //! - [`nm`]: the N:M sparsity rule shared by training, simulator and RTL;
 //! - [`isa`]: the instruction set, defined once in a table from which the encoder, decoder,
 //!   assembler, disassembler and layout listing are all generated;
 //! - [`numerics`]: the constants of the arithmetic specification that hardware builds in.
 
 pub mod arch;
+pub mod board;
 mod error;
 pub mod isa;
 pub mod nm;
