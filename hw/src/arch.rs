@@ -187,10 +187,13 @@ pub struct VectorConfig {
     pub pool_line_cols: u32,
 }
 
+/// `vcu1525`'s line buffer rows, for a description that does not name them.
 fn default_pool_line_rows() -> u32 {
     4
 }
 
+/// `vcu1525`'s line buffer columns (the ImageNet ResNets' stem pool has planes 112 wide), for a
+/// description that does not name them.
 fn default_pool_line_cols() -> u32 {
     128
 }
@@ -293,7 +296,12 @@ impl ArchConfig {
             },
             sore: SoreConfig { lanes: 32 },
             wuve: WuveConfig { lanes: 32, pipeline_latency: 12 },
-            vector: VectorConfig { lanes: 64, pipeline_latency: 6, pool_line_rows: 4, pool_line_cols: 128 },
+            vector: VectorConfig {
+                lanes: 64,
+                pipeline_latency: 6,
+                pool_line_rows: default_pool_line_rows(),
+                pool_line_cols: default_pool_line_cols(),
+            },
             dram: DramConfig { channels: 4, channel_gbps: 19.2, latency_ns: 100.0, burst_bytes: 64, capacity_mib: 65536 },
             control: ControlConfig { queue_depth: 16 },
         }
