@@ -187,6 +187,13 @@ pub struct VectorConfig {
     pub pool_line_cols: u32,
 }
 
+impl VectorConfig {
+    /// Whether the vector unit has the pooling gradients' line buffer (neither size is 0).
+    pub fn has_pool_line_buffer(&self) -> bool {
+        self.pool_line_rows > 0 && self.pool_line_cols > 0
+    }
+}
+
 /// `vcu1525`'s line buffer rows, for a description that does not name them.
 fn default_pool_line_rows() -> u32 {
     4
@@ -327,7 +334,7 @@ impl ArchConfig {
             },
             sore: SoreConfig { lanes: 4 },
             wuve: WuveConfig { lanes: 4, pipeline_latency: 4 },
-            vector: VectorConfig { lanes: 4, pipeline_latency: 2, pool_line_rows: 4, pool_line_cols: 16 },
+            vector: VectorConfig { lanes: 4, pipeline_latency: 2, pool_line_cols: 16, ..base.vector },
             dram: DramConfig { channels: 1, channel_gbps: 1.6, latency_ns: 50.0, burst_bytes: 16, capacity_mib: 16 },
             control: ControlConfig { queue_depth: 4 },
             ..base

@@ -61,9 +61,7 @@ pub fn unsupported(arch: &ArchConfig, op: &Op) -> Option<String> {
         Op::Gemm { dataflow, .. } if !DATAFLOWS.contains(&dataflow) => {
             Some(format!("dataflow {dataflow}: the RTL tensor unit runs {}", DATAFLOWS.map(Dataflow::name).join(" and ")))
         }
-        Op::Vec { op: VecOp::MaxPoolGrad | VecOp::AvgPoolGrad, p2, p3, .. }
-            if p3 < p2 && (arch.vector.pool_line_rows == 0 || arch.vector.pool_line_cols == 0) =>
-        {
+        Op::Vec { op: VecOp::MaxPoolGrad | VecOp::AvgPoolGrad, p2, p3, .. } if p3 < p2 && !arch.vector.has_pool_line_buffer() => {
             Some(format!(
                 "a pooling gradient over overlapping windows (window {p2}, stride {p3}): this machine has no line buffer for \
                  them (vector.pool_line_rows and pool_line_cols must not be 0)"

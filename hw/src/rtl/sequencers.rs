@@ -512,7 +512,7 @@ pub(super) fn vector_unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let lanes = arch.vector.lanes as usize;
     let latency = arch.vector.pipeline_latency as usize;
     let aw = sram_address_bits(arch);
-    let line_on = arch.vector.pool_line_rows > 0 && arch.vector.pool_line_cols > 0;
+    let line_on = arch.vector.has_pool_line_buffer();
     let mut s = String::new();
     let _ = write!(
         s,
