@@ -185,17 +185,18 @@ fn print_table(o: &GemmOutput) {
         println!("  {k:<38} {v:>16}");
     }
     println!(
-        "  {:<10} {:>8} {:>12} {:>10} {:>12} {:>14} {:>14} {:>12}",
-        "unit", "insns", "busy", "dep wait", "fill/drain", "acc hazard", "dram wait", "energy uJ"
+        "  {:<10} {:>8} {:>12} {:>10} {:>12} {:>12} {:>14} {:>14} {:>12}",
+        "unit", "insns", "busy", "dep wait", "buffer wait", "fill/drain", "acc hazard", "dram wait", "energy uJ"
     );
     for u in &o.units {
         let s = &u.stalls;
         println!(
-            "  {:<10} {:>8} {:>12} {:>10} {:>12} {:>14} {:>14} {:>12.3}",
+            "  {:<10} {:>8} {:>12} {:>10} {:>12} {:>12} {:>14} {:>14} {:>12.3}",
             u.unit,
             u.instructions,
             u.busy_cycles,
             s.dependency,
+            s.buffer_access,
             s.fill_drain,
             s.accumulator_hazard,
             s.dram_latency + s.dram_contention,

@@ -147,6 +147,23 @@ pub struct BufferConfig {
     pub master_kib: u32,
     /// Banks of the master buffer.
     pub master_banks: u32,
+    /// Instructions that may read one buffer at the same time, each operand an instruction
+    /// reads from the buffer counting once (see [`crate::isa::BufferUse`]); 0: no limit, every
+    /// unit with ports of its own, as multi-port register files give. A block-RAM buffer has
+    /// one replica per reader, each replica's read port serving one reader.
+    #[serde(default)]
+    pub readers: u32,
+    /// Instructions that may write one buffer at the same time; 0: no limit.
+    #[serde(default)]
+    pub writers: u32,
+}
+
+impl BufferConfig {
+    /// Whether the readers or writers of a buffer are limited (the controller then starts an
+    /// instruction only when its buffer use fits next to the running instructions').
+    pub fn limits_access(&self) -> bool {
+        self.readers != 0 || self.writers != 0
+    }
 }
 
 /// Sparse online reduction engine: produces N:M pruned weights.
@@ -300,6 +317,8 @@ impl ArchConfig {
                 acc_banks: 32,
                 master_kib: 4096,
                 master_banks: 32,
+                readers: 0,
+                writers: 0,
             },
             sore: SoreConfig { lanes: 32 },
             wuve: WuveConfig { lanes: 32, pipeline_latency: 12 },
@@ -331,6 +350,7 @@ impl ArchConfig {
                 acc_banks: 4,
                 master_kib: 64,
                 master_banks: 4,
+                ..base.buffers
             },
             sore: SoreConfig { lanes: 4 },
             wuve: WuveConfig { lanes: 4, pipeline_latency: 4 },
@@ -486,6 +506,11 @@ impl ArchConfig {
                     format!("{kib} KiB in {banks} banks"),
                     "banks must be a power of two no larger than the buffer's 4-byte words",
                 );
+            }
+        }
+        for (field, count) in [("buffers.readers", b.readers), ("buffers.writers", b.writers)] {
+            if count > 8 {
+                return bad(field, count.to_string(), "must be between 0 (no limit) and 8");
             }
         }
         for (field, lanes) in

@@ -10,10 +10,18 @@
 //! event to event, so the cost of a run grows with its instruction count, not its cycles.
 //! Each instruction reads and writes its buffers atomically when it starts; programs order
 //! conflicting accesses with semaphores.
+//!
+//! When the architecture limits a buffer's readers or writers (`buffers.readers`,
+//! `buffers.writers`: block-RAM buffers with one replica per reader), a unit in (2) also needs
+//! its head's buffer use ([`BufferUse`]) to fit next to that of the instructions running after
+//! (1) and of the units started before it in the same cycle; the instruction holds it until it
+//! completes. The wait counts as a `buffer_access` stall. An instruction whose use alone exceeds
+//! the limits (say a `vec add` with both operands in one buffer and `readers = 1`) could never
+//! start and is an error.
 
 use crate::stats::{Collector, Cost, InsnRecord};
 use crate::{Error, Machine};
-use satkit_hw::isa::{Program, Unit, SEMAPHORES};
+use satkit_hw::isa::{BufferUse, Program, Unit, SEMAPHORES};
 use std::collections::VecDeque;
 
 #[derive(Debug, Default)]
@@ -21,6 +29,8 @@ struct UnitState {
     queue: VecDeque<(usize, u64)>,
     running: Option<Running>,
     free_at: u64,
+    /// The first cycle at which the head had its semaphores but not its buffers.
+    buffer_wait_since: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -30,12 +40,16 @@ struct Running {
     start: u64,
     end: u64,
     cost: Cost,
+    buffers: BufferUse,
 }
 
 /// Runs `program` to completion on `machine`, feeding every completed instruction to `collector`.
 /// Returns the cycle at which the last instruction completes.
 pub fn run(machine: &mut Machine, program: &Program, collector: &mut Collector, totals: &mut Cost) -> Result<u64, Error> {
     let depth = machine.arch.control.queue_depth as usize;
+    let (readers, writers) = (machine.arch.buffers.readers, machine.arch.buffers.writers);
+    let limited = machine.arch.buffers.limits_access();
+    let mut held = BufferUse::default();
     let mut units: Vec<UnitState> = Unit::ALL.iter().map(|_| UnitState::default()).collect();
     let mut sems = [0u64; SEMAPHORES];
     let (mut t, mut next, mut next_dispatch_at, mut last_end) = (0u64, 0usize, 0u64, 0u64);
@@ -52,6 +66,7 @@ pub fn run(machine: &mut Machine, program: &Program, collector: &mut Collector, 
                     }
                 }
                 u.free_at = r.end;
+                held.release(&r.buffers);
                 last_end = last_end.max(r.end);
                 totals.add(&r.cost);
                 let record = InsnRecord {
@@ -79,8 +94,24 @@ pub fn run(machine: &mut Machine, program: &Program, collector: &mut Collector, 
             let waits = &insns[index].header.wait;
             let needed = |s: u8| waits.iter().filter(|&&w| w == s).count() as u64;
             if waits.iter().any(|&s| s != 0 && sems[usize::from(s)] < needed(s)) {
+                u.buffer_wait_since = None;
                 continue;
             }
+            let buffers = insns[index].op.buffer_use();
+            if limited {
+                if let Some((buffer, need)) = buffers.exceeds(readers, writers) {
+                    return Err(Error::Program {
+                        index,
+                        mnemonic: insns[index].op.mnemonic(),
+                        message: format!("it needs {need} of buffer {buffer}, so it can never start"),
+                    });
+                }
+                if !buffers.fits(&held, readers, writers) {
+                    u.buffer_wait_since.get_or_insert(t);
+                    continue;
+                }
+            }
+            held.take(&buffers);
             for &s in waits {
                 if s != 0 {
                     sems[usize::from(s)] -= 1;
@@ -89,9 +120,11 @@ pub fn run(machine: &mut Machine, program: &Program, collector: &mut Collector, 
             u.queue.pop_front();
             let mut cost = machine.execute(&insns[index], index, t)?;
             cost.cycles = cost.cycles.max(1);
-            cost.stalls.dependency = t - ready.max(u.free_at);
+            let buffer_access = u.buffer_wait_since.take().map_or(0, |since| t - since);
+            cost.stalls.buffer_access = buffer_access;
+            cost.stalls.dependency = t - ready.max(u.free_at) - buffer_access;
             debug_assert_eq!(Unit::ALL[ui], insns[index].op.unit());
-            u.running = Some(Running { index, dispatched: ready - 1, start: t, end: t + cost.cycles, cost });
+            u.running = Some(Running { index, dispatched: ready - 1, start: t, end: t + cost.cycles, cost, buffers });
         }
         // (3) dispatch
         if next < insns.len() && next_dispatch_at <= t {

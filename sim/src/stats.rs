@@ -9,8 +9,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Cycles lost to each cause. Stalls inside an instruction's duration (fill/drain,
-/// accumulator hazards, DRAM latency and contention) are part of its cycles; `dependency` is
-/// time spent at the head of its queue waiting for semaphores, before it starts.
+/// accumulator hazards, DRAM latency and contention) are part of its cycles; `dependency` and
+/// `buffer_access` are time spent at the head of its queue before it starts, waiting for
+/// semaphores and for a buffer's readers or writers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Stalls {
     /// Waiting at the queue head for a semaphore (data dependency).
@@ -23,6 +24,9 @@ pub struct Stalls {
     pub dram_latency: u64,
     /// Waiting for another transfer to release the DRAM bus.
     pub dram_contention: u64,
+    /// Waiting at the queue head, semaphores held, for running instructions to release a
+    /// buffer's readers or writers (`buffers.readers`, `buffers.writers`).
+    pub buffer_access: u64,
 }
 
 impl Stalls {
@@ -33,10 +37,11 @@ impl Stalls {
         self.accumulator_hazard += o.accumulator_hazard;
         self.dram_latency += o.dram_latency;
         self.dram_contention += o.dram_contention;
+        self.buffer_access += o.buffer_access;
     }
     /// Sum of every cause.
     pub fn total(&self) -> u64 {
-        self.dependency + self.fill_drain + self.accumulator_hazard + self.dram_latency + self.dram_contention
+        self.dependency + self.fill_drain + self.accumulator_hazard + self.dram_latency + self.dram_contention + self.buffer_access
     }
 }
 

@@ -380,6 +380,22 @@ mod tests {
         (0..len).map(|i| f64::from(s.read(Buffer::Master, at as usize + i))).collect()
     }
 
+    /// The ISA's table of the operands each op reads (which the controller's buffer use and the
+    /// RTL's claims follow) agrees with the elements this module reads.
+    #[test]
+    fn the_isa_lists_the_operands_each_op_reads() {
+        for &op in VecOp::ALL {
+            let p = match op {
+                VecOp::MaxPool | VecOp::AvgPool | VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => [4, 4, 2, 2],
+                _ => [3, 0, 0, 0],
+            };
+            let v = VecInsn { op, count: 2, dst: (Buffer::Acc, 0), a: (Buffer::Acc, 0), b: (Buffer::Acc, 0), p };
+            let g = v.geometry().unwrap();
+            let operands = op.operands();
+            assert_eq!((operands.a, operands.b), (g.elements_in > 0, g.elements_b > 0), "{op}");
+        }
+    }
+
     #[test]
     fn batch_norm_forward_and_backward_match_f64() {
         let mut s = Scratchpads::new(&ArchConfig::tiny(), true);

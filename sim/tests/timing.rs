@@ -11,8 +11,8 @@
 //! instruction dispatched at cycle `d` can start at `d + 1` at the earliest; a unit starts its
 //! queue head once idle and its semaphores are positive; `total_cycles` is the last end.
 
-use satkit_hw::arch::ControlConfig;
-use satkit_hw::isa::{Buffer, Instruction, Op, Phase, Program, WeightFormat};
+use satkit_hw::arch::{BufferConfig, ControlConfig};
+use satkit_hw::isa::{Buffer, Instruction, Op, Phase, Program, VecOp, WeightFormat};
 use satkit_hw::{ArchConfig, Dataflow, NmRatio};
 use satkit_sim::stats::{InsnRecord, Stalls, UnitStats};
 use satkit_sim::{Machine, Mode, SimReport};
@@ -98,7 +98,7 @@ fn store_row(buf: Buffer, dram: u32, cols: u32) -> Instruction {
 }
 
 fn stalls(dependency: u64, fill_drain: u64, accumulator_hazard: u64, dram_latency: u64, dram_contention: u64) -> Stalls {
-    Stalls { dependency, fill_drain, accumulator_hazard, dram_latency, dram_contention }
+    Stalls { dependency, fill_drain, accumulator_hazard, dram_latency, dram_contention, buffer_access: 0 }
 }
 
 // tiny: 4 x 4 PEs, n_max 2, accumulator latency L = 2; DRAM 1 channel of 1.6 GB/s at 200 MHz
@@ -455,4 +455,94 @@ fn queue_depth_four_dispatches_one_per_cycle() {
     assert_eq!(rec(&r, 4).dispatched, 4);
     assert_eq!(times(&r, 5), (25, 1 + 5 * 24, 1 + 6 * 24));
     assert_eq!(times(&r, 6), (26, 27, 53));
+}
+
+// ---------------------------------------------------------------------------------------------
+// (f) Limited readers and writers per buffer (block-RAM buffers)
+
+/// `tiny` with at most `readers` readers and `writers` writers per buffer.
+fn tiny_limited(readers: u32, writers: u32) -> ArchConfig {
+    let base = ArchConfig::tiny();
+    ArchConfig { buffers: BufferConfig { readers, writers, ..base.buffers.clone() }, ..base }
+}
+
+/// `vec copy` of 4 elements: ceil(4 / 4) + 2 + 2 = 5 cycles on tiny's vector unit.
+fn copy4(from: Buffer, to: Buffer) -> Instruction {
+    Instruction::new(Op::Vec {
+        op: VecOp::Copy,
+        count: 4,
+        dst_buf: to,
+        dst: 0,
+        a_buf: from,
+        a: 0,
+        b_buf: from,
+        b: 0,
+        p0: 0,
+        p1: 0,
+        p2: 0,
+        p3: 0,
+    })
+}
+
+#[test]
+fn one_writer_serializes_the_writers_of_a_buffer() {
+    // The load writes act 1..27; the copy into act, ready at 2, runs 2..7 without a limit and
+    // waits for the load with one writer: 27..32, 25 cycles of buffer_access and no dependency.
+    let program = || vec![load_row(Buffer::Act, 0, 64), copy4(Buffer::Master, Buffer::Act)];
+    let free = run(&ArchConfig::tiny(), program());
+    assert_eq!(times(&free, 1), (1, 2, 7));
+    let r = run(&tiny_limited(0, 1), program());
+    assert_eq!(times(&r, 0), (0, 1, 27));
+    assert_eq!(times(&r, 1), (1, 27, 32));
+    assert_eq!(rec(&r, 1).cost.stalls, Stalls { buffer_access: 25, ..Stalls::default() });
+    assert_eq!(unit(&r, "vector").stalls.buffer_access, 25);
+    // A copy into another buffer overlaps the load.
+    let r = run(&tiny_limited(1, 1), vec![load_row(Buffer::Act, 0, 64), copy4(Buffer::Master, Buffer::Mask)]);
+    assert_eq!(times(&r, 1), (1, 2, 7));
+}
+
+#[test]
+fn one_reader_serializes_the_readers_in_unit_order() {
+    // The store reads acc 1..23 (96 bytes, see a_semaphore_chain_is_the_sum). The WS GEMM
+    // (24 cycles) reads acc too (its reduction folds add up there), ready at 2; the copy out of
+    // acc, ready at 3. With two readers the GEMM runs 2..26 next to the store and the copy waits
+    // for the store: 23..28.
+    let program = || vec![store_row(Buffer::Acc, 4096, 24), dense(Dataflow::Ws, 1, 6, 4, 8), copy4(Buffer::Acc, Buffer::Master)];
+    let r = run(&tiny_limited(2, 0), program());
+    assert_eq!(times(&r, 1), (1, 2, 26));
+    assert_eq!(times(&r, 2), (2, 23, 28));
+    // With one reader both wait for the store; at 23 the tensor unit starts first (unit order),
+    // and the copy waits for it: 47..52.
+    let r = run(&tiny_limited(1, 0), program());
+    assert_eq!(times(&r, 0), (0, 1, 23));
+    assert_eq!(times(&r, 1), (1, 23, 47));
+    assert_eq!(times(&r, 2), (2, 47, 52));
+    assert_eq!(rec(&r, 1).cost.stalls.buffer_access, 23 - 2);
+    assert_eq!(rec(&r, 2).cost.stalls.buffer_access, 47 - 3);
+    assert_eq!(r.total_cycles, 52);
+}
+
+#[test]
+fn an_instruction_that_needs_more_readers_than_a_buffer_has_is_an_error() {
+    let add = Instruction::new(Op::Vec {
+        op: VecOp::Add,
+        count: 4,
+        dst_buf: Buffer::Acc,
+        dst: 0,
+        a_buf: Buffer::Act,
+        a: 0,
+        b_buf: Buffer::Act,
+        b: 8,
+        p0: 0,
+        p1: 0,
+        p2: 0,
+        p3: 0,
+    });
+    let error = Machine::new(&tiny_limited(1, 1), Mode::TimingOnly).run(&Program { insns: vec![add] }).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "instruction 0 (vec): it needs 2 operand reads, but buffers.readers = 1 of buffer act, so it can never start"
+    );
+    // Two readers take it.
+    assert!(Machine::new(&tiny_limited(2, 1), Mode::TimingOnly).run(&Program { insns: vec![add] }).is_ok());
 }
