@@ -114,6 +114,9 @@ struct MachineParameters {
     buffer_elements: BTreeMap<String, u64>,
     /// Elements per cycle each way of each DMA engine (`rtl::machine::dma_lanes`).
     dma_lanes: usize,
+    /// Instructions that may read (write) one buffer at once; 0: no limit.
+    buffer_readers: u32,
+    buffer_writers: u32,
     queue_depth: u32,
     sore_lanes: u32,
     wuve_lanes: u32,
@@ -130,6 +133,8 @@ impl MachineParameters {
         MachineParameters {
             buffer_elements: Buffer::ALL.iter().map(|&b| (b.to_string(), arch.buffer_elements(b))).collect(),
             dma_lanes: rtl::machine::dma_lanes(arch),
+            buffer_readers: arch.buffers.readers,
+            buffer_writers: arch.buffers.writers,
             queue_depth: arch.control.queue_depth,
             sore_lanes: arch.sore.lanes,
             wuve_lanes: arch.wuve.lanes,

@@ -333,7 +333,8 @@ impl ArchConfig {
         }
     }
 
-    /// A 4x4 SAT for tests and RTL co-simulation, with a 2-cycle accumulator so hazards show.
+    /// A 4x4 SAT for tests and RTL co-simulation, with a 2-cycle accumulator so hazards show,
+    /// and buffers of two readers and one writer (block RAM's replicas) so their waits show.
     pub fn tiny() -> Self {
         let base = Self::vcu1525();
         ArchConfig {
@@ -350,7 +351,8 @@ impl ArchConfig {
                 acc_banks: 4,
                 master_kib: 64,
                 master_banks: 4,
-                ..base.buffers
+                readers: 2,
+                writers: 1,
             },
             sore: SoreConfig { lanes: 4 },
             wuve: WuveConfig { lanes: 4, pipeline_latency: 4 },

@@ -13,7 +13,11 @@
 //! An instruction starts when it heads its queue, its unit is idle and every semaphore it waits
 //! on is positive; starting decrements those semaphores. When it finishes, it increments the
 //! semaphores it signals. Semaphores are counters starting at zero. This is how loads overlap
-//! compute and stores: the compiler places `signal`/`wait` pairs between the queues.
+//! compute and stores: the compiler places `signal`/`wait` pairs between the queues. On a
+//! machine that limits the instructions reading or writing one buffer at once
+//! (`buffers.readers`, `buffers.writers`), an instruction also waits until its
+//! [`BufferUse`] fits next to the running instructions'; units start in [`Unit::ALL`] order
+//! within a cycle.
 //!
 //! Data layouts (element addresses within a buffer, see [`Buffer`]):
 //! - GEMM `out[rows x cols] (+)= in[rows x depth] . W[depth x cols]`: `in` is row-major in the

@@ -150,6 +150,72 @@ fn compiled_gemm_programs_from_dram_to_dram() {
     assert!(programs >= 12, "only {programs} programs");
 }
 
+/// Instructions of every unit, without semaphores, on disjoint regions, that meet the limits of
+/// `tiny`'s buffers (two readers and one writer each): at the start the store and the WS GEMM
+/// read `acc`, so the copy out of `acc` waits; the copy into `act` waits for the load writing it;
+/// `update` reads `master` twice (weight and momentum), so `prune` waits for it, and the store
+/// of `master` for both. The RTL's controller must hold every instruction back exactly as long.
+#[test]
+fn buffer_readers_and_writers_wait_as_the_simulators() {
+    let arch = ArchConfig::resolve(satkit_rtl_cosim::BUILT_ARCH).unwrap();
+    assert_eq!((arch.buffers.readers, arch.buffers.writers), (2, 1), "the directed waits below assume tiny's limits");
+    let mut rtl = new_machine();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let dram = random_dram(&mut rng, 1 << 14);
+    let copy = |a_buf: Buffer, a: u32, dst_buf: Buffer, dst: u32| {
+        Instruction::new(Op::Vec { op: VecOp::Copy, count: 8, dst_buf, dst, a_buf, a, b_buf: a_buf, b: a, p0: 0, p1: 0, p2: 0, p3: 0 })
+    };
+    let insns = vec![
+        Instruction::new(dma(false, Buffer::Acc, 0, 8192, 1, 24, (24, 1, 24))),
+        Instruction::new(Op::Gemm {
+            dataflow: Dataflow::Ws,
+            weights: WeightFormat::Dense,
+            accumulate: false,
+            interleave: 1,
+            rows: 6,
+            cols: 4,
+            depth: 8,
+            input: 0,
+            weight: 0,
+            output: 1024,
+            input_t: false,
+            weight_t: false,
+        }),
+        copy(Buffer::Acc, 2048, Buffer::Master, 0),
+        Instruction::new(dma(true, Buffer::Act, 4096, 0, 1, 64, (64, 1, 64))),
+        copy(Buffer::Master, 100, Buffer::Act, 8192),
+        Instruction::new(Op::Update { count: 8, weight: 200, momentum: 300, grad: 3000, use_mask: true, mask: 200, hyper: 400 }),
+        Instruction::new(Op::Prune {
+            order: PruneOrder::Ff,
+            nm: WeightFormat::Sparse("2:4".parse().unwrap()),
+            rows: 2,
+            cols: 8,
+            src: 500,
+            dst: 1000,
+            write_mask: true,
+            mask: 1000,
+        }),
+        Instruction::new(dma(false, Buffer::Master, 600, 9000, 1, 8, (8, 1, 8))),
+    ];
+    let program = Program { insns };
+    let regions = [
+        (Buffer::Act, 0, 8200),
+        (Buffer::Wgt, 0, 1100),
+        (Buffer::Idx, 0, 1100),
+        (Buffer::Acc, 0, 3100),
+        (Buffer::Master, 0, 700),
+        (Buffer::Mask, 0, 1100),
+    ];
+    // Moderate hyperparameters (lr, mu, wd, lambda) so the update stays finite.
+    rtl.write_buffer(Buffer::Master, 400, &[0.01, 0.9, 1e-4, 2e-4]).unwrap();
+    let mut sim = Machine::new(&arch, Mode::TimingOnly);
+    sim.record_instructions(true);
+    let report = sim.run(&program).unwrap();
+    let waited: u64 = report.instructions.iter().map(|r| r.cost.stalls.buffer_access).sum();
+    assert!(waited > 0, "the program does not wait for a buffer");
+    check(&mut rtl, &program, &dram, 1 << 14, &regions).unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// A chain of instructions on regions of its own: a DMA round trip, or the loads of a unit's
 /// operands, the unit's instruction and the store of its result, synchronized by fresh
 /// semaphores (the loads all signal one, which the instruction waits on once per load).

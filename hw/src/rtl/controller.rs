@@ -17,6 +17,14 @@
 //! `imem_data` holds its word in the next cycle. The `start` cycle reads address 0, so the
 //! first instruction dispatches at cycle 0 as in the simulator.
 //!
+//! With limited readers or writers per buffer (`buffers.readers`, `buffers.writers`), a unit
+//! in (2) also needs its head's buffer use to fit next to the running instructions' (those not
+//! completing in (1)) and the use of the units started before it in the cycle, as the
+//! simulator's controller rules; a started instruction holds its use until it completes. The
+//! head's use comes decoded from outside on `head_reads` and `head_writes`
+//! ([`buffer_use_module`] decodes the instruction words, `issue_word` being each queue's head
+//! in every cycle).
+//!
 //! Units report completion on `unit_done`; the simulator's cost model says when (the units'
 //! RTL will). Semaphore counts are 16 bits wide: `overflow` rises, and stays, when one nears
 //! that (the simulator's are unbounded); `bad_opcode` rises, and dispatch stops, on a word
@@ -24,7 +32,8 @@
 
 use super::verilog::deduplicate;
 use super::RtlDesign;
-use crate::isa::{layouts, Unit, HEADER_BITS, SEMAPHORES, SEMAPHORE_BITS, WORD_BITS};
+use crate::isa::{layouts, Buffer, Unit, VecOp, HEADER_BITS, SEMAPHORES, SEMAPHORE_BITS, WORD_BITS};
+use std::fmt::Write as _;
 use crate::{ArchConfig, Error};
 use rust_hdl::prelude::*;
 
@@ -37,8 +46,14 @@ const _: () = assert!(SEMAPHORE_BITS == 5 && SEMAPHORES == 32 && HEADER_BITS == 
 
 /// Units, in start order.
 pub const UNITS: usize = Unit::ALL.len();
-// rust-hdl's kernels need literal loop bounds: `0..6` units and `0..32` semaphores below.
-const _: () = assert!(UNITS == 6);
+/// Buffers, in `Buffer::ALL` order.
+pub const BUFFERS: usize = Buffer::ALL.len();
+// rust-hdl's kernels need literal loop bounds: `0..6` units, `0..6` buffers and `0..32`
+// semaphores below.
+const _: () = assert!(UNITS == 6 && BUFFERS == 6);
+
+/// Name of the buffer-use decoder of [`buffer_use_module`].
+pub const BUFFER_USE_MODULE: &str = "sat_buffer_use";
 
 /// One instruction word.
 pub type InsnWord = Bits<256>;
@@ -66,6 +81,10 @@ pub struct Controller {
     pub issue_index: Vec<Signal<Out, Bits<32>>>,
     /// Per unit: its running instruction completes this cycle.
     pub unit_done: Vec<Signal<In, Bit>>,
+    /// Per unit and buffer (`u * 6 + b`): operands its queue head reads from the buffer.
+    pub head_reads: Vec<Signal<In, Bits<4>>>,
+    /// Per unit and buffer: its queue head writes the buffer.
+    pub head_writes: Vec<Signal<In, Bit>>,
     /// Instructions are left to dispatch, queued or running.
     pub busy: Signal<Out, Bit>,
     /// Cycles since the cycle after `start`.
@@ -86,10 +105,15 @@ pub struct Controller {
     queue_word: Vec<DFF<InsnWord>>,
     queue_index: Vec<DFF<Bits<32>>>,
     queue_len: Vec<DFF<Bits<16>>>,
+    running_reads: Vec<DFF<Bits<4>>>,
+    running_writes: Vec<DFF<Bit>>,
     // The ISA's opcode -> unit table
     op_code: Vec<Constant<Bits<5>>>,
     op_unit: Vec<Constant<Bits<3>>>,
     depth: Constant<Bits<16>>,
+    /// `buffers.readers` and `buffers.writers` (0: no limit).
+    readers: Constant<Bits<4>>,
+    writers: Constant<Bits<4>>,
     // Combinational
     completing: Vec<Signal<Local, Bit>>,
     idle: Vec<Signal<Local, Bit>>,
@@ -100,6 +124,14 @@ pub struct Controller {
     /// Tokens left after the starts of units `0..u` (`u * 32 + s`).
     after_start: Vec<Signal<Local, Tokens>>,
     covered: Vec<Signal<Local, Bit>>,
+    /// Reads and writes of each buffer held by the instructions running on after the
+    /// completions, over units `0..u` (`u * 6 + b`).
+    held_reads: Vec<Signal<Local, Bits<4>>>,
+    held_writes: Vec<Signal<Local, Bits<4>>>,
+    /// Reads and writes held after the starts of units `0..u` (`u * 6 + b`).
+    taken_reads: Vec<Signal<Local, Bits<4>>>,
+    taken_writes: Vec<Signal<Local, Bits<4>>>,
+    fits: Vec<Signal<Local, Bit>>,
     starts: Vec<Signal<Local, Bit>>,
     len_after_pop: Vec<Signal<Local, Bits<16>>>,
     fetch_unit: Signal<Local, Bits<3>>,
@@ -133,6 +165,8 @@ impl Controller {
             issue_word: signals(UNITS),
             issue_index: signals(UNITS),
             unit_done: signals(UNITS),
+            head_reads: signals(UNITS * BUFFERS),
+            head_writes: signals(UNITS * BUFFERS),
             busy: Default::default(),
             cycle: Default::default(),
             bad_opcode: Default::default(),
@@ -148,15 +182,24 @@ impl Controller {
             queue_word: (0..UNITS * depth).map(|_| DFF::default()).collect(),
             queue_index: (0..UNITS * depth).map(|_| DFF::default()).collect(),
             queue_len: (0..UNITS).map(|_| DFF::default()).collect(),
+            running_reads: (0..UNITS * BUFFERS).map(|_| DFF::default()).collect(),
+            running_writes: (0..UNITS * BUFFERS).map(|_| DFF::default()).collect(),
             op_code: ops.iter().map(|l| Constant::new(u64::from(l.opcode).to_bits())).collect(),
             op_unit: ops.iter().map(|l| Constant::new((l.unit.index() as u64).to_bits())).collect(),
             depth: Constant::new((depth as u64).to_bits()),
+            readers: Constant::new(u64::from(arch.buffers.readers).to_bits()),
+            writers: Constant::new(u64::from(arch.buffers.writers).to_bits()),
             completing: signals(UNITS),
             idle: signals(UNITS),
             after_done: signals((UNITS + 1) * SEMAPHORES),
             demand: signals(UNITS * SEMAPHORES),
             after_start: signals((UNITS + 1) * SEMAPHORES),
             covered: signals(UNITS),
+            held_reads: signals((UNITS + 1) * BUFFERS),
+            held_writes: signals((UNITS + 1) * BUFFERS),
+            taken_reads: signals((UNITS + 1) * BUFFERS),
+            taken_writes: signals((UNITS + 1) * BUFFERS),
+            fits: signals(UNITS),
             starts: signals(UNITS),
             len_after_pop: signals(UNITS),
             fetch_unit: Default::default(),
@@ -187,6 +230,12 @@ impl Logic for Controller {
             self.running_signals[u].d.next = self.running_signals[u].q.val();
             self.queue_len[u].clock.next = self.clock.val();
             self.queue_len[u].d.next = self.queue_len[u].q.val();
+            for b in 0..6 {
+                self.running_reads[u * 6 + b].clock.next = self.clock.val();
+                self.running_reads[u * 6 + b].d.next = self.running_reads[u * 6 + b].q.val();
+                self.running_writes[u * 6 + b].clock.next = self.clock.val();
+                self.running_writes[u * 6 + b].d.next = self.running_writes[u * 6 + b].q.val();
+            }
         }
         for d in self._depth..(self._depth + 1usize) {
             for u in 0..6 {
@@ -234,7 +283,25 @@ impl Logic for Controller {
                 }
             }
         }
-        // (2) Starts, in unit order, each taking its head's tokens.
+        // The buffer use of the instructions that run on.
+        for b in 0..6 {
+            self.held_reads[b].next = 0.into();
+            self.held_writes[b].next = 0.into();
+        }
+        for u in 0..6 {
+            for b in 0..6 {
+                self.held_reads[(u + 1) * 6 + b].next = self.held_reads[u * 6 + b].val();
+                self.held_writes[(u + 1) * 6 + b].next = self.held_writes[u * 6 + b].val();
+                if self.running[u].q.val() && !self.completing[u].val() {
+                    self.held_reads[(u + 1) * 6 + b].next =
+                        self.held_reads[u * 6 + b].val() + self.running_reads[u * 6 + b].q.val();
+                    if self.running_writes[u * 6 + b].q.val() {
+                        self.held_writes[(u + 1) * 6 + b].next = self.held_writes[u * 6 + b].val() + 1;
+                    }
+                }
+            }
+        }
+        // (2) Starts, in unit order, each taking its head's tokens and buffer use.
         for d in self._depth..(self._depth + 1usize) {
             for u in 0..6 {
                 for s in 0..32 {
@@ -268,6 +335,10 @@ impl Logic for Controller {
         for s in 0..32 {
             self.after_start[s].next = self.after_done[6 * 32 + s].val();
         }
+        for b in 0..6 {
+            self.taken_reads[b].next = self.held_reads[6 * 6 + b].val();
+            self.taken_writes[b].next = self.held_writes[6 * 6 + b].val();
+        }
         for u in 0..6 {
             self.covered[u].next = true;
             for s in 0..32 {
@@ -275,8 +346,38 @@ impl Logic for Controller {
                     self.covered[u].next = false;
                 }
             }
-            self.starts[u].next =
-                self.active.q.val() && self.idle[u].val() && self.queue_len[u].q.val() != 0 && self.covered[u].val();
+            self.fits[u].next = true;
+            for b in 0..6 {
+                if self.readers.val() != 0
+                    && self.taken_reads[u * 6 + b].val() + self.head_reads[u * 6 + b].val() > self.readers.val()
+                {
+                    self.fits[u].next = false;
+                }
+                if self.writers.val() != 0
+                    && self.head_writes[u * 6 + b].val()
+                    && self.taken_writes[u * 6 + b].val() + 1 > self.writers.val()
+                {
+                    self.fits[u].next = false;
+                }
+            }
+            self.starts[u].next = self.active.q.val()
+                && self.idle[u].val()
+                && self.queue_len[u].q.val() != 0
+                && self.covered[u].val()
+                && self.fits[u].val();
+            for b in 0..6 {
+                self.taken_reads[(u + 1) * 6 + b].next = self.taken_reads[u * 6 + b].val();
+                self.taken_writes[(u + 1) * 6 + b].next = self.taken_writes[u * 6 + b].val();
+                if self.starts[u].val() {
+                    self.taken_reads[(u + 1) * 6 + b].next =
+                        self.taken_reads[u * 6 + b].val() + self.head_reads[u * 6 + b].val();
+                    self.running_reads[u * 6 + b].d.next = self.head_reads[u * 6 + b].val();
+                    self.running_writes[u * 6 + b].d.next = self.head_writes[u * 6 + b].val();
+                    if self.head_writes[u * 6 + b].val() {
+                        self.taken_writes[(u + 1) * 6 + b].next = self.taken_writes[u * 6 + b].val() + 1;
+                    }
+                }
+            }
             for s in 0..32 {
                 if self.starts[u].val() {
                     self.after_start[(u + 1) * 32 + s].next = self.after_start[u * 32 + s].val() - self.demand[u * 32 + s].val();
@@ -397,4 +498,123 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     top.connect_all();
     check_all(&top).map_err(|e| Error::RtlCheck { arch: arch.name.clone(), message: format!("{e:?}") })?;
     deduplicate(&generate_verilog_unchecked(&top), TOP_MODULE)
+}
+
+/// The buffer-use decoder: from an instruction word, per buffer (`Buffer::ALL` order) the
+/// operands it reads from the buffer (`reads`, 4 bits each) and whether it writes it
+/// (`writes`), as `isa::Op::buffer_use` rules (a test compares the two over every opcode,
+/// buffer field and flag). Words of an unknown opcode use nothing.
+pub fn buffer_use_module() -> Result<String, Error> {
+    let layouts = layouts();
+    let field = |mnemonic: &str, name: &str| -> Result<String, Error> {
+        let layout = layouts.iter().find(|l| l.mnemonic == mnemonic);
+        let f = layout.and_then(|l| l.fields.iter().find(|f| f.name == name)).ok_or_else(|| Error::RtlVerilog {
+            message: format!("the ISA table has no field `{name}` in `{mnemonic}`"),
+        })?;
+        Ok(format!("word[{} +: {}]", f.lo, f.width))
+    };
+    let opcode = |mnemonic: &str| -> Result<u32, Error> {
+        layouts.iter().find(|l| l.mnemonic == mnemonic).map(|l| l.opcode).ok_or_else(|| Error::RtlVerilog {
+            message: format!("the ISA table has no `{mnemonic}`"),
+        })
+    };
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"
+// Buffer use of an instruction word (see satkit's hw/src/rtl/controller.rs).
+module {BUFFER_USE_MODULE} (input [{word_hi}:0] word, output [{reads_hi}:0] reads, output [{writes_hi}:0] writes);
+    wire [4:0] opcode = word[4:0];
+    wire is_load = opcode == 5'd{load}, is_store = opcode == 5'd{store}, is_gemm = opcode == 5'd{gemm};
+    wire is_prune = opcode == 5'd{prune}, is_update = opcode == 5'd{update}, is_vec = opcode == 5'd{vec};
+    wire [2:0] load_buf = {load_buf}, store_buf = {store_buf};
+    wire gemm_sparse = {weights} != 0, gemm_acc_read = {accumulate} != 0 || {dataflow} != 0;
+    wire prune_mask = {write_mask} != 0, update_mask = {use_mask} != 0;
+    wire [4:0] vec_op = {vec_op};
+    wire [2:0] dst_buf = {dst_buf}, a_buf = {a_buf}, b_buf = {b_buf};
+    // The operands each vector op reads: a, b, the destination.
+    reg reads_a, reads_b, reads_dst;
+    always @* begin
+        {{reads_a, reads_b, reads_dst}} = 3'b000;
+        case (vec_op)
+"#,
+        word_hi = WORD_BITS - 1,
+        reads_hi = 4 * BUFFERS - 1,
+        writes_hi = BUFFERS - 1,
+        load = opcode("load")?,
+        store = opcode("store")?,
+        gemm = opcode("gemm")?,
+        prune = opcode("prune")?,
+        update = opcode("update")?,
+        vec = opcode("vec")?,
+        load_buf = field("load", "buf")?,
+        store_buf = field("store", "buf")?,
+        weights = field("gemm", "weights")?,
+        accumulate = field("gemm", "accumulate")?,
+        dataflow = field("gemm", "dataflow")?,
+        write_mask = field("prune", "write_mask")?,
+        use_mask = field("update", "use_mask")?,
+        vec_op = field("vec", "op")?,
+        dst_buf = field("vec", "dst_buf")?,
+        a_buf = field("vec", "a_buf")?,
+        b_buf = field("vec", "b_buf")?,
+    );
+    for &op in VecOp::ALL {
+        let o = op.operands();
+        let _ = writeln!(
+            s,
+            "            5'd{}: {{reads_a, reads_b, reads_dst}} = 3'b{}{}{}; // {op}",
+            crate::isa::Field::to_bits(op),
+            u8::from(o.a),
+            u8::from(o.b),
+            u8::from(o.dst)
+        );
+    }
+    s.push_str("            default: ;
+        endcase
+    end
+");
+    for &b in Buffer::ALL {
+        let code = crate::isa::Field::to_bits(b);
+        let mut reads = vec![
+            format!("(is_store && store_buf == 3'd{code})"),
+            format!("(is_vec && reads_a && a_buf == 3'd{code})"),
+            format!("(is_vec && reads_b && b_buf == 3'd{code})"),
+            format!("(is_vec && reads_dst && dst_buf == 3'd{code})"),
+        ];
+        let mut writes = vec![format!("(is_load && load_buf == 3'd{code})"), format!("(is_vec && dst_buf == 3'd{code})")];
+        match b {
+            Buffer::Act => reads.push("is_gemm".into()),
+            Buffer::Wgt => {
+                reads.push("is_gemm".into());
+                writes.push("is_prune".into());
+            }
+            Buffer::Idx => {
+                reads.push("(is_gemm && gemm_sparse)".into());
+                writes.push("is_prune".into());
+            }
+            Buffer::Acc => {
+                reads.push("(is_gemm && gemm_acc_read)".into());
+                reads.push("is_update".into());
+                writes.push("is_gemm".into());
+            }
+            Buffer::Master => {
+                reads.push("is_prune".into());
+                // weight and momentum: two operands
+                reads.push("is_update".into());
+                reads.push("is_update".into());
+                writes.push("is_update".into());
+            }
+            Buffer::Mask => {
+                reads.push("(is_update && update_mask)".into());
+                writes.push("(is_prune && prune_mask)".into());
+            }
+        }
+        let terms: Vec<String> = reads.iter().map(|t| format!("{{3'b000, {t}}}")).collect();
+        let _ = writeln!(s, "    // {b}");
+        let _ = writeln!(s, "    assign reads[{} +: 4] = {};", 4 * code, terms.join(" + "));
+        let _ = writeln!(s, "    assign writes[{code}] = {};", writes.join(" || "));
+    }
+    s.push_str("endmodule\n");
+    Ok(s)
 }
