@@ -147,8 +147,8 @@ pub struct BufferConfig {
     pub master_kib: u32,
     /// Banks of the master buffer.
     pub master_banks: u32,
-    /// Instructions that may read one buffer at the same time, each operand an instruction
-    /// reads from the buffer counting once (see [`crate::isa::BufferUse`]); 0: no limit, every
+    /// Instructions that may read one buffer (partition) at the same time, each operand an
+    /// instruction reads from it counting once (see [`crate::operands::BufferUse`]); 0: no limit, every
     /// unit with ports of its own, as multi-port register files give. A block-RAM buffer has
     /// one replica per reader, each replica's read port serving one reader.
     #[serde(default)]
@@ -156,6 +156,16 @@ pub struct BufferConfig {
     /// Instructions that may write one buffer at the same time; 0: no limit.
     #[serde(default)]
     pub writers: u32,
+    /// Equal address ranges each buffer is split into, each its own memory: `readers` and
+    /// `writers` limit each partition, and an operand counts in every partition its range
+    /// overlaps (1: the buffer is one memory).
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+}
+
+/// One partition per buffer, for descriptions that do not name `buffers.partitions`.
+pub fn default_partitions() -> u32 {
+    1
 }
 
 impl BufferConfig {
@@ -319,6 +329,7 @@ impl ArchConfig {
                 master_banks: 32,
                 readers: 0,
                 writers: 0,
+                partitions: default_partitions(),
             },
             sore: SoreConfig { lanes: 32 },
             wuve: WuveConfig { lanes: 32, pipeline_latency: 12 },
@@ -353,6 +364,7 @@ impl ArchConfig {
                 master_banks: 4,
                 readers: 2,
                 writers: 1,
+                partitions: default_partitions(),
             },
             sore: SoreConfig { lanes: 4 },
             wuve: WuveConfig { lanes: 4, pipeline_latency: 4 },
@@ -515,6 +527,12 @@ impl ArchConfig {
                 return bad(field, count.to_string(), "must be between 0 (no limit) and 8");
             }
         }
+        if b.partitions == 0 || !b.partitions.is_power_of_two() || b.partitions as usize > crate::operands::MAX_PARTITIONS {
+            return bad("buffers.partitions", b.partitions.to_string(), "must be a power of two from 1 to 16");
+        }
+        if crate::isa::Buffer::ALL.iter().any(|&x| !self.buffer_elements(x).is_multiple_of(u64::from(b.partitions))) {
+            return bad("buffers.partitions", b.partitions.to_string(), "must divide every buffer's elements");
+        }
         for (field, lanes) in
             [("sore.lanes", self.sore.lanes), ("wuve.lanes", self.wuve.lanes), ("vector.lanes", self.vector.lanes)]
         {
@@ -565,6 +583,11 @@ impl ArchConfig {
     /// Bytes of one GEMM operand element (activations, gradients, compressed weight values).
     pub fn operand_bytes(&self) -> u64 {
         self.precision.operand.bytes()
+    }
+
+    /// Elements of one partition of a buffer (`buffers.partitions`).
+    pub fn partition_elements(&self, buffer: crate::isa::Buffer) -> u64 {
+        self.buffer_elements(buffer) / u64::from(self.buffers.partitions.max(1))
     }
 
     /// Capacity of a buffer in elements of its own type.

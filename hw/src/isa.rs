@@ -14,10 +14,10 @@
 //! on is positive; starting decrements those semaphores. When it finishes, it increments the
 //! semaphores it signals. Semaphores are counters starting at zero. This is how loads overlap
 //! compute and stores: the compiler places `signal`/`wait` pairs between the queues. On a
-//! machine that limits the instructions reading or writing one buffer at once
-//! (`buffers.readers`, `buffers.writers`), an instruction also waits until its
-//! [`BufferUse`] fits next to the running instructions'; units start in [`Unit::ALL`] order
-//! within a cycle.
+//! machine that limits the instructions reading or writing one buffer partition at once
+//! (`buffers.readers`, `buffers.writers`), an instruction also waits until its buffer use
+//! ([`crate::operands::BufferUse`]) fits next to the running instructions'; units start in
+//! [`Unit::ALL`] order within a cycle.
 //!
 //! Data layouts (element addresses within a buffer, see [`Buffer`]):
 //! - GEMM `out[rows x cols] (+)= in[rows x depth] . W[depth x cols]`: `in` is row-major in the
@@ -699,150 +699,6 @@ pub struct PhaseTag(pub Phase);
 impl Default for PhaseTag {
     fn default() -> Self {
         PhaseTag(Phase::None)
-    }
-}
-
-/// Which of a `vec` instruction's operands its op reads: `a`, `b`, and the destination
-/// (`norm_grad_apply` reads `x` there before writing `dx` over it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VecOperands {
-    /// Reads `a`.
-    pub a: bool,
-    /// Reads `b`.
-    pub b: bool,
-    /// Reads the destination.
-    pub dst: bool,
-}
-
-impl VecOp {
-    /// The operands this op reads (every op writes its destination).
-    pub fn operands(self) -> VecOperands {
-        use VecOp::*;
-        VecOperands {
-            a: !matches!(self, AvgPoolGrad),
-            b: matches!(
-                self,
-                Add | ReluGrad | GeluGrad | MaxPoolGrad | AvgPoolGrad | SoftmaxXent | SoftmaxGrad | NormApply | NormGradStats
-                    | NormGradApply
-            ),
-            dst: matches!(self, NormGradApply),
-        }
-    }
-}
-
-/// The buffers an instruction reads and writes while it runs, per buffer in [`Buffer::ALL`]
-/// order: how many of its operands read the buffer, and whether it writes it. On a machine
-/// whose `buffers.readers` or `buffers.writers` are limited, the controller starts an
-/// instruction only when its use fits next to the running instructions' ([`BufferUse::fits`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct BufferUse {
-    /// Operands read from each buffer.
-    pub reads: [u8; 6],
-    /// Whether each buffer is written (0 or 1).
-    pub writes: [u8; 6],
-}
-
-impl BufferUse {
-    fn read(&mut self, buffer: Buffer) {
-        self.reads[buffer as usize] += 1;
-    }
-
-    fn write(&mut self, buffer: Buffer) {
-        self.writes[buffer as usize] = 1;
-    }
-
-    /// Whether this use fits next to `held` under `readers` and `writers` per buffer (0: no
-    /// limit).
-    pub fn fits(&self, held: &BufferUse, readers: u32, writers: u32) -> bool {
-        let within = |want: u8, have: u8, limit: u32| limit == 0 || u32::from(want) + u32::from(have) <= limit;
-        (0..6).all(|b| within(self.reads[b], held.reads[b], readers) && within(self.writes[b], held.writes[b], writers))
-    }
-
-    /// The first buffer this use alone overflows, with what it needs of it: an instruction
-    /// that could never start.
-    pub fn exceeds(&self, readers: u32, writers: u32) -> Option<(Buffer, String)> {
-        (0..6).find_map(|b| {
-            let buffer = Buffer::ALL[b];
-            if readers != 0 && u32::from(self.reads[b]) > readers {
-                Some((buffer, format!("{} operand reads, but buffers.readers = {readers}", self.reads[b])))
-            } else if writers != 0 && u32::from(self.writes[b]) > writers {
-                Some((buffer, format!("a write, but buffers.writers = {writers}")))
-            } else {
-                None
-            }
-        })
-    }
-
-    /// Adds `other`'s use (an instruction starts).
-    pub fn take(&mut self, other: &BufferUse) {
-        for b in 0..6 {
-            self.reads[b] += other.reads[b];
-            self.writes[b] += other.writes[b];
-        }
-    }
-
-    /// Removes `other`'s use (an instruction completes).
-    pub fn release(&mut self, other: &BufferUse) {
-        for b in 0..6 {
-            self.reads[b] -= other.reads[b];
-            self.writes[b] -= other.writes[b];
-        }
-    }
-}
-
-impl Op {
-    /// The buffers this instruction reads and writes (see [`BufferUse`]). A GEMM reads `acc`
-    /// when it accumulates or when its dataflow is not OS (WS adds each reduction fold to the
-    /// last one's partial sums), and `idx` when its weights are sparse; `update` reads the
-    /// weight and the momentum from `master` as two operands.
-    pub fn buffer_use(&self) -> BufferUse {
-        let mut u = BufferUse::default();
-        match *self {
-            Op::Load { buf, .. } => u.write(buf),
-            Op::Store { buf, .. } => u.read(buf),
-            Op::Gemm { dataflow, weights, accumulate, .. } => {
-                u.read(Buffer::Act);
-                u.read(Buffer::Wgt);
-                if weights.ratio().is_some() {
-                    u.read(Buffer::Idx);
-                }
-                if accumulate || dataflow != Dataflow::Os {
-                    u.read(Buffer::Acc);
-                }
-                u.write(Buffer::Acc);
-            }
-            Op::Prune { write_mask, .. } => {
-                u.read(Buffer::Master);
-                u.write(Buffer::Wgt);
-                u.write(Buffer::Idx);
-                if write_mask {
-                    u.write(Buffer::Mask);
-                }
-            }
-            Op::Update { use_mask, .. } => {
-                u.read(Buffer::Master);
-                u.read(Buffer::Master);
-                u.read(Buffer::Acc);
-                if use_mask {
-                    u.read(Buffer::Mask);
-                }
-                u.write(Buffer::Master);
-            }
-            Op::Vec { op, dst_buf, a_buf, b_buf, .. } => {
-                let operands = op.operands();
-                if operands.a {
-                    u.read(a_buf);
-                }
-                if operands.b {
-                    u.read(b_buf);
-                }
-                if operands.dst {
-                    u.read(dst_buf);
-                }
-                u.write(dst_buf);
-            }
-        }
-        u
     }
 }
 

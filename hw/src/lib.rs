@@ -5,6 +5,8 @@
 //! - [`nm`]: the N:M sparsity rule shared by training, simulator and RTL;
 //! - [`isa`]: the instruction set, defined once in a table from which the encoder, decoder,
 //!   assembler, disassembler and layout listing are all generated;
+//! - [`operands`]: what each instruction reads and writes (element ranges, vector geometry,
+//!   buffer use);
 //! - [`numerics`]: the constants of the arithmetic specification that hardware builds in.
 
 pub mod arch;
@@ -13,6 +15,7 @@ mod error;
 pub mod isa;
 pub mod nm;
 pub mod numerics;
+pub mod operands;
 pub mod rtl;
 
 pub use arch::{ArchConfig, DataType, Dataflow, Technology};

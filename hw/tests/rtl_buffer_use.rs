@@ -1,12 +1,15 @@
 //! The controller's buffer-use decoder (`sat_buffer_use`, from
-//! `satkit_hw::rtl::controller::buffer_use_module`) against `Op::buffer_use`, in Icarus Verilog:
+//! `satkit_hw::rtl::controller::buffer_use_module`) against `Op::buffer_use` with one partition
+//! per buffer, in Icarus Verilog:
 //! every transfer of every buffer, every GEMM dataflow, weight format and accumulate flag, both
 //! prunes and updates with and without masks, and every vector op with every choice of its
 //! three buffers.
 
-use satkit_hw::isa::{Buffer, BufferUse, Instruction, Op, PruneOrder, VecOp, WeightFormat};
-use satkit_hw::Dataflow;
+use satkit_hw::isa::{Buffer, Instruction, Op, PruneOrder, VecOp, WeightFormat};
+use satkit_hw::operands::BufferUse;
 use satkit_hw::rtl::controller::{buffer_use_module, BUFFER_USE_MODULE};
+use satkit_hw::ArchConfig;
+use satkit_hw::Dataflow;
 use std::fmt::Write as _;
 use std::process::Command;
 
@@ -108,15 +111,20 @@ endmodule
         .map(|l| {
             let mut fields = l.split_whitespace().map(|w| u32::from_str_radix(w, 16).expect("hex"));
             let (reads, writes) = (fields.next().unwrap(), fields.next().unwrap());
-            BufferUse {
-                reads: std::array::from_fn(|b| ((reads >> (4 * b)) & 15) as u8),
-                writes: std::array::from_fn(|b| ((writes >> b) & 1) as u8),
+            let mut u = BufferUse::default();
+            for b in 0..6 {
+                u.reads[b][0] = ((reads >> (4 * b)) & 15) as u8;
+                u.writes[b][0] = ((writes >> b) & 1) as u8;
             }
+            u
         })
         .collect();
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(results.len(), ops.len(), "one line per instruction: {stdout:.2000}");
+    // One partition per buffer, as the RTL generates.
+    let arch = ArchConfig::tiny();
+    assert_eq!(arch.buffers.partitions, 1);
     for (op, got) in ops.iter().zip(&results) {
-        assert_eq!(*got, op.buffer_use(), "{}", Instruction::new(*op));
+        assert_eq!(*got, op.buffer_use(&arch).unwrap(), "{}", Instruction::new(*op));
     }
 }

@@ -77,3 +77,12 @@ fn the_tiny_machine_elaborates_in_yosys_with_the_instances_it_declares() {
     }
     assert!(instances["sat_fp32_add"] > 100, "{instances:?}");
 }
+
+#[test]
+fn a_machine_with_partitioned_buffers_is_refused() {
+    let mut arch = ArchConfig::tiny();
+    arch.buffers.partitions = 2;
+    arch.validate().unwrap();
+    let error = generate(&arch).unwrap_err().to_string();
+    assert!(error.contains("buffers.partitions = 2"), "{error}");
+}

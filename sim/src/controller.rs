@@ -11,17 +11,18 @@
 //! Each instruction reads and writes its buffers atomically when it starts; programs order
 //! conflicting accesses with semaphores.
 //!
-//! When the architecture limits a buffer's readers or writers (`buffers.readers`,
-//! `buffers.writers`: block-RAM buffers with one replica per reader), a unit in (2) also needs
-//! its head's buffer use ([`BufferUse`]) to fit next to that of the instructions running after
-//! (1) and of the units started before it in the same cycle; the instruction holds it until it
+//! When the architecture limits the readers or writers of a buffer partition (`buffers.readers`,
+//! `buffers.writers`, `buffers.partitions`: block-RAM memories with one replica per reader), a
+//! unit in (2) also needs its head's buffer use ([`BufferUse`]) to fit next to that of the
+//! instructions running after (1) and of the units started before it in the same cycle; the instruction holds it until it
 //! completes. The wait counts as a `buffer_access` stall. An instruction whose use alone exceeds
 //! the limits (say a `vec add` with both operands in one buffer and `readers = 1`) could never
 //! start and is an error.
 
 use crate::stats::{Collector, Cost, InsnRecord};
 use crate::{Error, Machine};
-use satkit_hw::isa::{BufferUse, Program, Unit, SEMAPHORES};
+use satkit_hw::isa::{Program, Unit, SEMAPHORES};
+use satkit_hw::operands::BufferUse;
 use std::collections::VecDeque;
 
 #[derive(Debug, Default)]
@@ -97,7 +98,9 @@ pub fn run(machine: &mut Machine, program: &Program, collector: &mut Collector, 
                 u.buffer_wait_since = None;
                 continue;
             }
-            let buffers = insns[index].op.buffer_use();
+            let op = &insns[index].op;
+            let buffers =
+                op.buffer_use(&machine.arch).map_err(|message| Error::Program { index, mnemonic: op.mnemonic(), message })?;
             if limited {
                 if let Some((buffer, need)) = buffers.exceeds(readers, writers) {
                     return Err(Error::Program {

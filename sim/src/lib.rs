@@ -150,6 +150,11 @@ impl Machine {
         Ok(collector.finish(&self.arch, end, self.energy.static_per_cycle, totals))
     }
 
+    /// Checks that every operand of `op` lies inside its buffer.
+    fn check_operands(&self, op: &Op) -> std::result::Result<(), String> {
+        op.operands()?.iter().try_for_each(|o| self.scratch.check(o.buffer, o.start, o.len))
+    }
+
     /// Checks one instruction against this machine, executes it (functional mode) and
     /// returns its cost when started at cycle `start`.
     fn execute(&mut self, insn: &Instruction, index: usize, start: u64) -> Result<Cost> {
@@ -169,7 +174,8 @@ impl Machine {
                     dram_col_stride: dram_col_stride.into(),
                     sram_row_stride: sram_row_stride.into(),
                 };
-                t.check(arch, &self.scratch).map_err(fail)?;
+                self.check_operands(&insn.op).map_err(fail)?;
+                t.check(arch).map_err(fail)?;
                 let is_load = matches!(insn.op, Op::Load { .. });
                 let storage = functional.then_some(&mut self.dram);
                 (dma::execute(arch, &t, is_load, start, &mut self.bus, &mut self.scratch, storage), None)
@@ -223,11 +229,7 @@ impl Machine {
                     depth: depth.into(),
                     interleave: interleave.into(),
                 };
-                let stored = weights.stored_len(depth as usize) as u64;
-                let s = &self.scratch;
-                s.check(Buffer::Act, input.into(), shape.rows * shape.depth).map_err(fail)?;
-                s.check(Buffer::Wgt, weight.into(), shape.cols * stored).map_err(fail)?;
-                s.check(Buffer::Acc, output.into(), shape.rows * shape.cols).map_err(fail)?;
+                self.check_operands(&insn.op).map_err(fail)?;
                 if functional {
                     let ops = pe_array::GemmOperands {
                         input: input as usize,
@@ -255,7 +257,8 @@ impl Machine {
                     dst: dst.into(),
                     mask: write_mask.then_some(mask.into()),
                 };
-                p.check(&self.scratch).map_err(fail)?;
+                p.check().map_err(fail)?;
+                self.check_operands(&insn.op).map_err(fail)?;
                 if functional {
                     sore::execute(&mut self.scratch, &p);
                 }
@@ -270,7 +273,7 @@ impl Machine {
                     mask: use_mask.then_some(mask.into()),
                     hyper: hyper.into(),
                 };
-                u.check(&self.scratch).map_err(fail)?;
+                self.check_operands(&insn.op).map_err(fail)?;
                 if functional {
                     wuve::execute(&mut self.scratch, &u);
                 }
@@ -285,7 +288,8 @@ impl Machine {
                     b: (b_buf, b.into()),
                     p: [p0.into(), p1.into(), p2.into(), p3.into()],
                 };
-                v.check(&self.scratch).map_err(fail)?;
+                v.check().map_err(fail)?;
+                self.check_operands(&insn.op).map_err(fail)?;
                 if functional {
                     vector::execute(&mut self.scratch, &v).map_err(fail)?;
                 }

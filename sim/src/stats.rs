@@ -41,7 +41,12 @@ impl Stalls {
     }
     /// Sum of every cause.
     pub fn total(&self) -> u64 {
-        self.dependency + self.fill_drain + self.accumulator_hazard + self.dram_latency + self.dram_contention + self.buffer_access
+        self.dependency
+            + self.fill_drain
+            + self.accumulator_hazard
+            + self.dram_latency
+            + self.dram_contention
+            + self.buffer_access
     }
 }
 

@@ -39,6 +39,7 @@ use crate::scratchpad::{is_byte_plane, Scratchpads};
 use crate::stats::Cost;
 use satkit_hw::isa::{Buffer, VecOp};
 use satkit_hw::numerics::{GELU_CUBIC, GELU_SCALE, NORM_EPSILON};
+use satkit_hw::operands::{norm_dims, pool_dims, NormDims, PoolDims, VecGeometry};
 use satkit_hw::ArchConfig;
 
 /// A vector instruction's operands.
@@ -58,118 +59,15 @@ pub struct VecInsn {
     pub p: [u64; 4],
 }
 
-struct Geometry {
-    elements_in: u64,
-    elements_b: u64,
-    elements_out: u64,
-    work: u64,
-    /// The lanes' passes as `(repetitions, elements)`: each repetition of a pass takes
-    /// `ceil(elements / lanes)` cycles (see the module documentation).
-    passes: [(u64, u64); 2],
-}
-
-impl Geometry {
-    /// One pass over the `work` items.
-    fn flat(elements_in: u64, elements_b: u64, elements_out: u64, work: u64) -> Geometry {
-        Geometry { elements_in, elements_b, elements_out, work, passes: [(1, work), (0, 0)] }
-    }
-
-    /// Cycles of the passes on `lanes` lanes.
-    fn issue_cycles(&self, lanes: u64) -> u64 {
-        self.passes.iter().map(|&(repetitions, elements)| repetitions * elements.div_ceil(lanes)).sum()
-    }
-}
-
 impl VecInsn {
-    fn pool_dims(&self) -> Result<(u64, u64, u64, u64, u64, u64), String> {
-        let [h, w, k, s] = self.p;
-        if k == 0 || s == 0 {
-            return Err(format!("pool window p2 = {k} and stride p3 = {s} must be positive"));
-        }
-        if k > h || k > w {
-            return Err(format!("pool window p2 = {k} exceeds the plane {h} x {w}"));
-        }
-        let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
-        // Every count derived from the geometry must fit in 64 bits.
-        let work = [self.count, h, w, k, k].iter().try_fold(1u64, |acc, &x| acc.checked_mul(x.max(1)));
-        if work.and_then(|w| w.checked_mul(oh * ow)).is_none() {
-            return Err(format!("{} planes of {h} x {w} with window {k} describe more work than the unit can count", self.count));
-        }
-        Ok((h, w, k, s, oh, ow))
+    /// The op's element counts and passes (errors name invalid parameters).
+    fn geometry(&self) -> Result<VecGeometry, String> {
+        VecGeometry::of(self.op, self.count, self.p)
     }
 
-    fn geometry(&self) -> Result<Geometry, String> {
-        let n = self.count;
-        Ok(match self.op {
-            VecOp::Copy | VecOp::Relu | VecOp::Gelu => Geometry::flat(n, 0, n, n),
-            VecOp::Add | VecOp::ReluGrad | VecOp::GeluGrad => Geometry::flat(n, n, n, n),
-            VecOp::MaxPool | VecOp::AvgPool => {
-                let (h, w, k, _, oh, ow) = self.pool_dims()?;
-                Geometry::flat(n * h * w, 0, n * oh * ow, n * oh * ow * k * k)
-            }
-            // The gradient planes are zeroed first, then the windows add to them.
-            VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => {
-                let (h, w, k, _, oh, ow) = self.pool_dims()?;
-                let elements_in = if self.op == VecOp::MaxPoolGrad { n * h * w } else { 0 };
-                let (planes, work) = (n * h * w, n * oh * ow * k * k);
-                Geometry { passes: [(1, planes), (1, work)], ..Geometry::flat(elements_in, n * oh * ow, planes, work) }
-            }
-            // Three passes per row, and one cycle for the mean loss.
-            VecOp::SoftmaxXent => {
-                let classes = self.p[0];
-                if classes == 0 {
-                    return Err("softmax_xent needs p0 (classes) >= 1".into());
-                }
-                let flat = Geometry::flat(n * classes, n, n * classes + 1, 3 * n * classes);
-                Geometry { passes: [(3 * n, classes), (1, 1)], ..flat }
-            }
-            // Three passes per row; the gradient two.
-            VecOp::Softmax | VecOp::SoftmaxGrad => {
-                let cols = self.p[0];
-                if cols == 0 {
-                    return Err(format!("{} needs p0 (row length) >= 1", self.op));
-                }
-                let (b, passes) = if self.op == VecOp::SoftmaxGrad { (n * cols, 2) } else { (0, 3) };
-                Geometry { passes: [(passes * n, cols), (0, 0)], ..Geometry::flat(n * cols, b, n * cols, 3 * n * cols) }
-            }
-            // One batch walks `lanes` elements of one normalized vector (a row, or a column):
-            // two passes for the statistics, one for the others, and norm_grad_apply one cycle
-            // per vector for its statistics.
-            VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply => {
-                let (rows, cols, len) = self.norm_dims()?;
-                let (all, axis) = (rows * cols, if self.p[1] == 1 { cols } else { rows });
-                match self.op {
-                    VecOp::NormStats => {
-                        Geometry { passes: [(2 * len, axis), (0, 0)], ..Geometry::flat(all, 0, 2 * len, 2 * all) }
-                    }
-                    VecOp::NormApply => Geometry { passes: [(len, axis), (0, 0)], ..Geometry::flat(all, 2 * len, all, all) },
-                    VecOp::NormGradStats => Geometry { passes: [(len, axis), (0, 0)], ..Geometry::flat(all, all, 2 * len, all) },
-                    _ => Geometry { passes: [(len, axis), (len, 1)], ..Geometry::flat(all, 4 * len, all, 2 * all) },
-                }
-            }
-        })
-    }
-
-    /// `(rows, cols, statistics length)` of a normalization; `p1` picks the axis.
-    fn norm_dims(&self) -> Result<(u64, u64, u64), String> {
-        let (rows, cols) = (self.count, self.p[0]);
-        if cols == 0 {
-            return Err(format!("{} needs p0 (columns) >= 1", self.op));
-        }
-        match self.p[1] {
-            0 => Ok((rows, cols, cols)),
-            1 => Ok((rows, cols, rows)),
-            other => Err(format!("{}: p1 = {other} must be 0 (per column) or 1 (per row)", self.op)),
-        }
-    }
-
-    /// Checks parameters and address ranges.
-    pub fn check(&self, s: &Scratchpads) -> Result<(), String> {
-        let g = self.geometry()?;
-        s.check(self.a.0, self.a.1, g.elements_in)?;
-        s.check(self.b.0, self.b.1, g.elements_b)?;
-        s.check(self.dst.0, self.dst.1, g.elements_out)?;
-        Ok(())
+    /// Checks the parameters (the machine checks the operands' ranges, `Op::operands`).
+    pub fn check(&self) -> Result<(), String> {
+        self.geometry().map(|_| ())
     }
 }
 
@@ -214,7 +112,7 @@ pub fn execute(s: &mut Scratchpads, v: &VecInsn) -> Result<(), String> {
         VecOp::Relu => out.extend((0..n).map(|i| relu(read(s, v.a, i)))),
         VecOp::ReluGrad => out.extend((0..n).map(|i| if read(s, v.a, i) > 0.0 { read(s, v.b, i) } else { 0.0 })),
         VecOp::MaxPool | VecOp::AvgPool | VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => {
-            let (h, w, k, st, oh, ow) = v.pool_dims()?;
+            let PoolDims { h, w, k, s: st, oh, ow } = pool_dims(v.count, v.p)?;
             for plane in 0..n {
                 let x = |r: u64, c: u64| read(s, v.a, plane * h * w + r * w + c);
                 let mut grad_plane = vec![0f32; (h * w) as usize];
@@ -311,7 +209,7 @@ pub fn execute(s: &mut Scratchpads, v: &VecInsn) -> Result<(), String> {
             }
         }
         VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply => {
-            let (rows, cols, len) = v.norm_dims()?;
+            let NormDims { rows, cols, len } = norm_dims(v.op, v.count, v.p)?;
             let per_row = v.p[1] == 1;
             // Element `i` of the normalized vector `j`.
             let at = |j: u64, i: u64| if per_row { j * cols + i } else { i * cols + j };

@@ -32,20 +32,6 @@ pub struct Update {
     pub hyper: u64,
 }
 
-impl Update {
-    /// Checks the address ranges.
-    pub fn check(&self, s: &Scratchpads) -> Result<(), String> {
-        s.check(Buffer::Master, self.weight, self.count)?;
-        s.check(Buffer::Master, self.momentum, self.count)?;
-        s.check(Buffer::Acc, self.grad, self.count)?;
-        s.check(Buffer::Master, self.hyper, 4)?;
-        if let Some(mask) = self.mask {
-            s.check(Buffer::Mask, mask, self.count)?;
-        }
-        Ok(())
-    }
-}
-
 /// Cost of an update.
 pub fn cost(arch: &ArchConfig, u: &Update) -> Cost {
     let mut cost = Cost {

@@ -462,28 +462,27 @@ fn queue_depth_four_dispatches_one_per_cycle() {
 // ---------------------------------------------------------------------------------------------
 // (f) Limited readers and writers per buffer (block-RAM buffers)
 
-/// `tiny` with at most `readers` readers and `writers` writers per buffer.
-fn tiny_limited(readers: u32, writers: u32) -> ArchConfig {
+/// `tiny` with at most `readers` readers and `writers` writers per buffer partition, and
+/// `partitions` partitions.
+fn tiny_partitioned(readers: u32, writers: u32, partitions: u32) -> ArchConfig {
     let base = ArchConfig::tiny();
-    ArchConfig { buffers: BufferConfig { readers, writers, ..base.buffers.clone() }, ..base }
+    ArchConfig { buffers: BufferConfig { readers, writers, partitions, ..base.buffers.clone() }, ..base }
 }
 
-/// `vec copy` of 4 elements: ceil(4 / 4) + 2 + 2 = 5 cycles on tiny's vector unit.
+/// `tiny` with at most `readers` readers and `writers` writers per buffer.
+fn tiny_limited(readers: u32, writers: u32) -> ArchConfig {
+    tiny_partitioned(readers, writers, 1)
+}
+
+/// `vec copy` of `count` elements from `a` to `dst`: ceil(count / 4) + 2 + 2 cycles on tiny's
+/// vector unit.
+fn copy(count: u32, (a_buf, a): (Buffer, u32), (dst_buf, dst): (Buffer, u32)) -> Instruction {
+    Instruction::new(Op::Vec { op: VecOp::Copy, count, dst_buf, dst, a_buf, a, b_buf: a_buf, b: a, p0: 0, p1: 0, p2: 0, p3: 0 })
+}
+
+/// `vec copy` of 4 elements (5 cycles) from the start of one buffer to the start of another.
 fn copy4(from: Buffer, to: Buffer) -> Instruction {
-    Instruction::new(Op::Vec {
-        op: VecOp::Copy,
-        count: 4,
-        dst_buf: to,
-        dst: 0,
-        a_buf: from,
-        a: 0,
-        b_buf: from,
-        b: 0,
-        p0: 0,
-        p1: 0,
-        p2: 0,
-        p3: 0,
-    })
+    copy(4, (from, 0), (to, 0))
 }
 
 #[test]
@@ -547,4 +546,39 @@ fn an_instruction_that_needs_more_readers_than_a_buffer_has_is_an_error() {
     );
     // Two readers take it.
     assert!(Machine::new(&tiny_limited(2, 1), Mode::TimingOnly).run(&Program { insns: vec![add] }).is_ok());
+}
+
+#[test]
+fn partitions_limit_readers_and_writers_each() {
+    // tiny's act buffer holds 32768 elements: two partitions of 16384. The store reads act
+    // 0..24 from cycle 1 (48 bytes); a copy out of the other partition, ready at 2, runs next to
+    // it with one reader per partition, and waits for it with one partition or when its range
+    // reaches into the store's partition.
+    let store = store_row(Buffer::Act, 4096, 24);
+    let upper = copy(4, (Buffer::Act, 16384), (Buffer::Master, 0));
+    let straddling = copy(8, (Buffer::Act, 16380), (Buffer::Master, 0));
+    let r = run(&tiny_partitioned(1, 1, 2), vec![store, upper]);
+    assert_eq!(times(&r, 1), (1, 2, 7));
+    let one = run(&tiny_partitioned(1, 1, 1), vec![store, upper]);
+    let store_end = times(&one, 0).2;
+    assert!(store_end > 7, "the store must outlast the copy for the waits below to show");
+    assert_eq!(times(&one, 1), (1, store_end, store_end + 5));
+    let r = run(&tiny_partitioned(1, 1, 2), vec![store, straddling]);
+    assert_eq!(times(&r, 1), (1, store_end, store_end + 6));
+    assert_eq!(rec(&r, 1).cost.stalls.buffer_access, store_end - 2);
+    // Writers likewise: the load writes act 0..64 (1..27); a copy into the upper partition
+    // runs next to it.
+    let load = load_row(Buffer::Act, 0, 64);
+    let r = run(&tiny_partitioned(1, 1, 2), vec![load, copy(4, (Buffer::Master, 0), (Buffer::Act, 20000))]);
+    assert_eq!(times(&r, 1), (1, 2, 7));
+    let r = run(&tiny_partitioned(1, 1, 2), vec![load, copy(4, (Buffer::Master, 0), (Buffer::Act, 60))]);
+    assert_eq!(times(&r, 1), (1, 27, 32));
+}
+
+#[test]
+fn partitions_must_divide_the_buffers() {
+    let mut arch = tiny_partitioned(2, 1, 3);
+    assert!(arch.validate().unwrap_err().to_string().contains("buffers.partitions"));
+    arch.buffers.partitions = 32;
+    assert!(arch.validate().unwrap_err().to_string().contains("power of two from 1 to 16"));
 }

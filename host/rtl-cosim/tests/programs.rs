@@ -163,7 +163,20 @@ fn buffer_readers_and_writers_wait_as_the_simulators() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let dram = random_dram(&mut rng, 1 << 14);
     let copy = |a_buf: Buffer, a: u32, dst_buf: Buffer, dst: u32| {
-        Instruction::new(Op::Vec { op: VecOp::Copy, count: 8, dst_buf, dst, a_buf, a, b_buf: a_buf, b: a, p0: 0, p1: 0, p2: 0, p3: 0 })
+        Instruction::new(Op::Vec {
+            op: VecOp::Copy,
+            count: 8,
+            dst_buf,
+            dst,
+            a_buf,
+            a,
+            b_buf: a_buf,
+            b: a,
+            p0: 0,
+            p1: 0,
+            p2: 0,
+            p3: 0,
+        })
     };
     let insns = vec![
         Instruction::new(dma(false, Buffer::Acc, 0, 8192, 1, 24, (24, 1, 24))),

@@ -33,9 +33,9 @@
 use super::verilog::deduplicate;
 use super::RtlDesign;
 use crate::isa::{layouts, Buffer, Unit, VecOp, HEADER_BITS, SEMAPHORES, SEMAPHORE_BITS, WORD_BITS};
-use std::fmt::Write as _;
 use crate::{ArchConfig, Error};
 use rust_hdl::prelude::*;
+use std::fmt::Write as _;
 
 /// Name of the top Verilog module of [`generate`].
 pub const TOP_MODULE: &str = "sat_controller";
@@ -369,8 +369,7 @@ impl Logic for Controller {
                 self.taken_reads[(u + 1) * 6 + b].next = self.taken_reads[u * 6 + b].val();
                 self.taken_writes[(u + 1) * 6 + b].next = self.taken_writes[u * 6 + b].val();
                 if self.starts[u].val() {
-                    self.taken_reads[(u + 1) * 6 + b].next =
-                        self.taken_reads[u * 6 + b].val() + self.head_reads[u * 6 + b].val();
+                    self.taken_reads[(u + 1) * 6 + b].next = self.taken_reads[u * 6 + b].val() + self.head_reads[u * 6 + b].val();
                     self.running_reads[u * 6 + b].d.next = self.head_reads[u * 6 + b].val();
                     self.running_writes[u * 6 + b].d.next = self.head_writes[u * 6 + b].val();
                     if self.head_writes[u * 6 + b].val() {
@@ -502,21 +501,23 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
 
 /// The buffer-use decoder: from an instruction word, per buffer (`Buffer::ALL` order) the
 /// operands it reads from the buffer (`reads`, 4 bits each) and whether it writes it
-/// (`writes`), as `isa::Op::buffer_use` rules (a test compares the two over every opcode,
+/// (`writes`), as `Op::buffer_use` rules for buffers of one partition (a test compares the two over every opcode,
 /// buffer field and flag). Words of an unknown opcode use nothing.
 pub fn buffer_use_module() -> Result<String, Error> {
     let layouts = layouts();
     let field = |mnemonic: &str, name: &str| -> Result<String, Error> {
         let layout = layouts.iter().find(|l| l.mnemonic == mnemonic);
-        let f = layout.and_then(|l| l.fields.iter().find(|f| f.name == name)).ok_or_else(|| Error::RtlVerilog {
-            message: format!("the ISA table has no field `{name}` in `{mnemonic}`"),
-        })?;
+        let f = layout
+            .and_then(|l| l.fields.iter().find(|f| f.name == name))
+            .ok_or_else(|| Error::RtlVerilog { message: format!("the ISA table has no field `{name}` in `{mnemonic}`") })?;
         Ok(format!("word[{} +: {}]", f.lo, f.width))
     };
     let opcode = |mnemonic: &str| -> Result<u32, Error> {
-        layouts.iter().find(|l| l.mnemonic == mnemonic).map(|l| l.opcode).ok_or_else(|| Error::RtlVerilog {
-            message: format!("the ISA table has no `{mnemonic}`"),
-        })
+        layouts
+            .iter()
+            .find(|l| l.mnemonic == mnemonic)
+            .map(|l| l.opcode)
+            .ok_or_else(|| Error::RtlVerilog { message: format!("the ISA table has no `{mnemonic}`") })
     };
     let mut s = String::new();
     let _ = write!(
@@ -570,10 +571,7 @@ module {BUFFER_USE_MODULE} (input [{word_hi}:0] word, output [{reads_hi}:0] read
             u8::from(o.dst)
         );
     }
-    s.push_str("            default: ;
-        endcase
-    end
-");
+    s.push_str("            default: ;\n        endcase\n    end\n");
     for &b in Buffer::ALL {
         let code = crate::isa::Field::to_bits(b);
         let mut reads = vec![

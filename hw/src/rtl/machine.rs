@@ -90,6 +90,15 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
             ),
         });
     }
+    if arch.buffers.partitions != 1 {
+        return Err(Error::RtlVerilog {
+            message: format!(
+                "{}: buffers.partitions = {}: the RTL generates each buffer as one memory (partitions are modelled by the \
+                 simulator only)",
+                arch.name, arch.buffers.partitions
+            ),
+        });
+    }
     let array = array_design(arch)?;
     let control = controller::generate(arch)?;
     let sore_lanes = sore::generate(arch)?;

@@ -54,7 +54,8 @@
 //! plus a host port (write, and combinational read) for co-simulation. The simulator models a
 //! buffer as flat and conflict-free, so the unit gets as many ports as one cycle's operands
 //! need (`R m_max` on `act`, `C n_max` on `wgt` and `idx`, `C L` reads and writes on `acc`); such a buffer maps to distributed RAM and registers, not block RAM. Block RAM needs
-//! banked buffers whose conflicts the simulator models too (listed as open in issue 5).
+//! each reader's replica banked, with bank conflicts the simulator models too (see the module
+//! documentation of [`super`]).
 //!
 //! The machine ([`super::machine`]) instantiates the unit and the buffers.
 

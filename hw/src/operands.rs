@@ -1,0 +1,381 @@
+//! What each instruction reads and writes: its operands' element ranges (which the simulator
+//! checks against the buffers), the vector ops' geometry (element counts and lane passes, which
+//! the simulator's cost and the RTL's vector unit follow), and the buffer use the controller
+//! accounts for when `buffers.readers` or `buffers.writers` limit it.
+//!
+//! **Buffer use.** Each buffer is `buffers.partitions` equal memories (address ranges). An
+//! operand a unit reads counts as one reader of every partition its element range overlaps,
+//! and a buffer an instruction writes takes the writer of every partition its written range
+//! overlaps (an empty range counts at its first element). `update` reads the weight and the
+//! momentum as two operands of `master`; its four hyperparameters, read once, take a reader
+//! only of a partition neither of those covers. A GEMM reads `acc` when it accumulates or when
+//! its dataflow is not OS (WS adds each reduction fold to the last one's partial sums), and
+//! `idx` when its weights are sparse; `norm_grad_apply` reads `x` from its destination.
+
+use crate::arch::{ArchConfig, Dataflow};
+use crate::isa::{Buffer, Op, VecOp};
+
+/// The most partitions a buffer may have (`buffers.partitions`).
+pub const MAX_PARTITIONS: usize = 16;
+
+/// Which of a `vec` instruction's operands its op reads: `a`, `b`, and the destination
+/// (`norm_grad_apply` reads `x` there before writing `dx` over it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VecOperands {
+    /// Reads `a`.
+    pub a: bool,
+    /// Reads `b`.
+    pub b: bool,
+    /// Reads the destination.
+    pub dst: bool,
+}
+
+impl VecOp {
+    /// The operands this op reads (every op writes its destination).
+    pub fn operands(self) -> VecOperands {
+        use VecOp::*;
+        VecOperands {
+            a: !matches!(self, AvgPoolGrad),
+            b: matches!(
+                self,
+                Add | ReluGrad
+                    | GeluGrad
+                    | MaxPoolGrad
+                    | AvgPoolGrad
+                    | SoftmaxXent
+                    | SoftmaxGrad
+                    | NormApply
+                    | NormGradStats
+                    | NormGradApply
+            ),
+            dst: matches!(self, NormGradApply),
+        }
+    }
+}
+
+/// A pooling op's planes: `h x w`, window `k`, stride `s`, output `oh x ow`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolDims {
+    /// Plane height (`p0`).
+    pub h: u64,
+    /// Plane width (`p1`).
+    pub w: u64,
+    /// Window (`p2`).
+    pub k: u64,
+    /// Stride (`p3`).
+    pub s: u64,
+    /// Output rows.
+    pub oh: u64,
+    /// Output columns.
+    pub ow: u64,
+}
+
+/// A normalization's `rows x cols` matrix and the length of its statistics (`p1` picks the
+/// axis: per column, or per row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormDims {
+    /// Rows (`count`).
+    pub rows: u64,
+    /// Columns (`p0`).
+    pub cols: u64,
+    /// Statistics per block: `cols` per column, `rows` per row.
+    pub len: u64,
+}
+
+/// The pooling geometry of `count` planes with parameters `p`.
+pub fn pool_dims(count: u64, p: [u64; 4]) -> Result<PoolDims, String> {
+    let [h, w, k, s] = p;
+    if k == 0 || s == 0 {
+        return Err(format!("pool window p2 = {k} and stride p3 = {s} must be positive"));
+    }
+    if k > h || k > w {
+        return Err(format!("pool window p2 = {k} exceeds the plane {h} x {w}"));
+    }
+    let (oh, ow) = ((h - k) / s + 1, (w - k) / s + 1);
+    // Every count derived from the geometry must fit in 64 bits.
+    let work = [count, h, w, k, k].iter().try_fold(1u64, |acc, &x| acc.checked_mul(x.max(1)));
+    if work.and_then(|w| w.checked_mul(oh * ow)).is_none() {
+        return Err(format!("{count} planes of {h} x {w} with window {k} describe more work than the unit can count"));
+    }
+    Ok(PoolDims { h, w, k, s, oh, ow })
+}
+
+/// The normalization geometry of `op` over `count` rows with parameters `p`.
+pub fn norm_dims(op: VecOp, count: u64, p: [u64; 4]) -> Result<NormDims, String> {
+    let (rows, cols) = (count, p[0]);
+    if cols == 0 {
+        return Err(format!("{op} needs p0 (columns) >= 1"));
+    }
+    match p[1] {
+        0 => Ok(NormDims { rows, cols, len: cols }),
+        1 => Ok(NormDims { rows, cols, len: rows }),
+        other => Err(format!("{op}: p1 = {other} must be 0 (per column) or 1 (per row)")),
+    }
+}
+
+/// A vector op's element counts and lane passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VecGeometry {
+    /// Elements read from `a`.
+    pub elements_in: u64,
+    /// Elements read from `b`.
+    pub elements_b: u64,
+    /// Elements written to the destination.
+    pub elements_out: u64,
+    /// Work items (element operations) the op counts.
+    pub work: u64,
+    /// The lanes' passes as `(repetitions, elements)`: each repetition of a pass takes
+    /// `ceil(elements / lanes)` cycles (see the simulator's vector unit).
+    pub passes: [(u64, u64); 2],
+}
+
+impl VecGeometry {
+    /// One pass over the `work` items.
+    fn flat(elements_in: u64, elements_b: u64, elements_out: u64, work: u64) -> VecGeometry {
+        VecGeometry { elements_in, elements_b, elements_out, work, passes: [(1, work), (0, 0)] }
+    }
+
+    /// The geometry of `op` over `count` elements, rows or planes with parameters `p`.
+    pub fn of(op: VecOp, count: u64, p: [u64; 4]) -> Result<VecGeometry, String> {
+        let n = count;
+        Ok(match op {
+            VecOp::Copy | VecOp::Relu | VecOp::Gelu => VecGeometry::flat(n, 0, n, n),
+            VecOp::Add | VecOp::ReluGrad | VecOp::GeluGrad => VecGeometry::flat(n, n, n, n),
+            VecOp::MaxPool | VecOp::AvgPool => {
+                let d = pool_dims(n, p)?;
+                VecGeometry::flat(n * d.h * d.w, 0, n * d.oh * d.ow, n * d.oh * d.ow * d.k * d.k)
+            }
+            // The gradient planes are zeroed first, then the windows add to them.
+            VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => {
+                let d = pool_dims(n, p)?;
+                let elements_in = if op == VecOp::MaxPoolGrad { n * d.h * d.w } else { 0 };
+                let (planes, work) = (n * d.h * d.w, n * d.oh * d.ow * d.k * d.k);
+                VecGeometry { passes: [(1, planes), (1, work)], ..VecGeometry::flat(elements_in, n * d.oh * d.ow, planes, work) }
+            }
+            // Three passes per row, and one cycle for the mean loss.
+            VecOp::SoftmaxXent => {
+                let classes = p[0];
+                if classes == 0 {
+                    return Err("softmax_xent needs p0 (classes) >= 1".into());
+                }
+                let flat = VecGeometry::flat(n * classes, n, n * classes + 1, 3 * n * classes);
+                VecGeometry { passes: [(3 * n, classes), (1, 1)], ..flat }
+            }
+            // Three passes per row; the gradient two.
+            VecOp::Softmax | VecOp::SoftmaxGrad => {
+                let cols = p[0];
+                if cols == 0 {
+                    return Err(format!("{op} needs p0 (row length) >= 1"));
+                }
+                let (b, passes) = if op == VecOp::SoftmaxGrad { (n * cols, 2) } else { (0, 3) };
+                VecGeometry { passes: [(passes * n, cols), (0, 0)], ..VecGeometry::flat(n * cols, b, n * cols, 3 * n * cols) }
+            }
+            // One batch walks `lanes` elements of one normalized vector (a row, or a column):
+            // two passes for the statistics, one for the others, and norm_grad_apply one cycle
+            // per vector for its statistics.
+            VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply => {
+                let NormDims { rows, cols, len } = norm_dims(op, n, p)?;
+                let (all, axis) = (rows * cols, if p[1] == 1 { cols } else { rows });
+                match op {
+                    VecOp::NormStats => {
+                        VecGeometry { passes: [(2 * len, axis), (0, 0)], ..VecGeometry::flat(all, 0, 2 * len, 2 * all) }
+                    }
+                    VecOp::NormApply => {
+                        VecGeometry { passes: [(len, axis), (0, 0)], ..VecGeometry::flat(all, 2 * len, all, all) }
+                    }
+                    VecOp::NormGradStats => {
+                        VecGeometry { passes: [(len, axis), (0, 0)], ..VecGeometry::flat(all, all, 2 * len, all) }
+                    }
+                    _ => VecGeometry { passes: [(len, axis), (len, 1)], ..VecGeometry::flat(all, 4 * len, all, 2 * all) },
+                }
+            }
+        })
+    }
+
+    /// Cycles of the passes on `lanes` lanes.
+    pub fn issue_cycles(&self, lanes: u64) -> u64 {
+        self.passes.iter().map(|&(repetitions, elements)| repetitions * elements.div_ceil(lanes)).sum()
+    }
+}
+
+/// One operand of an instruction: `len` elements of `buffer` from `start`, read or written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operand {
+    /// The buffer.
+    pub buffer: Buffer,
+    /// Written (else read).
+    pub write: bool,
+    /// First element.
+    pub start: u64,
+    /// Elements from `start` the operand spans (a 2-D transfer's gaps included).
+    pub len: u64,
+}
+
+impl Op {
+    /// The operands this instruction reads and writes, in a fixed order per instruction (see
+    /// the module documentation for which). Errors name a vector op's invalid geometry, or a
+    /// prune whose ratio is dense.
+    pub fn operands(&self) -> Result<Vec<Operand>, String> {
+        let read = |buffer, start: u32, len| Operand { buffer, write: false, start: start.into(), len };
+        let write = |buffer, start: u32, len| Operand { buffer, write: true, start: start.into(), len };
+        Ok(match *self {
+            Op::Load { buf, sram, rows, cols, sram_row_stride, .. }
+            | Op::Store { buf, sram, rows, cols, sram_row_stride, .. } => {
+                let len =
+                    if rows == 0 || cols == 0 { 0 } else { u64::from(rows - 1) * u64::from(sram_row_stride) + u64::from(cols) };
+                vec![if matches!(self, Op::Load { .. }) { write(buf, sram, len) } else { read(buf, sram, len) }]
+            }
+            Op::Gemm { dataflow, weights, accumulate, rows, cols, depth, input, weight, output, .. } => {
+                let (rows, cols) = (u64::from(rows), u64::from(cols));
+                let stored = cols * weights.stored_len(depth as usize) as u64;
+                let mut v = vec![read(Buffer::Act, input, rows * u64::from(depth)), read(Buffer::Wgt, weight, stored)];
+                if weights.ratio().is_some() {
+                    v.push(read(Buffer::Idx, weight, stored));
+                }
+                if accumulate || dataflow != Dataflow::Os {
+                    v.push(read(Buffer::Acc, output, rows * cols));
+                }
+                v.push(write(Buffer::Acc, output, rows * cols));
+                v
+            }
+            Op::Prune { nm, rows, cols, src, dst, write_mask, mask, .. } => {
+                let ratio = nm.ratio().ok_or("nm must be a sparse ratio N:M, not dense")?;
+                let dense = u64::from(rows) * u64::from(cols);
+                let compressed = dense / u64::from(ratio.m) * u64::from(ratio.n);
+                let mut v = vec![
+                    read(Buffer::Master, src, dense),
+                    write(Buffer::Wgt, dst, compressed),
+                    write(Buffer::Idx, dst, compressed),
+                ];
+                if write_mask {
+                    v.push(write(Buffer::Mask, mask, dense));
+                }
+                v
+            }
+            Op::Update { count, weight, momentum, grad, use_mask, mask, hyper } => {
+                let n = u64::from(count);
+                let mut v = vec![
+                    read(Buffer::Master, weight, n),
+                    read(Buffer::Master, momentum, n),
+                    read(Buffer::Master, hyper, 4),
+                    read(Buffer::Acc, grad, n),
+                ];
+                if use_mask {
+                    v.push(read(Buffer::Mask, mask, n));
+                }
+                v.push(write(Buffer::Master, weight, n));
+                v.push(write(Buffer::Master, momentum, n));
+                v
+            }
+            Op::Vec { op, count, dst_buf, dst, a_buf, a, b_buf, b, p0, p1, p2, p3 } => {
+                let g = VecGeometry::of(op, count.into(), [p0, p1, p2, p3].map(u64::from))?;
+                let reads = op.operands();
+                let mut v = Vec::new();
+                if reads.a {
+                    v.push(read(a_buf, a, g.elements_in));
+                }
+                if reads.b {
+                    v.push(read(b_buf, b, g.elements_b));
+                }
+                if reads.dst {
+                    v.push(read(dst_buf, dst, g.elements_out));
+                }
+                v.push(write(dst_buf, dst, g.elements_out));
+                v
+            }
+        })
+    }
+
+    /// The buffer use of this instruction on `arch` (see the module documentation); errors as
+    /// [`Op::operands`].
+    pub fn buffer_use(&self, arch: &ArchConfig) -> Result<BufferUse, String> {
+        let mut u = BufferUse::default();
+        let operands = self.operands()?;
+        let spans: Vec<(Buffer, bool, std::ops::RangeInclusive<usize>)> =
+            operands.iter().map(|o| (o.buffer, o.write, partitions(arch, o))).collect();
+        for (i, (buffer, write, parts)) in spans.iter().enumerate() {
+            let b = *buffer as usize;
+            for p in parts.clone() {
+                if *write {
+                    u.writes[b][p] = 1;
+                } else if matches!(self, Op::Update { .. }) && i == 2 {
+                    // The hyperparameters: a reader only where the weight and momentum have none.
+                    if !spans[..2].iter().any(|(_, _, covered)| covered.contains(&p)) {
+                        u.reads[b][p] += 1;
+                    }
+                } else {
+                    u.reads[b][p] += 1;
+                }
+            }
+        }
+        Ok(u)
+    }
+}
+
+/// The partitions of its buffer that `o` overlaps (an empty range: its first element's).
+fn partitions(arch: &ArchConfig, o: &Operand) -> std::ops::RangeInclusive<usize> {
+    let size = arch.partition_elements(o.buffer).max(1);
+    let last_partition = arch.buffers.partitions.max(1) as usize - 1;
+    let part = |element: u64| ((element / size) as usize).min(last_partition);
+    part(o.start)..=part(o.start.saturating_add(o.len.max(1) - 1))
+}
+
+/// The buffers an instruction reads and writes while it runs, per buffer (in [`Buffer::ALL`]
+/// order) and partition: how many of its operands read the partition, and whether it writes it.
+/// On a machine whose `buffers.readers` or `buffers.writers` are limited, the controller starts
+/// an instruction only when its use fits next to the running instructions'
+/// ([`BufferUse::fits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BufferUse {
+    /// Operands reading each buffer's partitions.
+    pub reads: [[u8; MAX_PARTITIONS]; 6],
+    /// Whether each buffer's partitions are written (0 or 1).
+    pub writes: [[u8; MAX_PARTITIONS]; 6],
+}
+
+impl BufferUse {
+    /// `(buffer, partition)` pairs, with their reads and writes.
+    fn slots(&self) -> impl Iterator<Item = (usize, usize)> {
+        (0..6).flat_map(|b| (0..MAX_PARTITIONS).map(move |p| (b, p)))
+    }
+
+    /// Whether this use fits next to `held` under `readers` and `writers` per partition (0: no
+    /// limit).
+    pub fn fits(&self, held: &BufferUse, readers: u32, writers: u32) -> bool {
+        let within = |want: u8, have: u8, limit: u32| limit == 0 || u32::from(want) + u32::from(have) <= limit;
+        self.slots().all(|(b, p)| {
+            within(self.reads[b][p], held.reads[b][p], readers) && within(self.writes[b][p], held.writes[b][p], writers)
+        })
+    }
+
+    /// The first buffer this use alone overflows, with what it needs of it: an instruction
+    /// that could never start.
+    pub fn exceeds(&self, readers: u32, writers: u32) -> Option<(Buffer, String)> {
+        self.slots().find_map(|(b, p)| {
+            let buffer = Buffer::ALL[b];
+            if readers != 0 && u32::from(self.reads[b][p]) > readers {
+                Some((buffer, format!("{} operand reads, but buffers.readers = {readers}", self.reads[b][p])))
+            } else if writers != 0 && u32::from(self.writes[b][p]) > writers {
+                Some((buffer, format!("a write, but buffers.writers = {writers}")))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Adds `other`'s use (an instruction starts).
+    pub fn take(&mut self, other: &BufferUse) {
+        for (b, p) in other.slots() {
+            self.reads[b][p] += other.reads[b][p];
+            self.writes[b][p] += other.writes[b][p];
+        }
+    }
+
+    /// Removes `other`'s use (an instruction completes).
+    pub fn release(&mut self, other: &BufferUse) {
+        for (b, p) in other.slots() {
+            self.reads[b][p] -= other.reads[b][p];
+            self.writes[b][p] -= other.writes[b][p];
+        }
+    }
+}
