@@ -51,7 +51,11 @@ fn instructions() -> Vec<Op> {
         for &dst_buf in Buffer::ALL {
             for &a_buf in Buffer::ALL {
                 for &b_buf in Buffer::ALL {
-                    ops.push(Op::Vec { op, count: 4, dst_buf, dst: 0, a_buf, a: 0, b_buf, b: 0, p0: 3, p1: 0, p2: 2, p3: 2 });
+                    let [p0, p1, p2, p3] = match op {
+                        VecOp::MaxPool | VecOp::AvgPool | VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => [4, 4, 2, 2],
+                        _ => [3, 0, 0, 0],
+                    };
+                    ops.push(Op::Vec { op, count: 4, dst_buf, dst: 0, a_buf, a: 0, b_buf, b: 0, p0, p1, p2, p3 });
                 }
             }
         }
