@@ -114,9 +114,11 @@ struct MachineParameters {
     buffer_elements: BTreeMap<String, u64>,
     /// Elements per cycle each way of each DMA engine (`rtl::machine::dma_lanes`).
     dma_lanes: usize,
-    /// Instructions that may read (write) one buffer at once; 0: no limit.
+    /// Instructions that may read (write) one buffer partition at once; 0: no limit.
     buffer_readers: u32,
     buffer_writers: u32,
+    /// Memories each buffer is split into.
+    buffer_partitions: u32,
     queue_depth: u32,
     sore_lanes: u32,
     wuve_lanes: u32,
@@ -135,6 +137,7 @@ impl MachineParameters {
             dma_lanes: rtl::machine::dma_lanes(arch),
             buffer_readers: arch.buffers.readers,
             buffer_writers: arch.buffers.writers,
+            buffer_partitions: arch.buffers.partitions,
             queue_depth: arch.control.queue_depth,
             sore_lanes: arch.sore.lanes,
             wuve_lanes: arch.wuve.lanes,

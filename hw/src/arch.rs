@@ -345,7 +345,8 @@ impl ArchConfig {
     }
 
     /// A 4x4 SAT for tests and RTL co-simulation, with a 2-cycle accumulator so hazards show,
-    /// and buffers of two readers and one writer (block RAM's replicas) so their waits show.
+    /// and buffers of two partitions with two readers and one writer each (block RAM's
+    /// replicas) so their waits show.
     pub fn tiny() -> Self {
         let base = Self::vcu1525();
         ArchConfig {
@@ -364,7 +365,7 @@ impl ArchConfig {
                 master_banks: 4,
                 readers: 2,
                 writers: 1,
-                partitions: default_partitions(),
+                partitions: 2,
             },
             sore: SoreConfig { lanes: 4 },
             wuve: WuveConfig { lanes: 4, pipeline_latency: 4 },

@@ -79,10 +79,10 @@ fn the_tiny_machine_elaborates_in_yosys_with_the_instances_it_declares() {
 }
 
 #[test]
-fn a_machine_with_partitioned_buffers_is_refused() {
+fn partitions_that_are_not_powers_of_two_are_refused() {
     let mut arch = ArchConfig::tiny();
-    arch.buffers.partitions = 2;
+    arch.buffers.act_kib = 48;
     arch.validate().unwrap();
     let error = generate(&arch).unwrap_err().to_string();
-    assert!(error.contains("buffers.partitions = 2"), "{error}");
+    assert!(error.contains("a partition of buffer act holds 12288 elements"), "{error}");
 }

@@ -264,7 +264,7 @@ mod tests {
 
     fn run(s: &mut Scratchpads, op: VecOp, count: u64, dst: u64, a: u64, b: u64, p: [u64; 4]) {
         let v = VecInsn { op, count, dst: (Buffer::Master, dst), a: (Buffer::Master, a), b: (Buffer::Master, b), p };
-        v.check(s).unwrap();
+        v.check().unwrap();
         execute(s, &v).unwrap();
     }
 

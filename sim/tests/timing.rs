@@ -103,7 +103,7 @@ fn stalls(dependency: u64, fill_drain: u64, accumulator_hazard: u64, dram_latenc
 
 // tiny: 4 x 4 PEs, n_max 2, accumulator latency L = 2; DRAM 1 channel of 1.6 GB/s at 200 MHz
 // = 8 bytes/cycle, 50 ns = 10 cycles of latency, 16-byte bursts; queues 4 deep; two readers
-// and one writer per buffer.
+// and one writer per partition, two partitions per buffer.
 #[test]
 fn tiny_parameters_are_what_the_derivations_assume() {
     let a = ArchConfig::tiny();
@@ -111,7 +111,7 @@ fn tiny_parameters_are_what_the_derivations_assume() {
     assert_eq!(a.dram_bytes_per_cycle_per_channel(), 8.0);
     assert_eq!((a.dram_latency_cycles(), a.dram.burst_bytes, a.dram.channels), (10, 16, 1));
     assert_eq!(a.control.queue_depth, 4);
-    assert_eq!((a.buffers.readers, a.buffers.writers), (2, 1));
+    assert_eq!((a.buffers.readers, a.buffers.writers, a.buffers.partitions), (2, 1, 2));
 }
 
 // ---------------------------------------------------------------------------------------------

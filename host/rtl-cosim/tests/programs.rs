@@ -151,14 +151,21 @@ fn compiled_gemm_programs_from_dram_to_dram() {
 }
 
 /// Instructions of every unit, without semaphores, on disjoint regions, that meet the limits of
-/// `tiny`'s buffers (two readers and one writer each): at the start the store and the WS GEMM
-/// read `acc`, so the copy out of `acc` waits; the copy into `act` waits for the load writing it;
-/// `update` reads `master` twice (weight and momentum), so `prune` waits for it, and the store
-/// of `master` for both. The RTL's controller must hold every instruction back exactly as long.
+/// `tiny`'s buffers (two partitions, two readers and one writer each): at the start the store
+/// and the WS GEMM read `acc`'s first partition, so the copy out of it waits, while the copy out
+/// of the second partition does not, and the copy whose range straddles both waits; the copy into
+/// `act` waits for the load writing it; `update` reads `master` twice (weight and momentum), so
+/// `prune` waits for it, and the store of `master` for both. The RTL's controller must hold
+/// every instruction back exactly as long.
 #[test]
 fn buffer_readers_and_writers_wait_as_the_simulators() {
     let arch = ArchConfig::resolve(satkit_rtl_cosim::BUILT_ARCH).unwrap();
-    assert_eq!((arch.buffers.readers, arch.buffers.writers), (2, 1), "the directed waits below assume tiny's limits");
+    assert_eq!(
+        (arch.buffers.readers, arch.buffers.writers, arch.buffers.partitions),
+        (2, 1, 2),
+        "the directed waits below assume tiny's limits"
+    );
+    assert_eq!(arch.partition_elements(Buffer::Acc), 8192);
     let mut rtl = new_machine();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let dram = random_dram(&mut rng, 1 << 14);
@@ -194,7 +201,9 @@ fn buffer_readers_and_writers_wait_as_the_simulators() {
             input_t: false,
             weight_t: false,
         }),
+        copy(Buffer::Acc, 9000, Buffer::Mask, 2000),
         copy(Buffer::Acc, 2048, Buffer::Master, 0),
+        copy(Buffer::Acc, 8188, Buffer::Mask, 3000),
         Instruction::new(dma(true, Buffer::Act, 4096, 0, 1, 64, (64, 1, 64))),
         copy(Buffer::Master, 100, Buffer::Act, 8192),
         Instruction::new(Op::Update { count: 8, weight: 200, momentum: 300, grad: 3000, use_mask: true, mask: 200, hyper: 400 }),
@@ -215,9 +224,9 @@ fn buffer_readers_and_writers_wait_as_the_simulators() {
         (Buffer::Act, 0, 8200),
         (Buffer::Wgt, 0, 1100),
         (Buffer::Idx, 0, 1100),
-        (Buffer::Acc, 0, 3100),
+        (Buffer::Acc, 0, 9100),
         (Buffer::Master, 0, 700),
-        (Buffer::Mask, 0, 1100),
+        (Buffer::Mask, 0, 3100),
     ];
     // Moderate hyperparameters (lr, mu, wd, lambda) so the update stays finite.
     rtl.write_buffer(Buffer::Master, 400, &[0.01, 0.9, 1e-4, 2e-4]).unwrap();

@@ -17,13 +17,15 @@
 //! `imem_data` holds its word in the next cycle. The `start` cycle reads address 0, so the
 //! first instruction dispatches at cycle 0 as in the simulator.
 //!
-//! With limited readers or writers per buffer (`buffers.readers`, `buffers.writers`), a unit
-//! in (2) also needs its head's buffer use to fit next to the running instructions' (those not
-//! completing in (1)) and the use of the units started before it in the cycle, as the
-//! simulator's controller rules; a started instruction holds its use until it completes. The
-//! head's use comes decoded from outside on `head_reads` and `head_writes`
-//! ([`buffer_use_module`] decodes the instruction words, `issue_word` being each queue's head
-//! in every cycle).
+//! With limited readers or writers per buffer partition (`buffers.readers`, `buffers.writers`,
+//! `buffers.partitions`), a unit in (2) also needs its head's buffer use to fit next to the
+//! running instructions' (those not completing in (1)) and the use of the units started before
+//! it in the cycle, as the simulator's controller rules; a started instruction holds its use
+//! until it completes. The head's use, per partition, comes decoded from outside on
+//! `head_reads` and `head_writes` ([`buffer_use_module`] decodes the instruction words, from
+//! the operands' ranges, `issue_word` being each queue's head in every cycle). The decoders
+//! are combinational from the queue heads to the starts: a long path (multiplications for the
+//! operands' sizes) that a board build at the target clock would register.
 //!
 //! Units report completion on `unit_done`; the simulator's cost model says when (the units'
 //! RTL will). Semaphore counts are 16 bits wide: `overflow` rises, and stays, when one nears
@@ -48,12 +50,17 @@ const _: () = assert!(SEMAPHORE_BITS == 5 && SEMAPHORES == 32 && HEADER_BITS == 
 pub const UNITS: usize = Unit::ALL.len();
 /// Buffers, in `Buffer::ALL` order.
 pub const BUFFERS: usize = Buffer::ALL.len();
-// rust-hdl's kernels need literal loop bounds: `0..6` units, `0..6` buffers and `0..32`
-// semaphores below.
+// rust-hdl's kernels need literal loop bounds (or fields): `0..6` units and `0..32` semaphores
+// below.
 const _: () = assert!(UNITS == 6 && BUFFERS == 6);
 
-/// Name of the buffer-use decoder of [`buffer_use_module`].
+/// Name stem of the buffer-use decoders of [`buffer_use_module`].
 pub const BUFFER_USE_MODULE: &str = "sat_buffer_use";
+
+/// Buffer partitions the controller accounts for: `buffers.partitions` per buffer.
+pub fn slots(arch: &ArchConfig) -> usize {
+    BUFFERS * arch.buffers.partitions as usize
+}
 
 /// One instruction word.
 pub type InsnWord = Bits<256>;
@@ -81,9 +88,10 @@ pub struct Controller {
     pub issue_index: Vec<Signal<Out, Bits<32>>>,
     /// Per unit: its running instruction completes this cycle.
     pub unit_done: Vec<Signal<In, Bit>>,
-    /// Per unit and buffer (`u * 6 + b`): operands its queue head reads from the buffer.
+    /// Per unit and buffer partition (`u * slots + b * partitions + p`, see [`slots`]):
+    /// operands its queue head reads from the partition.
     pub head_reads: Vec<Signal<In, Bits<4>>>,
-    /// Per unit and buffer: its queue head writes the buffer.
+    /// Per unit and buffer partition: its queue head writes the partition.
     pub head_writes: Vec<Signal<In, Bit>>,
     /// Instructions are left to dispatch, queued or running.
     pub busy: Signal<Out, Bit>,
@@ -125,10 +133,10 @@ pub struct Controller {
     after_start: Vec<Signal<Local, Tokens>>,
     covered: Vec<Signal<Local, Bit>>,
     /// Reads and writes of each buffer held by the instructions running on after the
-    /// completions, over units `0..u` (`u * 6 + b`).
+    /// completions, over units `0..u` (`u * slots + slot`).
     held_reads: Vec<Signal<Local, Bits<4>>>,
     held_writes: Vec<Signal<Local, Bits<4>>>,
-    /// Reads and writes held after the starts of units `0..u` (`u * 6 + b`).
+    /// Reads and writes held after the starts of units `0..u` (`u * slots + slot`).
     taken_reads: Vec<Signal<Local, Bits<4>>>,
     taken_writes: Vec<Signal<Local, Bits<4>>>,
     fits: Vec<Signal<Local, Bit>>,
@@ -141,6 +149,7 @@ pub struct Controller {
     dispatch: Signal<Local, Bit>,
     any_left: Signal<Local, Bit>,
     _depth: usize,
+    _slots: usize,
     _last_entry: usize,
     _ops: usize,
 }
@@ -165,8 +174,8 @@ impl Controller {
             issue_word: signals(UNITS),
             issue_index: signals(UNITS),
             unit_done: signals(UNITS),
-            head_reads: signals(UNITS * BUFFERS),
-            head_writes: signals(UNITS * BUFFERS),
+            head_reads: signals(UNITS * slots(arch)),
+            head_writes: signals(UNITS * slots(arch)),
             busy: Default::default(),
             cycle: Default::default(),
             bad_opcode: Default::default(),
@@ -182,8 +191,8 @@ impl Controller {
             queue_word: (0..UNITS * depth).map(|_| DFF::default()).collect(),
             queue_index: (0..UNITS * depth).map(|_| DFF::default()).collect(),
             queue_len: (0..UNITS).map(|_| DFF::default()).collect(),
-            running_reads: (0..UNITS * BUFFERS).map(|_| DFF::default()).collect(),
-            running_writes: (0..UNITS * BUFFERS).map(|_| DFF::default()).collect(),
+            running_reads: (0..UNITS * slots(arch)).map(|_| DFF::default()).collect(),
+            running_writes: (0..UNITS * slots(arch)).map(|_| DFF::default()).collect(),
             op_code: ops.iter().map(|l| Constant::new(u64::from(l.opcode).to_bits())).collect(),
             op_unit: ops.iter().map(|l| Constant::new((l.unit.index() as u64).to_bits())).collect(),
             depth: Constant::new((depth as u64).to_bits()),
@@ -195,10 +204,10 @@ impl Controller {
             demand: signals(UNITS * SEMAPHORES),
             after_start: signals((UNITS + 1) * SEMAPHORES),
             covered: signals(UNITS),
-            held_reads: signals((UNITS + 1) * BUFFERS),
-            held_writes: signals((UNITS + 1) * BUFFERS),
-            taken_reads: signals((UNITS + 1) * BUFFERS),
-            taken_writes: signals((UNITS + 1) * BUFFERS),
+            held_reads: signals((UNITS + 1) * slots(arch)),
+            held_writes: signals((UNITS + 1) * slots(arch)),
+            taken_reads: signals((UNITS + 1) * slots(arch)),
+            taken_writes: signals((UNITS + 1) * slots(arch)),
             fits: signals(UNITS),
             starts: signals(UNITS),
             len_after_pop: signals(UNITS),
@@ -209,6 +218,7 @@ impl Controller {
             dispatch: Default::default(),
             any_left: Default::default(),
             _depth: depth,
+            _slots: slots(arch),
             _last_entry: depth - 1,
             _ops: ops.len(),
         }
@@ -230,11 +240,15 @@ impl Logic for Controller {
             self.running_signals[u].d.next = self.running_signals[u].q.val();
             self.queue_len[u].clock.next = self.clock.val();
             self.queue_len[u].d.next = self.queue_len[u].q.val();
-            for b in 0..6 {
-                self.running_reads[u * 6 + b].clock.next = self.clock.val();
-                self.running_reads[u * 6 + b].d.next = self.running_reads[u * 6 + b].q.val();
-                self.running_writes[u * 6 + b].clock.next = self.clock.val();
-                self.running_writes[u * 6 + b].d.next = self.running_writes[u * 6 + b].q.val();
+        }
+        for sl in self._slots..(self._slots + 1usize) {
+            for u in 0..6 {
+                for b in 0..self._slots {
+                    self.running_reads[u * sl + b].clock.next = self.clock.val();
+                    self.running_reads[u * sl + b].d.next = self.running_reads[u * sl + b].q.val();
+                    self.running_writes[u * sl + b].clock.next = self.clock.val();
+                    self.running_writes[u * sl + b].d.next = self.running_writes[u * sl + b].q.val();
+                }
             }
         }
         for d in self._depth..(self._depth + 1usize) {
@@ -284,19 +298,21 @@ impl Logic for Controller {
             }
         }
         // The buffer use of the instructions that run on.
-        for b in 0..6 {
+        for b in 0..self._slots {
             self.held_reads[b].next = 0.into();
             self.held_writes[b].next = 0.into();
         }
-        for u in 0..6 {
-            for b in 0..6 {
-                self.held_reads[(u + 1) * 6 + b].next = self.held_reads[u * 6 + b].val();
-                self.held_writes[(u + 1) * 6 + b].next = self.held_writes[u * 6 + b].val();
-                if self.running[u].q.val() && !self.completing[u].val() {
-                    self.held_reads[(u + 1) * 6 + b].next =
-                        self.held_reads[u * 6 + b].val() + self.running_reads[u * 6 + b].q.val();
-                    if self.running_writes[u * 6 + b].q.val() {
-                        self.held_writes[(u + 1) * 6 + b].next = self.held_writes[u * 6 + b].val() + 1;
+        for sl in self._slots..(self._slots + 1usize) {
+            for u in 0..6 {
+                for b in 0..self._slots {
+                    self.held_reads[(u + 1) * sl + b].next = self.held_reads[u * sl + b].val();
+                    self.held_writes[(u + 1) * sl + b].next = self.held_writes[u * sl + b].val();
+                    if self.running[u].q.val() && !self.completing[u].val() {
+                        self.held_reads[(u + 1) * sl + b].next =
+                            self.held_reads[u * sl + b].val() + self.running_reads[u * sl + b].q.val();
+                        if self.running_writes[u * sl + b].q.val() {
+                            self.held_writes[(u + 1) * sl + b].next = self.held_writes[u * sl + b].val() + 1;
+                        }
                     }
                 }
             }
@@ -335,53 +351,57 @@ impl Logic for Controller {
         for s in 0..32 {
             self.after_start[s].next = self.after_done[6 * 32 + s].val();
         }
-        for b in 0..6 {
-            self.taken_reads[b].next = self.held_reads[6 * 6 + b].val();
-            self.taken_writes[b].next = self.held_writes[6 * 6 + b].val();
-        }
-        for u in 0..6 {
-            self.covered[u].next = true;
-            for s in 0..32 {
-                if self.after_start[u * 32 + s].val() < self.demand[u * 32 + s].val() {
-                    self.covered[u].next = false;
-                }
+        for sl in self._slots..(self._slots + 1usize) {
+            for b in 0..self._slots {
+                self.taken_reads[b].next = self.held_reads[6 * sl + b].val();
+                self.taken_writes[b].next = self.held_writes[6 * sl + b].val();
             }
-            self.fits[u].next = true;
-            for b in 0..6 {
-                if self.readers.val() != 0
-                    && self.taken_reads[u * 6 + b].val() + self.head_reads[u * 6 + b].val() > self.readers.val()
-                {
-                    self.fits[u].next = false;
-                }
-                if self.writers.val() != 0
-                    && self.head_writes[u * 6 + b].val()
-                    && self.taken_writes[u * 6 + b].val() + 1 > self.writers.val()
-                {
-                    self.fits[u].next = false;
-                }
-            }
-            self.starts[u].next = self.active.q.val()
-                && self.idle[u].val()
-                && self.queue_len[u].q.val() != 0
-                && self.covered[u].val()
-                && self.fits[u].val();
-            for b in 0..6 {
-                self.taken_reads[(u + 1) * 6 + b].next = self.taken_reads[u * 6 + b].val();
-                self.taken_writes[(u + 1) * 6 + b].next = self.taken_writes[u * 6 + b].val();
-                if self.starts[u].val() {
-                    self.taken_reads[(u + 1) * 6 + b].next = self.taken_reads[u * 6 + b].val() + self.head_reads[u * 6 + b].val();
-                    self.running_reads[u * 6 + b].d.next = self.head_reads[u * 6 + b].val();
-                    self.running_writes[u * 6 + b].d.next = self.head_writes[u * 6 + b].val();
-                    if self.head_writes[u * 6 + b].val() {
-                        self.taken_writes[(u + 1) * 6 + b].next = self.taken_writes[u * 6 + b].val() + 1;
+            for u in 0..6 {
+                self.covered[u].next = true;
+                for s in 0..32 {
+                    if self.after_start[u * 32 + s].val() < self.demand[u * 32 + s].val() {
+                        self.covered[u].next = false;
                     }
                 }
-            }
-            for s in 0..32 {
-                if self.starts[u].val() {
-                    self.after_start[(u + 1) * 32 + s].next = self.after_start[u * 32 + s].val() - self.demand[u * 32 + s].val();
-                } else {
-                    self.after_start[(u + 1) * 32 + s].next = self.after_start[u * 32 + s].val();
+                self.fits[u].next = true;
+                for b in 0..self._slots {
+                    if self.readers.val() != 0
+                        && self.taken_reads[u * sl + b].val() + self.head_reads[u * sl + b].val() > self.readers.val()
+                    {
+                        self.fits[u].next = false;
+                    }
+                    if self.writers.val() != 0
+                        && self.head_writes[u * sl + b].val()
+                        && self.taken_writes[u * sl + b].val() + 1 > self.writers.val()
+                    {
+                        self.fits[u].next = false;
+                    }
+                }
+                self.starts[u].next = self.active.q.val()
+                    && self.idle[u].val()
+                    && self.queue_len[u].q.val() != 0
+                    && self.covered[u].val()
+                    && self.fits[u].val();
+                for b in 0..self._slots {
+                    self.taken_reads[(u + 1) * sl + b].next = self.taken_reads[u * sl + b].val();
+                    self.taken_writes[(u + 1) * sl + b].next = self.taken_writes[u * sl + b].val();
+                    if self.starts[u].val() {
+                        self.taken_reads[(u + 1) * sl + b].next =
+                            self.taken_reads[u * sl + b].val() + self.head_reads[u * sl + b].val();
+                        self.running_reads[u * sl + b].d.next = self.head_reads[u * sl + b].val();
+                        self.running_writes[u * sl + b].d.next = self.head_writes[u * sl + b].val();
+                        if self.head_writes[u * sl + b].val() {
+                            self.taken_writes[(u + 1) * sl + b].next = self.taken_writes[u * sl + b].val() + 1;
+                        }
+                    }
+                }
+                for s in 0..32 {
+                    if self.starts[u].val() {
+                        self.after_start[(u + 1) * 32 + s].next =
+                            self.after_start[u * 32 + s].val() - self.demand[u * 32 + s].val();
+                    } else {
+                        self.after_start[(u + 1) * 32 + s].next = self.after_start[u * 32 + s].val();
+                    }
                 }
             }
         }
@@ -499,13 +519,43 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     deduplicate(&generate_verilog_unchecked(&top), TOP_MODULE)
 }
 
-/// The buffer-use decoder: from an instruction word, per buffer (`Buffer::ALL` order) the
-/// operands it reads from the buffer (`reads`, 4 bits each) and whether it writes it
-/// (`writes`), as `Op::buffer_use` rules for buffers of one partition (a test compares the two over every opcode,
-/// buffer field and flag). Words of an unknown opcode use nothing.
-pub fn buffer_use_module() -> Result<String, Error> {
+/// Name of unit `unit`'s buffer-use decoder of [`buffer_use_module`].
+pub fn buffer_use_module_name(unit: Unit) -> String {
+    format!("{BUFFER_USE_MODULE}_{}", unit.name())
+}
+
+/// One operand in the decoder: Verilog expressions of when it exists, its buffer code, its
+/// first element and its length, whether it is written, and whether it is `update`'s
+/// hyperparameters.
+struct DecodedOperand {
+    valid: String,
+    buffer: String,
+    start: String,
+    len: String,
+    write: bool,
+    hyper: bool,
+}
+
+/// The buffer-use decoders, one module per unit (`sat_buffer_use_<unit>`, which only decodes
+/// its unit's instructions): from an instruction word, per buffer (`Buffer::ALL` order) and
+/// partition (slot `b * partitions + p`), the operands that read it (`reads`, 4 bits each) and
+/// whether it is written (`writes`), by `Op::buffer_use`'s rules (the module documentation of
+/// `crate::operands`; a test compares the two in Icarus Verilog). Each operand's range is
+/// computed from the word (transfer spans, GEMM and prune sizes, the vector ops' geometry) and
+/// its partitions are its first and last elements shifted by the partition size, a power of
+/// two. Words of another unit's opcodes use nothing.
+pub fn buffer_use_module(arch: &ArchConfig) -> Result<String, Error> {
+    let parts = arch.buffers.partitions as usize;
     let layouts = layouts();
     let field = |mnemonic: &str, name: &str| -> Result<String, Error> {
+        let layout = layouts.iter().find(|l| l.mnemonic == mnemonic);
+        let f = layout
+            .and_then(|l| l.fields.iter().find(|f| f.name == name))
+            .ok_or_else(|| Error::RtlVerilog { message: format!("the ISA table has no field `{name}` in `{mnemonic}`") })?;
+        Ok(format!("{{{}'d0, word[{} +: {}]}}", 64 - f.width, f.lo, f.width))
+    };
+    // A narrow field as it is (buffer codes, the vector op).
+    let raw = |mnemonic: &str, name: &str| -> Result<String, Error> {
         let layout = layouts.iter().find(|l| l.mnemonic == mnemonic);
         let f = layout
             .and_then(|l| l.fields.iter().find(|f| f.name == name))
@@ -519,100 +569,254 @@ pub fn buffer_use_module() -> Result<String, Error> {
             .map(|l| l.opcode)
             .ok_or_else(|| Error::RtlVerilog { message: format!("the ISA table has no `{mnemonic}`") })
     };
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"
-// Buffer use of an instruction word (see satkit's hw/src/rtl/controller.rs).
-module {BUFFER_USE_MODULE} (input [{word_hi}:0] word, output [{reads_hi}:0] reads, output [{writes_hi}:0] writes);
-    wire [4:0] opcode = word[4:0];
-    wire is_load = opcode == 5'd{load}, is_store = opcode == 5'd{store}, is_gemm = opcode == 5'd{gemm};
-    wire is_prune = opcode == 5'd{prune}, is_update = opcode == 5'd{update}, is_vec = opcode == 5'd{vec};
-    wire [2:0] load_buf = {load_buf}, store_buf = {store_buf};
-    wire gemm_sparse = {weights} != 0, gemm_acc_read = {accumulate} != 0 || {dataflow} != 0;
-    wire prune_mask = {write_mask} != 0, update_mask = {use_mask} != 0;
-    wire [4:0] vec_op = {vec_op};
-    wire [2:0] dst_buf = {dst_buf}, a_buf = {a_buf}, b_buf = {b_buf};
-    // The operands each vector op reads: a, b, the destination.
-    reg reads_a, reads_b, reads_dst;
-    always @* begin
-        {{reads_a, reads_b, reads_dst}} = 3'b000;
-        case (vec_op)
-"#,
-        word_hi = WORD_BITS - 1,
-        reads_hi = 4 * BUFFERS - 1,
-        writes_hi = BUFFERS - 1,
-        load = opcode("load")?,
-        store = opcode("store")?,
-        gemm = opcode("gemm")?,
-        prune = opcode("prune")?,
-        update = opcode("update")?,
-        vec = opcode("vec")?,
-        load_buf = field("load", "buf")?,
-        store_buf = field("store", "buf")?,
-        weights = field("gemm", "weights")?,
-        accumulate = field("gemm", "accumulate")?,
-        dataflow = field("gemm", "dataflow")?,
-        write_mask = field("prune", "write_mask")?,
-        use_mask = field("update", "use_mask")?,
-        vec_op = field("vec", "op")?,
-        dst_buf = field("vec", "dst_buf")?,
-        a_buf = field("vec", "a_buf")?,
-        b_buf = field("vec", "b_buf")?,
-    );
-    for &op in VecOp::ALL {
-        let o = op.operands();
-        let _ = writeln!(
-            s,
-            "            5'd{}: {{reads_a, reads_b, reads_dst}} = 3'b{}{}{}; // {op}",
-            crate::isa::Field::to_bits(op),
-            u8::from(o.a),
-            u8::from(o.b),
-            u8::from(o.dst)
-        );
-    }
-    s.push_str("            default: ;\n        endcase\n    end\n");
+    // Partition of an element of each buffer: its index shifted by the partition size.
+    let mut shifts = Vec::new();
     for &b in Buffer::ALL {
-        let code = crate::isa::Field::to_bits(b);
-        let mut reads = vec![
-            format!("(is_store && store_buf == 3'd{code})"),
-            format!("(is_vec && reads_a && a_buf == 3'd{code})"),
-            format!("(is_vec && reads_b && b_buf == 3'd{code})"),
-            format!("(is_vec && reads_dst && dst_buf == 3'd{code})"),
-        ];
-        let mut writes = vec![format!("(is_load && load_buf == 3'd{code})"), format!("(is_vec && dst_buf == 3'd{code})")];
-        match b {
-            Buffer::Act => reads.push("is_gemm".into()),
-            Buffer::Wgt => {
-                reads.push("is_gemm".into());
-                writes.push("is_prune".into());
+        let size = arch.partition_elements(b);
+        if parts > 1 && !size.is_power_of_two() {
+            return Err(Error::RtlVerilog {
+                message: format!(
+                    "{}: a partition of buffer {b} holds {size} elements; the RTL needs a power of two when buffers.partitions > 1",
+                    arch.name
+                ),
+            });
+        }
+        shifts.push(size.trailing_zeros());
+    }
+    let mut s = String::new();
+    for &unit in Unit::ALL.iter() {
+        let name = buffer_use_module_name(unit);
+        let code = |b: Buffer| format!("3'd{}", crate::isa::Field::to_bits(b));
+        let d = |valid: String, buffer: String, start: String, len: String, write: bool| DecodedOperand {
+            valid,
+            buffer,
+            start,
+            len,
+            write,
+            hyper: false,
+        };
+        let mut body = String::new();
+        let mut operands = Vec::new();
+        match unit {
+            Unit::Load | Unit::Store => {
+                let m = if unit == Unit::Load { "load" } else { "store" };
+                let _ = writeln!(
+                    body,
+                    "    wire op = opcode == 5'd{op};\n    wire [63:0] rows = {rows}, cols = {cols}, srs = {srs}, sram = {sram};\n    \
+                     wire [63:0] span = (rows == 0 || cols == 0) ? 64'd0 : (rows - 1) * srs + cols;",
+                    op = opcode(m)?,
+                    rows = field(m, "rows")?,
+                    cols = field(m, "cols")?,
+                    srs = field(m, "sram_row_stride")?,
+                    sram = field(m, "sram")?,
+                );
+                let _ = writeln!(body, "    wire [2:0] buf_code = {};", raw(m, "buf")?);
+                let buf = "buf_code".to_string();
+                operands.push(d("op".into(), buf, "sram".into(), "span".into(), unit == Unit::Load));
             }
-            Buffer::Idx => {
-                reads.push("(is_gemm && gemm_sparse)".into());
-                writes.push("is_prune".into());
+            Unit::Tensor => {
+                let _ = writeln!(
+                    body,
+                    "    wire op = opcode == 5'd{op};\n    wire [63:0] weights = {weights}, rows = {rows}, cols = {cols}, depth = {depth};\n    \
+                     wire [63:0] input_at = {input}, weight_at = {weight}, output_at = {output};\n    \
+                     wire sparse = weights != 0, acc_read = {accumulate} != 0 || {dataflow} != 0;\n    \
+                     // Stored entries per weight row: depth, or depth / M * N (M a power of two).\n    \
+                     wire [63:0] stored = !sparse ? depth : weights[8:4] == 16 ? (depth >> 4) * weights[3:0] : weights[8:4] == 8 ? \
+                     (depth >> 3) * weights[3:0] : weights[8:4] == 4 ? (depth >> 2) * weights[3:0] : weights[8:4] == 2 ? (depth >> 1) \
+                     * weights[3:0] : depth * weights[3:0];",
+                    op = opcode("gemm")?,
+                    weights = field("gemm", "weights")?,
+                    rows = field("gemm", "rows")?,
+                    cols = field("gemm", "cols")?,
+                    depth = field("gemm", "depth")?,
+                    input = field("gemm", "input")?,
+                    weight = field("gemm", "weight")?,
+                    output = field("gemm", "output")?,
+                    accumulate = field("gemm", "accumulate")?,
+                    dataflow = field("gemm", "dataflow")?,
+                );
+                operands.push(d("op".into(), code(Buffer::Act), "input_at".into(), "rows * depth".into(), false));
+                operands.push(d("op".into(), code(Buffer::Wgt), "weight_at".into(), "cols * stored".into(), false));
+                operands.push(d("op && sparse".into(), code(Buffer::Idx), "weight_at".into(), "cols * stored".into(), false));
+                operands.push(d("op && acc_read".into(), code(Buffer::Acc), "output_at".into(), "rows * cols".into(), false));
+                operands.push(d("op".into(), code(Buffer::Acc), "output_at".into(), "rows * cols".into(), true));
             }
-            Buffer::Acc => {
-                reads.push("(is_gemm && gemm_acc_read)".into());
-                reads.push("is_update".into());
-                writes.push("is_gemm".into());
+            Unit::Sore => {
+                let _ = writeln!(
+                    body,
+                    "    wire op = opcode == 5'd{op};\n    wire [63:0] nm = {nm}, dense = {rows} * {cols};\n    \
+                     wire [63:0] src = {src}, dst = {dst}, mask = {mask};\n    wire write_mask = {write_mask} != 0;\n    \
+                     wire [63:0] compressed = nm[8:4] == 16 ? (dense >> 4) * nm[3:0] : nm[8:4] == 8 ? (dense >> 3) * nm[3:0] : \
+                     nm[8:4] == 4 ? (dense >> 2) * nm[3:0] : nm[8:4] == 2 ? (dense >> 1) * nm[3:0] : dense * nm[3:0];",
+                    op = opcode("prune")?,
+                    nm = field("prune", "nm")?,
+                    rows = field("prune", "rows")?,
+                    cols = field("prune", "cols")?,
+                    src = field("prune", "src")?,
+                    dst = field("prune", "dst")?,
+                    mask = field("prune", "mask")?,
+                    write_mask = field("prune", "write_mask")?,
+                );
+                operands.push(d("op".into(), code(Buffer::Master), "src".into(), "dense".into(), false));
+                operands.push(d("op".into(), code(Buffer::Wgt), "dst".into(), "compressed".into(), true));
+                operands.push(d("op".into(), code(Buffer::Idx), "dst".into(), "compressed".into(), true));
+                operands.push(d("op && write_mask".into(), code(Buffer::Mask), "mask".into(), "dense".into(), true));
             }
-            Buffer::Master => {
-                reads.push("is_prune".into());
-                // weight and momentum: two operands
-                reads.push("is_update".into());
-                reads.push("is_update".into());
-                writes.push("is_update".into());
+            Unit::Wuve => {
+                let _ = writeln!(
+                    body,
+                    "    wire op = opcode == 5'd{op};\n    wire [63:0] count = {count}, weight = {weight}, momentum = {momentum};\n    \
+                     wire [63:0] grad = {grad}, mask = {mask}, hyper = {hyper};\n    wire use_mask = {use_mask} != 0;",
+                    op = opcode("update")?,
+                    count = field("update", "count")?,
+                    weight = field("update", "weight")?,
+                    momentum = field("update", "momentum")?,
+                    grad = field("update", "grad")?,
+                    mask = field("update", "mask")?,
+                    hyper = field("update", "hyper")?,
+                    use_mask = field("update", "use_mask")?,
+                );
+                // The order of `Op::operands`: weight and momentum first (the hyperparameters'
+                // partitions are checked against theirs).
+                operands.push(d("op".into(), code(Buffer::Master), "weight".into(), "count".into(), false));
+                operands.push(d("op".into(), code(Buffer::Master), "momentum".into(), "count".into(), false));
+                operands.push(DecodedOperand {
+                    hyper: true,
+                    ..d("op".into(), code(Buffer::Master), "hyper".into(), "64'd4".into(), false)
+                });
+                operands.push(d("op".into(), code(Buffer::Acc), "grad".into(), "count".into(), false));
+                operands.push(d("op && use_mask".into(), code(Buffer::Mask), "mask".into(), "count".into(), false));
+                operands.push(d("op".into(), code(Buffer::Master), "weight".into(), "count".into(), true));
+                operands.push(d("op".into(), code(Buffer::Master), "momentum".into(), "count".into(), true));
             }
-            Buffer::Mask => {
-                reads.push("(is_update && update_mask)".into());
-                writes.push("(is_prune && prune_mask)".into());
+            Unit::Vector => {
+                let _ = writeln!(
+                    body,
+                    "    wire op = opcode == 5'd{op};\n    wire [4:0] vec_op = {vec_op};\n    \
+                     wire [63:0] n = {count}, p0 = {p0}, p1 = {p1}, p2 = {p2}, p3 = {p3};\n    \
+                     wire [63:0] a = {a}, b = {b}, dst = {dst};\n    wire [2:0] a_buf = {a_buf}, b_buf = {b_buf}, dst_buf = {dst_buf};\n    \
+                     // The geometry of crate::operands::VecGeometry: elements of a, b and the destination.\n    \
+                     wire [63:0] planes_in = n * p0 * p1;\n    \
+                     wire [63:0] pooled = (p3 == 0 || p2 > p0 || p2 > p1) ? 64'd0 : n * ((p0 - p2) / p3 + 1) * ((p1 - p2) / p3 + 1);\n    \
+                     wire [63:0] rows_len = n * p0, stats = p1 == 1 ? n : p0;\n    \
+                     reg [63:0] e_in, e_b, e_out;\n    reg reads_a, reads_b, reads_dst;\n    always @* begin\n        \
+                     e_in = n; e_b = 64'd0; e_out = n;\n        {{reads_a, reads_b, reads_dst}} = 3'b000;\n        case (vec_op)",
+                    op = opcode("vec")?,
+                    vec_op = raw("vec", "op")?,
+                    count = field("vec", "count")?,
+                    p0 = field("vec", "p0")?,
+                    p1 = field("vec", "p1")?,
+                    p2 = field("vec", "p2")?,
+                    p3 = field("vec", "p3")?,
+                    a = field("vec", "a")?,
+                    b = field("vec", "b")?,
+                    dst = field("vec", "dst")?,
+                    a_buf = raw("vec", "a_buf")?,
+                    b_buf = raw("vec", "b_buf")?,
+                    dst_buf = raw("vec", "dst_buf")?,
+                );
+                for &op in VecOp::ALL {
+                    let reads = op.operands();
+                    let (e_in, e_b, e_out) = match op {
+                        VecOp::Copy | VecOp::Relu | VecOp::Gelu => ("n", "64'd0", "n"),
+                        VecOp::Add | VecOp::ReluGrad | VecOp::GeluGrad => ("n", "n", "n"),
+                        VecOp::MaxPool | VecOp::AvgPool => ("planes_in", "64'd0", "pooled"),
+                        VecOp::MaxPoolGrad => ("planes_in", "pooled", "planes_in"),
+                        VecOp::AvgPoolGrad => ("64'd0", "pooled", "planes_in"),
+                        VecOp::SoftmaxXent => ("rows_len", "n", "rows_len + 64'd1"),
+                        VecOp::Softmax => ("rows_len", "64'd0", "rows_len"),
+                        VecOp::SoftmaxGrad => ("rows_len", "rows_len", "rows_len"),
+                        VecOp::NormStats => ("rows_len", "64'd0", "stats << 1"),
+                        VecOp::NormApply => ("rows_len", "stats << 1", "rows_len"),
+                        VecOp::NormGradStats => ("rows_len", "rows_len", "stats << 1"),
+                        VecOp::NormGradApply => ("rows_len", "stats << 2", "rows_len"),
+                    };
+                    let _ = writeln!(
+                        body,
+                        "            5'd{}: begin e_in = {e_in}; e_b = {e_b}; e_out = {e_out}; {{reads_a, reads_b, reads_dst}} = 3'b{}{}{}; end // {op}",
+                        crate::isa::Field::to_bits(op),
+                        u8::from(reads.a),
+                        u8::from(reads.b),
+                        u8::from(reads.dst)
+                    );
+                }
+                body.push_str("            default: ;\n        endcase\n    end\n");
+                operands.push(d("op && reads_a".into(), "a_buf".into(), "a".into(), "e_in".into(), false));
+                operands.push(d("op && reads_b".into(), "b_buf".into(), "b".into(), "e_b".into(), false));
+                operands.push(d("op && reads_dst".into(), "dst_buf".into(), "dst".into(), "e_out".into(), false));
+                operands.push(d("op".into(), "dst_buf".into(), "dst".into(), "e_out".into(), true));
             }
         }
-        let terms: Vec<String> = reads.iter().map(|t| format!("{{3'b000, {t}}}")).collect();
-        let _ = writeln!(s, "    // {b}");
-        let _ = writeln!(s, "    assign reads[{} +: 4] = {};", 4 * code, terms.join(" + "));
-        let _ = writeln!(s, "    assign writes[{code}] = {};", writes.join(" || "));
+        let _ = write!(
+            s,
+            r#"
+// Unit {unit_name}'s buffer use of an instruction word (see satkit's hw/src/rtl/controller.rs).
+module {name} (input [{word_hi}:0] word, output [{reads_hi}:0] reads, output [{writes_hi}:0] writes);
+    localparam PARTS = {parts};
+    wire [4:0] opcode = word[4:0];
+    // Partition of element `e` of buffer `b` (the last one for elements past the end).
+    function [7:0] part(input [2:0] b, input [63:0] e);
+        reg [63:0] p;
+        begin
+            case (b)
+{shift_cases}                default: p = 0;
+            endcase
+            part = p > PARTS - 1 ? PARTS - 1 : p[7:0];
+        end
+    endfunction
+{body}"#,
+            unit_name = unit.name(),
+            word_hi = WORD_BITS - 1,
+            reads_hi = 4 * BUFFERS * parts - 1,
+            writes_hi = BUFFERS * parts - 1,
+            shift_cases = Buffer::ALL
+                .iter()
+                .zip(&shifts)
+                .map(|(&b, sh)| format!("                {}: p = e >> {sh};\n", code(b)))
+                .collect::<String>(),
+        );
+        for (i, o) in operands.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "    wire [7:0] lo{i} = part({buf}, {start}), hi{i} = part({buf}, {start} + ({len} == 0 ? 64'd0 : {len} - 1));\n    \
+                 wire on{i} = {valid};",
+                buf = o.buffer,
+                start = o.start,
+                len = o.len,
+                valid = o.valid,
+            );
+        }
+        for &b in Buffer::ALL {
+            let bc = crate::isa::Field::to_bits(b) as usize;
+            for p in 0..parts {
+                let slot = bc * parts + p;
+                // (Partition 0: every operand's last partition is at least 0.)
+                let covers = |i: usize| match p {
+                    0 => format!("on{i} && {} == {} && lo{i} == 0", operands[i].buffer, code(b)),
+                    _ => format!("on{i} && {} == {} && lo{i} <= {p} && {p} <= hi{i}", operands[i].buffer, code(b)),
+                };
+                let mut reads = Vec::new();
+                let mut writes = Vec::new();
+                for (i, o) in operands.iter().enumerate() {
+                    if o.write {
+                        writes.push(format!("({})", covers(i)));
+                    } else if o.hyper {
+                        reads.push(format!("({} && !({}) && !({}))", covers(i), covers(0), covers(1)));
+                    } else {
+                        reads.push(format!("({})", covers(i)));
+                    }
+                }
+                let sum = if reads.is_empty() {
+                    "4'd0".to_string()
+                } else {
+                    reads.iter().map(|t| format!("{{3'b000, {t}}}")).collect::<Vec<_>>().join(" + ")
+                };
+                let any = if writes.is_empty() { "1'b0".to_string() } else { writes.join(" || ") };
+                let _ = writeln!(s, "    assign reads[{} +: 4] = {sum};", 4 * slot);
+                let _ = writeln!(s, "    assign writes[{slot}] = {any};");
+            }
+        }
+        s.push_str("endmodule\n");
     }
-    s.push_str("endmodule\n");
     Ok(s)
 }

@@ -25,9 +25,9 @@
 //! **Buffers.** `act`, `wgt`, `idx`, `acc`, `master` and `mask`, each a `sat_buffer` with the
 //! ports its users need in one cycle: the tensor unit's (see [`super::tensor`]), the SORE's,
 //! WUVE's and vector unit's (see [`super::sequencers`]) and `W` DMA lanes each way. A host port reads and writes any buffer (for tests and debugging).
-//! The controller holds instructions back by their buffer use when `buffers.readers` or
-//! `buffers.writers` limit it (one `sat_buffer_use` decoder per queue head); the buffers
-//! themselves are still multi-port register files.
+//! The controller holds instructions back by their buffer use, per partition, when
+//! `buffers.readers` or `buffers.writers` limit it (one `sat_buffer_use_<unit>` decoder per
+//! queue head); the buffers themselves are still multi-port register files, one per buffer.
 //!
 //! **Control/status.** `start` (one cycle) clears the controller and runs the program of
 //! `length` instructions at DRAM byte address `program_address`; `busy` stays high until every
@@ -90,22 +90,13 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
             ),
         });
     }
-    if arch.buffers.partitions != 1 {
-        return Err(Error::RtlVerilog {
-            message: format!(
-                "{}: buffers.partitions = {}: the RTL generates each buffer as one memory (partitions are modelled by the \
-                 simulator only)",
-                arch.name, arch.buffers.partitions
-            ),
-        });
-    }
     let array = array_design(arch)?;
     let control = controller::generate(arch)?;
     let sore_lanes = sore::generate(arch)?;
     let wuve_lanes = wuve::generate(arch)?;
     let (mut verilog, mut modules) = merge(&[&array, &control, &sore_lanes, &wuve_lanes])?;
     verilog.push_str(&buffer_module());
-    verilog.push_str(&controller::buffer_use_module()?);
+    verilog.push_str(&controller::buffer_use_module(arch)?);
     verilog.push_str(&unit_module(arch)?);
     verilog.push_str(&to_fp16_module());
     verilog.push_str(&sore_unit_module(arch)?);
@@ -138,7 +129,6 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     }
     for (name, instances) in [
         (BUFFER_MODULE, Buffer::ALL.len()),
-        (controller::BUFFER_USE_MODULE, Unit::ALL.len()),
         (UNIT_MODULE, 1),
         (super::sequencers::TO_FP16_MODULE, to_fp16),
         (SORE_UNIT_MODULE, 1),
@@ -161,6 +151,9 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
         (TOP_MODULE, 1),
     ] {
         modules.push(RtlModule { name: name.into(), instances, flatten: false });
+    }
+    for &unit in Unit::ALL.iter() {
+        modules.push(RtlModule { name: controller::buffer_use_module_name(unit), instances: 1, flatten: false });
     }
     Ok(RtlDesign { top: TOP_MODULE.into(), verilog, modules, ports })
 }
@@ -448,7 +441,7 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     assign done = busy_before && !busy;
     // Each queue head's buffer use (issue_word carries the heads in every cycle)
     wire [{units}*{use_reads}-1:0] head_reads;
-    wire [{units}*{buffers}-1:0] head_writes;
+    wire [{units}*{slots}-1:0] head_writes;
 {use_decoders}
     sat_controller controller (
         .clock(clock), .start(start), .length(length), .imem_addr(fetch_index), .imem_data(fetch_data),
@@ -548,20 +541,20 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
                 "        .issue${u}(issue[{u}]), .issue_word${u}(issue_word[{u}*{word} +: {word}]), .issue_index${u}(issue_index[{u}*32 +: 32]), .unit_done${u}(unit_done[{u}])",
                 word = WORD_BITS
             ))
-            .chain((0..units * controller::BUFFERS).map(|k| format!(
+            .chain((0..units * controller::slots(arch)).map(|k| format!(
                 "        .head_reads${k}(head_reads[{k}*4 +: 4]), .head_writes${k}(head_writes[{k}])"
             )))
             .collect::<Vec<_>>()
             .join(",\n"),
-        use_reads = 4 * controller::BUFFERS,
-        buffers = controller::BUFFERS,
+        use_reads = 4 * controller::slots(arch),
+        slots = controller::slots(arch),
         use_decoders = (0..units)
             .map(|u| format!(
                 "    {use_module} use{u} (.word(issue_word[{u}*{word} +: {word}]), .reads(head_reads[{u}*{reads} +: {reads}]), .writes(head_writes[{u}*{b} +: {b}]));",
-                use_module = controller::BUFFER_USE_MODULE,
+                use_module = controller::buffer_use_module_name(Unit::ALL[u]),
                 word = WORD_BITS,
-                reads = 4 * controller::BUFFERS,
-                b = controller::BUFFERS,
+                reads = 4 * controller::slots(arch),
+                b = controller::slots(arch),
             ))
             .collect::<Vec<_>>()
             .join("\n"),

@@ -26,8 +26,9 @@
 //! Not generated yet: the array's IS dataflow (with the other instructions [`unsupported`]
 //! lists, such as pooling gradients over overlapping windows larger than the vector unit's
 //! line buffer), and block-RAM buffers. The controller already holds instructions back by the
-//! buffers' readers and writers (`buffers.readers`, `buffers.writers`), as one replica per
-//! reader and one write port allow, but the buffers are multi-port register files: within one
+//! readers and writers of the buffers' partitions (`buffers.readers`, `buffers.writers`,
+//! `buffers.partitions`), as one replica per reader and one write port allow, but the buffers
+//! are multi-port register files: within one
 //! operand, a unit reads and writes many elements per cycle at addresses the simulator does not
 //! constrain, so banking each replica needs a bank-conflict model the simulator shares.
 
