@@ -1,15 +1,16 @@
 //! The controller's RTL (`satkit_hw::rtl::controller`), simulated in rust-hdl, starts every
 //! instruction in the cycle the simulator's controller does: tiled GEMM programs from the
 //! compiler and random multi-unit programs with random semaphores, each unit finishing when
-//! the simulator's cost model says. A mismatch names the first instruction that starts in a
-//! different cycle.
+//! the simulator's cost model says, and each queue head's buffer use given as the machine's
+//! decoders give it (tiny's buffers have two partitions of two readers and one writer). A
+//! mismatch names the first instruction that starts in a different cycle.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rust_hdl::prelude::*;
 use satkit_compiler::gemm::{plan, GemmLayout, GemmOptions, GemmProblem};
 use satkit_hw::isa::{Buffer, Instruction, Op, Program, PruneOrder, Unit, VecOp, WeightFormat};
-use satkit_hw::rtl::controller::{Controller, UNITS};
+use satkit_hw::rtl::controller::{slots, Controller, UNITS};
 use satkit_hw::rtl::settle;
 use satkit_hw::ArchConfig;
 use satkit_sim::{Machine, Mode};
@@ -50,6 +51,7 @@ fn on_rtl(arch: &ArchConfig, program: &Program, durations: &[u64]) -> Vec<Option
     let words: Vec<Bits<256>> = program.insns.iter().map(word_bits).collect();
     let mut c = Controller::new(arch);
     c.connect_all();
+    let (slots, parts) = (slots(arch), arch.buffers.partitions as usize);
     c.length.next = (program.insns.len() as u64).into();
     c.start.next = true;
     settle(&mut c);
@@ -63,6 +65,20 @@ fn on_rtl(arch: &ArchConfig, program: &Program, durations: &[u64]) -> Vec<Option
         c.imem_data.next = fetched;
         for (done, end) in c.unit_done.iter_mut().zip(&ends) {
             done.next = *end == Some(t);
+        }
+        settle(&mut c);
+        // Each queue head's buffer use, as the machine's decoders give it (`issue_index` names
+        // the head in every cycle; `rtl_buffer_use` checks the decoders against this).
+        for u in 0..UNITS {
+            let head = &program.insns[c.issue_index[u].val().index().min(program.insns.len() - 1)].op;
+            let used = head.buffer_use(arch).unwrap_or_default();
+            for b in 0..6 {
+                for p in 0..parts {
+                    let k = u * slots + b * parts + p;
+                    c.head_reads[k].next = u64::from(used.reads[b][p]).into();
+                    c.head_writes[k].next = used.writes[b][p] == 1;
+                }
+            }
         }
         settle(&mut c);
         assert!(!c.bad_opcode.val() && !c.overflow.val(), "cycle {t}: the controller stopped");
