@@ -147,13 +147,13 @@ pub struct BufferConfig {
     pub master_kib: u32,
     /// Banks of the master buffer.
     pub master_banks: u32,
-    /// Instructions that may read one buffer (partition) at the same time, each operand an
-    /// instruction reads from it counting once (see [`crate::operands::BufferUse`]); 0: no limit, every
-    /// unit with ports of its own, as multi-port register files give. A block-RAM buffer has
-    /// one replica per reader, each replica's read port serving one reader.
+    /// Instructions that may read one buffer partition at the same time, each operand an
+    /// instruction reads from it counting once (see [`crate::operands::BufferUse`]); 0: no
+    /// limit, every unit with ports of its own, as multi-port register files give. A block-RAM
+    /// memory has one replica per reader, each replica's read port serving one reader.
     #[serde(default)]
     pub readers: u32,
-    /// Instructions that may write one buffer at the same time; 0: no limit.
+    /// Instructions that may write one buffer partition at the same time; 0: no limit.
     #[serde(default)]
     pub writers: u32,
     /// Equal address ranges each buffer is split into, each its own memory: `readers` and

@@ -14,10 +14,10 @@
 //! When the architecture limits the readers or writers of a buffer partition (`buffers.readers`,
 //! `buffers.writers`, `buffers.partitions`: block-RAM memories with one replica per reader), a
 //! unit in (2) also needs its head's buffer use ([`BufferUse`]) to fit next to that of the
-//! instructions running after (1) and of the units started before it in the same cycle; the instruction holds it until it
-//! completes. The wait counts as a `buffer_access` stall. An instruction whose use alone exceeds
-//! the limits (say a `vec add` with both operands in one buffer and `readers = 1`) could never
-//! start and is an error.
+//! instructions running after (1) and of the units started before it in the same cycle; the
+//! instruction holds it until it completes. The wait counts as a `buffer_access` stall. An
+//! instruction whose use alone exceeds the limits (say a `vec add` with both operands in one
+//! buffer and `readers = 1`) could never start and is an error.
 
 use crate::stats::{Collector, Cost, InsnRecord};
 use crate::{Error, Machine};

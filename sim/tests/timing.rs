@@ -5,7 +5,8 @@
 //! semaphores) and the preset parameters in `hw/src/arch.rs`; none is copied from a run. Covered:
 //! single GEMM tiles (WS, OS with and without interleave, IS, sparse), bandwidth-bound and
 //! strided DMA, DRAM bus contention between the load and store units, semaphore chains versus
-//! overlap, and dispatch stalls behind a full queue.
+//! overlap, dispatch stalls behind a full queue, and waits for a buffer partition's readers and
+//! writers.
 //!
 //! Controller rules used throughout: one instruction is dispatched per cycle from cycle 0; an
 //! instruction dispatched at cycle `d` can start at `d + 1` at the earliest; a unit starts its
