@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use rust_hdl::prelude::*;
 use satkit_compiler::gemm::{plan, GemmLayout, GemmOptions, GemmProblem};
 use satkit_hw::isa::{Buffer, Instruction, Op, Program, PruneOrder, Unit, VecOp, WeightFormat};
+use satkit_hw::operands::BUFFERS;
 use satkit_hw::rtl::controller::{slots, Controller, UNITS};
 use satkit_hw::rtl::settle;
 use satkit_hw::ArchConfig;
@@ -72,7 +73,7 @@ fn on_rtl(arch: &ArchConfig, program: &Program, durations: &[u64]) -> Vec<Option
         for u in 0..UNITS {
             let head = &program.insns[c.issue_index[u].val().index().min(program.insns.len() - 1)].op;
             let used = head.buffer_use(arch).unwrap_or_default();
-            for b in 0..6 {
+            for b in 0..BUFFERS {
                 for p in 0..parts {
                     let k = u * slots + b * parts + p;
                     c.head_reads[k].next = u64::from(used.reads[b][p]).into();

@@ -18,6 +18,9 @@ use crate::isa::{Buffer, Op, VecOp};
 /// The most partitions a buffer may have (`buffers.partitions`).
 pub const MAX_PARTITIONS: usize = 16;
 
+/// Buffers, in [`Buffer::ALL`] order.
+pub const BUFFERS: usize = Buffer::ALL.len();
+
 /// Which of a `vec` instruction's operands its op reads: `a`, `b`, and the destination
 /// (`norm_grad_apply` reads `x` there before writing `dx` over it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,15 +331,15 @@ fn partitions(arch: &ArchConfig, o: &Operand) -> std::ops::RangeInclusive<usize>
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BufferUse {
     /// Operands reading each buffer's partitions.
-    pub reads: [[u8; MAX_PARTITIONS]; 6],
+    pub reads: [[u8; MAX_PARTITIONS]; BUFFERS],
     /// Whether each buffer's partitions are written (0 or 1).
-    pub writes: [[u8; MAX_PARTITIONS]; 6],
+    pub writes: [[u8; MAX_PARTITIONS]; BUFFERS],
 }
 
 impl BufferUse {
     /// `(buffer, partition)` pairs, with their reads and writes.
     fn slots(&self) -> impl Iterator<Item = (usize, usize)> {
-        (0..6).flat_map(|b| (0..MAX_PARTITIONS).map(move |p| (b, p)))
+        (0..BUFFERS).flat_map(|b| (0..MAX_PARTITIONS).map(move |p| (b, p)))
     }
 
     /// Whether this use fits next to `held` under `readers` and `writers` per partition (0: no

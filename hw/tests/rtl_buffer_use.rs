@@ -8,7 +8,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use satkit_hw::isa::{Buffer, Instruction, Op, PruneOrder, VecOp, WeightFormat};
-use satkit_hw::operands::BufferUse;
+use satkit_hw::operands::{BufferUse, BUFFERS};
 use satkit_hw::rtl::controller::{buffer_use_module, buffer_use_module_name, slots};
 use satkit_hw::{ArchConfig, Dataflow};
 use std::fmt::Write as _;
@@ -149,7 +149,7 @@ endmodule
             let mut fields = l.split_whitespace();
             let (reads, writes) = (fields.next().unwrap(), fields.next().unwrap());
             let mut u = BufferUse::default();
-            for b in 0..6 {
+            for b in 0..BUFFERS {
                 for p in 0..parts {
                     let slot = b * parts + p;
                     u.reads[b][p] = (0..4).map(|k| hex_bit(reads, 4 * slot + k) << k).sum();

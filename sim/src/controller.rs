@@ -98,22 +98,23 @@ pub fn run(machine: &mut Machine, program: &Program, collector: &mut Collector, 
                 u.buffer_wait_since = None;
                 continue;
             }
+            // Without limits no use is held, and the operands are checked when the instruction
+            // executes.
             let op = &insns[index].op;
-            let buffers =
-                op.buffer_use(&machine.arch).map_err(|message| Error::Program { index, mnemonic: op.mnemonic(), message })?;
-            if limited {
+            let buffers = if limited {
+                let fail = |message| Error::Program { index, mnemonic: op.mnemonic(), message };
+                let buffers = op.buffer_use(&machine.arch).map_err(fail)?;
                 if let Some((buffer, need)) = buffers.exceeds(readers, writers) {
-                    return Err(Error::Program {
-                        index,
-                        mnemonic: insns[index].op.mnemonic(),
-                        message: format!("it needs {need} of buffer {buffer}, so it can never start"),
-                    });
+                    return Err(fail(format!("it needs {need} of buffer {buffer}, so it can never start")));
                 }
                 if !buffers.fits(&held, readers, writers) {
                     u.buffer_wait_since.get_or_insert(t);
                     continue;
                 }
-            }
+                buffers
+            } else {
+                BufferUse::default()
+            };
             held.take(&buffers);
             for &s in waits {
                 if s != 0 {

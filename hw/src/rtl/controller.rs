@@ -35,6 +35,7 @@
 use super::verilog::deduplicate;
 use super::RtlDesign;
 use crate::isa::{layouts, Buffer, Unit, VecOp, HEADER_BITS, SEMAPHORES, SEMAPHORE_BITS, WORD_BITS};
+use crate::operands::BUFFERS;
 use crate::{ArchConfig, Error};
 use rust_hdl::prelude::*;
 use std::fmt::Write as _;
@@ -48,11 +49,9 @@ const _: () = assert!(SEMAPHORE_BITS == 5 && SEMAPHORES == 32 && HEADER_BITS == 
 
 /// Units, in start order.
 pub const UNITS: usize = Unit::ALL.len();
-/// Buffers, in `Buffer::ALL` order.
-pub const BUFFERS: usize = Buffer::ALL.len();
 // rust-hdl's kernels need literal loop bounds (or fields): `0..6` units and `0..32` semaphores
 // below.
-const _: () = assert!(UNITS == 6 && BUFFERS == 6);
+const _: () = assert!(UNITS == 6);
 
 /// Name stem of the buffer-use decoders of [`buffer_use_module`].
 pub const BUFFER_USE_MODULE: &str = "sat_buffer_use";
@@ -547,20 +546,18 @@ struct DecodedOperand {
 pub fn buffer_use_module(arch: &ArchConfig) -> Result<String, Error> {
     let parts = arch.buffers.partitions as usize;
     let layouts = layouts();
-    let field = |mnemonic: &str, name: &str| -> Result<String, Error> {
+    let locate = |mnemonic: &str, name: &str| -> Result<(u32, u32), Error> {
         let layout = layouts.iter().find(|l| l.mnemonic == mnemonic);
         let f = layout
             .and_then(|l| l.fields.iter().find(|f| f.name == name))
             .ok_or_else(|| Error::RtlVerilog { message: format!("the ISA table has no field `{name}` in `{mnemonic}`") })?;
-        Ok(format!("{{{}'d0, word[{} +: {}]}}", 64 - f.width, f.lo, f.width))
+        Ok((f.lo, f.width))
     };
-    // A narrow field as it is (buffer codes, the vector op).
-    let raw = |mnemonic: &str, name: &str| -> Result<String, Error> {
-        let layout = layouts.iter().find(|l| l.mnemonic == mnemonic);
-        let f = layout
-            .and_then(|l| l.fields.iter().find(|f| f.name == name))
-            .ok_or_else(|| Error::RtlVerilog { message: format!("the ISA table has no field `{name}` in `{mnemonic}`") })?;
-        Ok(format!("word[{} +: {}]", f.lo, f.width))
+    // A field as it is (buffer codes, the vector op), and zero-extended to the decoder's 64-bit
+    // arithmetic.
+    let raw = |mnemonic: &str, name: &str| locate(mnemonic, name).map(|(lo, width)| format!("word[{lo} +: {width}]"));
+    let field = |mnemonic: &str, name: &str| {
+        locate(mnemonic, name).map(|(lo, width)| format!("{{{}'d0, word[{lo} +: {width}]}}", 64 - width))
     };
     let opcode = |mnemonic: &str| -> Result<u32, Error> {
         layouts
@@ -568,6 +565,15 @@ pub fn buffer_use_module(arch: &ArchConfig) -> Result<String, Error> {
             .find(|l| l.mnemonic == mnemonic)
             .map(|l| l.opcode)
             .ok_or_else(|| Error::RtlVerilog { message: format!("the ISA table has no `{mnemonic}`") })
+    };
+    // The entries an N:M format keeps of `value` elements, `value / M * N`, from the format's
+    // field `ratio` (N in bits 0..4, M in bits 4..9, a power of two the simulator checks).
+    let kept = |value: &str, ratio: &str| {
+        let by_m: Vec<String> = [16, 8, 4, 2]
+            .iter()
+            .map(|m: &u32| format!("{ratio}[8:4] == {m} ? ({value} >> {}) * {ratio}[3:0] : ", m.trailing_zeros()))
+            .collect();
+        format!("{}{value} * {ratio}[3:0]", by_m.concat())
     };
     // Partition of an element of each buffer: its index shifted by the partition size.
     let mut shifts = Vec::new();
@@ -620,11 +626,10 @@ pub fn buffer_use_module(arch: &ArchConfig) -> Result<String, Error> {
                     "    wire op = opcode == 5'd{op};\n    wire [63:0] weights = {weights}, rows = {rows}, cols = {cols}, depth = {depth};\n    \
                      wire [63:0] input_at = {input}, weight_at = {weight}, output_at = {output};\n    \
                      wire sparse = weights != 0, acc_read = {accumulate} != 0 || {dataflow} != 0;\n    \
-                     // Stored entries per weight row: depth, or depth / M * N (M a power of two).\n    \
-                     wire [63:0] stored = !sparse ? depth : weights[8:4] == 16 ? (depth >> 4) * weights[3:0] : weights[8:4] == 8 ? \
-                     (depth >> 3) * weights[3:0] : weights[8:4] == 4 ? (depth >> 2) * weights[3:0] : weights[8:4] == 2 ? (depth >> 1) \
-                     * weights[3:0] : depth * weights[3:0];",
+                     // Stored entries per weight row: depth, or depth / M * N.\n    \
+                     wire [63:0] stored = !sparse ? depth : {kept_of_depth};",
                     op = opcode("gemm")?,
+                    kept_of_depth = kept("depth", "weights"),
                     weights = field("gemm", "weights")?,
                     rows = field("gemm", "rows")?,
                     cols = field("gemm", "cols")?,
@@ -646,9 +651,9 @@ pub fn buffer_use_module(arch: &ArchConfig) -> Result<String, Error> {
                     body,
                     "    wire op = opcode == 5'd{op};\n    wire [63:0] nm = {nm}, dense = {rows} * {cols};\n    \
                      wire [63:0] src = {src}, dst = {dst}, mask = {mask};\n    wire write_mask = {write_mask} != 0;\n    \
-                     wire [63:0] compressed = nm[8:4] == 16 ? (dense >> 4) * nm[3:0] : nm[8:4] == 8 ? (dense >> 3) * nm[3:0] : \
-                     nm[8:4] == 4 ? (dense >> 2) * nm[3:0] : nm[8:4] == 2 ? (dense >> 1) * nm[3:0] : dense * nm[3:0];",
+                     wire [63:0] compressed = {kept_of_dense};",
                     op = opcode("prune")?,
+                    kept_of_dense = kept("dense", "nm"),
                     nm = field("prune", "nm")?,
                     rows = field("prune", "rows")?,
                     cols = field("prune", "cols")?,
