@@ -54,6 +54,13 @@ pub struct RunArgs {
     /// Bytes of DRAM that `--dram-out` writes (and `--device rtl` compares).
     #[arg(long, value_name = "N")]
     pub dram_bytes: Option<u64>,
+    /// With `--device rtl`: profile every operand's elements per cycle against buffers banked
+    /// by the low address bits, and write bank_profile.csv and bank_profile.png into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub bank_profile: Option<PathBuf>,
+    /// Bank counts of `--bank-profile` (powers of two).
+    #[arg(long, value_name = "B,B,...", value_delimiter = ',', default_value = "4,8,16,32,64")]
+    pub banks: Vec<u64>,
 }
 
 impl RunArgs {
@@ -114,6 +121,9 @@ pub fn disasm(a: &DisasmArgs) -> Result<()> {
 pub fn run(a: &RunArgs) -> Result<()> {
     let arch = ArchConfig::resolve(&a.arch).with_context(|| format!("--arch {}", a.arch))?;
     let program = load_program(&a.program)?;
+    if a.bank_profile.is_some() && a.device != "rtl" {
+        anyhow::bail!("--bank-profile probes the RTL: add --device rtl");
+    }
     match a.device.as_str() {
         "sim" => run_sim(a, &arch, &program),
         "rtl" => run_rtl(a, &arch, &program),
@@ -174,7 +184,7 @@ fn run_sim(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
 /// error, after the JSON when `--json` is given).
 #[cfg(feature = "rtl")]
 fn run_rtl(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
-    use satkit_rtl_cosim::{CosimMachine, BUILT_ARCH};
+    use satkit_rtl_cosim::{BankProfile, CosimMachine, BUILT_ARCH};
     let built = ArchConfig::resolve(BUILT_ARCH).with_context(|| format!("the RTL back-end's architecture {BUILT_ARCH}"))?;
     if *arch != built {
         anyhow::bail!(
@@ -190,9 +200,20 @@ fn run_rtl(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
     let extent = a.dram_extent(&image)?;
     let mut machine = CosimMachine::new()?;
     load_dram(a, &image, |bytes| Ok(machine.write_dram(0, bytes)?))?;
+    let mut profile = match &a.bank_profile {
+        Some(_) => Some(BankProfile::new(&machine, &a.banks).context("--banks")?),
+        None => None,
+    };
     let started = std::time::Instant::now();
-    let run = machine.run(program).with_context(|| format!("{} on the RTL", a.program.display()))?;
+    let run = match profile.as_mut() {
+        Some(profile) => machine.run_profiled(program, profile),
+        None => machine.run(program),
+    }
+    .with_context(|| format!("{} on the RTL", a.program.display()))?;
     let seconds = started.elapsed().as_secs_f64();
+    if let (Some(dir), Some(profile)) = (&a.bank_profile, &profile) {
+        write_bank_profile(dir, profile)?;
+    }
     let mut reference = Machine::new(arch, Mode::Functional);
     reference.record_instructions(true);
     load_dram(a, &image, |bytes| Ok(reference.write_dram(0, bytes)?))?;
@@ -240,6 +261,32 @@ fn run_rtl(a: &RunArgs, arch: &ArchConfig, program: &Program) -> Result<()> {
         }
         Err(difference) => anyhow::bail!("the RTL and the simulator disagree (a satkit bug; please report it): {difference}"),
     }
+}
+
+/// Writes `--bank-profile`'s CSV and chart (each whole or not at all) and prints its table.
+#[cfg(feature = "rtl")]
+fn write_bank_profile(dir: &Path, profile: &satkit_rtl_cosim::BankProfile) -> Result<()> {
+    use crate::plot::{bar_chart, BarChart};
+    std::fs::create_dir_all(dir).with_context(|| format!("--bank-profile {}", dir.display()))?;
+    write_atomic(&dir.join("bank_profile.csv"), profile.csv().as_bytes())?;
+    // The operands that still conflict with as many banks as their elements per cycle: their
+    // slowdown at each bank count.
+    let rows: Vec<_> = profile.rows().into_iter().filter(|r| r.conflicts_when_wide_enough(profile.banks())).collect();
+    let chart = BarChart {
+        title: "Operands that collide in B banks: (cycles + added) / cycles".into(),
+        y_label: "slowdown".into(),
+        categories: rows.iter().map(|r| format!("{} {}", r.kind, r.operand)).collect(),
+        series: profile
+            .banks()
+            .iter()
+            .enumerate()
+            .map(|(k, b)| (format!("{b} banks"), rows.iter().map(|r| r.slowdowns()[k]).collect()))
+            .collect(),
+    };
+    bar_chart(&dir.join("bank_profile.png"), &chart)?;
+    print!("{}", profile.table());
+    println!("bank profile: {0}/bank_profile.csv, {0}/bank_profile.png", dir.display());
+    Ok(())
 }
 
 #[cfg(not(feature = "rtl"))]

@@ -1,7 +1,7 @@
 //! `satkit run PROGRAM --device rtl` (built with `--features rtl`): a load/GEMM/store program
 //! runs on the Verilated machine with the simulator's cycles, from a `--dram` image to the
-//! `--dram-out` results, and what the RTL cannot run yet is refused with a message and a
-//! non-zero exit.
+//! `--dram-out` results, with `--bank-profile` its operands' bank profile, and what the RTL
+//! cannot run yet is refused with a message and a non-zero exit.
 #![cfg(feature = "rtl")]
 
 mod common;
@@ -50,6 +50,32 @@ fn a_dram_image_goes_in_and_the_results_come_out() {
     for f in [path, image, out] {
         std::fs::remove_file(f).ok();
     }
+}
+
+#[test]
+fn the_bank_profile_comes_as_csv_and_chart() {
+    let path = program_file("banks", &gemm_program("os"));
+    let p = path.to_str().unwrap();
+    let dir = temp("bank-profile");
+    let d = dir.to_str().unwrap();
+    let (ok, out, err) = satkit(&["run", p, "--device", "rtl", "--arch", "tiny", "--bank-profile", d, "--banks", "4,64"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("B=64") && out.contains("every instruction starts and ends in the same cycle"), "{out}");
+    let csv = std::fs::read_to_string(dir.join("bank_profile.csv")).unwrap();
+    assert!(
+        csv.starts_with("kind,unit,operand,access,buffer,cycles,elements,widest,conflicted_4,extra_4,conflicted_64,extra_64\n"),
+        "{csv}"
+    );
+    for row in ["gemm os,tensor,input,read,act,", "gemm os,tensor,output,write,acc,", "load,load,destination,write,act,"] {
+        assert!(csv.contains(row), "no `{row}` row in\n{csv}");
+    }
+    assert!(std::fs::metadata(dir.join("bank_profile.png")).unwrap().len() > 0);
+    let (ok, _, err) = satkit(&["run", p, "--device", "rtl", "--arch", "tiny", "--bank-profile", d, "--banks", "12"]);
+    assert!(!ok && err.contains("12 banks"), "{err}");
+    let (ok, _, err) = satkit(&["run", p, "--arch", "tiny", "--bank-profile", d]);
+    assert!(!ok && err.contains("--device rtl"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+    std::fs::remove_file(path).ok();
 }
 
 #[test]

@@ -86,3 +86,39 @@ fn partitions_that_are_not_powers_of_two_are_refused() {
     let error = generate(&arch).unwrap_err().to_string();
     assert!(error.contains("a partition of buffer act holds 12288 elements"), "{error}");
 }
+
+/// Every operand bus that `operand_buses` lists (what co-simulation probes) is wired to the
+/// buffers it names: its enables and addresses appear in those buffers' instances.
+#[test]
+fn the_operand_buses_are_the_buffers_ports() {
+    use satkit_hw::rtl::machine::{operand_buses, BusBuffer};
+    let arch = ArchConfig::tiny();
+    let design = generate(&arch).unwrap();
+    let instance = |b: Buffer| {
+        let start = design.verilog.find(&format!(") {}_buffer (", b.name())).unwrap_or_else(|| panic!("no {} buffer", b.name()));
+        let end = start + design.verilog[start..].find(");").unwrap();
+        &design.verilog[start..end]
+    };
+    let buses = operand_buses(&arch);
+    for bus in &buses {
+        let buffers = match bus.buffer {
+            BusBuffer::Fixed(b) => vec![b],
+            BusBuffer::Wire(wire) => {
+                assert!(design.verilog.contains(&format!("{wire} ==")), "{wire} selects no buffer");
+                Buffer::ALL.to_vec()
+            }
+        };
+        for b in buffers {
+            let text = instance(b);
+            for wire in [bus.enable, bus.addr] {
+                assert!(
+                    text.contains(wire),
+                    "{} {}: `{wire}` is not a port of the {} buffer",
+                    bus.unit.name(),
+                    bus.operand,
+                    b.name()
+                );
+            }
+        }
+    }
+}

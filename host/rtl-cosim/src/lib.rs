@@ -9,7 +9,9 @@
 //! - [`CosimMachine`]: the machine with its DRAM served by the host, as VTA's tsim serves it:
 //!   contents in a [`DramStorage`], timing from the simulator's DRAM model ([`DramBus`]), which
 //!   plays the DRAM and its controller; programs run through [`CosimMachine::run`], buffers and
-//!   DRAM are read and written from the host.
+//!   DRAM are read and written from the host;
+//! - [`BankProfile`]: what each operand of each unit reads and writes per cycle, and how those
+//!   elements would collide in banked buffers ([`CosimMachine::run_profiled`]).
 //!
 //! **What the RTL implements** (hw/src/rtl/machine.rs): `load`, `store`, `prune` (both
 //! orders), `update`, every `vec` op, and `gemm` in the OS dataflow with any interleave the
@@ -43,7 +45,10 @@ mod generated {
     use super::PortInfo;
     include!(concat!(env!("OUT_DIR"), "/ports.rs"));
 }
-pub use generated::{BUILT_ARCH, PORTS, TOP};
+pub use generated::{BUILT_ARCH, PORTS, PROBES, TOP};
+
+mod banks;
+pub use banks::{BankProfile, BankRow, BankTally};
 
 /// Everything that can go wrong in a co-simulation run. Messages name the operand or port.
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +135,7 @@ extern "C" {
     fn sat_cosim_tick(m: *mut RawModel, n: u64);
     fn sat_cosim_set(m: *mut RawModel, port: u32, words: *const u32, n: u32) -> i32;
     fn sat_cosim_get(m: *mut RawModel, port: u32, words: *mut u32, n: u32) -> i32;
+    fn sat_cosim_probe(m: *mut RawModel, probe: u32, words: *mut u32, n: u32) -> i32;
 }
 
 /// A port of [`VerilatedModel`], resolved once by name.
@@ -208,6 +214,27 @@ impl VerilatedModel {
         let code = unsafe { sat_cosim_get(self.raw.as_ptr(), port.index, words.as_mut_ptr(), words.len() as u32) };
         if code != 0 {
             return Err(Error::Shim { op: "get", name: port.info.name, code });
+        }
+        Ok(())
+    }
+
+    /// The probed internal wire called `name` (one of [`PROBES`]).
+    pub fn probe(&self, name: &str) -> Result<Port, Error> {
+        PROBES
+            .iter()
+            .enumerate()
+            .find(|(_, p)| p.name == name)
+            .map(|(i, p)| Port { index: i as u32, info: *p })
+            .ok_or_else(|| Error::NoPort { top: TOP, what: "probed internal".into(), name: name.to_string() })
+    }
+
+    /// Reads the probed wire `probe` into `words` (least significant first; `words.len()` must
+    /// be its word count).
+    pub fn read_probe(&mut self, probe: Port, words: &mut [u32]) -> Result<(), Error> {
+        // SAFETY: the shim writes exactly `words.len()` words and checks the count and probe.
+        let code = unsafe { sat_cosim_probe(self.raw.as_ptr(), probe.index, words.as_mut_ptr(), words.len() as u32) };
+        if code != 0 {
+            return Err(Error::Shim { op: "probe", name: probe.info.name, code });
         }
         Ok(())
     }
@@ -541,6 +568,17 @@ impl CosimMachine {
     /// how the tests check that the RTL flags every instruction `satkit_hw::rtl::unsupported`
     /// names.
     pub fn run_unchecked(&mut self, program: &Program) -> Result<RtlRun, Error> {
+        self.run_observed(program, None)
+    }
+
+    /// [`Self::run`], tallying every cycle's buffer accesses into `profile` (see
+    /// [`BankProfile`]).
+    pub fn run_profiled(&mut self, program: &Program, profile: &mut BankProfile) -> Result<RtlRun, Error> {
+        self.supports(program)?;
+        self.run_observed(program, Some(profile))
+    }
+
+    fn run_observed(&mut self, program: &Program, mut profile: Option<&mut BankProfile>) -> Result<RtlRun, Error> {
         let expected = Machine::new(&self.arch, Mode::TimingOnly).run(program)?.total_cycles;
         let limit = 2 * expected + 64;
         let length = u32::try_from(program.insns.len())
@@ -571,6 +609,9 @@ impl CosimMachine {
         let (mut load, mut store) = (Serving::default(), Serving::default());
         let units = Unit::ALL.len();
         let mut running: Vec<Option<usize>> = vec![None; units];
+        // The instruction each unit started before this cycle: the one whose accesses it makes
+        // (no unit touches a buffer in its issue cycle).
+        let mut started: Vec<Option<usize>> = vec![None; units];
         let mut timing: Vec<Option<InsnTiming>> = vec![None; program.insns.len()];
         let mut completed = 0usize;
         // The start cycle: clears the controller and fetches instruction 0.
@@ -690,6 +731,14 @@ impl CosimMachine {
                     });
                 }
                 done_seen = true;
+            }
+            if let Some(profile) = profile.as_deref_mut() {
+                profile.observe(&mut self.model, program, &started)?;
+                for (u, unit) in started.iter_mut().enumerate() {
+                    if (issue >> u) & 1 == 1 {
+                        *unit = Some(index[u] as usize);
+                    }
+                }
             }
             fetch = Self::bits(&self.words(self.fetch_addr)?, 0, DRAM_ADDRESS_BITS);
             self.model.tick(1);

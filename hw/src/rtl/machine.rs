@@ -24,7 +24,11 @@
 //!
 //! **Buffers.** `act`, `wgt`, `idx`, `acc`, `master` and `mask`, each a `sat_buffer` with the
 //! ports its users need in one cycle: the tensor unit's (see [`super::tensor`]), the SORE's,
-//! WUVE's and vector unit's (see [`super::sequencers`]) and `W` DMA lanes each way. A host port reads and writes any buffer (for tests and debugging).
+//! WUVE's and vector unit's (see [`super::sequencers`]) and `W` DMA lanes each way. Every read
+//! port has an enable, high exactly when its unit uses the data (the parameter
+//! `POISON_UNREAD` makes the buffers return all ones to a port read without it, which the
+//! co-simulation sets). A host port reads and writes any buffer (for tests and debugging).
+//! [`operand_buses`] lists each unit operand's enables and addresses as wires of the top.
 //! The controller holds instructions back by their buffer use, per partition, when
 //! `buffers.readers` or `buffers.writers` limit it (one `sat_buffer_use_<unit>` decoder per
 //! queue head); the buffers themselves are still multi-port register files, one per buffer.
@@ -77,6 +81,89 @@ pub fn buffer_width(buffer: Buffer) -> usize {
         Buffer::Idx | Buffer::Mask => 8,
         Buffer::Acc | Buffer::Master => 32,
     }
+}
+
+/// The buffer an operand bus reaches: always one, or the one a 3-bit wire of `sat_machine`
+/// names in the same cycle (the ISA's buffer code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BusBuffer {
+    /// This buffer.
+    Fixed(Buffer),
+    /// The buffer this wire's code names.
+    Wire(&'static str),
+}
+
+/// One operand's lanes on the buffers, as wires of `sat_machine`: in each cycle, port `p` of
+/// `first .. first + ports` reads (or writes) element `addr[p]` when `enable[p]` is high. Every
+/// element a unit reads or writes goes through one of these buses; co-simulation probes them
+/// to see which addresses one operand touches in one cycle (`satkit-rtl-cosim`'s bank
+/// profile), which is what banking a buffer must serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperandBus {
+    /// The unit.
+    pub unit: Unit,
+    /// The operand, in the instruction's terms.
+    pub operand: &'static str,
+    /// A write (else a read).
+    pub write: bool,
+    /// The buffer.
+    pub buffer: BusBuffer,
+    /// The enable wire, one bit per port.
+    pub enable: &'static str,
+    /// The address wire, `address_bits` per port.
+    pub addr: &'static str,
+    /// Bits of one port's address in `addr`.
+    pub address_bits: usize,
+    /// The operand's first port in both wires.
+    pub first: usize,
+    /// Its ports.
+    pub ports: usize,
+}
+
+/// Every operand bus of the machine of `arch` (see [`OperandBus`]).
+pub fn operand_buses(arch: &ArchConfig) -> Vec<OperandBus> {
+    let a = &arch.array;
+    let (r, c, l, n_max, m_max) =
+        (a.rows as usize, a.cols as usize, a.accumulator_latency as usize, a.n_max as usize, a.m_max as usize);
+    let (sl, wl, vl, w) = (arch.sore.lanes as usize, arch.wuve.lanes as usize, arch.vector.lanes as usize, dma_lanes(arch));
+    let bits = |b: Buffer| address_bits(arch.buffer_elements(b));
+    let aw = sram_address_bits(arch);
+    let bus = |unit, operand, write, buffer: BusBuffer, enable, addr, address_bits, first, ports| OperandBus {
+        unit,
+        operand,
+        write,
+        buffer,
+        enable,
+        addr,
+        address_bits,
+        first,
+        ports,
+    };
+    use BusBuffer::{Fixed, Wire};
+    use Unit::{Load, Sore, Store, Tensor, Vector, Wuve};
+    vec![
+        bus(Load, "destination", true, Wire("l_buf"), "l_we", "l_addr", aw, 0, w),
+        bus(Tensor, "input", false, Fixed(Buffer::Act), "t_act_re", "t_act_raddr", bits(Buffer::Act), 0, r * m_max),
+        bus(Tensor, "weight", false, Fixed(Buffer::Wgt), "t_wgt_re", "t_wgt_raddr", bits(Buffer::Wgt), 0, c * n_max),
+        bus(Tensor, "index", false, Fixed(Buffer::Idx), "t_idx_re", "t_wgt_raddr", bits(Buffer::Wgt), 0, c * n_max),
+        bus(Tensor, "initial sums", false, Fixed(Buffer::Acc), "t_acc_re", "t_acc_raddr", bits(Buffer::Acc), 0, c * l),
+        bus(Tensor, "output", true, Fixed(Buffer::Acc), "t_acc_we", "t_acc_waddr", bits(Buffer::Acc), 0, c * l),
+        bus(Sore, "dense weight", false, Fixed(Buffer::Master), "s_m_re", "s_m_raddr", bits(Buffer::Master), 0, sl),
+        bus(Sore, "kept values", true, Fixed(Buffer::Wgt), "s_w_we", "s_w_waddr", bits(Buffer::Wgt), 0, sl * n_max),
+        bus(Sore, "kept indices", true, Fixed(Buffer::Idx), "s_w_we", "s_w_waddr", bits(Buffer::Wgt), 0, sl * n_max),
+        bus(Sore, "mask", true, Fixed(Buffer::Mask), "s_k_we", "s_k_waddr", bits(Buffer::Mask), 0, sl * m_max),
+        bus(Wuve, "weight", false, Fixed(Buffer::Master), "u_m_re", "u_m_raddr", bits(Buffer::Master), 0, wl),
+        bus(Wuve, "momentum", false, Fixed(Buffer::Master), "u_m_re", "u_m_raddr", bits(Buffer::Master), wl, wl),
+        bus(Wuve, "hyperparameters", false, Fixed(Buffer::Master), "u_m_re", "u_m_raddr", bits(Buffer::Master), 2 * wl, 4),
+        bus(Wuve, "gradient", false, Fixed(Buffer::Acc), "u_g_re", "u_g_raddr", bits(Buffer::Acc), 0, wl),
+        bus(Wuve, "mask", false, Fixed(Buffer::Mask), "u_k_re", "u_k_raddr", bits(Buffer::Mask), 0, wl),
+        bus(Wuve, "new weight", true, Fixed(Buffer::Master), "u_m_we", "u_m_waddr", bits(Buffer::Master), 0, wl),
+        bus(Wuve, "new momentum", true, Fixed(Buffer::Master), "u_m_we", "u_m_waddr", bits(Buffer::Master), wl, wl),
+        bus(Vector, "a", false, Wire("v_a_rbuf"), "v_re", "v_raddr", aw, 0, vl),
+        bus(Vector, "b", false, Wire("v_b_rbuf"), "v_re", "v_raddr", aw, vl, vl),
+        bus(Vector, "destination", true, Wire("v_wbuf"), "v_we", "v_waddr", aw, 0, vl),
+        bus(Store, "source", false, Wire("s_buf"), "s_re", "s_addr", aw, 0, w),
+    ]
 }
 
 /// Generates the machine (see the module documentation).
@@ -190,6 +277,7 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
     // Element lanes to the buffers
     output reg [2:0] s_buf,
     output [{w}-1:0] s_we,
+    output [{w}-1:0] s_re,
     output [{w}*{aw}-1:0] s_addr,
     output [{w}*32-1:0] s_wdata,
     input [{w}*32-1:0] s_rdata
@@ -310,6 +398,7 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
             wire [{da_hi}:0] byte_addr = dram + (bytes == 4 ? lane_d[g] << 2 : bytes == 2 ? lane_d[g] << 1 : lane_d[g]);
             assign s_addr[g*{aw} +: {aw}] = sram + lane_s[g];
             assign s_we[g] = LOAD && active;
+            assign s_re[g] = !LOAD && active;
             assign s_wdata[g*32 +: 32] = d_rdata[g*32 +: 32];
             always @(posedge clock) begin
                 st_valid[g] <= !LOAD && active;
@@ -338,9 +427,10 @@ endmodule
     Ok(s)
 }
 
-/// A unit's read ports on a buffer: how many, and the wires of their addresses and data.
+/// A unit's read ports on a buffer: how many, and the wires of their enables, addresses and data.
 struct UnitReads {
     ports: usize,
+    enable: String,
     addr: String,
     data: String,
 }
@@ -416,7 +506,12 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
             format!("    {dir} [{}:0] {}", p.width - 1, p.name)
         }
     };
-    let _ = writeln!(s, "\n// The SAT machine (see satkit's hw/src/rtl/machine.rs).\nmodule {TOP_MODULE} (");
+    let _ = writeln!(
+        s,
+        "\n// The SAT machine (see satkit's hw/src/rtl/machine.rs). POISON_UNREAD makes the buffers'\n\
+         // read ports return all ones without their enables (co-simulation; see the buffer module).\n\
+         module {TOP_MODULE} #(parameter POISON_UNREAD = 0) ("
+    );
     let _ = writeln!(s, "{}\n);", ports.iter().map(decl).collect::<Vec<_>>().join(",\n"));
     let load = Unit::Load.index();
     let tensor = Unit::Tensor.index();
@@ -449,6 +544,9 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         .busy(busy), .cycle(cycle), .bad_opcode(bad_opcode), .overflow(overflow));
 
     // Tensor unit
+    wire [{r}*{m_max}-1:0] t_act_re;
+    wire [{c}*{n_max}-1:0] t_wgt_re, t_idx_re;
+    wire [{c}*{l}-1:0] t_acc_re;
     wire [{r}*{m_max}*{act_aw}-1:0] t_act_raddr;
     wire [{r}*{m_max}*16-1:0] t_act_rdata;
     wire [{c}*{n_max}*{wgt_aw}-1:0] t_wgt_raddr;
@@ -462,10 +560,12 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     {UNIT_MODULE} tensor (
         .clock(clock), .issue(issue[{tensor}]), .issue_word(issue_word[{tensor}*{word} +: {word}]),
         .done(unit_done[{tensor}]), .busy(), .unsupported(t_unsupported),
-        .act_raddr(t_act_raddr), .act_rdata(t_act_rdata), .wgt_raddr(t_wgt_raddr), .wgt_rdata(t_wgt_rdata),
-        .idx_rdata(t_idx_rdata), .acc_raddr(t_acc_raddr), .acc_rdata(t_acc_rdata),
+        .act_re(t_act_re), .act_raddr(t_act_raddr), .act_rdata(t_act_rdata),
+        .wgt_re(t_wgt_re), .idx_re(t_idx_re), .wgt_raddr(t_wgt_raddr), .wgt_rdata(t_wgt_rdata),
+        .idx_rdata(t_idx_rdata), .acc_re(t_acc_re), .acc_raddr(t_acc_raddr), .acc_rdata(t_acc_rdata),
         .acc_we(t_acc_we), .acc_waddr(t_acc_waddr), .acc_wdata(t_acc_wdata));
     // SORE and WUVE
+    wire [{sl}-1:0] s_m_re;
     wire [{sl}*{master_aw}-1:0] s_m_raddr;
     wire [{sl}*32-1:0] s_m_rdata;
     wire [{sl}*{n_max}-1:0] s_w_we;
@@ -477,8 +577,10 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     wire [{sl}*{m_max}*8-1:0] s_k_wdata;
     {SORE_UNIT_MODULE} sore (
         .clock(clock), .issue(issue[{sore}]), .issue_word(issue_word[{sore}*{word} +: {word}]), .done(unit_done[{sore}]),
-        .m_raddr(s_m_raddr), .m_rdata(s_m_rdata), .w_we(s_w_we), .w_waddr(s_w_waddr), .w_wdata(s_w_wdata),
+        .m_re(s_m_re), .m_raddr(s_m_raddr), .m_rdata(s_m_rdata), .w_we(s_w_we), .w_waddr(s_w_waddr), .w_wdata(s_w_wdata),
         .i_wdata(s_i_wdata), .k_we(s_k_we), .k_waddr(s_k_waddr), .k_wdata(s_k_wdata));
+    wire [2*{wl}+3:0] u_m_re;
+    wire [{wl}-1:0] u_g_re, u_k_re;
     wire [(2*{wl}+4)*{master_aw}-1:0] u_m_raddr;
     wire [(2*{wl}+4)*32-1:0] u_m_rdata;
     wire [{wl}*{acc_aw}-1:0] u_g_raddr;
@@ -490,9 +592,11 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     wire [2*{wl}*32-1:0] u_m_wdata;
     {WUVE_UNIT_MODULE} wuve (
         .clock(clock), .issue(issue[{wuve}]), .issue_word(issue_word[{wuve}*{word} +: {word}]), .done(unit_done[{wuve}]),
-        .m_raddr(u_m_raddr), .m_rdata(u_m_rdata), .g_raddr(u_g_raddr), .g_rdata(u_g_rdata),
-        .k_raddr(u_k_raddr), .k_rdata(u_k_rdata), .m_we(u_m_we), .m_waddr(u_m_waddr), .m_wdata(u_m_wdata));
+        .m_re(u_m_re), .m_raddr(u_m_raddr), .m_rdata(u_m_rdata), .g_re(u_g_re), .g_raddr(u_g_raddr), .g_rdata(u_g_rdata),
+        .k_re(u_k_re), .k_raddr(u_k_raddr), .k_rdata(u_k_rdata), .m_we(u_m_we), .m_waddr(u_m_waddr), .m_wdata(u_m_wdata));
     // Vector unit
+    wire [2:0] v_a_rbuf, v_b_rbuf;
+    wire [2*{vl}-1:0] v_re;
     wire [2*{vl}*AW-1:0] v_raddr;
     wire [2*{vl}*16-1:0] v_act_rdata, v_wgt_rdata;
     wire [2*{vl}*8-1:0] v_idx_rdata, v_mask_rdata;
@@ -505,13 +609,14 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     assign unsupported = t_unsupported || v_unsupported;
     {VECTOR_UNIT_MODULE} vector (
         .clock(clock), .issue(issue[{vector}]), .issue_word(issue_word[{vector}*{word} +: {word}]), .done(unit_done[{vector}]),
-        .unsupported(v_unsupported), .bad_label(bad_label), .raddr(v_raddr), .act_rdata(v_act_rdata), .wgt_rdata(v_wgt_rdata),
+        .unsupported(v_unsupported), .bad_label(bad_label), .a_rbuf(v_a_rbuf), .b_rbuf(v_b_rbuf),
+        .re(v_re), .raddr(v_raddr), .act_rdata(v_act_rdata), .wgt_rdata(v_wgt_rdata),
         .idx_rdata(v_idx_rdata), .acc_rdata(v_acc_rdata), .master_rdata(v_master_rdata), .mask_rdata(v_mask_rdata),
         .wbuf(v_wbuf), .we(v_we), .waddr(v_waddr), .wdata(v_wdata));
 
     // DMA
     wire [2:0] l_buf, s_buf;
-    wire [W-1:0] l_we, s_we_unused;
+    wire [W-1:0] l_we, s_we_unused, s_re, l_re_unused;
     wire [W*AW-1:0] l_addr, s_addr;
     wire [W*32-1:0] l_wdata, s_wdata_unused, s_rdata;
     // The inputs a DMA direction does not use.
@@ -522,14 +627,14 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         .req_row_stride(load_req_row_stride), .req_col_stride(load_req_col_stride),
         .req_element_bytes(load_req_element_bytes), .mem_done(load_mem_done),
         .d_addr(load_addr), .d_valid(load_valid), .d_rdata(load_data), .d_wdata(),
-        .s_buf(l_buf), .s_we(l_we), .s_addr(l_addr), .s_wdata(l_wdata), .s_rdata(no_lanes));
+        .s_buf(l_buf), .s_we(l_we), .s_re(l_re_unused), .s_addr(l_addr), .s_wdata(l_wdata), .s_rdata(no_lanes));
     {DMA_MODULE} #(.LOAD(0)) store_dma (
         .clock(clock), .issue(issue[{store}]), .issue_word(issue_word[{store}*{word} +: {word}]), .done(unit_done[{store}]),
         .req(store_req), .req_dram(store_req_dram), .req_rows(store_req_rows), .req_cols(store_req_cols),
         .req_row_stride(store_req_row_stride), .req_col_stride(store_req_col_stride),
         .req_element_bytes(store_req_element_bytes), .mem_done(store_mem_done),
         .d_addr(store_addr), .d_valid(store_valid), .d_rdata(no_lanes), .d_wdata(store_data),
-        .s_buf(s_buf), .s_we(s_we_unused), .s_addr(s_addr), .s_wdata(s_wdata_unused), .s_rdata(s_rdata));
+        .s_buf(s_buf), .s_we(s_we_unused), .s_re(s_re), .s_addr(s_addr), .s_wdata(s_wdata_unused), .s_rdata(s_rdata));
 
     // Buffers
 "#,
@@ -578,7 +683,12 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         let baw = address_bits(arch.buffer_elements(b));
         let width = buffer_width(b);
         // The units' ports on this buffer, lowest port numbers first.
-        let rd = |ports, addr: &str, data: &str| UnitReads { ports, addr: addr.into(), data: data.into() };
+        let rd = |ports, enable: &str, addr: &str, data: &str| UnitReads {
+            ports,
+            enable: enable.into(),
+            addr: addr.into(),
+            data: data.into(),
+        };
         let wr = |ports, enable: &str, addr: &str, data: &str| UnitWrites {
             ports,
             enable: enable.into(),
@@ -586,29 +696,38 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
             data: data.into(),
         };
         let (mut reads, mut writes) = match b {
-            Buffer::Act => (vec![rd(r * m_max, "t_act_raddr", "t_act_rdata")], vec![]),
-            Buffer::Wgt => {
-                (vec![rd(c * n_max, "t_wgt_raddr", "t_wgt_rdata")], vec![wr(sl * n_max, "s_w_we", "s_w_waddr", "s_w_wdata")])
-            }
-            Buffer::Idx => {
-                (vec![rd(c * n_max, "t_wgt_raddr", "t_idx_rdata")], vec![wr(sl * n_max, "s_w_we", "s_w_waddr", "s_i_wdata")])
-            }
+            Buffer::Act => (vec![rd(r * m_max, "t_act_re", "t_act_raddr", "t_act_rdata")], vec![]),
+            Buffer::Wgt => (
+                vec![rd(c * n_max, "t_wgt_re", "t_wgt_raddr", "t_wgt_rdata")],
+                vec![wr(sl * n_max, "s_w_we", "s_w_waddr", "s_w_wdata")],
+            ),
+            Buffer::Idx => (
+                vec![rd(c * n_max, "t_idx_re", "t_wgt_raddr", "t_idx_rdata")],
+                vec![wr(sl * n_max, "s_w_we", "s_w_waddr", "s_i_wdata")],
+            ),
             Buffer::Acc => (
-                vec![rd(c * l, "t_acc_raddr", "t_acc_rdata"), rd(wl, "u_g_raddr", "u_g_rdata")],
+                vec![rd(c * l, "t_acc_re", "t_acc_raddr", "t_acc_rdata"), rd(wl, "u_g_re", "u_g_raddr", "u_g_rdata")],
                 vec![wr(c * l, "t_acc_we", "t_acc_waddr", "t_acc_wdata")],
             ),
             Buffer::Master => (
-                vec![rd(sl, "s_m_raddr", "s_m_rdata"), rd(2 * wl + 4, "u_m_raddr", "u_m_rdata")],
+                vec![rd(sl, "s_m_re", "s_m_raddr", "s_m_rdata"), rd(2 * wl + 4, "u_m_re", "u_m_raddr", "u_m_rdata")],
                 vec![wr(2 * wl, "u_m_we", "u_m_waddr", "u_m_wdata")],
             ),
-            Buffer::Mask => (vec![rd(wl, "u_k_raddr", "u_k_rdata")], vec![wr(sl * m_max, "s_k_we", "s_k_waddr", "s_k_wdata")]),
+            Buffer::Mask => {
+                (vec![rd(wl, "u_k_re", "u_k_raddr", "u_k_rdata")], vec![wr(sl * m_max, "s_k_we", "s_k_waddr", "s_k_wdata")])
+            }
         };
         // The vector unit reads `a` then `b` on every buffer and writes any of them.
         let narrowed = |bus: &str, ports: usize| {
             let parts: Vec<String> = (0..ports).rev().map(|j| format!("{bus}[{j}*AW +: {baw}]")).collect();
             format!("{{{}}}", parts.join(", "))
         };
-        reads.push(UnitReads { ports: 2 * vl, addr: narrowed("v_raddr", 2 * vl), data: format!("v_{name}_rdata") });
+        reads.push(UnitReads {
+            ports: 2 * vl,
+            enable: format!("v_re & {{{{{vl}{{v_b_rbuf == {code}}}}}, {{{vl}{{v_a_rbuf == {code}}}}}}}"),
+            addr: narrowed("v_raddr", 2 * vl),
+            data: format!("v_{name}_rdata"),
+        });
         let v_data: Vec<String> = (0..vl).rev().map(|j| format!("v_wdata[{j}*32 +: {width}]")).collect();
         writes.push(UnitWrites {
             ports: vl,
@@ -626,6 +745,8 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         let dma_raddr: Vec<String> = (0..w).rev().map(|j| format!("s_addr[{j}*AW +: {baw}]")).collect();
         let dma_waddr: Vec<String> = (0..w).rev().map(|j| format!("l_addr[{j}*AW +: {baw}]")).collect();
         let dma_wdata: Vec<String> = (0..w).rev().map(|j| format!("l_wdata[{j}*32 +: {width}]")).collect();
+        let mut re_bus = vec![format!("s_re & {{W{{s_buf == {code}}}}}")];
+        re_bus.extend(reads.iter().rev().map(|r| r.enable.clone()));
         let mut raddr_bus = vec![format!("{{{}}}", dma_raddr.join(", "))];
         raddr_bus.extend(reads.iter().rev().map(|r| r.addr.clone()));
         let mut we_bus = vec![format!("l_we & {{W{{l_buf == {code}}}}}")];
@@ -636,14 +757,15 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         wdata_bus.extend(writes.iter().rev().map(|w| w.data.clone()));
         let _ = writeln!(
             s,
-            "    {BUFFER_MODULE} #(.WIDTH({width}), .DEPTH({depth}), .AW({baw}), .RPORTS({rp}), .WPORTS({wp})) {name}_buffer (\n        \
-             .clock(clock), .raddr({{{raddr}}}), .rdata({name}_rdata),\n        \
+            "    {BUFFER_MODULE} #(.WIDTH({width}), .DEPTH({depth}), .AW({baw}), .RPORTS({rp}), .WPORTS({wp}), .POISON_UNREAD(POISON_UNREAD)) {name}_buffer (\n        \
+             .clock(clock), .re({{{re}}}), .raddr({{{raddr}}}), .rdata({name}_rdata),\n        \
              .we({{{we}}}), .waddr({{{waddr}}}), .wdata({{{wdata}}}),\n        \
              .host_we(host_we && host_buf == {code}), .host_addr(host_addr[{baw}-1:0]), .host_wdata(host_wdata[{width}-1:0]),\n        \
              .host_rdata({name}_host));",
             depth = arch.buffer_elements(b),
             rp = unit_reads + w,
             wp = unit_writes + w,
+            re = re_bus.join(", "),
             raddr = raddr_bus.join(", "),
             we = we_bus.join(", "),
             waddr = waddr_bus.join(", "),

@@ -25,12 +25,34 @@
 //!
 //! Not generated yet: the array's IS dataflow (with the other instructions [`unsupported`]
 //! lists, such as pooling gradients over overlapping windows larger than the vector unit's
-//! line buffer), and block-RAM buffers. The controller already holds instructions back by the
-//! readers and writers of the buffers' partitions (`buffers.readers`, `buffers.writers`,
-//! `buffers.partitions`), as one replica per reader and one write port allow, but the buffers
-//! are multi-port register files: within one
-//! operand, a unit reads and writes many elements per cycle at addresses the simulator does not
-//! constrain, so banking each replica needs a bank-conflict model the simulator shares.
+//! line buffer), and block-RAM buffers.
+//!
+//! **Towards block-RAM buffers.** A block RAM serves one read and one write per cycle.
+//! - *Between operands:* the controller already holds instructions back by the readers and
+//!   writers of the buffers' partitions (`buffers.readers`, `buffers.writers`,
+//!   `buffers.partitions`). So each partition can be `readers` replicas, one per reading
+//!   operand, that every write updates.
+//! - *Within an operand:* a unit touches many elements per cycle, through one operand bus per
+//!   operand ([`machine::operand_buses`]; every read port has an enable, so a bus shows exactly
+//!   the elements its unit uses). A replica must therefore be split into banks.
+//!
+//! With `B` banks interleaved by the low address bits, a run of up to `B` consecutive elements
+//! never collides, wherever it starts. The co-simulation's bank profile (`satkit-rtl-cosim`,
+//! BENCHMARKS.md) measured every bus on compiled training steps:
+//! - *Runs of consecutive elements:* the DMA lanes, the GEMM's initial sums and output rows, the
+//!   SORE's writes, the WUVE's operands, and the vector unit's element-wise, softmax and pooling
+//!   operands. These are served by `B` at least the bus's width.
+//! - *Strided, and colliding:* the GEMM's input rows (`depth` apart) and weight columns (the
+//!   compressed row apart), and the BP prune's reads down a column (`M cols` apart). These
+//!   collide at every `B` when the distances are multiples of it.
+//!
+//! What remains:
+//! - operand staging for the GEMM: per-row and per-column buffers, filled by runs along each
+//!   row, with the fill latency in the simulator's GEMM cost;
+//! - a transposing read for the BP prune;
+//! - a bound, shared by the simulator and the RTL, on the strided vector operands (normalizations
+//!   along columns, statistics `len` apart) of any program;
+//! - the banked replicas with their crossbars, and replica allocation.
 
 pub mod array;
 pub mod controller;

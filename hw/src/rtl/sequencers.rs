@@ -176,6 +176,7 @@ module {SORE_UNIT_MODULE} (
     input issue,
     input [{word_hi}:0] issue_word,
     output reg done,
+    output [{lanes}-1:0] m_re,
     output [{lanes}*{maw}-1:0] m_raddr,
     input [{lanes}*32-1:0] m_rdata,
     output [{lanes}*{n_max}-1:0] w_we,
@@ -274,6 +275,7 @@ module {SORE_UNIT_MODULE} (
             wire [31:0] group_index = row[g] * per_row + gi[g];
             wire active = streaming && row[g] < (bp ? cols : rows) && group_index < groups;
             wire [23:0] element = bp ? src + (gi[g] * group + i) * cols + row[g] : src + row[g] * cols + gi[g] * group + i;
+            assign m_re[g] = active;
             assign m_raddr[g*{maw} +: {maw}] = element;
             always @(posedge clock) begin
                 valid_d[g] <= active;
@@ -334,10 +336,13 @@ module {WUVE_UNIT_MODULE} (
     input [{word_hi}:0] issue_word,
     output reg done,
     // master: per lane weight then momentum, then the four hyperparameters
+    output [2*{lanes}+3:0] m_re,
     output [(2*{lanes}+4)*{maw}-1:0] m_raddr,
     input [(2*{lanes}+4)*32-1:0] m_rdata,
+    output [{lanes}-1:0] g_re,
     output [{lanes}*{aaw}-1:0] g_raddr,
     input [{lanes}*32-1:0] g_rdata,
+    output [{lanes}-1:0] k_re,
     output [{lanes}*{kaw}-1:0] k_raddr,
     input [{lanes}*8-1:0] k_rdata,
     output [2*{lanes}-1:0] m_we,
@@ -394,11 +399,17 @@ module {WUVE_UNIT_MODULE} (
     wire [31:0] new_momentum [0:LANES-1];
     generate
         for (g = 0; g < 4; g = g + 1) begin : hyper_reads
+            // Read once, in the cycle after the issue, and kept.
+            assign m_re[2*LANES+g] = first1 && running;
             assign m_raddr[(2*LANES+g)*{maw} +: {maw}] = hyper + g;
         end
         for (g = 0; g < LANES; g = g + 1) begin : lane
             wire [23:0] e = batch + g;
             wire active = running && e < count;
+            assign m_re[g] = active;
+            assign m_re[LANES+g] = active;
+            assign g_re[g] = active;
+            assign k_re[g] = active && use_mask;
             assign m_raddr[g*{maw} +: {maw}] = weight + e;
             assign m_raddr[(LANES+g)*{maw} +: {maw}] = momentum + e;
             assign g_raddr[g*{aaw} +: {aaw}] = grad + e;
@@ -525,7 +536,11 @@ module {VECTOR_UNIT_MODULE} (
     output reg done,
     output reg unsupported,
     output reg bad_label,
-    // Reads: a then b, each {lanes} lanes, on every buffer; each buffer's data in its format
+    // Reads: a then b, each {lanes} lanes, on every buffer (the enables on a_rbuf's and
+    // b_rbuf's only); each buffer's data in its format
+    output [2:0] a_rbuf,
+    output [2:0] b_rbuf,
+    output [2*{lanes}-1:0] re,
     output [2*{lanes}*{aw}-1:0] raddr,
     input [2*{lanes}*16-1:0] act_rdata,
     input [2*{lanes}*16-1:0] wgt_rdata,
@@ -636,6 +651,9 @@ module {VECTOR_UNIT_MODULE} (
     assign t_wr[0] = w_wr; assign t_wc[0] = w_wc;
 
     assign wbuf = dst_buf;
+    assign a_rbuf = a_buf;
+    // norm_grad_apply reads x from the destination on b's lanes.
+    assign b_rbuf = nm_running && op == OP_NORM_GRAD_APPLY && nm_pass == 1 ? dst_buf : b_buf;
     always @(posedge clock) begin
         done <= 0;
         idle <= (idle << 1) | (issue && (!f_runs || (f_count == 0 && !f_xent)));
@@ -709,8 +727,7 @@ module {VECTOR_UNIT_MODULE} (
             if (t_plane[LANES] >= pn) begin pl_walking <= 0; last[0] <= 1; end
         end
         a_buf_d <= a_buf;
-        // norm_grad_apply reads x from the destination on b's lanes.
-        b_buf_d <= nm_running && op == OP_NORM_GRAD_APPLY && nm_pass == 1 ? dst_buf : b_buf;
+        b_buf_d <= b_rbuf;
         nm_d <= nm_running; nm_pass_d <= nm_pass; nm_vec_d <= nm_vec; nm_first_d <= nm_i == 0;
         nm_last_d <= nm_pass_end; nm_off_d <= nm_off;
         base0 <= sm_running ? sm_row_base + sm_j : batch;
@@ -920,6 +937,20 @@ module {VECTOR_UNIT_MODULE} (
             reg nm_lane_valid;
             always @(posedge clock) nm_lane_valid <= nm_running && nm_i + g < nm_axis;
             wire nm_valid = nm_d && nm_lane_valid;
+            // Which lanes read, by the op's operands: a everywhere but in avgpool_grad and
+            // norm_grad_apply's statistics cycle; b in the binary element-wise ops, the
+            // gradients, softmax_xent's label (lane 0) and the normalizations' statistics.
+            assign re[g] = running ? e < count
+                         : sm_running ? !sm_loss_step && sm_j + g < {{8'h0, classes}}
+                         : pl_walking ? t_plane[g] < pn && op != OP_AVGPOOL_GRAD
+                         : nm_running && nm_i + g < nm_axis && !(op == OP_NORM_GRAD_APPLY && nm_pass == 0);
+            assign re[LANES+g] =
+                running ? e < count && (op == OP_ADD || op == OP_RELU_GRAD || op == OP_GELU_GRAD)
+                : sm_running ? !sm_loss_step && (op == OP_SOFTMAX_XENT ? g == 0 : op == OP_SOFTMAX_GRAD && sm_j + g < {{8'h0, classes}})
+                : pl_walking ? t_plane[g] < pn && (op == OP_MAXPOOL_GRAD || op == OP_AVGPOOL_GRAD)
+                : nm_running && (op == OP_NORM_APPLY ? g < 2
+                                 : op == OP_NORM_GRAD_APPLY ? (nm_pass == 0 ? g < 4 : nm_i + g < nm_axis)
+                                 : op == OP_NORM_GRAD_STATS && nm_i + g < nm_axis);
             assign raddr[g*{aw} +: {aw}] =
                 a_base + (sm_running ? sm_row_base + sm_j + g : pl_walking ? t_pbase[g] + pos : nm_running ? nm_lane_off : e);
             assign raddr[(LANES+g)*{aw} +: {aw}] =

@@ -50,12 +50,18 @@
 //! without touching the buffers; the host refuses such programs before running them.
 //!
 //! **`sat_buffer`.** One on-chip buffer: `DEPTH` elements of `WIDTH` bits with `RPORTS`
-//! synchronous read ports and `WPORTS` write ports (a later port wins on the same address),
-//! plus a host port (write, and combinational read) for co-simulation. The simulator models a
-//! buffer as flat and conflict-free, so the unit gets as many ports as one cycle's operands
-//! need (`R m_max` on `act`, `C n_max` on `wgt` and `idx`, `C L` reads and writes on `acc`); such a buffer maps to distributed RAM and registers, not block RAM. Block RAM needs
-//! each reader's replica banked, with bank conflicts the simulator models too (see the module
-//! documentation of [`super`]).
+//! synchronous read ports, each with a read enable, and `WPORTS` write ports (a later port wins
+//! on the same address), plus a host port (write, and combinational read) for co-simulation.
+//! A read port without its enable keeps its last data, as block RAM does. With the
+//! `POISON_UNREAD` parameter (the co-simulation sets it) it returns all ones instead, so a unit
+//! that uses data it did not enable computes NaNs and fails the comparison with the simulator.
+//! The unit's enables are exactly its lanes' reads: this unit's `ok` lanes (the lanes the array
+//! takes), and its initial sums only when it adds to them.
+//!
+//! The simulator models a buffer as flat and conflict-free, so the unit gets as many ports as
+//! one cycle's operands need (`R m_max` on `act`, `C n_max` on `wgt` and `idx`, `C L` reads and
+//! writes on `acc`); such a buffer maps to distributed RAM and registers, not block RAM (see
+//! the module documentation of [`super`]).
 //!
 //! The machine ([`super::machine`]) instantiates the unit and the buffers.
 
@@ -96,11 +102,14 @@ pub(super) fn array_design(arch: &ArchConfig) -> Result<RtlDesign, Error> {
 pub(super) fn buffer_module() -> String {
     format!(
         r#"
-// One on-chip buffer: DEPTH elements of WIDTH bits, RPORTS synchronous read ports, WPORTS
-// write ports (a later port wins), and a host port.
+// One on-chip buffer: DEPTH elements of WIDTH bits, RPORTS synchronous read ports with read
+// enables, WPORTS write ports (a later port wins), and a host port. A port without its enable
+// keeps its last data, as block RAM does; with POISON_UNREAD (co-simulation only) it reads all
+// ones instead, so a unit that uses data it did not enable computes NaNs and fails.
 module {BUFFER_MODULE} #(parameter WIDTH = 16, parameter DEPTH = 1024, parameter AW = 10,
-                    parameter RPORTS = 1, parameter WPORTS = 1) (
+                    parameter RPORTS = 1, parameter WPORTS = 1, parameter POISON_UNREAD = 0) (
     input clock,
+    input [RPORTS-1:0] re,
     input [RPORTS*AW-1:0] raddr,
     output reg [RPORTS*WIDTH-1:0] rdata,
     input [WPORTS-1:0] we,
@@ -116,7 +125,8 @@ module {BUFFER_MODULE} #(parameter WIDTH = 16, parameter DEPTH = 1024, parameter
     assign host_rdata = mem[host_addr];
     always @(posedge clock) begin
         for (p = 0; p < RPORTS; p = p + 1)
-            rdata[p*WIDTH +: WIDTH] <= mem[raddr[p*AW +: AW]];
+            if (re[p]) rdata[p*WIDTH +: WIDTH] <= mem[raddr[p*AW +: AW]];
+            else if (POISON_UNREAD) rdata[p*WIDTH +: WIDTH] <= {{WIDTH{{1'b1}}}};
         for (p = 0; p < WPORTS; p = p + 1)
             if (we[p]) mem[waddr[p*AW +: AW]] <= wdata[p*WIDTH +: WIDTH];
         if (host_we) mem[host_addr] <= host_wdata;
@@ -149,11 +159,15 @@ module {UNIT_MODULE} (
     output reg done,
     output busy,
     output reg unsupported,
+    output [{r}*{m_max}-1:0] act_re,
     output [{r}*{m_max}*{act_aw}-1:0] act_raddr,
     input [{r}*{m_max}*16-1:0] act_rdata,
+    output [{c}*{n_max}-1:0] wgt_re,
+    output [{c}*{n_max}-1:0] idx_re,
     output [{c}*{n_max}*{wgt_aw}-1:0] wgt_raddr,
     input [{c}*{n_max}*16-1:0] wgt_rdata,
     input [{c}*{n_max}*8-1:0] idx_rdata,
+    output [{c}*{l}-1:0] acc_re,
     output [{c}*{l}*{acc_aw}-1:0] acc_raddr,
     input [{c}*{l}*32-1:0] acc_rdata,
     output [{c}*{l}-1:0] acc_we,
@@ -332,7 +346,8 @@ module {UNIT_MODULE} (
             wire [15:0] m = ws ? ws_row[15:0] : row0 + gr;
             for (gj = 0; gj < MMAX; gj = gj + 1) begin : lanes
                 wire [31:0] kk = (ws ? ws_koff : koff) + gj;
-                wire ok = (ws ? ws_on : m < rows) && gj < per_step && kk < depth;
+                wire ok = (ws ? ws_on : feeding && m < rows) && gj < per_step && kk < depth;
+                assign act_re[gr*MMAX+gj] = ok;
                 assign act_raddr[(gr*MMAX+gj)*{act_aw} +: {act_aw}] =
                     input_t ? in_base + kk * rows + m : in_base + m * depth + kk;
                 always @(posedge clock) act_ok[gr*MMAX+gj] <= ok;
@@ -352,7 +367,9 @@ module {UNIT_MODULE} (
             for (gj = 0; gj < NMAX; gj = gj + 1) begin : weight_slots
                 wire [31:0] kk = (ws ? ws_step * per_step : koff) + gj;
                 wire [31:0] pos = (ws ? ws_step * kept : poff) + gj;
-                wire ok = (!ws || ws_on) && n < cols && (sparse ? gj < kept : kk < depth);
+                wire ok = (ws ? ws_on : feeding) && n < cols && (sparse ? gj < kept : kk < depth);
+                assign wgt_re[gc*NMAX+gj] = ok;
+                assign idx_re[gc*NMAX+gj] = ok && sparse;
                 assign wgt_raddr[(gc*NMAX+gj)*{wgt_aw} +: {wgt_aw}] =
                     sparse ? w_base + n * stored + pos
                            : (weight_t ? w_base + kk * cols + n : w_base + n * depth + kk);
@@ -374,10 +391,11 @@ module {UNIT_MODULE} (
                 wire [15:0] im = ws_bus ? ws_m[15:0] : row0 + phase[15:0];
                 wire [15:0] in_col = ws_bus ? ws_col0 + gc : col0 + gj * C + gc;
                 assign acc_raddr[(gc*L+gj)*{acc_aw} +: {acc_aw}] = out_base + im * cols + in_col;
+                wire init_read = ws_bus ? ws_row_on && in_col < cols && (ws_k0 != 0 || accumulate)
+                                        : init_now && accumulate && gj < slots && im < rows && in_col < cols;
+                assign acc_re[gc*L+gj] = init_read;
                 reg init_ok;
-                always @(posedge clock)
-                    init_ok <= ws_bus ? ws_row_on && in_col < cols && (ws_k0 != 0 || accumulate)
-                                      : init_now && accumulate && gj < slots && im < rows && in_col < cols;
+                always @(posedge clock) init_ok <= init_read;
                 assign edge_init[gc*L+gj] = init_ok ? acc_rdata[(gc*L+gj)*32 +: 32] : 32'h0;
                 // OS: results of the previous fold, row wb_k, slot gj. WS (slot 0): the row
                 // leaving the delay line.

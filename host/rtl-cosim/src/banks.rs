@@ -1,0 +1,306 @@
+//! The bank profile of a program on the RTL: in every cycle, which elements each operand of
+//! each unit reads or writes (the machine's operand buses, `satkit_hw::rtl::machine::
+//! operand_buses`, probed inside the Verilated model), and what a buffer split into `B` banks by
+//! its low address bits (element `e` in bank `e mod B`, one element per bank and cycle) would
+//! make of them: an operand whose distinct elements in one cycle put at most one in each bank
+//! is served in that cycle; otherwise it needs as many cycles as its fullest bank has elements.
+//!
+//! This is the measurement behind the choice of a block-RAM organization for the buffers (see
+//! the module documentation of `satkit_hw::rtl`): it counts, per instruction kind and operand,
+//! the cycles that would conflict and the cycles the conflicts would add if a unit waited for
+//! them. The machine itself does not wait; its buffers serve every port in every cycle.
+
+use crate::{CosimMachine, Error, Port, VerilatedModel};
+use satkit_hw::isa::{Buffer, Field, Op, Program, Unit};
+use satkit_hw::rtl::machine::{operand_buses, BusBuffer, OperandBus};
+use std::collections::BTreeMap;
+
+/// One operand bus with its probes resolved.
+struct ProbedBus {
+    bus: OperandBus,
+    enable: usize,
+    addr: usize,
+    buffer: Option<usize>,
+}
+
+/// The counts of one operand of one instruction kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BankTally {
+    /// Cycles in which the operand touched at least one element.
+    pub cycles: u64,
+    /// Distinct elements touched, summed over those cycles.
+    pub elements: u64,
+    /// The most distinct elements touched in one cycle.
+    pub widest: u64,
+    /// Per bank count (in [`BankProfile::banks`] order): cycles in which one bank would hold
+    /// two or more of the cycle's distinct elements.
+    pub conflicted: Vec<u64>,
+    /// Per bank count: the cycles the conflicts would add, the sum over cycles of the fullest
+    /// bank's distinct elements minus one.
+    pub extra: Vec<u64>,
+}
+
+/// One row of a [`BankProfile`]: an operand of an instruction kind on one buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BankRow {
+    /// The instruction kind: the mnemonic, with a GEMM's dataflow, a prune's order or a vector
+    /// op's name (`gemm os`, `prune bp`, `vec relu`).
+    pub kind: String,
+    /// The unit.
+    pub unit: Unit,
+    /// The operand.
+    pub operand: &'static str,
+    /// A write (else a read).
+    pub write: bool,
+    /// The buffer.
+    pub buffer: Buffer,
+    /// The counts.
+    pub tally: BankTally,
+}
+
+/// Per-cycle bank counts of every operand, accumulated over the runs it observes (see the
+/// module documentation).
+pub struct BankProfile {
+    banks: Vec<u64>,
+    buses: Vec<ProbedBus>,
+    probes: Vec<(Port, Vec<u32>)>,
+    tallies: BTreeMap<(String, usize, Buffer), BankTally>,
+    fullest: Vec<u32>,
+}
+
+impl BankProfile {
+    /// A profile of `machine`'s operands, for buffers of each bank count in `banks` (powers of
+    /// two).
+    pub fn new(machine: &CosimMachine, banks: &[u64]) -> Result<BankProfile, Error> {
+        let model = &machine.model;
+        if let Some(b) = banks.iter().find(|b| !b.is_power_of_two()) {
+            return Err(Error::Unsupported(format!("{b} banks: the profile takes powers of two")));
+        }
+        let mut probes: Vec<(Port, Vec<u32>)> = Vec::new();
+        let mut resolve = |name: &str| -> Result<usize, Error> {
+            if let Some(i) = probes.iter().position(|(p, _)| p.info().name == name) {
+                return Ok(i);
+            }
+            let probe = model.probe(name)?;
+            probes.push((probe, vec![0; probe.words()]));
+            Ok(probes.len() - 1)
+        };
+        let buses = operand_buses(&machine.arch)
+            .into_iter()
+            .map(|bus| {
+                Ok(ProbedBus {
+                    enable: resolve(bus.enable)?,
+                    addr: resolve(bus.addr)?,
+                    buffer: match bus.buffer {
+                        BusBuffer::Fixed(_) => None,
+                        BusBuffer::Wire(wire) => Some(resolve(wire)?),
+                    },
+                    bus,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let most = banks.iter().copied().max().unwrap_or(1) as usize;
+        Ok(BankProfile { banks: banks.to_vec(), buses, probes, tallies: BTreeMap::new(), fullest: vec![0; most] })
+    }
+
+    /// The bank counts, in the order of [`BankTally::conflicted`] and [`BankTally::extra`].
+    pub fn banks(&self) -> &[u64] {
+        &self.banks
+    }
+
+    /// Tallies the current cycle: each bus's enabled ports, for the instruction its unit
+    /// started last (`started`, by unit index).
+    pub(crate) fn observe(
+        &mut self,
+        model: &mut VerilatedModel,
+        program: &Program,
+        started: &[Option<usize>],
+    ) -> Result<(), Error> {
+        for (probe, words) in &mut self.probes {
+            model.read_probe(*probe, words)?;
+        }
+        let mut elements: Vec<u64> = Vec::new();
+        for (index, probed) in self.buses.iter().enumerate() {
+            let bus = &probed.bus;
+            let enable = &self.probes[probed.enable].1;
+            let addr = &self.probes[probed.addr].1;
+            elements.clear();
+            for port in bus.first..bus.first + bus.ports {
+                if bits(enable, port, 1) == 1 {
+                    elements.push(bits(addr, port * bus.address_bits, bus.address_bits));
+                }
+            }
+            if elements.is_empty() {
+                continue;
+            }
+            let buffer = match (bus.buffer, probed.buffer) {
+                (BusBuffer::Fixed(b), _) => b,
+                (BusBuffer::Wire(wire), Some(p)) => {
+                    let code = bits(&self.probes[p].1, 0, 3);
+                    Buffer::from_bits(code).ok_or_else(|| Error::Machine {
+                        cycle: model.cycles(),
+                        message: format!(
+                            "{wire} = {code} names no buffer while {} {} accesses one",
+                            bus.unit.name(),
+                            bus.operand
+                        ),
+                    })?
+                }
+                (BusBuffer::Wire(_), None) => unreachable!("every wire bus has its buffer probe"),
+            };
+            let kind = match started[bus.unit.index()] {
+                Some(i) => kind(&program.insns[i].op),
+                None => {
+                    return Err(Error::Machine {
+                        cycle: model.cycles(),
+                        message: format!(
+                            "{} {} accesses {} before the unit started an instruction",
+                            bus.unit.name(),
+                            bus.operand,
+                            buffer.name()
+                        ),
+                    })
+                }
+            };
+            elements.sort_unstable();
+            elements.dedup();
+            let tally = self.tallies.entry((kind, index, buffer)).or_insert_with(|| BankTally {
+                conflicted: vec![0; self.banks.len()],
+                extra: vec![0; self.banks.len()],
+                ..BankTally::default()
+            });
+            tally.cycles += 1;
+            tally.elements += elements.len() as u64;
+            tally.widest = tally.widest.max(elements.len() as u64);
+            for (k, &b) in self.banks.iter().enumerate() {
+                let fullest = &mut self.fullest[..b as usize];
+                fullest.fill(0);
+                for &e in &elements {
+                    fullest[(e & (b - 1)) as usize] += 1;
+                }
+                let most = u64::from(fullest.iter().copied().max().unwrap_or(0));
+                if most > 1 {
+                    tally.conflicted[k] += 1;
+                    tally.extra[k] += most - 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The tallies, by instruction kind, then in the machine's bus order and by buffer.
+    pub fn rows(&self) -> Vec<BankRow> {
+        self.tallies
+            .iter()
+            .map(|((kind, index, buffer), tally)| {
+                let bus = &self.buses[*index].bus;
+                BankRow {
+                    kind: kind.clone(),
+                    unit: bus.unit,
+                    operand: bus.operand,
+                    write: bus.write,
+                    buffer: *buffer,
+                    tally: tally.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+impl BankRow {
+    /// The slowdown waiting for the conflicts would cause per bank count: `(cycles + extra) /
+    /// cycles`.
+    pub fn slowdowns(&self) -> Vec<f64> {
+        let t = &self.tally;
+        t.extra.iter().map(|e| (t.cycles + e) as f64 / t.cycles.max(1) as f64).collect()
+    }
+
+    /// Whether the operand conflicts with as many banks as it touches elements in one cycle,
+    /// or more: conflicts that a wider interleave does not remove.
+    pub fn conflicts_when_wide_enough(&self, banks: &[u64]) -> bool {
+        banks.iter().zip(&self.tally.extra).any(|(&b, &e)| b >= self.tally.widest && e > 0)
+    }
+
+    /// `unit operand`, with ` (w)` for a write.
+    pub fn operand_label(&self) -> String {
+        format!("{} {}{}", self.unit.name(), self.operand, if self.write { " (w)" } else { "" })
+    }
+}
+
+impl BankProfile {
+    /// Every row as CSV: kind, unit, operand, access, buffer, cycles, elements, and per bank
+    /// count `B` the columns `conflicted_B` and `extra_B`.
+    pub fn csv(&self) -> String {
+        let mut csv = String::from("kind,unit,operand,access,buffer,cycles,elements,widest");
+        for b in &self.banks {
+            csv.push_str(&format!(",conflicted_{b},extra_{b}"));
+        }
+        csv.push('\n');
+        for row in self.rows() {
+            let t = &row.tally;
+            csv.push_str(&format!(
+                "{},{},{},{},{},{},{},{}",
+                row.kind,
+                row.unit.name(),
+                row.operand,
+                if row.write { "write" } else { "read" },
+                row.buffer.name(),
+                t.cycles,
+                t.elements,
+                t.widest
+            ));
+            for (c, e) in t.conflicted.iter().zip(&t.extra) {
+                csv.push_str(&format!(",{c},{e}"));
+            }
+            csv.push('\n');
+        }
+        csv
+    }
+
+    /// A text table of the rows with more than one element per cycle: elements per cycle, and
+    /// per bank count the share of conflicting cycles and the slowdown.
+    pub fn table(&self) -> String {
+        let mut out = format!("{:<22} {:<26} {:<6} {:>9} {:>6}", "kind", "operand", "buffer", "cycles", "el/cyc");
+        for b in &self.banks {
+            out.push_str(&format!(" {:>13}", format!("B={b}")));
+        }
+        out.push('\n');
+        for row in self.rows().iter().filter(|r| r.tally.elements > r.tally.cycles) {
+            let t = &row.tally;
+            out.push_str(&format!(
+                "{:<22} {:<26} {:<6} {:>9} {:>6.1}",
+                row.kind,
+                row.operand_label(),
+                row.buffer.name(),
+                t.cycles,
+                t.elements as f64 / t.cycles as f64
+            ));
+            for (c, slowdown) in t.conflicted.iter().zip(row.slowdowns()) {
+                let share = 100.0 * *c as f64 / t.cycles as f64;
+                out.push_str(&format!(" {:>13}", format!("{share:.0}% x{slowdown:.2}")));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `width` bits of `words` from bit `lo` (at most 64).
+fn bits(words: &[u32], lo: usize, width: usize) -> u64 {
+    let mut value = 0u64;
+    for k in 0..width {
+        let bit = lo + k;
+        value |= u64::from((words[bit / 32] >> (bit % 32)) & 1) << k;
+    }
+    value
+}
+
+/// The instruction kind of `op` (see [`BankRow::kind`]).
+fn kind(op: &Op) -> String {
+    match op {
+        Op::Gemm { dataflow, .. } => format!("gemm {dataflow}"),
+        Op::Prune { order, .. } => format!("prune {}", order.name()),
+        Op::Vec { op, .. } => format!("vec {}", op.name()),
+        other => other.mnemonic().to_string(),
+    }
+}
