@@ -43,15 +43,16 @@
 //!   SORE's writes, the WUVE's operands, and the vector unit's element-wise, softmax and pooling
 //!   operands. These are served by `B` at least the bus's width.
 //! - *Strided, and colliding:* the GEMM's input rows (`depth` apart) and weight columns (the
-//!   compressed row apart), and the BP prune's reads down a column (`M cols` apart). These
+//!   compressed row apart), the BP prune's reads down a column (`M cols` apart), and the
+//!   normalizations' lanes along a channel (`C` apart) and statistics (`len` apart). These
 //!   collide at every `B` when the distances are multiples of it.
 //!
 //! What remains:
 //! - operand staging for the GEMM: per-row and per-column buffers, filled by runs along each
 //!   row, with the fill latency in the simulator's GEMM cost;
 //! - a transposing read for the BP prune;
-//! - a bound, shared by the simulator and the RTL, on the strided vector operands (normalizations
-//!   along columns, statistics `len` apart) of any program;
+//! - for the normalizations, lanes along a row of consecutive elements, or a bound on their
+//!   strided operands that the simulator shares, for any program;
 //! - the banked replicas with their crossbars, and replica allocation.
 
 pub mod array;
