@@ -6,9 +6,10 @@
 //! **Buffer use.** Each buffer is `buffers.partitions` equal memories (address ranges). An
 //! operand a unit reads counts as one reader of every partition its element range overlaps,
 //! and a buffer an instruction writes takes the writer of every partition its written range
-//! overlaps (an empty range counts at its first element). `update` reads the weight and the
-//! momentum as two operands of `master`; its four hyperparameters, read once, take a reader
-//! only of a partition neither of those covers. A GEMM reads `acc` when it accumulates or when
+//! overlaps (an empty range counts at its first element). An operand read once and kept in
+//! registers ([`Operand::kept`]: `update`'s four hyperparameters, beside its weight and momentum
+//! in `master`) takes a reader only of a partition that none of the instruction's other read
+//! operands of that buffer covers. A GEMM reads `acc` when it accumulates or when
 //! its dataflow is not OS (WS adds each reduction fold to the last one's partial sums), and
 //! `idx` when its weights are sparse; `norm_grad_apply` reads `x` from its destination.
 
@@ -208,6 +209,9 @@ pub struct Operand {
     pub buffer: Buffer,
     /// Written (else read).
     pub write: bool,
+    /// Read once, when the instruction starts, and kept in registers: it shares the reader of
+    /// any other operand of the instruction that reads the same partition.
+    pub kept: bool,
     /// First element.
     pub start: u64,
     /// Elements from `start` the operand spans (a 2-D transfer's gaps included).
@@ -219,8 +223,8 @@ impl Op {
     /// the module documentation for which). Errors name a vector op's invalid geometry, or a
     /// prune whose ratio is dense.
     pub fn operands(&self) -> Result<Vec<Operand>, String> {
-        let read = |buffer, start: u32, len| Operand { buffer, write: false, start: start.into(), len };
-        let write = |buffer, start: u32, len| Operand { buffer, write: true, start: start.into(), len };
+        let read = |buffer, start: u32, len| Operand { buffer, write: false, kept: false, start: start.into(), len };
+        let write = |buffer, start: u32, len| Operand { buffer, write: true, kept: false, start: start.into(), len };
         Ok(match *self {
             Op::Load { buf, sram, rows, cols, sram_row_stride, .. }
             | Op::Store { buf, sram, rows, cols, sram_row_stride, .. } => {
@@ -260,7 +264,7 @@ impl Op {
                 let mut v = vec![
                     read(Buffer::Master, weight, n),
                     read(Buffer::Master, momentum, n),
-                    read(Buffer::Master, hyper, 4),
+                    Operand { kept: true, ..read(Buffer::Master, hyper, 4) },
                     read(Buffer::Acc, grad, n),
                 ];
                 if use_mask {
@@ -296,17 +300,19 @@ impl Op {
         let operands = self.operands()?;
         let spans: Vec<(Buffer, bool, std::ops::RangeInclusive<usize>)> =
             operands.iter().map(|o| (o.buffer, o.write, partitions(arch, o))).collect();
-        for (i, (buffer, write, parts)) in spans.iter().enumerate() {
+        // Whether a read operand that is not kept covers partition `p` of `buffer`.
+        let read_there = |buffer: Buffer, p: usize| {
+            operands
+                .iter()
+                .zip(&spans)
+                .any(|(o, (_, _, covered))| !o.write && !o.kept && o.buffer == buffer && covered.contains(&p))
+        };
+        for (o, (buffer, write, parts)) in operands.iter().zip(&spans) {
             let b = *buffer as usize;
             for p in parts.clone() {
                 if *write {
                     u.writes[b][p] = 1;
-                } else if matches!(self, Op::Update { .. }) && i == 2 {
-                    // The hyperparameters: a reader only where the weight and momentum have none.
-                    if !spans[..2].iter().any(|(_, _, covered)| covered.contains(&p)) {
-                        u.reads[b][p] += 1;
-                    }
-                } else {
+                } else if !o.kept || !read_there(*buffer, p) {
                     u.reads[b][p] += 1;
                 }
             }

@@ -524,15 +524,15 @@ pub fn buffer_use_module_name(unit: Unit) -> String {
 }
 
 /// One operand in the decoder: Verilog expressions of when it exists, its buffer code, its
-/// first element and its length, whether it is written, and whether it is `update`'s
-/// hyperparameters.
+/// first element and its length, whether it is written, and whether it is read once and kept
+/// (`Operand::kept`).
 struct DecodedOperand {
     valid: String,
     buffer: String,
     start: String,
     len: String,
     write: bool,
-    hyper: bool,
+    kept: bool,
 }
 
 /// The buffer-use decoders, one module per unit (`sat_buffer_use_<unit>`, which only decodes
@@ -599,7 +599,7 @@ pub fn buffer_use_module(arch: &ArchConfig) -> Result<String, Error> {
             start,
             len,
             write,
-            hyper: false,
+            kept: false,
         };
         let mut body = String::new();
         let mut operands = Vec::new();
@@ -681,12 +681,10 @@ pub fn buffer_use_module(arch: &ArchConfig) -> Result<String, Error> {
                     hyper = field("update", "hyper")?,
                     use_mask = field("update", "use_mask")?,
                 );
-                // The order of `Op::operands`: weight and momentum first (the hyperparameters'
-                // partitions are checked against theirs).
                 operands.push(d("op".into(), code(Buffer::Master), "weight".into(), "count".into(), false));
                 operands.push(d("op".into(), code(Buffer::Master), "momentum".into(), "count".into(), false));
                 operands.push(DecodedOperand {
-                    hyper: true,
+                    kept: true,
                     ..d("op".into(), code(Buffer::Master), "hyper".into(), "64'd4".into(), false)
                 });
                 operands.push(d("op".into(), code(Buffer::Acc), "grad".into(), "count".into(), false));
@@ -805,8 +803,15 @@ module {name} (input [{word_hi}:0] word, output [{reads_hi}:0] reads, output [{w
                 for (i, o) in operands.iter().enumerate() {
                     if o.write {
                         writes.push(format!("({})", covers(i)));
-                    } else if o.hyper {
-                        reads.push(format!("({} && !({}) && !({}))", covers(i), covers(0), covers(1)));
+                    } else if o.kept {
+                        // Only where no other read operand of the buffer covers the partition.
+                        let others: Vec<String> = operands
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, other)| !other.write && !other.kept)
+                            .map(|(j, _)| format!(" && !({})", covers(j)))
+                            .collect();
+                        reads.push(format!("({}{})", covers(i), others.concat()));
                     } else {
                         reads.push(format!("({})", covers(i)));
                     }
