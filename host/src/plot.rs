@@ -132,15 +132,32 @@ pub struct BarChart {
     pub series: Vec<(String, Vec<f64>)>,
 }
 
-/// Draws `chart` as a PNG at `path` (whole file or none). Group `i` is centred on x = `i`;
-/// the axis labels name the categories at the ticks plotters picks (all when they fit).
+/// Width in pixels of a category label of `chars` characters at the labels' 11-point font,
+/// with a margin.
+fn label_width(chars: usize) -> usize {
+    7 * chars + 15
+}
+
+/// Widest picture [`bar_chart`] draws with its categories along the x axis; past it, the bars
+/// run horizontally, one category per row.
+const WIDE: usize = 1600;
+
+/// Draws `chart` as a PNG at `path` (whole file or none). Group `i` is centred on coordinate
+/// `i` of the category axis. The categories run along the x axis, the picture widening until
+/// every label fits under its group; when that would take more than 1600 pixels, they run down
+/// the y axis instead, one row each, with their labels at the left.
 pub fn bar_chart(path: &Path, chart: &BarChart) -> Result<()> {
     ensure_font()?;
     let n = chart.categories.len().max(1);
     let groups = chart.series.len().max(1) as f64;
     let top = chart.series.iter().flat_map(|s| s.1.iter().copied()).filter(|v| v.is_finite()).fold(0f64, f64::max);
     let y1 = if top > 0.0 { top * 1.05 } else { 1.0 };
-    let width = (SIZE.0).max(40 + 14 * n as u32).min(4000);
+    let longest = label_width(chart.categories.iter().map(|c| c.chars().count()).max().unwrap_or(0));
+    if 130 + n * longest.max(95) > WIDE {
+        return horizontal_bar_chart(path, chart, y1, longest as u32);
+    }
+    let label = longest.max(95);
+    let width = (SIZE.0).max(130 + (n * label) as u32);
     render(path, |tmp| {
         let root = BitMapBackend::new(tmp, (width, SIZE.1)).into_drawing_area();
         root.fill(&WHITE)?;
@@ -151,14 +168,12 @@ pub fn bar_chart(path: &Path, chart: &BarChart) -> Result<()> {
             .y_label_area_size(90)
             .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..y1)?;
         let cats = chart.categories.clone();
-        // Horizontal labels about 95 px wide: name every `step`-th group so they do not overlap.
-        let step = (n * 95).div_ceil(width.saturating_sub(130).max(1) as usize).max(1);
         c.configure_mesh()
             .disable_x_mesh()
             .x_labels(n)
             .x_label_formatter(&|x| {
                 let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize).is_multiple_of(step) {
+                if (x - i).abs() < 1e-6 && i >= 0.0 {
                     cats.get(i as usize).cloned().unwrap_or_default()
                 } else {
                     String::new()
@@ -180,6 +195,61 @@ pub fn bar_chart(path: &Path, chart: &BarChart) -> Result<()> {
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
         }
         c.configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// [`bar_chart`] with the categories down the y axis (the first at the top), one row of bars
+/// each, their labels (`label_px` wide) at the left, and the values along the x axis up to `x1`.
+fn horizontal_bar_chart(path: &Path, chart: &BarChart, x1: f64, label_px: u32) -> Result<()> {
+    let n = chart.categories.len().max(1);
+    let groups = chart.series.len().max(1) as f64;
+    let row_px = (8 * chart.series.len().max(1) + 10) as u32;
+    let height = 140 + n as u32 * row_px;
+    render(path, |tmp| {
+        let root = BitMapBackend::new(tmp, (SIZE.0, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut c = ChartBuilder::on(&root)
+            .caption(&chart.title, ("sans-serif", 24))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(label_px + 10)
+            .build_cartesian_2d(0f64..x1, -0.5f64..n as f64 - 0.5)?;
+        // Row `i` from the top is category `i`.
+        let cats = chart.categories.clone();
+        c.configure_mesh()
+            .disable_y_mesh()
+            .y_labels(n)
+            .y_label_formatter(&|y| {
+                let i = y.round();
+                if (y - i).abs() < 1e-6 && i >= 0.0 {
+                    cats.get(n - 1 - i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_style(("sans-serif", 11))
+            .x_desc(chart.y_label.as_str())
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        for (si, (name, values)) in chart.series.iter().enumerate() {
+            let color = COLORS[si % COLORS.len()];
+            let bar_h = 0.8 / groups;
+            let bars = values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(move |(i, &v)| {
+                let y0 = (n - 1 - i) as f64 + 0.4 - (si + 1) as f64 * bar_h;
+                Rectangle::new([(0.0, y0), (v, y0 + bar_h)], color.filled())
+            });
+            c.draw_series(bars)?
+                .label(name.as_str())
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
+        }
+        c.configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 15))
