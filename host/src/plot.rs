@@ -258,3 +258,42 @@ fn horizontal_bar_chart(path: &Path, chart: &BarChart, x1: f64, label_px: u32) -
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Width and height of the PNG at `path`, from its header.
+    fn png_size(path: &Path) -> (u32, u32) {
+        let bytes = std::fs::read(path).unwrap();
+        let be = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+        (be(16), be(20))
+    }
+
+    fn chart(categories: usize, label: &str) -> BarChart {
+        BarChart {
+            title: "t".into(),
+            y_label: "y".into(),
+            categories: (0..categories).map(|i| format!("{label} {i}")).collect(),
+            series: vec![("a".into(), (0..categories).map(|i| i as f64).collect()), ("b".into(), vec![1.0; categories])],
+        }
+    }
+
+    #[test]
+    fn bar_charts_keep_every_label_by_widening_or_turning_horizontal() {
+        let dir = std::env::temp_dir().join(format!("satkit-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bars.png");
+        // Short labels side by side: the default picture.
+        bar_chart(&path, &chart(4, "x")).unwrap();
+        assert_eq!(png_size(&path), SIZE);
+        // Eight labels of 21 characters, 162 pixels each: wider, still side by side.
+        bar_chart(&path, &chart(8, "a label of 18 chars")).unwrap();
+        assert_eq!(png_size(&path), (130 + 8 * 162, SIZE.1));
+        // Thirty of them would be 4,990 pixels wide: one row each instead, 26 pixels per row
+        // (two series).
+        bar_chart(&path, &chart(30, "a label of 18 chars")).unwrap();
+        assert_eq!(png_size(&path), (SIZE.0, 140 + 30 * 26));
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
