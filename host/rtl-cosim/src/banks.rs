@@ -65,7 +65,6 @@ pub struct BankProfile {
     buses: Vec<ProbedBus>,
     probes: Vec<(Port, Vec<u32>)>,
     tallies: BTreeMap<(String, usize, Buffer), BankTally>,
-    fullest: Vec<u32>,
 }
 
 impl BankProfile {
@@ -99,8 +98,7 @@ impl BankProfile {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let most = banks.iter().copied().max().unwrap_or(1) as usize;
-        Ok(BankProfile { banks: banks.to_vec(), buses, probes, tallies: BTreeMap::new(), fullest: vec![0; most] })
+        Ok(BankProfile { banks: banks.to_vec(), buses, probes, tallies: BTreeMap::new() })
     }
 
     /// The bank counts, in the order of [`BankTally::conflicted`] and [`BankTally::extra`].
@@ -119,7 +117,7 @@ impl BankProfile {
         for (probe, words) in &mut self.probes {
             model.read_probe(*probe, words)?;
         }
-        let mut elements: Vec<u64> = Vec::new();
+        let (mut elements, mut banks_of): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
         for (index, probed) in self.buses.iter().enumerate() {
             let bus = &probed.bus;
             let enable = &self.probes[probed.enable].1;
@@ -173,12 +171,12 @@ impl BankProfile {
             tally.elements += elements.len() as u64;
             tally.widest = tally.widest.max(elements.len() as u64);
             for (k, &b) in self.banks.iter().enumerate() {
-                let fullest = &mut self.fullest[..b as usize];
-                fullest.fill(0);
-                for &e in &elements {
-                    fullest[(e & (b - 1)) as usize] += 1;
-                }
-                let most = u64::from(fullest.iter().copied().max().unwrap_or(0));
+                // The fullest bank: the longest run of equal banks among the sorted banks of the
+                // (distinct) elements.
+                banks_of.clear();
+                banks_of.extend(elements.iter().map(|e| e & (b - 1)));
+                banks_of.sort_unstable();
+                let most = banks_of.chunk_by(|x, y| x == y).map(|run| run.len() as u64).max().unwrap_or(0);
                 if most > 1 {
                     tally.conflicted[k] += 1;
                     tally.extra[k] += most - 1;

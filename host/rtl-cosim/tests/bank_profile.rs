@@ -73,8 +73,28 @@ fn strided_gemm_rows_collide_and_contiguous_lanes_do_not() {
 }
 
 #[test]
-fn bank_counts_must_be_powers_of_two() {
-    let machine = CosimMachine::new().unwrap();
+fn bank_counts_must_be_powers_of_two_and_may_be_large() {
+    let mut machine = CosimMachine::new().unwrap();
     let error = BankProfile::new(&machine, &[4, 12]).err().expect("12 banks are refused");
     assert!(error.to_string().contains("12 banks"), "{error}");
+    // 2^40 banks: every distinct element in its own bank, and no table of banks allocated.
+    let mut profile = BankProfile::new(&machine, &[1 << 40]).unwrap();
+    let copy = Op::Vec {
+        op: VecOp::Copy,
+        count: 8,
+        dst_buf: Buffer::Acc,
+        dst: 0,
+        a_buf: Buffer::Acc,
+        a: 100,
+        b_buf: Buffer::Acc,
+        b: 0,
+        p0: 0,
+        p1: 0,
+        p2: 0,
+        p3: 0,
+    };
+    machine.run_profiled(&Program { insns: vec![Instruction::new(copy)] }, &mut profile).unwrap();
+    let rows = profile.rows();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r.tally.cycles == 2 && r.tally.extra == [0]), "{rows:?}");
 }
