@@ -145,111 +145,71 @@ const WIDE: usize = 1600;
 /// Draws `chart` as a PNG at `path` (whole file or none). Group `i` is centred on coordinate
 /// `i` of the category axis. The categories run along the x axis, the picture widening until
 /// every label fits under its group; when that would take more than 1600 pixels, they run down
-/// the y axis instead, one row each, with their labels at the left.
+/// the y axis instead (the first at the top), one row each, with their labels at the left.
 pub fn bar_chart(path: &Path, chart: &BarChart) -> Result<()> {
     ensure_font()?;
     let n = chart.categories.len().max(1);
-    let groups = chart.series.len().max(1) as f64;
+    let groups = chart.series.len().max(1);
     let top = chart.series.iter().flat_map(|s| s.1.iter().copied()).filter(|v| v.is_finite()).fold(0f64, f64::max);
-    let y1 = if top > 0.0 { top * 1.05 } else { 1.0 };
+    let v1 = if top > 0.0 { top * 1.05 } else { 1.0 };
     let longest = label_width(chart.categories.iter().map(|c| c.chars().count()).max().unwrap_or(0));
-    if 130 + n * longest.max(95) > WIDE {
-        return horizontal_bar_chart(path, chart, y1, longest as u32);
-    }
-    let label = longest.max(95);
-    let width = (SIZE.0).max(130 + (n * label) as u32);
+    let horizontal = 130 + n * longest.max(95) > WIDE;
+    // Picture size, and the label areas below and left of the plot.
+    let (size, x_area, y_area) = if horizontal {
+        ((SIZE.0, 140 + (n * (8 * groups + 10)) as u32), 45, longest as u32 + 10)
+    } else {
+        ((SIZE.0.max((130 + n * longest.max(95)) as u32), SIZE.1), 45, 90)
+    };
+    // Category `i`'s position on its axis (from the top when horizontal).
+    let at = move |i: usize| if horizontal { (n - 1 - i) as f64 } else { i as f64 };
+    let categories = -0.5f64..n as f64 - 0.5;
     render(path, |tmp| {
-        let root = BitMapBackend::new(tmp, (width, SIZE.1)).into_drawing_area();
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut c = ChartBuilder::on(&root)
+        let builder = ChartBuilder::on(&root)
             .caption(&chart.title, ("sans-serif", 24))
             .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(90)
-            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..y1)?;
+            .x_label_area_size(x_area)
+            .y_label_area_size(y_area)
+            .build_cartesian_2d(
+                if horizontal { 0f64..v1 } else { categories.clone() },
+                if horizontal { categories.clone() } else { 0f64..v1 },
+            );
+        let mut c = builder?;
         let cats = chart.categories.clone();
-        c.configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 {
-                    cats.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
-            .x_label_style(("sans-serif", 11))
-            .y_desc(chart.y_label.as_str())
-            .label_style(("sans-serif", 13))
-            .draw()?;
+        let label = |x: &f64| {
+            let p = x.round();
+            let i = if horizontal { n as f64 - 1.0 - p } else { p };
+            if (x - p).abs() < 1e-6 && i >= 0.0 {
+                cats.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        let mut mesh = c.configure_mesh();
+        if horizontal {
+            mesh.disable_y_mesh().y_labels(n).y_label_formatter(&label).y_label_style(("sans-serif", 11));
+            mesh.x_desc(chart.y_label.as_str());
+        } else {
+            mesh.disable_x_mesh().x_labels(n).x_label_formatter(&label).x_label_style(("sans-serif", 11));
+            mesh.y_desc(chart.y_label.as_str());
+        }
+        mesh.label_style(("sans-serif", 13)).draw()?;
+        let bar = 0.8 / groups as f64;
         for (si, (name, values)) in chart.series.iter().enumerate() {
             let color = COLORS[si % COLORS.len()];
-            let bar_w = 0.8 / groups;
             let bars = values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(move |(i, &v)| {
-                let x0 = i as f64 - 0.4 + si as f64 * bar_w;
-                Rectangle::new([(x0, 0.0), (x0 + bar_w, v)], color.filled())
+                // Series in legend order: left to right, or top to bottom.
+                let lo = if horizontal { at(i) + 0.4 - (si + 1) as f64 * bar } else { at(i) - 0.4 + si as f64 * bar };
+                let corners = if horizontal { [(0.0, lo), (v, lo + bar)] } else { [(lo, 0.0), (lo + bar, v)] };
+                Rectangle::new(corners, color.filled())
             });
             c.draw_series(bars)?
                 .label(name.as_str())
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
         }
         c.configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 15))
-            .draw()?;
-        root.present()?;
-        Ok(())
-    })
-}
-
-/// [`bar_chart`] with the categories down the y axis (the first at the top), one row of bars
-/// each, their labels (`label_px` wide) at the left, and the values along the x axis up to `x1`.
-fn horizontal_bar_chart(path: &Path, chart: &BarChart, x1: f64, label_px: u32) -> Result<()> {
-    let n = chart.categories.len().max(1);
-    let groups = chart.series.len().max(1) as f64;
-    let row_px = (8 * chart.series.len().max(1) + 10) as u32;
-    let height = 140 + n as u32 * row_px;
-    render(path, |tmp| {
-        let root = BitMapBackend::new(tmp, (SIZE.0, height)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let mut c = ChartBuilder::on(&root)
-            .caption(&chart.title, ("sans-serif", 24))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(label_px + 10)
-            .build_cartesian_2d(0f64..x1, -0.5f64..n as f64 - 0.5)?;
-        // Row `i` from the top is category `i`.
-        let cats = chart.categories.clone();
-        c.configure_mesh()
-            .disable_y_mesh()
-            .y_labels(n)
-            .y_label_formatter(&|y| {
-                let i = y.round();
-                if (y - i).abs() < 1e-6 && i >= 0.0 {
-                    cats.get(n - 1 - i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
-            .y_label_style(("sans-serif", 11))
-            .x_desc(chart.y_label.as_str())
-            .label_style(("sans-serif", 13))
-            .draw()?;
-        for (si, (name, values)) in chart.series.iter().enumerate() {
-            let color = COLORS[si % COLORS.len()];
-            let bar_h = 0.8 / groups;
-            let bars = values.iter().enumerate().filter(|(_, v)| v.is_finite()).map(move |(i, &v)| {
-                let y0 = (n - 1 - i) as f64 + 0.4 - (si + 1) as f64 * bar_h;
-                Rectangle::new([(0.0, y0), (v, y0 + bar_h)], color.filled())
-            });
-            c.draw_series(bars)?
-                .label(name.as_str())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
-        }
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(if horizontal { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::MiddleRight })
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .label_font(("sans-serif", 15))

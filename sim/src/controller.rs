@@ -41,7 +41,8 @@ struct Running {
     start: u64,
     end: u64,
     cost: Cost,
-    buffers: BufferUse,
+    /// Its buffer use, held while it runs (only when the buffers' access is limited).
+    buffers: Option<BufferUse>,
 }
 
 /// Runs `program` to completion on `machine`, feeding every completed instruction to `collector`.
@@ -67,7 +68,9 @@ pub fn run(machine: &mut Machine, program: &Program, collector: &mut Collector, 
                     }
                 }
                 u.free_at = r.end;
-                held.release(&r.buffers);
+                if let Some(used) = &r.buffers {
+                    held.release(used);
+                }
                 last_end = last_end.max(r.end);
                 totals.add(&r.cost);
                 let record = InsnRecord {
@@ -101,7 +104,9 @@ pub fn run(machine: &mut Machine, program: &Program, collector: &mut Collector, 
             // Without limits no use is held, and the operands are checked when the instruction
             // executes.
             let op = &insns[index].op;
-            let buffers = if limited {
+            let buffers = if !limited {
+                None
+            } else {
                 let fail = |message| Error::Program { index, mnemonic: op.mnemonic(), message };
                 let buffers = op.buffer_use(&machine.arch).map_err(fail)?;
                 if let Some((buffer, need)) = buffers.exceeds(readers, writers) {
@@ -111,11 +116,9 @@ pub fn run(machine: &mut Machine, program: &Program, collector: &mut Collector, 
                     u.buffer_wait_since.get_or_insert(t);
                     continue;
                 }
-                buffers
-            } else {
-                BufferUse::default()
+                held.take(&buffers);
+                Some(buffers)
             };
-            held.take(&buffers);
             for &s in waits {
                 if s != 0 {
                     sems[usize::from(s)] -= 1;
