@@ -28,7 +28,8 @@
 //! port has an enable, high exactly when its unit uses the data (the parameter
 //! `POISON_UNREAD` makes the buffers return all ones to a port read without it, which the
 //! co-simulation sets). A host port reads and writes any buffer (for tests and debugging).
-//! [`operand_buses`] lists each unit operand's enables and addresses as wires of the top.
+//! [`operand_buses`] lists each unit operand's enables, addresses and data as wires of the top;
+//! the ports of the buses on one fixed buffer are wired from that list.
 //! The controller holds instructions back by their buffer use, per partition, when
 //! `buffers.readers` or `buffers.writers` limit it (one `sat_buffer_use_<unit>` decoder per
 //! queue head); the buffers themselves are still multi-port register files, one per buffer.
@@ -112,6 +113,10 @@ pub struct OperandBus {
     pub enable: &'static str,
     /// The address wire, `address_bits` per port.
     pub addr: &'static str,
+    /// The data wire, in the buffer's element format, of a bus on one fixed buffer (the
+    /// machine wires those ports from this list); `None` where the machine converts the data
+    /// per buffer (the vector unit's and the DMA's lanes).
+    pub data: Option<&'static str>,
     /// Bits of one port's address in `addr`.
     pub address_bits: usize,
     /// The operand's first port in both wires.
@@ -128,42 +133,47 @@ pub fn operand_buses(arch: &ArchConfig) -> Vec<OperandBus> {
     let (sl, wl, vl, w) = (arch.sore.lanes as usize, arch.wuve.lanes as usize, arch.vector.lanes as usize, dma_lanes(arch));
     let bits = |b: Buffer| address_bits(arch.buffer_elements(b));
     let aw = sram_address_bits(arch);
-    let bus = |unit, operand, write, buffer: BusBuffer, enable, addr, address_bits, first, ports| OperandBus {
+    let bus = |unit, operand, write, buffer: BusBuffer, (enable, addr, data), address_bits, first, ports| OperandBus {
         unit,
         operand,
         write,
         buffer,
         enable,
         addr,
+        data,
         address_bits,
         first,
         ports,
     };
     use BusBuffer::{Fixed, Wire};
     use Unit::{Load, Sore, Store, Tensor, Vector, Wuve};
-    vec![
-        bus(Load, "destination", true, Wire("l_buf"), "l_we", "l_addr", aw, 0, w),
-        bus(Tensor, "input", false, Fixed(Buffer::Act), "t_act_re", "t_act_raddr", bits(Buffer::Act), 0, r * m_max),
-        bus(Tensor, "weight", false, Fixed(Buffer::Wgt), "t_wgt_re", "t_wgt_raddr", bits(Buffer::Wgt), 0, c * n_max),
-        bus(Tensor, "index", false, Fixed(Buffer::Idx), "t_idx_re", "t_wgt_raddr", bits(Buffer::Wgt), 0, c * n_max),
-        bus(Tensor, "initial sums", false, Fixed(Buffer::Acc), "t_acc_re", "t_acc_raddr", bits(Buffer::Acc), 0, c * l),
-        bus(Tensor, "output", true, Fixed(Buffer::Acc), "t_acc_we", "t_acc_waddr", bits(Buffer::Acc), 0, c * l),
-        bus(Sore, "dense weight", false, Fixed(Buffer::Master), "s_m_re", "s_m_raddr", bits(Buffer::Master), 0, sl),
-        bus(Sore, "kept values", true, Fixed(Buffer::Wgt), "s_w_we", "s_w_waddr", bits(Buffer::Wgt), 0, sl * n_max),
-        bus(Sore, "kept indices", true, Fixed(Buffer::Idx), "s_w_we", "s_w_waddr", bits(Buffer::Wgt), 0, sl * n_max),
-        bus(Sore, "mask", true, Fixed(Buffer::Mask), "s_k_we", "s_k_waddr", bits(Buffer::Mask), 0, sl * m_max),
-        bus(Wuve, "weight", false, Fixed(Buffer::Master), "u_m_re", "u_m_raddr", bits(Buffer::Master), 0, wl),
-        bus(Wuve, "momentum", false, Fixed(Buffer::Master), "u_m_re", "u_m_raddr", bits(Buffer::Master), wl, wl),
-        bus(Wuve, "hyperparameters", false, Fixed(Buffer::Master), "u_m_re", "u_m_raddr", bits(Buffer::Master), 2 * wl, 4),
-        bus(Wuve, "gradient", false, Fixed(Buffer::Acc), "u_g_re", "u_g_raddr", bits(Buffer::Acc), 0, wl),
-        bus(Wuve, "mask", false, Fixed(Buffer::Mask), "u_k_re", "u_k_raddr", bits(Buffer::Mask), 0, wl),
-        bus(Wuve, "new weight", true, Fixed(Buffer::Master), "u_m_we", "u_m_waddr", bits(Buffer::Master), 0, wl),
-        bus(Wuve, "new momentum", true, Fixed(Buffer::Master), "u_m_we", "u_m_waddr", bits(Buffer::Master), wl, wl),
-        bus(Vector, "a", false, Wire("v_a_rbuf"), "v_re", "v_raddr", aw, 0, vl),
-        bus(Vector, "b", false, Wire("v_b_rbuf"), "v_re", "v_raddr", aw, vl, vl),
-        bus(Vector, "destination", true, Wire("v_wbuf"), "v_we", "v_waddr", aw, 0, vl),
-        bus(Store, "source", false, Wire("s_buf"), "s_re", "s_addr", aw, 0, w),
-    ]
+    // One bus per line: unit, operand, write, buffer, (enable, address, data) wires, address
+    // bits per port, first port, ports.
+    #[rustfmt::skip]
+    let buses = vec![
+        bus(Load, "destination", true, Wire("l_buf"), ("l_we", "l_addr", None), aw, 0, w),
+        bus(Tensor, "input", false, Fixed(Buffer::Act), ("t_act_re", "t_act_raddr", Some("t_act_rdata")), bits(Buffer::Act), 0, r * m_max),
+        bus(Tensor, "weight", false, Fixed(Buffer::Wgt), ("t_wgt_re", "t_wgt_raddr", Some("t_wgt_rdata")), bits(Buffer::Wgt), 0, c * n_max),
+        bus(Tensor, "index", false, Fixed(Buffer::Idx), ("t_idx_re", "t_wgt_raddr", Some("t_idx_rdata")), bits(Buffer::Wgt), 0, c * n_max),
+        bus(Tensor, "initial sums", false, Fixed(Buffer::Acc), ("t_acc_re", "t_acc_raddr", Some("t_acc_rdata")), bits(Buffer::Acc), 0, c * l),
+        bus(Tensor, "output", true, Fixed(Buffer::Acc), ("t_acc_we", "t_acc_waddr", Some("t_acc_wdata")), bits(Buffer::Acc), 0, c * l),
+        bus(Sore, "dense weight", false, Fixed(Buffer::Master), ("s_m_re", "s_m_raddr", Some("s_m_rdata")), bits(Buffer::Master), 0, sl),
+        bus(Sore, "kept values", true, Fixed(Buffer::Wgt), ("s_w_we", "s_w_waddr", Some("s_w_wdata")), bits(Buffer::Wgt), 0, sl * n_max),
+        bus(Sore, "kept indices", true, Fixed(Buffer::Idx), ("s_w_we", "s_w_waddr", Some("s_i_wdata")), bits(Buffer::Wgt), 0, sl * n_max),
+        bus(Sore, "mask", true, Fixed(Buffer::Mask), ("s_k_we", "s_k_waddr", Some("s_k_wdata")), bits(Buffer::Mask), 0, sl * m_max),
+        bus(Wuve, "weight", false, Fixed(Buffer::Master), ("u_m_re", "u_m_raddr", Some("u_m_rdata")), bits(Buffer::Master), 0, wl),
+        bus(Wuve, "momentum", false, Fixed(Buffer::Master), ("u_m_re", "u_m_raddr", Some("u_m_rdata")), bits(Buffer::Master), wl, wl),
+        bus(Wuve, "hyperparameters", false, Fixed(Buffer::Master), ("u_m_re", "u_m_raddr", Some("u_m_rdata")), bits(Buffer::Master), 2 * wl, 4),
+        bus(Wuve, "gradient", false, Fixed(Buffer::Acc), ("u_g_re", "u_g_raddr", Some("u_g_rdata")), bits(Buffer::Acc), 0, wl),
+        bus(Wuve, "mask", false, Fixed(Buffer::Mask), ("u_k_re", "u_k_raddr", Some("u_k_rdata")), bits(Buffer::Mask), 0, wl),
+        bus(Wuve, "new weight", true, Fixed(Buffer::Master), ("u_m_we", "u_m_waddr", Some("u_m_wdata")), bits(Buffer::Master), 0, wl),
+        bus(Wuve, "new momentum", true, Fixed(Buffer::Master), ("u_m_we", "u_m_waddr", Some("u_m_wdata")), bits(Buffer::Master), wl, wl),
+        bus(Vector, "a", false, Wire("v_a_rbuf"), ("v_re", "v_raddr", None), aw, 0, vl),
+        bus(Vector, "b", false, Wire("v_b_rbuf"), ("v_re", "v_raddr", None), aw, vl, vl),
+        bus(Vector, "destination", true, Wire("v_wbuf"), ("v_we", "v_waddr", None), aw, 0, vl),
+        bus(Store, "source", false, Wire("s_buf"), ("s_re", "s_addr", None), aw, 0, w),
+    ];
+    buses
 }
 
 /// Generates the machine (see the module documentation).
@@ -675,48 +685,30 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         wuve = Unit::Wuve.index(),
         vector = Unit::Vector.index(),
     );
-    let (sl, wl, vl) = (arch.sore.lanes as usize, arch.wuve.lanes as usize, arch.vector.lanes as usize);
+    let vl = arch.vector.lanes as usize;
+    let buses = operand_buses(arch);
     let mut store_mux = Vec::new();
     for &b in Buffer::ALL {
         let code = b.to_bits();
         let name = b.name();
         let baw = address_bits(arch.buffer_elements(b));
         let width = buffer_width(b);
-        // The units' ports on this buffer, lowest port numbers first.
-        let rd = |ports, enable: &str, addr: &str, data: &str| UnitReads {
-            ports,
-            enable: enable.into(),
-            addr: addr.into(),
-            data: data.into(),
-        };
-        let wr = |ports, enable: &str, addr: &str, data: &str| UnitWrites {
-            ports,
-            enable: enable.into(),
-            addr: addr.into(),
-            data: data.into(),
-        };
-        let (mut reads, mut writes) = match b {
-            Buffer::Act => (vec![rd(r * m_max, "t_act_re", "t_act_raddr", "t_act_rdata")], vec![]),
-            Buffer::Wgt => (
-                vec![rd(c * n_max, "t_wgt_re", "t_wgt_raddr", "t_wgt_rdata")],
-                vec![wr(sl * n_max, "s_w_we", "s_w_waddr", "s_w_wdata")],
-            ),
-            Buffer::Idx => (
-                vec![rd(c * n_max, "t_idx_re", "t_wgt_raddr", "t_idx_rdata")],
-                vec![wr(sl * n_max, "s_w_we", "s_w_waddr", "s_i_wdata")],
-            ),
-            Buffer::Acc => (
-                vec![rd(c * l, "t_acc_re", "t_acc_raddr", "t_acc_rdata"), rd(wl, "u_g_re", "u_g_raddr", "u_g_rdata")],
-                vec![wr(c * l, "t_acc_we", "t_acc_waddr", "t_acc_wdata")],
-            ),
-            Buffer::Master => (
-                vec![rd(sl, "s_m_re", "s_m_raddr", "s_m_rdata"), rd(2 * wl + 4, "u_m_re", "u_m_raddr", "u_m_rdata")],
-                vec![wr(2 * wl, "u_m_we", "u_m_waddr", "u_m_wdata")],
-            ),
-            Buffer::Mask => {
-                (vec![rd(wl, "u_k_re", "u_k_raddr", "u_k_rdata")], vec![wr(sl * m_max, "s_k_we", "s_k_waddr", "s_k_wdata")])
+        // The ports of the operand buses on this buffer alone, in bus order.
+        let (mut reads, mut writes) = (Vec::new(), Vec::new());
+        for bus in &buses {
+            let (BusBuffer::Fixed(on), Some(data)) = (bus.buffer, bus.data) else { continue };
+            if on != b {
+                continue;
             }
-        };
+            let slice = |wire: &str, bits: usize| format!("{wire}[{} +: {}]", bus.first * bits, bus.ports * bits);
+            let (ports, enable, addr, data) =
+                (bus.ports, slice(bus.enable, 1), slice(bus.addr, bus.address_bits), slice(data, width));
+            if bus.write {
+                writes.push(UnitWrites { ports, enable, addr, data });
+            } else {
+                reads.push(UnitReads { ports, enable, addr, data });
+            }
+        }
         // The vector unit reads `a` then `b` on every buffer and writes any of them.
         let narrowed = |bus: &str, ports: usize| {
             let parts: Vec<String> = (0..ports).rev().map(|j| format!("{bus}[{j}*AW +: {baw}]")).collect();
