@@ -112,7 +112,7 @@ struct Parameters {
 struct MachineParameters {
     /// Elements of each buffer (`ArchConfig::buffer_elements`), by buffer name.
     buffer_elements: BTreeMap<String, u64>,
-    /// Elements per cycle each way of each DMA engine (`rtl::machine::dma_lanes`).
+    /// Elements per cycle each way of each DMA engine (`ArchConfig::dma_lanes`).
     dma_lanes: usize,
     /// Instructions that may read (write) one buffer partition at once; 0: no limit.
     buffer_readers: u32,
@@ -134,7 +134,7 @@ impl MachineParameters {
     fn of(arch: &ArchConfig) -> MachineParameters {
         MachineParameters {
             buffer_elements: Buffer::ALL.iter().map(|&b| (b.to_string(), arch.buffer_elements(b))).collect(),
-            dma_lanes: rtl::machine::dma_lanes(arch),
+            dma_lanes: arch.dma_lanes() as usize,
             buffer_readers: arch.buffers.readers,
             buffer_writers: arch.buffers.writers,
             buffer_partitions: arch.buffers.partitions,
@@ -546,7 +546,7 @@ mod tests {
         let json = serde_json::to_value(MachineParameters::of(&arch)).unwrap();
         assert_eq!(json["pool_line_cols"], 40);
         assert_eq!(json["vector_lanes"], arch.vector.lanes);
-        assert_eq!(json["dma_lanes"], rtl::machine::dma_lanes(&arch));
+        assert_eq!(json["dma_lanes"], arch.dma_lanes());
         assert_eq!(json["buffer_elements"]["act"], arch.buffer_elements(Buffer::Act));
         assert_eq!(json["buffer_elements"].as_object().map(|o| o.len()), Some(Buffer::ALL.len()));
     }

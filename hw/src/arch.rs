@@ -623,6 +623,58 @@ impl ArchConfig {
         self.dram.channel_gbps * 1e9 / (self.clock_mhz * 1e6)
     }
 
+    /// DMA lanes: the elements each DMA engine moves per cycle, the DRAM's bytes per core cycle
+    /// over all channels, rounded up (as many one-byte elements as the bus delivers).
+    pub fn dma_lanes(&self) -> u64 {
+        let bytes = f64::from(self.dram.channels) * self.dram_bytes_per_cycle_per_channel();
+        (bytes.ceil() as u64).max(1)
+    }
+
+    /// The banks that one cycle of a DMA stream never puts two elements into: [`Self::dma_lanes`]
+    /// rounded up to a power of two. A buffer interleaved over that many banks by the low
+    /// address bits takes any cycle's elements without conflict.
+    pub fn dma_banks(&self) -> u64 {
+        self.dma_lanes().next_power_of_two()
+    }
+
+    /// Consecutive rows of `cols` elements, `sram_row_stride` apart, that fall on distinct
+    /// banks of [`Self::dma_banks`] (`B`): the first `d >= 1` whose rows `d` apart start less
+    /// than `cols` banks apart, `min(d sram_row_stride mod B, B - d sram_row_stride mod B) <
+    /// cols`. One for overlapping rows (`sram_row_stride < cols`), `B / 2^t` for single
+    /// elements `2^t x odd` apart.
+    pub fn dma_bank_rows(&self, cols: u64, sram_row_stride: u64) -> u64 {
+        let (banks, cols) = (self.dma_banks(), cols.max(1));
+        let step = sram_row_stride % banks;
+        let (mut d, mut start) = (1, step);
+        while start.min(banks - start) >= cols {
+            d += 1;
+            start = (start + step) % banks;
+        }
+        d
+    }
+
+    /// Cycles of a DMA transfer's element stream on the buffer side: its `rows x cols` elements
+    /// in row-major order, at most [`Self::dma_lanes`] a cycle, no two of a cycle's elements in
+    /// one bank of [`Self::dma_banks`]:
+    /// - rows back to back in the buffer (`sram_row_stride == cols`, or one row): the lanes run
+    ///   across rows, `ceil(rows cols / lanes)` cycles;
+    /// - otherwise, rows of at most `lanes` elements: `k` whole rows a cycle, as many as the
+    ///   lanes hold and fall on distinct banks ([`Self::dma_bank_rows`]), `ceil(rows / k)`
+    ///   cycles;
+    /// - longer rows: each row from a new cycle, `rows ceil(cols / lanes)` cycles.
+    pub fn dma_stream_cycles(&self, rows: u64, cols: u64, sram_row_stride: u64) -> u64 {
+        let lanes = self.dma_lanes();
+        if rows == 0 || cols == 0 {
+            0
+        } else if rows == 1 || sram_row_stride == cols {
+            (rows * cols).div_ceil(lanes)
+        } else if cols <= lanes {
+            rows.div_ceil((lanes / cols).min(self.dma_bank_rows(cols, sram_row_stride)))
+        } else {
+            rows * cols.div_ceil(lanes)
+        }
+    }
+
     /// DRAM latency in core cycles (rounded up).
     pub fn dram_latency_cycles(&self) -> u64 {
         (self.dram.latency_ns * self.clock_mhz / 1000.0).ceil() as u64

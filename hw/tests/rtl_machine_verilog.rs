@@ -6,7 +6,7 @@
 //! module that the design declares. Without the pooling gradients' line buffer it lints too.
 
 use satkit_hw::isa::{Buffer, Op, VecOp};
-use satkit_hw::rtl::machine::{dma_lanes, generate, TOP_MODULE};
+use satkit_hw::rtl::machine::{generate, TOP_MODULE};
 use satkit_hw::ArchConfig;
 
 #[test]
@@ -14,7 +14,7 @@ fn tiny_machine_lints_and_takes_its_sizes_from_the_description() {
     let arch = ArchConfig::tiny();
     let design = generate(&arch).unwrap();
     assert_eq!(design.top, TOP_MODULE);
-    let lanes = dma_lanes(&arch);
+    let lanes = arch.dma_lanes() as usize;
     let bytes = f64::from(arch.dram.channels) * arch.dram_bytes_per_cycle_per_channel();
     assert_eq!(lanes, bytes.ceil() as usize);
     let valid = design.ports.iter().find(|p| p.name == "load_valid").unwrap();
@@ -57,7 +57,7 @@ fn a_machine_without_the_line_buffer_lints_and_refuses_overlapping_pooling_gradi
 #[test]
 fn a_machine_with_hundreds_of_dma_lanes_lints() {
     let arch = ArchConfig { name: "tiny-wide-dram".into(), dram: ArchConfig::vcu1525().dram, ..ArchConfig::tiny() };
-    assert_eq!(dma_lanes(&arch), 384);
+    assert_eq!(arch.dma_lanes(), 384);
     let design = generate(&arch).unwrap();
     satkit_hw::rtl::lint_text(&design.verilog, TOP_MODULE).unwrap();
 }

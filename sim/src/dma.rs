@@ -4,7 +4,10 @@
 //! c * dram_col_stride) * e` (with `e` the element's DRAM size: 2 bytes for FP16 operands, 4
 //! for FP32, 1 for indices and masks, little-endian) and at buffer element
 //! `sram + r * sram_row_stride + c`. Timing comes from [`crate::dram::DramBus`]: the load and
-//! store units share one bus, so their transfers serialize.
+//! store units share one bus, so their transfers serialize. A transfer ends when both the DRAM
+//! and its element stream on the buffer side have finished
+//! ([`satkit_hw::ArchConfig::dma_stream_cycles`]: rows that are not back to back in the buffer
+//! each start a new cycle, so short rows can make the stream the longer of the two).
 
 use crate::dram::{DramBus, DramStorage, TransferShape};
 use crate::scratchpad::{is_byte_plane, Scratchpads};
@@ -107,8 +110,14 @@ pub fn execute(
     }
     let timing = bus.transfer(start, &t.shape(e));
     let on_chip_bytes = t.rows * t.cols * if is_byte_plane(t.buf) { 1 } else { s.value_type(t.buf).bytes() };
+    // The element stream starts the cycle after the issue; a store's last bytes leave a cycle
+    // after their (synchronous) buffer read.
+    let stream = match t.rows * t.cols {
+        0 => 0,
+        _ => arch.dma_stream_cycles(t.rows, t.cols, t.sram_row_stride) + if is_load { 1 } else { 2 },
+    };
     let mut cost = Cost {
-        cycles: (timing.end - start).max(1),
+        cycles: (timing.end - start).max(1).max(stream),
         stalls: Stalls { dram_latency: timing.latency, dram_contention: timing.contention, ..Stalls::default() },
         ..Cost::default()
     };

@@ -283,6 +283,64 @@ fn rows_and_alignment_round_to_bursts() {
 }
 
 #[test]
+fn rows_apart_in_the_buffer_stream_as_many_rows_as_the_window_spans() {
+    // 40 mask bytes, one per row: on `tiny` each row is a 16-byte burst, 2 cycles, so the DRAM
+    // always outlasts the element stream. With 4-byte bursts (half a cycle) a row-per-cycle
+    // stream can outlast it: 40 bursts = 160 bytes, 20 data cycles after 10 of latency. With
+    // the rows back to back in the buffer, the 8 lanes (8 bytes a cycle) stream them in 5
+    // cycles, within the DRAM's time: ends at 1 + 10 + 20 = 31.
+    let mut arch = ArchConfig::tiny();
+    arch.dram.burst_bytes = 4;
+    assert_eq!((arch.dma_lanes(), arch.dma_banks()), (8, 8));
+    let op = |load: bool, sram_row_stride: u32| {
+        let (buf, sram, dram, rows, cols, dram_row_stride, dram_col_stride) = (Buffer::Mask, 0, 0, 40, 1, 1, 1);
+        Instruction::new(if load {
+            Op::Load { buf, sram, dram, rows, cols, dram_row_stride, dram_col_stride, sram_row_stride }
+        } else {
+            Op::Store { buf, sram, dram, rows, cols, dram_row_stride, dram_col_stride, sram_row_stride }
+        })
+    };
+    let r = run(&arch, vec![op(true, 1)]);
+    assert_eq!((times(&r, 0), r.dram_read_bytes), ((0, 1, 31), 160));
+    // Two elements apart in the buffer, a cycle's rows must fall on distinct banks of 8: 4 rows
+    // a cycle (the even banks), 10 cycles, still within the DRAM's time. Three apart, all 8
+    // banks: 5 cycles.
+    assert_eq!((arch.dma_bank_rows(1, 2), arch.dma_stream_cycles(40, 1, 2)), (4, 10));
+    assert_eq!((arch.dma_bank_rows(1, 3), arch.dma_stream_cycles(40, 1, 3)), (8, 5));
+    let r = run(&arch, vec![op(true, 2)]);
+    assert_eq!(times(&r, 0), (0, 1, 31));
+    // Eight apart, all in one bank, each row takes a cycle of its own: 40 cycles of stream from
+    // the cycle after the start, so the load ends at 1 + 40 + 1 = 42, the DRAM's bytes unchanged.
+    assert_eq!(arch.dma_stream_cycles(40, 1, 8), 40);
+    let r = run(&arch, vec![op(true, 8)]);
+    assert_eq!((times(&r, 0), r.dram_read_bytes), ((0, 1, 42), 160));
+    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 0, 0, 10, 0));
+    // A store's last bytes leave a cycle after their buffer read: 43.
+    let r = run(&arch, vec![op(false, 8)]);
+    assert_eq!((times(&r, 0), r.dram_write_bytes), ((0, 1, 43), 160));
+    // Rows of 3, 5 apart: as many as the lanes hold is 2, on banks 0-2 and 5-7; 6 apart only 1
+    // (the second row's third element is on bank 0). Rows of 2, 12 apart: 2 a cycle (banks 0, 1,
+    // 4, 5). Overlapping rows (1 apart) take a cycle each. Rows longer than
+    // the lanes take a cycle per 8 of their elements each: 3 rows of 20 are 3 x 3 cycles, and
+    // 60 back to back are 8.
+    assert_eq!((arch.dma_stream_cycles(12, 3, 5), arch.dma_stream_cycles(12, 3, 6), arch.dma_stream_cycles(5, 4, 1)), (6, 12, 5));
+    assert_eq!(arch.dma_stream_cycles(10, 2, 12), 5);
+    assert_eq!((arch.dma_stream_cycles(3, 20, 32), arch.dma_stream_cycles(3, 20, 20)), (9, 8));
+    assert_eq!((arch.dma_stream_cycles(0, 20, 32), arch.dma_stream_cycles(1, 20, 0)), (0, 3));
+    // vcu1525: 384 lanes, 512 banks. Rows of 64 elements 72 apart: 7 fall on distinct banks
+    // (the eighth starts at 504, 8 banks before the first), but the lanes hold 6. The compiler's
+    // transposing loads: single elements 25 apart fall on all 512 banks (384 a cycle, as the
+    // lanes hold), and rows of 8 elements 200 apart (200 = 8 x 25) on 64 multiples of 8 (48 a
+    // cycle). The stem convolution's im2col rows of 3 channels 147 apart: 101 (101 x 147 =
+    // 29 x 512 - 1, one bank before the first row).
+    let vcu = ArchConfig::vcu1525();
+    assert_eq!((vcu.dma_lanes(), vcu.dma_banks(), vcu.dma_stream_cycles(60, 64, 72)), (384, 512, 10));
+    assert_eq!((vcu.dma_bank_rows(1, 25), vcu.dma_stream_cycles(16384, 1, 25)), (512, 43));
+    assert_eq!((vcu.dma_bank_rows(8, 200), vcu.dma_stream_cycles(512, 8, 200)), (64, 11));
+    assert_eq!((vcu.dma_bank_rows(64, 72), vcu.dma_bank_rows(3, 147)), (7, 101));
+}
+
+#[test]
 fn channels_share_the_bursts() {
     // vcu1525: 4 channels of 19.2 GB/s at 200 MHz = 96 bytes/cycle each, 64-byte bursts,
     // 100 ns = 20 cycles. 4096 FP16 = 8192 bytes = 128 bursts, 32 per channel:

@@ -1,7 +1,8 @@
 //! The bank profile counts, per cycle, exactly the elements each operand bus enables, with the
 //! collisions worked out by hand: a dense OS GEMM on `tiny` (4 x 4 array, 2 multipliers per PE,
-//! accumulator latency 2) whose rows sit 16 elements apart, and a vector `add` over contiguous
-//! elements of three buffers.
+//! accumulator latency 2) whose rows sit 16 elements apart, a vector `add` over contiguous
+//! elements of three buffers, and DMA transfers whose rows lie apart in the buffer (which never
+//! put two of a cycle's elements in one of `ArchConfig::dma_banks`).
 
 use satkit_hw::isa::{Buffer, Instruction, Op, Program, Unit, VecOp, WeightFormat};
 use satkit_hw::Dataflow;
@@ -97,4 +98,61 @@ fn bank_counts_must_be_powers_of_two_and_may_be_large() {
     let rows = profile.rows();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(rows.iter().all(|r| r.tally.cycles == 2 && r.tally.extra == [0]), "{rows:?}");
+}
+
+/// Each transfer's rows of `cols` elements `sram_row_stride` apart, loaded and stored back:
+/// `k` whole rows a cycle, as many as the 8 lanes hold and fall on distinct banks of 8
+/// (`ArchConfig::dma_bank_rows`), so never two elements in one of the 8 banks, while 4 banks
+/// collide whenever a cycle holds more than 4 elements.
+#[test]
+fn dma_transfers_never_put_two_elements_of_a_cycle_in_one_of_its_banks() {
+    let mut machine = CosimMachine::new().unwrap();
+    let arch = machine.arch().clone();
+    assert_eq!((arch.dma_lanes(), arch.dma_banks()), (8, 8), "the hand-worked counts are tiny's");
+    machine.write_dram(0, &(0..=255u8).cycle().take(1 << 12).collect::<Vec<u8>>()).unwrap();
+    // rows, cols, sram_row_stride; rows a cycle (k) and the cycles with 4 banks that put two
+    // or more elements in one bank, and the cycles they add.
+    for (rows, cols, sram_row_stride, k, conflicted_4, extra_4) in [
+        // Back to back: 8 lanes across rows, 5 cycles of 8 contiguous elements.
+        (40, 1, 1, 8, 5, 5),
+        // 2 apart: banks 0, 2, 4, 6, 4 rows a cycle; with 4 banks two of them in each even bank.
+        (40, 1, 2, 4, 10, 10),
+        // 3 apart (odd): all 8 banks, 8 rows a cycle; 4 banks hold two each.
+        (40, 1, 3, 8, 5, 5),
+        // 8 apart: all in one bank, a row a cycle.
+        (40, 1, 8, 1, 0, 0),
+        // Rows of 3, 5 apart: 2 a cycle on banks 0-2 and 5-7 (4 banks: 1 and 2 twice).
+        (12, 3, 5, 2, 6, 6),
+        // Rows of 2, 12 apart: 2 a cycle on banks 0, 1, 4, 5 (4 banks: 0 and 1 twice).
+        (10, 2, 12, 2, 5, 5),
+        // Rows of 3, 6 apart: the second row's third element would share bank 0, a row a cycle.
+        (12, 3, 6, 1, 0, 0),
+    ] {
+        let op = |load: bool| {
+            let (buf, sram, dram, dram_row_stride, dram_col_stride) = (Buffer::Act, 0, 0, cols, 1);
+            if load {
+                Op::Load { buf, sram, dram, rows, cols, dram_row_stride, dram_col_stride, sram_row_stride }
+            } else {
+                Op::Store { buf, sram, dram: 1 << 11, rows, cols, dram_row_stride, dram_col_stride, sram_row_stride }
+            }
+        };
+        let program = Program { insns: vec![Instruction::new(op(true)).signal(1), Instruction::new(op(false)).wait(1)] };
+        let mut profile = BankProfile::new(&machine, &[4, 8]).unwrap();
+        machine.run_profiled(&program, &mut profile).unwrap();
+        let cycles = u64::from(rows).div_ceil(k);
+        assert_eq!(cycles, arch.dma_stream_cycles(rows.into(), cols.into(), sram_row_stride.into()));
+        let elements = u64::from(rows * cols);
+        let widest = k * u64::from(cols);
+        let expected = BankTally { cycles, elements, widest, conflicted: vec![conflicted_4, 0], extra: vec![extra_4, 0] };
+        let rows_seen: Vec<(String, &str, bool, BankTally)> =
+            profile.rows().into_iter().map(|r| (r.kind, r.operand, r.write, r.tally)).collect();
+        assert_eq!(
+            rows_seen,
+            vec![
+                ("load".to_string(), "destination", true, expected.clone()),
+                ("store".to_string(), "source", false, expected),
+            ],
+            "{rows} rows of {cols}, {sram_row_stride} apart"
+        );
+    }
 }

@@ -99,6 +99,18 @@ fn loads_and_stores_of_every_buffer_with_strides() {
             (16, 1, (1, 1, 2)),
             (2, 33, (100, 2, 40)),
             (0, 5, (5, 1, 5)),
+            // Rows apart in the buffer (`ArchConfig::dma_stream_cycles`): as many whole rows a
+            // cycle as fall on distinct banks of 8 (4, 8, 1, 2, 2 and 1 rows), the 40 rows a
+            // cycle each outlasting the DRAM with 4-byte bursts (`tiny-vector8`); overlapping
+            // rows (later ones win), a cycle each; rows longer than the 8 lanes, 3 cycles each.
+            (40, 1, (1, 1, 2)),
+            (40, 1, (1, 1, 3)),
+            (40, 1, (1, 1, 8)),
+            (12, 3, (3, 1, 5)),
+            (10, 2, (2, 1, 12)),
+            (12, 3, (3, 1, 6)),
+            (5, 4, (4, 1, 1)),
+            (3, 20, (20, 1, 23)),
         ]
         .into_iter()
         .enumerate()

@@ -11,14 +11,19 @@
 //! which the host refuses before running.
 //!
 //! **DMA (`sat_dma`).** Moves a 2-D block as the ISA defines it, `W` elements per cycle, where
-//! `W` = the DRAM's bytes per core cycle over all channels, rounded up ([`dma_lanes`]): as many
-//! one-byte elements as the bus can deliver, so the element stream always finishes within the
-//! DRAM model's time (it has `W` lanes for the widest rate and the DRAM latency as slack). Lane
-//! `j` walks elements `j, j + W, ...` in row-major order. In the issue cycle the unit presents
-//! the transfer on its request port (DRAM base, rows, columns, byte strides, element bytes),
-//! which the DRAM controller (served by the host, as VTA's tsim serves DRAM) schedules on the
-//! shared bus; `mem_done` comes back in the cycle the DRAM finishes, and the unit raises `done`
-//! in that cycle once its element stream has finished too. A load asks for each element's
+//! `W` = the DRAM's bytes per core cycle over all channels, rounded up
+//! ([`ArchConfig::dma_lanes`]): as many one-byte elements as the bus can deliver. No two of a
+//! cycle's elements fall on one bank of a buffer interleaved over [`ArchConfig::dma_banks`]
+//! banks by the low address bits ([`ArchConfig::dma_stream_cycles`]): when the block's rows lie
+//! back to back in the buffer (`sram_row_stride == cols`, or one row), lane `j` walks elements
+//! `j, j + W, ...` in row-major order across rows; rows of at most `W` elements move `k` whole
+//! rows a cycle ([`ArchConfig::dma_bank_rows`]); longer rows each start a new cycle, lane `j`
+//! taking column `j, j + W, ...` of it. In the issue cycle the unit
+//! presents the transfer on its request port (DRAM base, rows, columns, byte strides, element
+//! bytes), which the DRAM controller (served by the host, as VTA's tsim serves DRAM) schedules
+//! on the shared bus; `mem_done` comes back in the cycle the DRAM finishes, and the unit raises
+//! `done` in the first cycle in which both the DRAM and its element stream have finished (the
+//! simulator's cost of a transfer is the later of the two). A load asks for each element's
 //! little-endian bytes at `d_addr` and writes the buffer in the same cycle; a store reads the
 //! buffer (synchronously) and presents the bytes a cycle later.
 //!
@@ -66,13 +71,6 @@ pub const TOP_MODULE: &str = "sat_machine";
 pub const DMA_MODULE: &str = "sat_dma";
 /// Bits of a DRAM byte address on the memory port (the ISA's `dram` field).
 pub const DRAM_ADDRESS_BITS: usize = 40;
-
-/// DMA lanes (elements per cycle each way): the DRAM's bytes per core cycle over all channels,
-/// rounded up.
-pub fn dma_lanes(arch: &ArchConfig) -> usize {
-    let bytes = f64::from(arch.dram.channels) * arch.dram_bytes_per_cycle_per_channel();
-    (bytes.ceil() as usize).max(1)
-}
 
 /// Bits of one element of a buffer in the machine: FP16 activations and weights, byte indices
 /// and masks, FP32 accumulators and master weights.
@@ -130,7 +128,7 @@ pub fn operand_buses(arch: &ArchConfig) -> Vec<OperandBus> {
     let a = &arch.array;
     let (r, c, l, n_max, m_max) =
         (a.rows as usize, a.cols as usize, a.accumulator_latency as usize, a.n_max as usize, a.m_max as usize);
-    let (sl, wl, vl, w) = (arch.sore.lanes as usize, arch.wuve.lanes as usize, arch.vector.lanes as usize, dma_lanes(arch));
+    let (sl, wl, vl, w) = (arch.sore.lanes as usize, arch.wuve.lanes as usize, arch.vector.lanes as usize, arch.dma_lanes() as usize);
     let bits = |b: Buffer| address_bits(arch.buffer_elements(b));
     let aw = sram_address_bits(arch);
     let bus = |unit, operand, write, buffer: BusBuffer, (enable, addr, data), address_bits, first, ports| OperandBus {
@@ -257,7 +255,7 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
 
 /// The DMA engine; `LOAD` picks the direction. `load` and `store` have the same fields.
 fn dma_module(arch: &ArchConfig) -> Result<String, Error> {
-    let w = dma_lanes(arch);
+    let w = arch.dma_lanes() as usize;
     let aw = sram_address_bits(arch);
     let da = DRAM_ADDRESS_BITS;
     let mut s = String::new();
@@ -312,7 +310,8 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
     assign req_col_stride = f_dram_col_stride * f_bytes;
     assign req_element_bytes = f_bytes;
 
-    reg busy, dram_done, store_tail;
+    reg busy, dram_done, store_tail, by_row;
+    reg [W-1:0] lane_on;
     reg [{da_hi}:0] dram;
     reg [23:0] sram;
     reg [15:0] rows, cols;
@@ -324,6 +323,34 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
     wire finished = !streaming && !store_tail;
     assign done = busy && (dram_done || mem_done) && finished;
 
+    // The stream's shape (`ArchConfig::dma_stream_cycles`): rows back to back in the buffer,
+    // the lanes run across rows; rows of at most W elements, `k` whole rows a cycle that fall
+    // on distinct banks of BANKS (`ArchConfig::dma_bank_rows`; lanes past them idle); longer
+    // rows, each from a new cycle (the positions below do not wrap, and all lanes move to the
+    // next row together).
+    localparam BANKS = {banks};
+    wire f_across = f_rows <= 16'd1 || f_sram_row_stride == {{8'd0, f_cols}};
+    wire f_by_row = !f_across && f_cols > W;
+    wire f_whole = !f_across && !f_by_row;
+    // Whole rows fall on distinct banks up to the first distance d whose rows start less than
+    // `cols` banks apart (`ArchConfig::dma_bank_rows`); k never exceeds the W / cols rows the
+    // lanes hold, so d = 1 .. W is searched: f_bank_rows[d] is the rows allowed when 1 .. d-1
+    // are not such distances.
+    // (One lane needs no banks: it takes one row a cycle whatever the search gives.)
+    localparam BANK_BITS = {bank_bits};
+    wire [BANK_BITS-1:0] bank_start [0:W];
+    wire [15:0] f_bank_rows [0:W];
+    assign bank_start[0] = 0;
+    assign f_bank_rows[0] = 1;
+    genvar b;
+    generate
+        for (b = 1; b <= W; b = b + 1) begin : bank_rows
+            assign bank_start[b] = bank_start[b-1] + f_sram_row_stride[BANK_BITS-1:0];
+            wire [BANK_BITS:0] apart = bank_start[b] < BANKS / 2 ? bank_start[b] : BANKS - bank_start[b];
+            wire clear = f_bank_rows[b-1] == b && apart >= f_cols;
+            assign f_bank_rows[b] = clear ? b + 1 : f_bank_rows[b-1];
+        end
+    endgenerate
     // Element j's row and column, j = 0..W, by counting (no division): lane j starts at
     // element j, and element W's position is the step every lane takes per cycle. Beside them
     // the element offsets r drs + c dcs in DRAM and r srs + c in the buffer, and their rows'.
@@ -342,7 +369,7 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
     genvar k;
     generate
         for (k = 1; k <= W; k = k + 1) begin : first_positions
-            wire wrap = first_c[k-1] + 16'd1 == f_cols;
+            wire wrap = !f_by_row && first_c[k-1] + 16'd1 == f_cols;
             assign first_r[k] = wrap ? first_r[k-1] + 16'd1 : first_r[k-1];
             assign first_c[k] = wrap ? 16'd0 : first_c[k-1] + 16'd1;
             assign first_d_row[k] = wrap ? first_d_row[k-1] + f_dram_row_stride : first_d_row[k-1];
@@ -351,26 +378,36 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
             assign first_s[k] = wrap ? first_s_row[k-1] + f_sram_row_stride : first_s[k-1] + 32'd1;
         end
     endgenerate
+    // Whole rows: `k` a cycle, as many as the lanes hold (first_r[W]) and the banks allow.
+    wire [15:0] f_k = f_bank_rows[W] < first_r[W] ? f_bank_rows[W] : first_r[W];
     // A lane's offsets grow by the step's, or, when its column wraps, by a row more and `cols`
     // columns less.
     reg [{da_hi}:0] step_d, step_d_wrap;
     reg [31:0] step_s, step_s_wrap;
     reg [{da_hi}:0] lane_d [0:W-1];
     reg [31:0] lane_s [0:W-1];
+    // Longer rows: the strides to the next row, and how far the lanes have moved along this
+    // one in DRAM (lane 0's column is how far in the buffer).
+    reg [{da_hi}:0] row_stride_d, along_d;
+    reg [31:0] row_stride_s;
+    wire row_end = {{1'b0, lane_c[0]}} + W >= {{1'b0, cols}};
 
     integer j;
     always @(posedge clock) begin
         if (issue) begin
             busy <= 1; dram_done <= 0; store_tail <= 0;
             dram <= f_dram; sram <= f_sram; rows <= f_rows; cols <= f_cols;
-            bytes <= f_bytes; s_buf <= f_buf;
-            q <= f_cols == 0 ? 0 : first_r[W];
-            rem <= f_cols == 0 ? 0 : first_c[W];
-            step_d <= first_d[W];
+            bytes <= f_bytes; s_buf <= f_buf; by_row <= f_by_row;
+            row_stride_d <= f_dram_row_stride; row_stride_s <= f_sram_row_stride; along_d <= 0;
+            // Whole rows step `k` rows and never wrap a column.
+            q <= f_cols == 0 ? 0 : f_whole ? f_k : first_r[W];
+            rem <= f_cols == 0 || f_whole ? 0 : first_c[W];
+            step_d <= f_whole ? f_k * f_dram_row_stride : first_d[W];
             step_d_wrap <= first_d[W] + f_dram_row_stride - f_cols * f_dram_col_stride;
-            step_s <= first_s[W];
+            step_s <= f_whole ? f_k * f_sram_row_stride : first_s[W];
             step_s_wrap <= first_s[W] + f_sram_row_stride - f_cols;
             for (j = 0; j < W; j = j + 1) begin
+                lane_on[j] <= !f_whole || first_r[j] < f_k;
                 lane_r[j] <= f_cols == 0 ? f_rows : first_r[j];
                 lane_c[j] <= f_cols == 0 ? 0 : first_c[j];
                 lane_d[j] <= first_d[j];
@@ -380,9 +417,22 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
             if (mem_done) dram_done <= 1;
             if (done) busy <= 0;
             store_tail <= !LOAD && streaming;
-            if (streaming)
+            if (streaming && by_row) begin
+                along_d <= row_end ? 0 : along_d + step_d;
+                for (j = 0; j < W; j = j + 1)
+                    if (row_end) begin
+                        lane_c[j] <= lane_c[j] - lane_c[0];
+                        lane_r[j] <= lane_r[j] + 1;
+                        lane_d[j] <= lane_d[j] + row_stride_d - along_d;
+                        lane_s[j] <= lane_s[j] + row_stride_s - lane_c[0];
+                    end else begin
+                        lane_c[j] <= lane_c[j] + rem;
+                        lane_d[j] <= lane_d[j] + step_d;
+                        lane_s[j] <= lane_s[j] + step_s;
+                    end
+            end else if (streaming)
                 for (j = 0; j < W; j = j + 1) begin
-                    if (lane_c[j] + rem >= cols) begin
+                    if ({{1'b0, lane_c[j]}} + rem >= {{1'b0, cols}}) begin
                         lane_c[j] <= lane_c[j] + rem - cols;
                         lane_r[j] <= lane_r[j] + q + 1;
                         lane_d[j] <= lane_d[j] + step_d_wrap;
@@ -403,7 +453,7 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
     genvar g;
     generate
         for (g = 0; g < W; g = g + 1) begin : lanes
-            wire active = streaming && lane_r[g] < rows;
+            wire active = streaming && lane_on[g] && lane_r[g] < rows && lane_c[g] < cols;
             // An element is 1, 2 or 4 bytes.
             wire [{da_hi}:0] byte_addr = dram + (bytes == 4 ? lane_d[g] << 2 : bytes == 2 ? lane_d[g] << 1 : lane_d[g]);
             assign s_addr[g*{aw} +: {aw}] = sram + lane_s[g];
@@ -433,6 +483,8 @@ endmodule
         e_master = e(Buffer::Master),
         e_mask = e(Buffer::Mask),
         da_hi = da - 1,
+        banks = arch.dma_banks(),
+        bank_bits = arch.dma_banks().trailing_zeros().max(1),
     );
     Ok(s)
 }
@@ -463,7 +515,7 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     let a = &arch.array;
     let (r, c, l, n_max, m_max) =
         (a.rows as usize, a.cols as usize, a.accumulator_latency as usize, a.n_max as usize, a.m_max as usize);
-    let w = dma_lanes(arch);
+    let w = arch.dma_lanes() as usize;
     let aw = sram_address_bits(arch);
     let da = DRAM_ADDRESS_BITS;
     let units = Unit::ALL.len();

@@ -39,23 +39,23 @@
 //! With `B` banks interleaved by the low address bits, a run of up to `B` consecutive elements
 //! never collides, wherever it starts. The co-simulation's bank profile (`satkit-rtl-cosim`,
 //! BENCHMARKS.md) measured every bus on compiled training steps:
-//! - *Runs of consecutive elements:* the DMA lanes within a row of the transfer, the GEMM's
-//!   initial sums and output rows, the SORE's writes, the WUVE's operands, and the vector unit's
-//!   element-wise, softmax and pooling operands. These are served by `B` at least the bus's
-//!   width.
+//! - *Runs of consecutive elements:* the GEMM's initial sums and output rows, the SORE's writes,
+//!   the WUVE's operands, and the vector unit's element-wise, softmax and pooling operands.
+//!   These are served by `B` at least the bus's width.
+//! - *The DMA:* its lanes take whole rows of a transfer only as many as fall on distinct banks
+//!   of [`ArchConfig::dma_banks`] ([`ArchConfig::dma_stream_cycles`], which the simulator's
+//!   transfer cost shares), so any program's transfers are served by that many banks.
 //! - *Strided, and colliding:* the GEMM's input rows (`depth` apart) and weight columns (the
 //!   compressed row apart), the BP prune's reads down a column (`M cols` apart), and the
-//!   normalizations' lanes along a channel (`C` apart) and statistics (`len` apart), and DMA
-//!   lanes that cross rows shorter than the lanes (`sram_row_stride` apart). These collide at
-//!   every `B` when the distances are multiples of it.
+//!   normalizations' lanes along a channel (`C` apart) and statistics (`len` apart). These
+//!   collide at every `B` when the distances are multiples of it.
 //!
 //! What remains:
 //! - operand staging for the GEMM: per-row and per-column buffers, filled by runs along each
 //!   row, with the fill latency in the simulator's GEMM cost;
 //! - a transposing read for the BP prune;
 //! - for the normalizations, lanes along a row of consecutive elements, or a bound on their
-//!   strided operands that the simulator shares, for any program; for the DMA, lanes that
-//!   restart at each row when rows are short;
+//!   strided operands that the simulator shares, for any program;
 //! - the banked replicas with their crossbars, and replica allocation.
 
 pub mod array;
