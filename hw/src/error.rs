@@ -77,6 +77,14 @@ pub enum Error {
         /// yosys' complaints, or why it could not run.
         message: String,
     },
+    /// Icarus Verilog could not compile or run a testbench, or could not run at all.
+    #[error("{file}: Icarus Verilog: {message}")]
+    RtlIcarus {
+        /// The Verilog file compiled.
+        file: String,
+        /// iverilog's or vvp's complaints, or why they could not run.
+        message: String,
+    },
     /// Emitted Verilog that the module deduplication cannot parse.
     #[error("generated Verilog: {message}")]
     RtlVerilog {

@@ -3,7 +3,7 @@
 //! for buffers of one, two and four partitions: every transfer of every buffer, every GEMM
 //! dataflow, weight format and accumulate flag, prunes and updates with and without masks, and
 //! every vector op with every choice of its three buffers, at random addresses and sizes whose
-//! ranges start, end and straddle anywhere in the buffers.
+//! ranges start, end and straddle anywhere in the buffers; and the Icarus runner itself.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -12,7 +12,6 @@ use satkit_hw::operands::{BufferUse, BUFFERS};
 use satkit_hw::rtl::controller::{buffer_use_module, buffer_use_module_name, slots};
 use satkit_hw::{ArchConfig, Dataflow};
 use std::fmt::Write as _;
-use std::process::Command;
 
 fn instructions(rng: &mut ChaCha8Rng) -> Vec<Op> {
     // Addresses anywhere in tiny's smallest buffer (16384 elements), sizes up to a few thousand.
@@ -126,23 +125,14 @@ endmodule
     );
     let source = dir.join("buffer_use.v");
     std::fs::write(&source, format!("{}{testbench}", buffer_use_module(arch).unwrap())).unwrap();
-    let binary = dir.join("buffer_use.vvp");
-    let compiled = Command::new("iverilog")
-        .args(["-g2005", "-s", "buffer_use_tb", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .expect("iverilog (apt-get install iverilog) runs");
-    assert!(compiled.status.success(), "iverilog: {}", String::from_utf8_lossy(&compiled.stderr));
-    let run = Command::new("vvp").arg("-n").arg(&binary).output().expect("vvp runs");
-    assert!(run.status.success(), "vvp: {}", String::from_utf8_lossy(&run.stderr));
+    let printed = satkit_hw::rtl::run_icarus(&source, "buffer_use_tb").unwrap_or_else(|e| panic!("{e}"));
     let _ = std::fs::remove_dir_all(&dir);
     let parts = arch.buffers.partitions as usize;
     let hex_bit = |text: &str, bit: usize| {
         let digit = text.len() - 1 - bit / 4;
         (u8::from_str_radix(&text[digit..digit + 1], 16).expect("hex") >> (bit % 4)) & 1
     };
-    String::from_utf8_lossy(&run.stdout)
+    printed
         .lines()
         .filter(|l| l.split_whitespace().count() == 2)
         .map(|l| {
@@ -181,4 +171,20 @@ fn the_decoders_give_every_instructions_buffer_use() {
             assert!(straddling > 50, "{partitions} partitions: only {straddling} instructions use two partitions of a buffer");
         }
     }
+}
+
+/// The Icarus runner quotes iverilog's complaint about a testbench that does not compile, and
+/// returns what a good one prints.
+#[test]
+fn icarus_runs_a_testbench_and_reports_one_that_does_not_compile() {
+    let dir = std::env::temp_dir().join(format!("satkit_icarus_{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.v");
+    std::fs::write(&good, "module tb; initial begin $display(\"%0d\", 6 * 7); $finish; end endmodule\n").unwrap();
+    assert_eq!(satkit_hw::rtl::run_icarus(&good, "tb").unwrap().trim(), "42");
+    let bad = dir.join("bad.v");
+    std::fs::write(&bad, "module tb; initial begin $display(undeclared); end endmodule\n").unwrap();
+    let error = satkit_hw::rtl::run_icarus(&bad, "tb").unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(error.contains("bad.v") && error.contains("iverilog") && error.contains("undeclared"), "{error}");
 }

@@ -12,7 +12,6 @@ use rand_chacha::ChaCha8Rng;
 use satkit_hw::ArchConfig;
 use satkit_sim::numerics::{exp_spec, ln_spec};
 use std::fmt::Write as _;
-use std::process::Command;
 
 const SPECIAL: [u32; 24] = [
     0x0000_0000,
@@ -109,17 +108,7 @@ endmodule
     );
     let source = dir.join("vector_math.v");
     std::fs::write(&source, format!("{}{testbench}", design.verilog)).unwrap();
-    let binary = dir.join("vector_math.vvp");
-    let compiled = Command::new("iverilog")
-        .args(["-g2012", "-s", "vector_math_tb", "-o"])
-        .arg(&binary)
-        .arg(&source)
-        .output()
-        .expect("iverilog (apt-get install iverilog) runs");
-    assert!(compiled.status.success(), "iverilog: {}", String::from_utf8_lossy(&compiled.stderr));
-    let run = Command::new("vvp").arg("-n").arg(&binary).output().expect("vvp runs");
-    assert!(run.status.success(), "vvp: {}", String::from_utf8_lossy(&run.stderr));
-    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stdout = satkit_hw::rtl::run_icarus(&source, "vector_math_tb").unwrap_or_else(|e| panic!("{e}"));
     let results: Vec<Vec<u32>> = stdout
         .lines()
         .filter(|l| l.split_whitespace().count() == 4)

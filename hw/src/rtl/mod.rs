@@ -328,6 +328,32 @@ pub fn lint_text(verilog: &str, top: &str) -> Result<(), Error> {
     linted
 }
 
+/// Compiles the Verilog file `path` with Icarus Verilog (`iverilog -g2012`, top module `top`,
+/// a testbench) next to it and runs it (`vvp -n`); returns what it printed. Errors quote
+/// iverilog's or vvp's complaints, or say that Icarus Verilog is missing.
+pub fn run_icarus(path: &std::path::Path, top: &str) -> Result<String, Error> {
+    let failed = |message: String| Error::RtlIcarus { file: path.display().to_string(), message };
+    let run = |command: &mut std::process::Command, tool: &str| {
+        let output = command.output().map_err(|e| {
+            failed(if e.kind() == std::io::ErrorKind::NotFound {
+                format!("{tool} not found on PATH (install Icarus Verilog, e.g. `apt-get install iverilog`)")
+            } else {
+                format!("cannot run {tool}: {e}")
+            })
+        })?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(failed(format!("{tool}: {}", String::from_utf8_lossy(&output.stderr).trim_end())))
+        }
+    };
+    let binary = path.with_extension("vvp");
+    run(std::process::Command::new("iverilog").args(["-g2012", "-s", top, "-o"]).arg(&binary).arg(path), "iverilog")?;
+    let printed = run(std::process::Command::new("vvp").arg("-n").arg(&binary), "vvp");
+    let _ = std::fs::remove_file(&binary);
+    printed
+}
+
 /// Evaluates a combinational block: propagates its inputs until no signal changes.
 pub fn settle(block: &mut dyn Block) {
     loop {
