@@ -39,23 +39,28 @@
 //! With `B` banks interleaved by the low address bits, a run of up to `B` consecutive elements
 //! never collides, wherever it starts. The co-simulation's bank profile (`satkit-rtl-cosim`,
 //! BENCHMARKS.md) measured every bus on compiled training steps:
-//! - *Runs of consecutive elements:* the GEMM's initial sums and output rows, the SORE's writes,
-//!   the WUVE's operands, and the vector unit's element-wise, softmax and pooling operands.
-//!   These are served by `B` at least the bus's width.
+//! - *Runs of consecutive elements:* the GEMM's initial sums and output rows, the WUVE's
+//!   operands, and the vector unit's element-wise, softmax and pooling operands. These are
+//!   served by `B` at least the bus's width.
+//! - *The SORE:* in FF order a cycle's reads lie within `lanes M` consecutive elements and a
+//!   round's writes are one run; in BP order the lanes walk adjacent columns (a cycle reads one
+//!   run across them) and a round's write-back drains one lane's kept values (and one row of
+//!   the mask) a cycle, which the simulator's prune cost shares (`sim::sore`).
 //! - *The DMA:* its lanes take whole rows of a transfer only as many as fall on distinct banks
 //!   of [`ArchConfig::dma_banks`] ([`ArchConfig::dma_stream_cycles`], which the simulator's
 //!   transfer cost shares), so any program's transfers are served by that many banks.
 //! - *Strided, and colliding:* the GEMM's input rows (`depth` apart) and weight columns (the
-//!   compressed row apart), the BP prune's reads down a column (`M cols` apart), and the
-//!   normalizations' lanes along a channel (`C` apart) and statistics (`len` apart). These
-//!   collide at every `B` when the distances are multiples of it.
+//!   compressed row apart), the normalizations' lanes along a channel (`C` apart) and their
+//!   statistics (`len` apart: `norm_apply` reads two, `norm_grad_apply` four, and the stats
+//!   ops write two in one cycle), and the pooling windows' rows at few banks. These collide at
+//!   every `B` when the distances are multiples of it.
 //!
 //! What remains:
 //! - operand staging for the GEMM: per-row and per-column buffers, filled by runs along each
 //!   row, with the fill latency in the simulator's GEMM cost;
-//! - a transposing read for the BP prune;
-//! - for the normalizations, lanes along a row of consecutive elements, or a bound on their
-//!   strided operands that the simulator shares, for any program;
+//! - for the per-column normalizations (batch norm), lanes across adjacent channels, each
+//!   summing its channel in index order (the same numbers), with the statistics computed one
+//!   channel a cycle on the shared units and read and written one run a cycle;
 //! - the banked replicas with their crossbars, and replica allocation.
 
 pub mod array;

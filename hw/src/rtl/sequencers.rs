@@ -7,12 +7,23 @@
 //!
 //! **`sat_sore_unit`** (`prune`). Group `g` of the `rows x cols` master weight has `M`
 //! elements: FF order along a row (output row `g / (cols / M)`), BP order down a column
-//! (output row = the column). `L = sore.lanes` lanes take groups `l, l + L, ...`, one round of
-//! `M` cycles per `L` groups. With `t0` the issue cycle and `G = ceil(groups / L)` rounds, cycle
-//! `t0 + 1 + k M + i` reads element `i` of round `k`'s groups, the lanes take it a cycle later,
-//! and a round's results (the kept values rounded to FP16, their in-group indices and, with
-//! `write_mask`, the group's mask bytes) are written during the cycle after its last element:
-//! `done` is high at `t0 + G M + 3`, the simulator's `ceil(groups / lanes) * M + 3`.
+//! (output row = the column). `L = sore.lanes` lanes each take a group per round of `M` cycles
+//! (cycle `i` of a round reads element `i` of the lanes' groups, the lanes take it a cycle
+//! later); a round's results (the kept values rounded to FP16, their in-group indices and,
+//! with `write_mask`, the group's mask bytes) are written from the second cycle after its last
+//! read, while the next round reads. So that a buffer banked by the low address bits serves
+//! every cycle without conflict (`sim::sore`):
+//! - FF order: lane `l` takes groups `l, l + L, ...`: a cycle's reads lie within `L M`
+//!   consecutive elements, and a round's write-back is one cycle of consecutive elements;
+//! - BP order: the lanes take `L` adjacent columns and walk their groups down together, so a
+//!   cycle reads one run across the columns. The compressed rows of those columns are `stored`
+//!   apart, so the write-back drains one lane's kept values a cycle (and the mask one row of
+//!   the groups a cycle, a run across the columns): `max(L', M)` cycles with the mask, `L'`
+//!   without, for a round of `L'` active lanes. A round with `L' > M` waits for its drain
+//!   before the next one reads (`L' - M` idle cycles).
+//!
+//! With `t0` the issue cycle, reading starts at `t0 + 1`, and `done` is high the cycle after
+//! the last round's write-back: the simulator's `ceil(groups / L) M + 3` in FF order.
 //!
 //! **`sat_wuve_unit`** (`update`). `L = wuve.lanes` lanes take elements `l, l + L, ...`; cycle
 //! `t0 + 1 + b` reads batch `b` (weight and momentum from `master`, the gradient from `acc`, the
@@ -193,12 +204,14 @@ module {SORE_UNIT_MODULE} (
     wire [15:0] f_out_rows = f_bp ? f_cols : f_rows;
     wire [15:0] f_per_row = f_m == 0 ? 0 : (f_bp ? f_rows : f_cols) / f_m;
     wire [31:0] f_groups = f_out_rows * f_per_row;
+    // Rounds: of L consecutive groups in FF order, of L adjacent columns' next groups in BP.
+    wire [31:0] f_rounds = f_bp ? (f_cols + LANES - 1) / LANES * f_per_row : (f_groups + LANES - 1) / LANES;
 
     reg bp, write_mask, streaming;
     reg [3:0] keep;
     reg [4:0] group;
-    reg [15:0] rows, cols, per_row, q, rem;
-    reg [31:0] groups, stored_row, round_left;
+    reg [15:0] rows, cols, per_row, q, rem, gap;
+    reg [31:0] groups, stored_row, round_left, rounds;
     reg [23:0] src, dst, mask_base;
     reg [4:0] i;
     reg [15:0] row [0:LANES-1];
@@ -212,17 +225,39 @@ module {SORE_UNIT_MODULE} (
     reg [15:0] wgi1 [0:LANES-1];
     reg [15:0] wrow2 [0:LANES-1];
     reg [15:0] wgi2 [0:LANES-1];
+    reg [15:0] lanes1, lanes2;
     // The lanes' stream
     reg first_d;
     reg [LANES-1:0] valid_d;
 
-    wire round_end = streaming && i == group - 1;
+    // BP order: the lanes take adjacent columns (out rows) and walk their groups down together;
+    // a round's active lanes, and the cycles its write-back drains (a lane's kept values, and a
+    // row of the group's mask, per cycle). FF order writes back in one cycle.
+    wire [15:0] out_rows = bp ? cols : rows;
+    wire [15:0] round_lanes = out_rows - row[0] < LANES ? out_rows - row[0] : LANES;
+    wire [15:0] drain2 = !bp ? 16'd1 : lanes2 > group || !write_mask ? lanes2 : {{11'd0, group}};
+    wire round_end = streaming && gap == 0 && i == group - 1;
+    // The write-back: cycle 0 (wb2) writes the lanes' outputs as they are, later cycles of a
+    // BP drain what was latched then.
+    reg [15:0] drain_step, drain_len;
+    reg drain_last;
+    reg [LANES-1:0] dact;
+    reg [15:0] drow [0:LANES-1];
+    reg [15:0] dgi [0:LANES-1];
+    reg [{kept_bus}-1:0] dvalues [0:LANES-1];
+    reg [{idx_bus}-1:0] dindices [0:LANES-1];
+    reg [{mask_bits}-1:0] dmask [0:LANES-1];
+    wire draining = wb2 || drain_step != 0;
+    wire [15:0] step = wb2 ? 16'd0 : drain_step;
+    wire [15:0] step_len = wb2 ? drain2 : drain_len;
+    // The last round's write-back ends the prune.
+    wire drain_done = draining && step + 1 == step_len && (wb2 ? last2 : drain_last);
     integer l;
     always @(posedge clock) begin
         done <= 0;
         empty1 <= 0;
         empty2 <= empty1;
-        if (empty2) done <= 1;
+        if (empty2 || drain_done) done <= 1;
         if (issue) begin
             bp <= f_bp; write_mask <= f_write_mask; keep <= f_nm[3:0]; group <= f_m;
             rows <= f_rows; cols <= f_cols; per_row <= f_per_row; groups <= f_groups;
@@ -230,21 +265,31 @@ module {SORE_UNIT_MODULE} (
             src <= f_src; dst <= f_dst; mask_base <= f_mask;
             q <= f_per_row == 0 ? 0 : LANES / f_per_row;
             rem <= f_per_row == 0 ? 0 : LANES % f_per_row;
-            round_left <= (f_groups + LANES - 1) / LANES;
+            round_left <= f_rounds;
+            rounds <= f_rounds;
             streaming <= f_groups != 0;
             empty1 <= f_groups == 0;
             i <= 0;
+            gap <= 0;
             for (l = 0; l < LANES; l = l + 1) begin
-                row[l] <= f_per_row == 0 ? 0 : l / f_per_row;
-                gi[l] <= f_per_row == 0 ? 0 : l % f_per_row;
+                row[l] <= f_bp ? l : f_per_row == 0 ? 0 : l / f_per_row;
+                gi[l] <= f_bp || f_per_row == 0 ? 0 : l % f_per_row;
             end
         end else if (streaming) begin
-            if (round_end) begin
+            if (gap != 0) gap <= gap - 1;
+            else if (round_end) begin
                 i <= 0;
                 round_left <= round_left - 1;
                 if (round_left == 1) streaming <= 0;
+                // A BP round with more lanes than M waits for its write-back to drain.
+                gap <= bp && round_left != 1 && round_lanes > group ? round_lanes - group : 0;
                 for (l = 0; l < LANES; l = l + 1)
-                    if (gi[l] + rem >= per_row) begin
+                    if (bp) begin
+                        if (gi[l] + 1 == per_row) begin
+                            gi[l] <= 0;
+                            row[l] <= row[l] + LANES;
+                        end else gi[l] <= gi[l] + 1;
+                    end else if (gi[l] + rem >= per_row) begin
                         gi[l] <= gi[l] + rem - per_row;
                         row[l] <= row[l] + q + 1;
                     end else begin
@@ -255,25 +300,40 @@ module {SORE_UNIT_MODULE} (
         end
         wb1 <= round_end;
         last1 <= round_end && round_left == 1;
+        lanes1 <= round_lanes;
         wb2 <= wb1;
         last2 <= last1;
-        if (wb2 && last2) done <= 1;
+        lanes2 <= lanes1;
         for (l = 0; l < LANES; l = l + 1) begin
             wrow1[l] <= row[l]; wgi1[l] <= gi[l];
             wrow2[l] <= wrow1[l]; wgi2[l] <= wgi1[l];
         end
         act2 <= act1;
-        first_d <= issue ? 0 : (streaming && i == 0 && round_left == (groups + LANES - 1) / LANES);
+        first_d <= issue ? 0 : (streaming && gap == 0 && i == 0 && round_left == rounds);
     end
 
     wire [{kept_bus}-1:0] kept_values [0:LANES-1];
     wire [{idx_bus}-1:0] kept_indices [0:LANES-1];
     wire [{mask_bits}-1:0] kept_mask [0:LANES-1];
+    integer dl;
+    always @(posedge clock) begin
+        if (issue) drain_step <= 0;
+        else if (wb2) begin
+            drain_step <= drain2 > 1 ? 16'd1 : 16'd0;
+            drain_len <= drain2;
+            drain_last <= last2;
+            dact <= act2;
+            for (dl = 0; dl < LANES; dl = dl + 1) begin
+                drow[dl] <= wrow2[dl]; dgi[dl] <= wgi2[dl];
+                dvalues[dl] <= kept_values[dl]; dindices[dl] <= kept_indices[dl]; dmask[dl] <= kept_mask[dl];
+            end
+        end else if (drain_step != 0) drain_step <= drain_step + 1 == drain_len ? 16'd0 : drain_step + 1;
+    end
     genvar g, j;
     generate
         for (g = 0; g < LANES; g = g + 1) begin : lane
             wire [31:0] group_index = row[g] * per_row + gi[g];
-            wire active = streaming && row[g] < (bp ? cols : rows) && group_index < groups;
+            wire active = streaming && gap == 0 && row[g] < (bp ? cols : rows) && group_index < groups;
             wire [23:0] element = bp ? src + (gi[g] * group + i) * cols + row[g] : src + row[g] * cols + gi[g] * group + i;
             assign m_re[g] = active;
             assign m_raddr[g*{maw} +: {maw}] = element;
@@ -281,19 +341,26 @@ module {SORE_UNIT_MODULE} (
                 valid_d[g] <= active;
                 if (round_end) act1[g] <= active;
             end
+            // The lane's write-back, live in its first cycle and latched after
+            wire w_act = wb2 ? act2[g] : dact[g];
+            wire [15:0] w_row = wb2 ? wrow2[g] : drow[g];
+            wire [15:0] w_gi = wb2 ? wgi2[g] : dgi[g];
+            wire [{kept_bus}-1:0] w_values = wb2 ? kept_values[g] : dvalues[g];
+            wire [{idx_bus}-1:0] w_indices = wb2 ? kept_indices[g] : dindices[g];
+            wire [{mask_bits}-1:0] w_mask = wb2 ? kept_mask[g] : dmask[g];
             for (j = 0; j < NMAX; j = j + 1) begin : slots
                 wire [15:0] rounded;
-                {TO_FP16_MODULE} round_kept (.f(kept_values[g][j*32 +: 32]), .h(rounded));
-                assign w_we[g*NMAX+j] = wb2 && act2[g] && j < keep;
-                assign w_waddr[(g*NMAX+j)*{waw} +: {waw}] = dst + wrow2[g] * stored_row + wgi2[g] * keep + j;
+                {TO_FP16_MODULE} round_kept (.f(w_values[j*32 +: 32]), .h(rounded));
+                assign w_we[g*NMAX+j] = draining && w_act && j < keep && (!bp || step == g);
+                assign w_waddr[(g*NMAX+j)*{waw} +: {waw}] = dst + w_row * stored_row + w_gi * keep + j;
                 assign w_wdata[(g*NMAX+j)*16 +: 16] = rounded;
-                assign i_wdata[(g*NMAX+j)*8 +: 8] = {{4'h0, kept_indices[g][j*4 +: 4]}};
+                assign i_wdata[(g*NMAX+j)*8 +: 8] = {{4'h0, w_indices[j*4 +: 4]}};
             end
             for (j = 0; j < MMAX; j = j + 1) begin : mask_bytes
-                assign k_we[g*MMAX+j] = wb2 && act2[g] && write_mask && j < group;
+                assign k_we[g*MMAX+j] = draining && w_act && write_mask && j < group && (!bp || step == j);
                 assign k_waddr[(g*MMAX+j)*{kaw} +: {kaw}] =
-                    bp ? mask_base + (wgi2[g] * group + j) * cols + wrow2[g] : mask_base + wrow2[g] * cols + wgi2[g] * group + j;
-                assign k_wdata[(g*MMAX+j)*8 +: 8] = {{7'h0, kept_mask[g][j]}};
+                    bp ? mask_base + (w_gi * group + j) * cols + w_row : mask_base + w_row * cols + w_gi * group + j;
+                assign k_wdata[(g*MMAX+j)*8 +: 8] = {{7'h0, w_mask[j]}};
             end
         end
     endgenerate
