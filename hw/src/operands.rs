@@ -174,23 +174,30 @@ impl VecGeometry {
                 let (b, passes) = if op == VecOp::SoftmaxGrad { (n * cols, 2) } else { (0, 3) };
                 VecGeometry { passes: [(passes * n, cols), (0, 0)], ..VecGeometry::flat(n * cols, b, n * cols, 3 * n * cols) }
             }
-            // One batch walks `lanes` elements of one normalized vector (a row, or a column):
-            // two passes for the statistics, one for the others, and norm_grad_apply one cycle
-            // per vector for its statistics.
+            // Per row (`p1 = 1`): a batch walks `lanes` consecutive elements of one row, two
+            // passes for the statistics, one for the others, and norm_grad_apply one cycle per
+            // row for its statistics. Per column: the lanes take `lanes` adjacent columns and
+            // walk them down a row a cycle (so a cycle's elements are consecutive), each block
+            // of columns with its statistics one run a cycle and computed one column a cycle:
+            // norm_stats two passes and a cycle per column after each (mean, then rstd);
+            // norm_apply two cycles for its statistics; norm_grad_stats two to write its own;
+            // norm_grad_apply four, and a cycle per column for its terms.
             VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply => {
                 let NormDims { rows, cols, len } = norm_dims(op, n, p)?;
-                let (all, axis) = (rows * cols, if p[1] == 1 { cols } else { rows });
+                let all = rows * cols;
+                let per_row = p[1] == 1;
+                let (passes_stats, passes_one, passes_grad_apply) = if all == 0 {
+                    ([(0, 0); 2], [(0, 0); 2], [(0, 0); 2])
+                } else if per_row {
+                    ([(2 * len, cols), (0, 0)], [(len, cols), (0, 0)], [(len, cols), (len, 1)])
+                } else {
+                    ([(2 * rows, len), (2 * len, 1)], [(rows + 2, len), (0, 0)], [(rows + 4, len), (len, 1)])
+                };
                 match op {
-                    VecOp::NormStats => {
-                        VecGeometry { passes: [(2 * len, axis), (0, 0)], ..VecGeometry::flat(all, 0, 2 * len, 2 * all) }
-                    }
-                    VecOp::NormApply => {
-                        VecGeometry { passes: [(len, axis), (0, 0)], ..VecGeometry::flat(all, 2 * len, all, all) }
-                    }
-                    VecOp::NormGradStats => {
-                        VecGeometry { passes: [(len, axis), (0, 0)], ..VecGeometry::flat(all, all, 2 * len, all) }
-                    }
-                    _ => VecGeometry { passes: [(len, axis), (len, 1)], ..VecGeometry::flat(all, 4 * len, all, 2 * all) },
+                    VecOp::NormStats => VecGeometry { passes: passes_stats, ..VecGeometry::flat(all, 0, 2 * len, 2 * all) },
+                    VecOp::NormApply => VecGeometry { passes: passes_one, ..VecGeometry::flat(all, 2 * len, all, all) },
+                    VecOp::NormGradStats => VecGeometry { passes: passes_one, ..VecGeometry::flat(all, all, 2 * len, all) },
+                    _ => VecGeometry { passes: passes_grad_apply, ..VecGeometry::flat(all, 4 * len, all, 2 * all) },
                 }
             }
         })

@@ -29,10 +29,17 @@
 //! `ceil(p0 / lanes)` cycles, since a pass needs the previous one's result:
 //! `3 * rows * ceil(p0 / lanes) + pipeline_latency + 2`, and `softmax_xent` one cycle more
 //! for its mean loss; the softmax gradient two (the dot product, then the gradient). The
-//! normalizations walk each normalized vector (a column, or a row with `p1 = 1`) `lanes`
-//! elements per cycle: `len * ceil(axis / lanes)` cycles per pass, two passes for
-//! `norm_stats` (sum, then squared deviations), one for `norm_apply` and `norm_grad_stats`,
-//! and `norm_grad_apply` one cycle per vector more to read its statistics.
+//! normalizations per row (`p1 = 1`) walk each row `lanes` elements per cycle: `rows *
+//! ceil(cols / lanes)` cycles per pass, two passes for `norm_stats` (sum, then squared
+//! deviations), one for `norm_apply` and `norm_grad_stats`, and `norm_grad_apply` one cycle per
+//! row more to read its statistics. Per column (batch norm) the lanes take `lanes` adjacent
+//! columns, each summing its own column in index order, and walk them down one row a cycle,
+//! so that a cycle's elements are consecutive; a block of `L'` columns takes `rows` cycles a
+//! pass, and its statistics are read and written one run a cycle and computed one column a
+//! cycle: `norm_stats` `2 rows + 2 L'` (a cycle per column for its mean after the first pass,
+//! and for its rstd after the second), `norm_apply` and `norm_grad_stats` `rows + 2` (the two
+//! statistics' runs), `norm_grad_apply` `rows + 4 + L'` (four runs, then a cycle per column
+//! for its terms).
 
 use crate::numerics::{exp_spec, ln_spec};
 use crate::scratchpad::{is_byte_plane, Scratchpads};
@@ -276,6 +283,29 @@ mod tests {
 
     fn get(s: &Scratchpads, at: u64, len: usize) -> Vec<f64> {
         (0..len).map(|i| f64::from(s.read(Buffer::Master, at as usize + i))).collect()
+    }
+
+    /// Normalization cycles, worked out by hand on `tiny` (4 lanes, pipeline latency 2): per
+    /// row as before, per column in blocks of 4 adjacent channels.
+    #[test]
+    fn batch_norms_walk_blocks_of_channels() {
+        let arch = ArchConfig::tiny();
+        let s = Scratchpads::new(&arch, false);
+        let cycles = |op, rows, cols, p1| {
+            let v = VecInsn { op, count: rows, dst: (Buffer::Acc, 0), a: (Buffer::Acc, 0), b: (Buffer::Acc, 0), p: [cols, p1, 0, 0] };
+            cost(&arch, &s, &v).cycles - 4
+        };
+        // 10 rows of 6 channels: blocks of 4 and 2 channels. norm_stats: 2 x 10 rows per block
+        // and a cycle per channel twice: 2 x 20 + 2 x 6 = 52; norm_apply and norm_grad_stats
+        // 2 x (10 + 2) = 24; norm_grad_apply 2 x (10 + 4) + 6 = 34.
+        assert_eq!(cycles(VecOp::NormStats, 10, 6, 0), 52);
+        assert_eq!(cycles(VecOp::NormApply, 10, 6, 0), 24);
+        assert_eq!(cycles(VecOp::NormGradStats, 10, 6, 0), 24);
+        assert_eq!(cycles(VecOp::NormGradApply, 10, 6, 0), 34);
+        // Per row, 10 rows of 6: 2 x 10 x ceil(6 / 4) = 40, 20, 20, and 20 + 10.
+        assert_eq!(cycles(VecOp::NormStats, 10, 6, 1), 40);
+        assert_eq!(cycles(VecOp::NormApply, 10, 6, 1), 20);
+        assert_eq!(cycles(VecOp::NormGradApply, 10, 6, 1), 30);
     }
 
     /// The ISA's table of the operands each op reads (which the controller's buffer use and the

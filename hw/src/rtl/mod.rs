@@ -49,18 +49,20 @@
 //! - *The DMA:* its lanes take whole rows of a transfer only as many as fall on distinct banks
 //!   of [`ArchConfig::dma_banks`] ([`ArchConfig::dma_stream_cycles`], which the simulator's
 //!   transfer cost shares), so any program's transfers are served by that many banks.
+//! - *The per-column normalizations (batch norm):* the lanes take adjacent channels, each
+//!   summing its own in row order, and read and write their statistics one run a cycle
+//!   ([`sequencers`], `VecGeometry`).
 //! - *Strided, and colliding:* the GEMM's input rows (`depth` apart) and weight columns (the
-//!   compressed row apart), the normalizations' lanes along a channel (`C` apart) and their
-//!   statistics (`len` apart: `norm_apply` reads two, `norm_grad_apply` four, and the stats
-//!   ops write two in one cycle), and the pooling windows' rows at few banks. These collide at
-//!   every `B` when the distances are multiples of it.
+//!   compressed row apart); the per-row normalizations' (layer norm's) statistics, `len` apart
+//!   (`norm_apply` reads two in one cycle, `norm_grad_apply` four, and the statistics ops write
+//!   two); and the pooling windows' rows when the plane's width is a multiple of the banks.
+//!   These collide at every `B` when the distances are multiples of it.
 //!
 //! What remains:
 //! - operand staging for the GEMM: per-row and per-column buffers, filled by runs along each
 //!   row, with the fill latency in the simulator's GEMM cost;
-//! - for the per-column normalizations (batch norm), lanes across adjacent channels, each
-//!   summing its channel in index order (the same numbers), with the statistics computed one
-//!   channel a cycle on the shared units and read and written one run a cycle;
+//! - the per-row statistics one a cycle (prefetched for the next row while a row is walked),
+//!   and pooling windows walked so that a cycle's rows fall on distinct banks;
 //! - the banked replicas with their crossbars, and replica allocation.
 
 pub mod array;

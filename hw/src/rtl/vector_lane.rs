@@ -210,38 +210,40 @@ fn groups() -> Vec<Group> {
             condition: "op == OP_AVGPOOL_GRAD",
             operations: vec![op(Div, "dy_share", "b", "window_f"), op(Add, "share_plus", "pg_base", "dy_share")],
         },
-        // Normalizations: the statistics' sums of x (pass 0) or (x - mean)^2 (pass 1), and of
-        // dy and dy x; (x - mean) rstd; rstd ((dy - sum_dy / n) - xhat (sum_dyxhat / n)), x on
-        // b's lanes.
+        // Normalizations: the statistics' sums of x (first pass) or (x - mean)^2 (second), and
+        // of dy and dy x; (x - mean) rstd; rstd ((dy - sum_dy / n) - xhat (sum_dyxhat / n)), x
+        // on b's lanes. The running sums, means and statistics are the lane's inputs `nm_*_in`,
+        // `ap_*` and `ga_*_in`: the chain across the lanes and the shared statistics per row,
+        // the lane's own column's per column (sequencers.rs).
         Group {
             condition: "op == OP_NORM_STATS",
             operations: vec![
-                op(Add, "nm_centered", "a", negated("nm_mean")),
+                op(Add, "nm_centered", "a", negated("nm_mean_in")),
                 op(Mul, "nm_square", "nm_centered", "nm_centered"),
-                op(Add, "nm_sum_a", "nm_a_chain[g]", "nm_pass_d == 1 ? nm_square : a"),
+                op(Add, "nm_sum_a", "nm_a_in", "nm_deviations ? nm_square : a"),
             ],
         },
         Group {
             condition: "op == OP_NORM_GRAD_STATS",
             operations: vec![
-                op(Add, "nm_sum_a", "nm_a_chain[g]", "a"),
+                op(Add, "nm_sum_a", "nm_a_in", "a"),
                 op(Mul, "nm_xy", "a", "b"),
-                op(Add, "nm_sum_b", "nm_b_chain[g]", "nm_xy"),
+                op(Add, "nm_sum_b", "nm_b_in", "nm_xy"),
             ],
         },
         Group {
             condition: "op == OP_NORM_APPLY",
-            operations: vec![op(Add, "ap_centered", "a", negated("stat0")), op(Mul, "nm_applied", "ap_centered", "stat1")],
+            operations: vec![op(Add, "ap_centered", "a", negated("ap_mean")), op(Mul, "nm_applied", "ap_centered", "ap_rstd")],
         },
         Group {
             condition: "op == OP_NORM_GRAD_APPLY",
             operations: vec![
-                op(Add, "gx_centered", "b", negated("ga_mean")),
-                op(Mul, "gx_hat", "gx_centered", "ga_rstd"),
-                op(Add, "gx_t1", "a", negated("ga_dy_n")),
-                op(Mul, "gx_t2", "gx_hat", "ga_h_n"),
+                op(Add, "gx_centered", "b", negated("ga_mean_in")),
+                op(Mul, "gx_hat", "gx_centered", "ga_rstd_in"),
+                op(Add, "gx_t1", "a", negated("ga_dy_n_in")),
+                op(Mul, "gx_t2", "gx_hat", "ga_h_n_in"),
                 op(Add, "gx_t3", "gx_t1", negated("gx_t2")),
-                op(Mul, "gx_dx", "ga_rstd", "gx_t3"),
+                op(Mul, "gx_dx", "ga_rstd_in", "gx_t3"),
             ],
         },
     ]
