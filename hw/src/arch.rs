@@ -644,6 +644,12 @@ impl ArchConfig {
     /// elements `2^t x odd` apart.
     pub fn dma_bank_rows(&self, cols: u64, sram_row_stride: u64) -> u64 {
         let (banks, cols) = (self.dma_banks(), cols.max(1));
+        // Rows no longer than the stride's largest power-of-two factor `g` start on distinct
+        // multiples of `g` until the first `d` with `d stride = 0 mod banks`.
+        let g = (1u64 << sram_row_stride.trailing_zeros().min(63)).min(banks);
+        if sram_row_stride >= cols && cols <= g {
+            return banks / g;
+        }
         let step = sram_row_stride % banks;
         let (mut d, mut start) = (1, step);
         while start.min(banks - start) >= cols {
