@@ -40,8 +40,8 @@
 //! never collides, wherever it starts. The co-simulation's bank profile (`satkit-rtl-cosim`,
 //! BENCHMARKS.md) measured every bus on compiled training steps:
 //! - *Runs of consecutive elements:* the GEMM's initial sums and output rows, the WUVE's
-//!   operands, and the vector unit's element-wise, softmax and pooling operands. These are
-//!   served by `B` at least the bus's width.
+//!   operands, and the vector unit's element-wise and softmax operands. These are served by
+//!   `B` at least the bus's width.
 //! - *The SORE:* in FF order a cycle's reads lie within `lanes M` consecutive elements and a
 //!   round's writes are one run; in BP order the lanes walk adjacent columns (a cycle reads one
 //!   run across them) and a round's write-back drains one lane's kept values (and one row of
