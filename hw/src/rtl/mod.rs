@@ -60,7 +60,14 @@
 //!
 //! What remains:
 //! - operand staging for the GEMM: per-row and per-column buffers, filled by runs along each
-//!   row, with the fill latency in the simulator's GEMM cost;
+//!   row, with the fill latency in the simulator's GEMM cost. In OS, array row `r` takes `m`
+//!   consecutive elements of its input row every `Q = max(I, L)` cycles, so one run of `B`
+//!   consecutive elements a cycle, given to the rows in turn, keeps `R` rows fed when
+//!   `B >= R m / Q`; a fold's first steps need every row's first run, `R` cycles before the
+//!   fold starts (overlapped with the previous fold's drain but for the first fold). The
+//!   weight and index columns are the same with compressed rows. Transposed operands
+//!   (`input_t`, `weight_t`) hold a row's next elements in `m` different rows of the buffer,
+//!   one run each: they need a corner turn (a skewed tile buffer) or more cycles per step;
 //! - the per-row statistics one a cycle (prefetched for the next row while a row is walked),
 //!   and pooling windows walked so that a cycle's rows fall on distinct banks;
 //! - the banked replicas with their crossbars, and replica allocation.
