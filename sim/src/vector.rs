@@ -292,7 +292,8 @@ mod tests {
         let arch = ArchConfig::tiny();
         let s = Scratchpads::new(&arch, false);
         let cycles = |op, rows, cols, p1| {
-            let v = VecInsn { op, count: rows, dst: (Buffer::Acc, 0), a: (Buffer::Acc, 0), b: (Buffer::Acc, 0), p: [cols, p1, 0, 0] };
+            let v =
+                VecInsn { op, count: rows, dst: (Buffer::Acc, 0), a: (Buffer::Acc, 0), b: (Buffer::Acc, 0), p: [cols, p1, 0, 0] };
             cost(&arch, &s, &v).cycles - 4
         };
         // 10 rows of 6 channels: blocks of 4 and 2 channels. norm_stats: 2 x 10 rows per block

@@ -148,10 +148,7 @@ fn dma_transfers_never_put_two_elements_of_a_cycle_in_one_of_its_banks() {
             profile.rows().into_iter().map(|r| (r.kind, r.operand, r.write, r.tally)).collect();
         assert_eq!(
             rows_seen,
-            vec![
-                ("load".to_string(), "destination", true, expected.clone()),
-                ("store".to_string(), "source", false, expected),
-            ],
+            vec![("load".to_string(), "destination", true, expected.clone()), ("store".to_string(), "source", false, expected),],
             "{rows} rows of {cols}, {sram_row_stride} apart"
         );
     }

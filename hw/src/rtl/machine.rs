@@ -128,7 +128,8 @@ pub fn operand_buses(arch: &ArchConfig) -> Vec<OperandBus> {
     let a = &arch.array;
     let (r, c, l, n_max, m_max) =
         (a.rows as usize, a.cols as usize, a.accumulator_latency as usize, a.n_max as usize, a.m_max as usize);
-    let (sl, wl, vl, w) = (arch.sore.lanes as usize, arch.wuve.lanes as usize, arch.vector.lanes as usize, arch.dma_lanes() as usize);
+    let (sl, wl, vl, w) =
+        (arch.sore.lanes as usize, arch.wuve.lanes as usize, arch.vector.lanes as usize, arch.dma_lanes() as usize);
     let bits = |b: Buffer| address_bits(arch.buffer_elements(b));
     let aw = sram_address_bits(arch);
     let bus = |unit, operand, write, buffer: BusBuffer, (enable, addr, data), address_bits, first, ports| OperandBus {
