@@ -7,7 +7,8 @@
 //! store units share one bus, so their transfers serialize. A transfer ends when both the DRAM
 //! and its element stream on the buffer side have finished
 //! ([`satkit_hw::ArchConfig::dma_stream_cycles`]: rows that are not back to back in the buffer
-//! each start a new cycle, so short rows can make the stream the longer of the two).
+//! move only as many a cycle as fall on distinct banks, so short rows far apart can make the
+//! stream the longer of the two).
 
 use crate::dram::{DramBus, DramStorage, TransferShape};
 use crate::scratchpad::{is_byte_plane, Scratchpads};

@@ -422,7 +422,7 @@ module {DMA_MODULE} #(parameter LOAD = 1) (
                 along_d <= row_end ? 0 : along_d + step_d;
                 for (j = 0; j < W; j = j + 1)
                     if (row_end) begin
-                        lane_c[j] <= lane_c[j] - lane_c[0];
+                        lane_c[j] <= j;
                         lane_r[j] <= lane_r[j] + 1;
                         lane_d[j] <= lane_d[j] + row_stride_d - along_d;
                         lane_s[j] <= lane_s[j] + row_stride_s - lane_c[0];
