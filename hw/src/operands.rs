@@ -130,13 +130,13 @@ pub struct VecGeometry {
     pub work: u64,
     /// The lanes' passes as `(repetitions, elements)`: each repetition of a pass takes
     /// `ceil(elements / lanes)` cycles (see the simulator's vector unit).
-    pub passes: [(u64, u64); 2],
+    pub passes: [(u64, u64); 3],
 }
 
 impl VecGeometry {
     /// One pass over the `work` items.
     fn flat(elements_in: u64, elements_b: u64, elements_out: u64, work: u64) -> VecGeometry {
-        VecGeometry { elements_in, elements_b, elements_out, work, passes: [(1, work), (0, 0)] }
+        VecGeometry { elements_in, elements_b, elements_out, work, passes: [(1, work), (0, 0), (0, 0)] }
     }
 
     /// The geometry of `op` over `count` elements, rows or planes with parameters `p`.
@@ -154,7 +154,10 @@ impl VecGeometry {
                 let d = pool_dims(n, p)?;
                 let elements_in = if op == VecOp::MaxPoolGrad { n * d.h * d.w } else { 0 };
                 let (planes, work) = (n * d.h * d.w, n * d.oh * d.ow * d.k * d.k);
-                VecGeometry { passes: [(1, planes), (1, work)], ..VecGeometry::flat(elements_in, n * d.oh * d.ow, planes, work) }
+                VecGeometry {
+                    passes: [(1, planes), (1, work), (0, 0)],
+                    ..VecGeometry::flat(elements_in, n * d.oh * d.ow, planes, work)
+                }
             }
             // Three passes per row, and one cycle for the mean loss.
             VecOp::SoftmaxXent => {
@@ -163,7 +166,7 @@ impl VecGeometry {
                     return Err("softmax_xent needs p0 (classes) >= 1".into());
                 }
                 let flat = VecGeometry::flat(n * classes, n, n * classes + 1, 3 * n * classes);
-                VecGeometry { passes: [(3 * n, classes), (1, 1)], ..flat }
+                VecGeometry { passes: [(3 * n, classes), (1, 1), (0, 0)], ..flat }
             }
             // Three passes per row; the gradient two.
             VecOp::Softmax | VecOp::SoftmaxGrad => {
@@ -172,26 +175,37 @@ impl VecGeometry {
                     return Err(format!("{op} needs p0 (row length) >= 1"));
                 }
                 let (b, passes) = if op == VecOp::SoftmaxGrad { (n * cols, 2) } else { (0, 3) };
-                VecGeometry { passes: [(passes * n, cols), (0, 0)], ..VecGeometry::flat(n * cols, b, n * cols, 3 * n * cols) }
+                VecGeometry {
+                    passes: [(passes * n, cols), (0, 0), (0, 0)],
+                    ..VecGeometry::flat(n * cols, b, n * cols, 3 * n * cols)
+                }
             }
-            // Per row (`p1 = 1`): a batch walks `lanes` consecutive elements of one row, two
-            // passes for the statistics, one for the others, and norm_grad_apply one cycle per
-            // row for its statistics. Per column: the lanes take `lanes` adjacent columns and
-            // walk them down a row a cycle (so a cycle's elements are consecutive), each block
-            // of columns with its statistics one run a cycle and computed one column a cycle:
-            // norm_stats two passes and a cycle per column after each (mean, then rstd);
-            // norm_apply two cycles for its statistics; norm_grad_stats two to write its own;
-            // norm_grad_apply four, and a cycle per column for its terms.
+            // Per row (`p1 = 1`): a batch walks `lanes` consecutive elements of one row;
+            // norm_stats makes two passes per row and writes the mean after the first, the rstd
+            // after the second. The others take blocks of `lanes` rows (the last `L'`), read and
+            // write their statistics one run a cycle, and walk the block's rows: norm_apply
+            // reads two runs, then walks; norm_grad_stats walks, then writes two runs;
+            // norm_grad_apply reads four runs, computes one row's terms a cycle, then walks.
+            // Per column: the lanes take `lanes` adjacent columns and walk them down a row a
+            // cycle (so a cycle's elements are consecutive), each block of columns with its
+            // statistics one run a cycle and computed one column a cycle: norm_stats two
+            // passes and a cycle per column after each (mean, then rstd); norm_apply two
+            // cycles for its statistics; norm_grad_stats two to write its own; norm_grad_apply
+            // four, and a cycle per column for its terms.
             VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply => {
                 let NormDims { rows, cols, len } = norm_dims(op, n, p)?;
                 let all = rows * cols;
                 let per_row = p[1] == 1;
                 let (passes_stats, passes_one, passes_grad_apply) = if all == 0 {
-                    ([(0, 0); 2], [(0, 0); 2], [(0, 0); 2])
+                    ([(0, 0); 3], [(0, 0); 3], [(0, 0); 3])
                 } else if per_row {
-                    ([(2 * len, cols), (0, 0)], [(len, cols), (0, 0)], [(len, cols), (len, 1)])
+                    ([(2 * len, cols), (0, 0), (0, 0)], [(len, cols), (2, len), (0, 0)], [(len, cols), (4, len), (len, 1)])
                 } else {
-                    ([(2 * rows, len), (2 * len, 1)], [(rows + 2, len), (0, 0)], [(rows + 4, len), (len, 1)])
+                    (
+                        [(2 * rows, len), (2 * len, 1), (0, 0)],
+                        [(rows + 2, len), (0, 0), (0, 0)],
+                        [(rows + 4, len), (len, 1), (0, 0)],
+                    )
                 };
                 match op {
                     VecOp::NormStats => VecGeometry { passes: passes_stats, ..VecGeometry::flat(all, 0, 2 * len, 2 * all) },

@@ -30,9 +30,12 @@
 //! `3 * rows * ceil(p0 / lanes) + pipeline_latency + 2`, and `softmax_xent` one cycle more
 //! for its mean loss; the softmax gradient two (the dot product, then the gradient). The
 //! normalizations per row (`p1 = 1`) walk each row `lanes` elements per cycle: `rows *
-//! ceil(cols / lanes)` cycles per pass, two passes for `norm_stats` (sum, then squared
-//! deviations), one for `norm_apply` and `norm_grad_stats`, and `norm_grad_apply` one cycle per
-//! row more to read its statistics. Per column (batch norm) the lanes take `lanes` adjacent
+//! ceil(cols / lanes)` cycles per pass. `norm_stats` makes two (sum, then squared deviations)
+//! and writes each row's mean after the first, its rstd after the second. The others take
+//! blocks of `lanes` rows, whose statistics are consecutive, so that they are read and written
+//! one run a cycle: `norm_apply` two cycles a block (the means' run, then the rstds') before
+//! its pass, `norm_grad_stats` two after it (its two sums' runs), `norm_grad_apply` four
+//! before it and a cycle per row for its terms. Per column (batch norm) the lanes take `lanes` adjacent
 //! columns, each summing its own column in index order, and walk them down one row a cycle,
 //! so that a cycle's elements are consecutive; a block of `L'` columns takes `rows` cycles a
 //! pass, and its statistics are read and written one run a cycle and computed one column a
@@ -286,9 +289,9 @@ mod tests {
     }
 
     /// Normalization cycles before the pipeline, worked out by hand on `tiny` (4 lanes): per
-    /// row as before, per column in blocks of 4 adjacent channels.
+    /// row in blocks of 4 rows, per column in blocks of 4 adjacent channels.
     #[test]
-    fn batch_norms_walk_blocks_of_channels() {
+    fn normalizations_walk_blocks_of_rows_and_channels() {
         let arch = ArchConfig::tiny();
         assert_eq!(arch.vector.lanes, 4, "the hand-worked counts are tiny's");
         let s = Scratchpads::new(&arch, false);
@@ -304,10 +307,13 @@ mod tests {
         assert_eq!(cycles(VecOp::NormApply, 10, 6, 0), 24);
         assert_eq!(cycles(VecOp::NormGradStats, 10, 6, 0), 24);
         assert_eq!(cycles(VecOp::NormGradApply, 10, 6, 0), 34);
-        // Per row, 10 rows of 6: 2 x 10 x ceil(6 / 4) = 40, 20, 20, and 20 + 10.
+        // Per row, 10 rows of 6 (ceil(6 / 4) = 2 cycles a pass) in blocks of 4, 4 and 2 rows:
+        // norm_stats 2 x 10 x 2 = 40; norm_apply and norm_grad_stats 10 x 2 + 3 x 2 = 26;
+        // norm_grad_apply 10 x 2 + 3 x 4 + 10 = 42.
         assert_eq!(cycles(VecOp::NormStats, 10, 6, 1), 40);
-        assert_eq!(cycles(VecOp::NormApply, 10, 6, 1), 20);
-        assert_eq!(cycles(VecOp::NormGradApply, 10, 6, 1), 30);
+        assert_eq!(cycles(VecOp::NormApply, 10, 6, 1), 26);
+        assert_eq!(cycles(VecOp::NormGradStats, 10, 6, 1), 26);
+        assert_eq!(cycles(VecOp::NormGradApply, 10, 6, 1), 42);
     }
 
     /// The ISA's table of the operands each op reads (which the controller's buffer use and the

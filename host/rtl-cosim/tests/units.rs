@@ -406,18 +406,22 @@ fn normalizations_per_column_and_per_row_of_every_buffer_type() {
             }
         }
     }
-    // A batch norm's forward and backward in a row, on FP32 buffers.
+    // A batch norm's and a layer norm's forward and backward in a row, on FP32 buffers (the
+    // layer norm's rows in blocks of lanes, lanes and 3).
     let (rows, cols) = (2 * lanes + 3, 3);
-    let norm = |op, dst, a, b, p1| Instruction::new(vec_insn(op, rows, dst, a, b, [cols, p1, 0, 0]));
-    let p = Program {
-        insns: vec![
-            norm(VecOp::NormStats, (Buffer::Master, 1000), (Buffer::Acc, 0), (Buffer::Acc, 0), 0),
-            norm(VecOp::NormApply, (Buffer::Acc, 500), (Buffer::Acc, 0), (Buffer::Master, 1000), 0),
-            norm(VecOp::NormGradStats, (Buffer::Master, 1000 + 2 * cols), (Buffer::Acc, 100), (Buffer::Acc, 500), 0),
-            norm(VecOp::NormGradApply, (Buffer::Acc, 0), (Buffer::Acc, 100), (Buffer::Master, 1000), 0),
-        ],
-    };
-    check(&mut rtl, &p, 1500, 0.0).unwrap_or_else(|e| panic!("{e}"));
+    for p1 in [0, 1] {
+        let len = if p1 == 0 { cols } else { rows };
+        let norm = |op, dst, a, b| Instruction::new(vec_insn(op, rows, dst, a, b, [cols, p1, 0, 0]));
+        let p = Program {
+            insns: vec![
+                norm(VecOp::NormStats, (Buffer::Master, 1000), (Buffer::Acc, 0), (Buffer::Acc, 0)),
+                norm(VecOp::NormApply, (Buffer::Acc, 500), (Buffer::Acc, 0), (Buffer::Master, 1000)),
+                norm(VecOp::NormGradStats, (Buffer::Master, 1000 + 2 * len), (Buffer::Acc, 100), (Buffer::Acc, 500)),
+                norm(VecOp::NormGradApply, (Buffer::Acc, 0), (Buffer::Acc, 100), (Buffer::Master, 1000)),
+            ],
+        };
+        check(&mut rtl, &p, 1500 + u64::from(p1), 0.0).unwrap_or_else(|e| panic!("p1 = {p1}: {e}"));
+    }
 }
 
 #[test]

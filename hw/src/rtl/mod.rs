@@ -49,14 +49,14 @@
 //! - *The DMA:* its lanes take whole rows of a transfer only as many as fall on distinct banks
 //!   of [`ArchConfig::dma_banks`] ([`ArchConfig::dma_stream_cycles`], which the simulator's
 //!   transfer cost shares), so any program's transfers are served by that many banks.
-//! - *The per-column normalizations (batch norm):* the lanes take adjacent channels, each
-//!   summing its own in row order, and read and write their statistics one run a cycle
-//!   ([`sequencers`], `VecGeometry`).
+//! - *The normalizations:* per column (batch norm) the lanes take adjacent channels, each
+//!   summing its own in row order; per row (layer norm) they walk a row. Their statistics are
+//!   read and written one run a cycle, for blocks of adjacent channels or rows (`norm_stats`
+//!   per row writes a row's mean and its rstd in different cycles) ([`sequencers`],
+//!   `VecGeometry`).
 //! - *Strided, and colliding:* the GEMM's input rows (`depth` apart) and weight columns (the
-//!   compressed row apart); the per-row normalizations' (layer norm's) statistics, `len` apart
-//!   (`norm_apply` reads two in one cycle, `norm_grad_apply` four, and the statistics ops write
-//!   two); and the pooling windows' rows when the plane's width is a multiple of the banks.
-//!   These collide at every `B` when the distances are multiples of it.
+//!   compressed row apart), and the pooling windows' rows when the plane's width is a multiple
+//!   of the banks. These collide at every `B` when the distances are multiples of it.
 //!
 //! What remains:
 //! - operand staging for the GEMM: per-row and per-column buffers, filled by runs along each
@@ -68,8 +68,7 @@
 //!   weight and index columns are the same with compressed rows. Transposed operands
 //!   (`input_t`, `weight_t`) hold a row's next elements in `m` different rows of the buffer,
 //!   one run each: they need a corner turn (a skewed tile buffer) or more cycles per step;
-//! - the per-row statistics one a cycle (prefetched for the next row while a row is walked),
-//!   and pooling windows walked so that a cycle's rows fall on distinct banks;
+//! - pooling windows walked so that a cycle's rows fall on distinct banks;
 //! - the banked replicas with their crossbars, and replica allocation.
 
 pub mod array;
@@ -122,12 +121,6 @@ pub fn unsupported(arch: &ArchConfig, op: &Op) -> Option<String> {
         }
         Op::Vec { op: VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply, count: 0, .. } => {
             Some("a normalization of zero rows".into())
-        }
-        Op::Vec { op: VecOp::NormStats | VecOp::NormGradStats, .. } if arch.vector.lanes < 2 => {
-            Some("normalization statistics need two vector lanes".into())
-        }
-        Op::Vec { op: VecOp::NormGradApply, .. } if arch.vector.lanes < 4 => {
-            Some("norm_grad_apply needs four vector lanes".into())
         }
         _ => None,
     }

@@ -91,22 +91,24 @@
 //! the simulator's sequence of FP32 operations (with the exponential of [`super::vector_math`]).
 //!
 //! **Normalizations.** Per row (`p1 = 1`), each row is walked `L` elements per cycle, lane `l`
-//! at offset `base + i + l`. `norm_stats` chains the sum (pass 0; the mean is the sum divided by
-//! the length) and the squared deviations (pass 1), and in the pass's last cycle writes the
-//! mean and `1 / sqrt(var + epsilon)` on lanes 0 and 1; `norm_grad_stats` chains the sums of
-//! `dy` and `dy x` in one pass; `norm_apply` writes `(x - mean) rstd` with the statistics read on
-//! `b`'s lanes 0 and 1; `norm_grad_apply` reads its four statistics on `b`'s lanes 0..3 in one
-//! cycle per row, then `x` from the destination on `b`'s lanes while writing `dx` there.
+//! at offset `base + i + l`, its sums chained across the lanes. `norm_stats` chains the sum
+//! (pass 0; the mean is the sum divided by the length) and the squared deviations (pass 1),
+//! and in each pass's last cycle writes on lane 0: the mean, then `1 / sqrt(var + epsilon)`.
+//! The other ops take blocks of `L'` rows (`L` but in the last block), whose statistics are
+//! consecutive, and keep row `k`'s in slot `k` of the block's registers: `norm_apply` reads the
+//! means' run, then the rstds', then walks the rows writing `(x - mean) rstd`;
+//! `norm_grad_stats` walks the rows chaining the sums of `dy` and `dy x`, then writes the two
+//! sums' runs; `norm_grad_apply` reads its four statistics' runs, computes one row's terms a
+//! cycle, then walks the rows, reading `x` from the destination on `b`'s lanes while writing
+//! `dx` there.
 //! Per column (`p1 = 0`, batch norm), the lanes take the `L'` adjacent columns of a block and
 //! walk them down one row a cycle (so a cycle's elements are consecutive), lane `l` keeping its
-//! own column's running sums (in row order, the simulator's order) and statistics. A block is a
-//! list of steps: `norm_stats` walks, computes one column's mean a cycle on the shared divider
-//! (and writes it), walks again for the squared deviations, and computes and writes one
-//! column's `rstd` a cycle; `norm_apply` reads the means' run, then the rstds', then walks;
-//! `norm_grad_stats` walks, then writes the two sums' runs; `norm_grad_apply` reads its four
-//! statistics' runs, computes one column's terms a cycle, then walks.
-//! Statistics need two lanes and `norm_grad_apply` four (the host refuses them on narrower
-//! units), and zero rows are refused. `done` is high at `t0 + C + P + 2`, with `C` the
+//! own column's running sums (in row order, the simulator's order) and statistics in slot `l`.
+//! A block is a list of steps: `norm_stats` walks, computes one column's mean a cycle on the
+//! shared divider (and writes it), walks again for the squared deviations, and computes and
+//! writes one column's `rstd` a cycle; the others as per row. So a cycle reads, and writes,
+//! one run of each operand.
+//! Zero rows are refused. `done` is high at `t0 + C + P + 2`, with `C` the
 //! simulator's cycles of the passes and steps (`VecGeometry`).
 //!
 //! **Conversions.** `sat_f32_to_f16`: round to nearest even with subnormals, overflow to
@@ -638,9 +640,9 @@ module {VECTOR_UNIT_MODULE} (
     wire f_pool = f_op == OP_MAXPOOL || f_op == OP_AVGPOOL || f_op == OP_MAXPOOL_GRAD || f_op == OP_AVGPOOL_GRAD;
     wire f_pool_grad = f_op == OP_MAXPOOL_GRAD || f_op == OP_AVGPOOL_GRAD;
     // Pooling gradients over overlapping windows only for windows and planes the line buffer holds.
-    // Normalizations: statistics need two write lanes, norm_grad_apply four read lanes.
+    // Normalizations (of one row or more).
     wire f_norm = f_op == OP_NORM_STATS || f_op == OP_NORM_APPLY || f_op == OP_NORM_GRAD_STATS || f_op == OP_NORM_GRAD_APPLY;
-    wire f_norm_runs = f_norm && f_count != 0 && f_p1 <= 1 && LANES >= 2 && (f_op != OP_NORM_GRAD_APPLY || LANES >= 4);
+    wire f_norm_runs = f_norm && f_count != 0 && f_p1 <= 1;
     wire f_runs = f_op == OP_COPY || f_op == OP_ADD || f_op == OP_RELU || f_op == OP_RELU_GRAD || f_softmax
                   || f_op == OP_GELU || f_op == OP_GELU_GRAD || f_norm_runs
                   || (f_pool && (!f_pool_grad || f_p3 >= f_p2 || (LINE_ON && f_p2 <= LR && f_p1 <= LC)));
@@ -680,24 +682,24 @@ module {VECTOR_UNIT_MODULE} (
     reg [23:0] w_plane, w_pbase, w_rowb, w_win, w_row_off, w_out;
     reg [15:0] w_orow, w_ocol, w_wr, w_wc;
     reg [7:0] w_dr, w_dc;
-    // Normalizations: vector j (nm_vec) of nm_len, its elements i of nm_axis at offsets
-    // nm_vec_base + i nm_stride; the batch's first element i and offset (nm_i, nm_off).
+    // Normalizations: vector j (nm_vec) of nm_len; per row, the row's elements i of nm_axis at
+    // offsets nm_vec_base + i, the batch's first element i and offset (nm_i, nm_off).
     reg nm_running, nm_d, nm_first_d, nm_last_d;
     reg [1:0] nm_pass, nm_pass_d, nm_last_pass;
-    reg [23:0] nm_vec, nm_vec_d, nm_i, nm_len, nm_axis, nm_cols, nm_stride, nm_vec_base, nm_off, nm_off_d;
-    reg nm_per_row;
-    // The chains' running sums, the vector's mean; norm_grad_apply's per-vector terms.
-    reg [31:0] nm_acc_a, nm_acc_b, nm_mean, ga_mean, ga_rstd, ga_dy_n, ga_h_n;
-    wire nm_pass_end = (op == OP_NORM_GRAD_APPLY && nm_pass == 0) || nm_i + LANES >= nm_axis;
-    // Per column (nm_col): the lanes take the nc_lanes adjacent columns from nm_vec (a block)
-    // and walk them down a row a cycle, lane g summing its own column. A block is a list of
-    // steps (nm_pass): walks of the rows (NC_WALK), reads of one run of statistics a cycle
-    // (NC_STAT), one column's statistics a cycle on the shared units (NC_SERIAL), and writes
-    // of one run of statistics a cycle (NC_WRITE). Each lane keeps its column's running sums
-    // and statistics: the mean and rstd, and in norm_grad_apply sum dy and sum dy x, then its
-    // terms sum_dy / n and sum_dyxhat / n in their place.
+    reg [23:0] nm_vec, nm_vec_d, nm_i, nm_len, nm_axis, nm_cols, nm_vec_base, nm_off, nm_off_d;
+    // The row chains' running sums, the row's mean.
+    reg [31:0] nm_acc_a, nm_acc_b, nm_mean;
+    wire nm_row_end = nm_i + LANES >= nm_axis;
+    // In blocks (nm_blk: all but norm_stats per row): the nc_lanes columns (nm_col) or rows
+    // from nm_vec. A block is a list of steps (nm_pass): walks (NC_WALK: per column, the rows
+    // one a cycle, lane g on column g; per row, the block's rows one after the other), reads of
+    // one run of statistics a cycle (NC_STAT), one column's or row's statistics a cycle on the
+    // shared units (NC_SERIAL), and writes of one run of statistics a cycle (NC_WRITE). Slot k
+    // of the registers below holds column or row k's running sums and statistics: the mean and
+    // rstd, and in norm_grad_apply sum dy and sum dy x, then the terms sum_dy / n and
+    // sum_dyxhat / n in their place.
     localparam NC_WALK = 2'd0, NC_STAT = 2'd1, NC_SERIAL = 2'd2, NC_WRITE = 2'd3;
-    reg nm_col, nc_first_d;
+    reg nm_col, nm_blk, nc_first_d;
     reg [1:0] nc_kind_d;
     reg [23:0] nc_k, nc_k_d, nc_lanes, nc_lanes_d, nc_stat_off;
     reg [31:0] col_acc_a [0:LANES-1];
@@ -708,8 +710,10 @@ module {VECTOR_UNIT_MODULE} (
                        : op == OP_NORM_APPLY ? (nm_pass == 0 ? NC_STAT : NC_WALK)
                        : op == OP_NORM_GRAD_STATS ? (nm_pass == 0 ? NC_WALK : NC_WRITE)
                        : nm_pass == 0 ? NC_STAT : nm_pass == 1 ? NC_SERIAL : NC_WALK;
-    wire [23:0] nc_step = nc_kind == NC_WALK ? nm_axis : nc_kind == NC_SERIAL ? nc_lanes
+    wire [23:0] nc_step = nc_kind == NC_WALK && nm_col ? nm_axis : nc_kind == NC_WALK || nc_kind == NC_SERIAL ? nc_lanes
                         : nc_kind == NC_WRITE || op == OP_NORM_APPLY ? 24'd2 : 24'd4;
+    // A walk per row moves to the block's next row at each row's end.
+    wire nc_row_walk = !nm_col && nc_kind == NC_WALK;
     // norm_stats' second walk sums (x - mean)^2.
     wire nm_deviations = nm_col ? nm_pass_d == 2 : nm_pass_d == 1;
     // The running window maximum (value, offset in the plane, row and column) and sum across
@@ -750,7 +754,7 @@ module {VECTOR_UNIT_MODULE} (
     assign wbuf = dst_buf;
     assign a_rbuf = a_buf;
     // norm_grad_apply reads x from the destination on b's lanes.
-    assign b_rbuf = nm_running && op == OP_NORM_GRAD_APPLY && (nm_col ? nc_kind == NC_WALK : nm_pass == 1) ? dst_buf : b_buf;
+    assign b_rbuf = nm_running && op == OP_NORM_GRAD_APPLY && nc_kind == NC_WALK ? dst_buf : b_buf;
     always @(posedge clock) begin
         done <= 0;
         idle <= (idle << 1) | (issue && (!f_runs || (f_count == 0 && !f_xent)));
@@ -771,23 +775,31 @@ module {VECTOR_UNIT_MODULE} (
             w_plane <= 0; w_pbase <= 0; w_rowb <= 0; w_win <= 0; w_row_off <= 0; w_out <= 0;
             w_orow <= 0; w_ocol <= 0; w_dr <= 0; w_dc <= 0; w_wr <= 0; w_wc <= 0;
             pl_overlap <= LINE_ON && f_pool_grad && f_p3 < f_p2;
-            nm_running <= f_norm_runs; nm_per_row <= f_p1[0]; nm_cols <= f_p0;
+            nm_running <= f_norm_runs; nm_cols <= f_p0;
             nm_len <= f_p1[0] ? f_count : {{8'h0, f_p0}}; nm_axis <= f_p1[0] ? {{8'h0, f_p0}} : f_count;
-            nm_stride <= f_p1[0] ? 24'd1 : {{8'h0, f_p0}};
             nm_vec <= 0; nm_i <= 0; nm_pass <= 0; nm_vec_base <= 0; nm_off <= 0;
-            nm_col <= f_norm && !f_p1[0]; nc_k <= 0; nc_stat_off <= 0; nc_lanes <= f_p0 < LANES ? {{8'h0, f_p0}} : LANES;
-            nm_last_pass <= f_p1[0] ? (f_op == OP_NORM_STATS || f_op == OP_NORM_GRAD_APPLY ? 2'd1 : 2'd0)
-                          : f_op == OP_NORM_STATS ? 2'd3 : f_op == OP_NORM_GRAD_APPLY ? 2'd2 : 2'd1;
-        end else if (nm_running && nm_col) begin
-            if (nc_k + 1 == nc_step) begin
+            nm_col <= f_norm && !f_p1[0]; nm_blk <= f_norm && !(f_p1[0] && f_op == OP_NORM_STATS);
+            nc_k <= 0; nc_stat_off <= 0;
+            nc_lanes <= f_p1[0] ? (f_count < LANES ? f_count : LANES) : f_p0 < LANES ? {{8'h0, f_p0}} : LANES;
+            nm_last_pass <= f_op == OP_NORM_STATS ? (f_p1[0] ? 2'd1 : 2'd3) : f_op == OP_NORM_GRAD_APPLY ? 2'd2 : 2'd1;
+        end else if (nm_running && nm_blk) begin
+            if (nc_row_walk && !nm_row_end) begin
+                // The row's next batch.
+                nm_i <= nm_i + LANES;
+                nm_off <= nm_off + LANES;
+            end else if (nc_k + 1 == nc_step) begin
+                // The step's last cycle. A walk per row leaves nm_vec_base at the next block's
+                // first row.
                 nc_k <= 0;
-                nm_off <= nm_vec;
+                nm_i <= 0;
+                nm_off <= nm_col ? nm_vec : nc_row_walk ? nm_vec_base + nm_cols : nm_vec_base;
+                if (nc_row_walk) nm_vec_base <= nm_vec_base + nm_cols;
                 nc_stat_off <= nm_vec;
                 if (nm_pass != nm_last_pass) nm_pass <= nm_pass + 1;
                 else begin
                     nm_pass <= 0;
                     nm_vec <= nm_vec + LANES;
-                    nm_off <= nm_vec + LANES;
+                    if (nm_col) nm_off <= nm_vec + LANES;
                     nc_stat_off <= nm_vec + LANES;
                     nc_lanes <= nm_len - nm_vec - LANES < LANES ? nm_len - nm_vec - LANES : LANES;
                     if (nm_vec + LANES >= nm_len) begin nm_running <= 0; last[0] <= 1; end
@@ -795,25 +807,27 @@ module {VECTOR_UNIT_MODULE} (
             end else begin
                 // The next row of a walk, the next run of statistics.
                 nc_k <= nc_k + 1;
-                nm_off <= nm_off + nm_cols;
+                nm_i <= 0;
+                if (nm_col) nm_off <= nm_off + nm_cols;
+                if (nc_row_walk) begin nm_off <= nm_vec_base + nm_cols; nm_vec_base <= nm_vec_base + nm_cols; end
                 nc_stat_off <= nc_stat_off + nm_len;
             end
         end else if (nm_running) begin
-            // norm_grad_apply's pass 0 is one cycle (the statistics); the others walk the vector.
-            if (nm_pass_end) begin
+            // norm_stats per row: two passes over each row.
+            if (nm_row_end) begin
                 nm_i <= 0;
                 nm_off <= nm_vec_base;
                 if (nm_pass != nm_last_pass) nm_pass <= nm_pass + 1;
                 else begin
                     nm_pass <= 0;
                     nm_vec <= nm_vec + 1;
-                    nm_vec_base <= nm_vec_base + (nm_per_row ? nm_cols : 24'd1);
-                    nm_off <= nm_vec_base + (nm_per_row ? nm_cols : 24'd1);
+                    nm_vec_base <= nm_vec_base + nm_cols;
+                    nm_off <= nm_vec_base + nm_cols;
                     if (nm_vec + 1 == nm_len) begin nm_running <= 0; last[0] <= 1; end
                 end
             end else begin
                 nm_i <= nm_i + LANES;
-                nm_off <= nm_off + LANES * nm_stride;
+                nm_off <= nm_off + LANES;
             end
         end else if (running) begin
             batch <= batch + LANES;
@@ -848,7 +862,7 @@ module {VECTOR_UNIT_MODULE} (
         a_buf_d <= a_buf;
         b_buf_d <= b_rbuf;
         nm_d <= nm_running; nm_pass_d <= nm_pass; nm_vec_d <= nm_vec; nm_first_d <= nm_i == 0;
-        nm_last_d <= nm_pass_end; nm_off_d <= nm_off;
+        nm_last_d <= nm_row_end; nm_off_d <= nm_off;
         nc_kind_d <= nc_kind; nc_k_d <= nc_k; nc_lanes_d <= nc_lanes; nc_first_d <= nc_k == 0;
         base0 <= sm_running ? sm_row_base + sm_j : batch;
         sm_d <= sm_running; sm_pass_d <= sm_pass; sm_j_d <= sm_j; sm_first_d <= sm_j == 0; sm_loss_d <= sm_loss_step;
@@ -926,24 +940,13 @@ module {VECTOR_UNIT_MODULE} (
     sat_fp32_add nm_eps (.a(nm_quotient), .b({norm_eps}), .sum(var_eps));
     sat_fp32_sqrt nm_sqrt (.a(var_eps), .q(nm_root));
     sat_fp32_div nm_reciprocal (.a(32'h3f800000), .b(nm_root), .q(nm_rstd));
-    // The statistics on b's first lanes: norm_apply's mean and rstd, norm_grad_apply's mean,
-    // rstd, sum dy and sum dy x, and the latter's per-vector terms.
+    // The statistics of the block's column or row of the cycle (slot nc_k_d): a serial
+    // step's, and a walk's per row; norm_grad_apply's terms.
     wire [31:0] stat0, stat1, stat2, stat3, ga_m_sdy, ga_diff, ga_sdxh, ga_dy_n_now, ga_h_n_now;
-    // Per column, norm_grad_apply's terms come from the column of the serial step's cycle.
-    wire [31:0] row_stat0, row_stat1, row_stat2, row_stat3;
-    generate
-        if (LANES >= 4) begin : four_stats
-            assign row_stat0 = b_val[0]; assign row_stat1 = b_val[1]; assign row_stat2 = b_val[2]; assign row_stat3 = b_val[3];
-        end else if (LANES >= 2) begin : two_stats
-            assign row_stat0 = b_val[0]; assign row_stat1 = b_val[1]; assign row_stat2 = 0; assign row_stat3 = 0;
-        end else begin : no_stats
-            assign row_stat0 = 0; assign row_stat1 = 0; assign row_stat2 = 0; assign row_stat3 = 0;
-        end
-    endgenerate
-    assign stat0 = nm_col ? col_mean[nc_k_d] : row_stat0;
-    assign stat1 = nm_col ? col_rstd[nc_k_d] : row_stat1;
-    assign stat2 = nm_col ? col_acc_a[nc_k_d] : row_stat2;
-    assign stat3 = nm_col ? col_acc_b[nc_k_d] : row_stat3;
+    assign stat0 = col_mean[nc_k_d];
+    assign stat1 = col_rstd[nc_k_d];
+    assign stat2 = col_acc_a[nc_k_d];
+    assign stat3 = col_acc_b[nc_k_d];
     sat_fp32_mul ga_mean_sum_dy (.a(stat0), .b(stat2), .product(ga_m_sdy));
     sat_fp32_add ga_minus (.a(stat3), .b({{~ga_m_sdy[31], ga_m_sdy[30:0]}}), .sum(ga_diff));
     sat_fp32_mul ga_times_rstd (.a(stat1), .b(ga_diff), .product(ga_sdxh));
@@ -954,9 +957,6 @@ module {VECTOR_UNIT_MODULE} (
             nm_acc_a <= nm_a_chain[LANES];
             nm_acc_b <= nm_b_chain[LANES];
             if (op == OP_NORM_STATS && nm_pass_d == 0 && nm_last_d) nm_mean <= nm_quotient;
-            if (op == OP_NORM_GRAD_APPLY && nm_pass_d == 0) begin
-                ga_mean <= stat0; ga_rstd <= stat1; ga_dy_n <= ga_dy_n_now; ga_h_n <= ga_h_n_now;
-            end
         end
     end
     assign best_chain[0] = best;
@@ -1059,39 +1059,36 @@ module {VECTOR_UNIT_MODULE} (
                 pl_r <= t_wr[g] + t_dr[g]; pl_c <= t_wc[g] + t_dc[g]; pl_plane <= t_plane[g];
                 z_valid <= pl_zeroing && z + g < z_total;
             end
-            wire [23:0] nm_lane_off = nm_col ? nm_off + g : nm_off + g * nm_stride;
+            wire [23:0] nm_lane_off = nm_off + g;
             reg nm_lane_valid;
             always @(posedge clock) nm_lane_valid <= nm_running && nm_i + g < nm_axis;
             wire nm_valid = nm_d && nm_lane_valid;
-            // Per column: this lane's column is in the block; its walk's reads and its step's
-            // statistics.
-            wire nc_on = nm_running && nm_col && g < nc_lanes;
-            wire nc_data = nm_d && nm_col && g < nc_lanes_d;
+            // In blocks: this lane reads in a walk (its column is in the block, or its element
+            // in the row), and its slot is in the block (a step's data).
+            wire nc_walk_on = nm_running && nm_blk && nc_kind == NC_WALK && (nm_col ? g < nc_lanes : nm_i + g < nm_axis);
+            wire nc_data = nm_d && nm_blk && g < nc_lanes_d;
             // Which lanes read, by the op's operands: a everywhere but in avgpool_grad and
             // norm_grad_apply's statistics cycle; b in the binary element-wise ops, the
             // gradients, softmax_xent's label (lane 0) and the normalizations' statistics.
             assign re[g] = running ? e < count
                          : sm_running ? !sm_loss_step && sm_j + g < {{8'h0, classes}}
                          : pl_walking ? t_plane[g] < pn && op != OP_AVGPOOL_GRAD
-                         : nm_col ? nc_on && nc_kind == NC_WALK
-                         : nm_running && nm_i + g < nm_axis && !(op == OP_NORM_GRAD_APPLY && nm_pass == 0);
+                         : nm_blk ? nc_walk_on
+                         : nm_running && nm_i + g < nm_axis;
             assign re[LANES+g] =
                 running ? e < count && (op == OP_ADD || op == OP_RELU_GRAD || op == OP_GELU_GRAD)
                 : sm_running ? !sm_loss_step && (op == OP_SOFTMAX_XENT ? g == 0 : op == OP_SOFTMAX_GRAD && sm_j + g < {{8'h0, classes}})
                 : pl_walking ? t_plane[g] < pn && (op == OP_MAXPOOL_GRAD || op == OP_AVGPOOL_GRAD)
-                : nm_col ? nc_on && (nc_kind == NC_STAT || (nc_kind == NC_WALK && (op == OP_NORM_GRAD_STATS || op == OP_NORM_GRAD_APPLY)))
-                : nm_running && (op == OP_NORM_APPLY ? g < 2
-                                 : op == OP_NORM_GRAD_APPLY ? (nm_pass == 0 ? g < 4 : nm_i + g < nm_axis)
-                                 : op == OP_NORM_GRAD_STATS && nm_i + g < nm_axis);
+                : nm_blk ? (nm_running && nc_kind == NC_STAT && g < nc_lanes)
+                           || (nc_walk_on && (op == OP_NORM_GRAD_STATS || op == OP_NORM_GRAD_APPLY))
+                : 1'b0;
             assign raddr[g*{aw} +: {aw}] =
                 a_base + (sm_running ? sm_row_base + sm_j + g : pl_walking ? t_pbase[g] + pos : nm_running ? nm_lane_off : e);
             assign raddr[(LANES+g)*{aw} +: {aw}] =
-                nm_running && nm_col && nc_kind == NC_STAT ? b_base + nc_stat_off + g
-                : nm_running && op == OP_NORM_GRAD_APPLY && (nm_col || nm_pass == 1) ? dst_base + nm_lane_off
+                nm_running && nm_blk && nc_kind == NC_STAT ? b_base + nc_stat_off + g
+                : nm_running && op == OP_NORM_GRAD_APPLY ? dst_base + nm_lane_off
                 : b_base + (sm_running ? (op == OP_SOFTMAX_GRAD ? sm_row_base + sm_j + g : sm_row) : pl_walking ? t_out[g]
-                            : nm_running ? (op == OP_NORM_APPLY ? (g == 0 ? nm_vec : nm_len + nm_vec)
-                                            : op == OP_NORM_GRAD_APPLY ? g * nm_len + nm_vec : nm_lane_off)
-                            : e);
+                            : nm_running ? nm_lane_off : e);
             // Operands to FP32
             wire [31:0] a_act, a_wgt, a_idx, a_mask, b_act, b_wgt, b_idx, b_mask;
             sat_f16_to_f32 a_act_f (.h(act_rdata[g*16 +: 16]), .f(a_act));
@@ -1113,17 +1110,17 @@ module {VECTOR_UNIT_MODULE} (
             wire in_row = class_index < {{8'h0, classes}};
             // A pooling gradient's partial sum that this lane's share adds to (below)
             reg [31:0] pg_base;
-            // The normalizations' inputs: per row the chain and the shared statistics, per
+            // The normalizations' inputs: per row the chain and the row's statistics, per
             // column the lane's own.
             wire [31:0] nm_a_in = nm_col ? (nc_first_d ? 32'h0 : col_acc_a[g]) : nm_a_chain[g];
             wire [31:0] nm_b_in = nm_col ? (nc_first_d ? 32'h0 : col_acc_b[g]) : nm_b_chain[g];
             wire [31:0] nm_mean_in = nm_col ? col_mean[g] : nm_mean;
             wire [31:0] ap_mean = nm_col ? col_mean[g] : stat0;
             wire [31:0] ap_rstd = nm_col ? col_rstd[g] : stat1;
-            wire [31:0] ga_mean_in = nm_col ? col_mean[g] : ga_mean;
-            wire [31:0] ga_rstd_in = nm_col ? col_rstd[g] : ga_rstd;
-            wire [31:0] ga_dy_n_in = nm_col ? col_acc_a[g] : ga_dy_n;
-            wire [31:0] ga_h_n_in = nm_col ? col_acc_b[g] : ga_h_n;
+            wire [31:0] ga_mean_in = nm_col ? col_mean[g] : stat0;
+            wire [31:0] ga_rstd_in = nm_col ? col_rstd[g] : stat1;
+            wire [31:0] ga_dy_n_in = nm_col ? col_acc_a[g] : stat2;
+            wire [31:0] ga_h_n_in = nm_col ? col_acc_b[g] : stat3;
             // The ops' FP32 operations on the lane's shared function units (vector_lane.rs)
 {lane_datapath}            wire a_nan = a[30:23] == 8'hff && a[22:0] != 0;
             wire a_positive = !a[31] && !a_nan && a[30:0] != 0;
@@ -1168,12 +1165,17 @@ module {VECTOR_UNIT_MODULE} (
             // Normalizations' chains
             assign nm_a_chain[g+1] = nm_valid ? nm_sum_a : nm_a_chain[g];
             assign nm_b_chain[g+1] = nm_valid ? nm_sum_b : nm_b_chain[g];
-            // Per column: the walks' sums, the statistics read, and this column's cycle of a
-            // serial step (norm_stats' mean; norm_grad_apply's terms).
+            // In blocks: the walks' sums (per column each cycle, per row at the end of row g),
+            // the statistics read, and slot g's cycle of a serial step (norm_stats' mean;
+            // norm_grad_apply's terms).
             always @(posedge clock) if (nc_data) begin
-                if (nc_kind_d == NC_WALK && (op == OP_NORM_STATS || op == OP_NORM_GRAD_STATS)) begin
+                if (nc_kind_d == NC_WALK && nm_col && (op == OP_NORM_STATS || op == OP_NORM_GRAD_STATS)) begin
                     col_acc_a[g] <= nm_sum_a;
                     col_acc_b[g] <= nm_sum_b;
+                end
+                if (nc_kind_d == NC_WALK && !nm_col && op == OP_NORM_GRAD_STATS && nm_last_d && nc_k_d == g) begin
+                    col_acc_a[g] <= nm_a_chain[LANES];
+                    col_acc_b[g] <= nm_b_chain[LANES];
                 end
                 if (nc_kind_d == NC_STAT) begin
                     if (nc_k_d == 0) col_mean[g] <= b;
@@ -1189,31 +1191,30 @@ module {VECTOR_UNIT_MODULE} (
                     end
                 end
             end
-            wire stats_write = nm_d && nm_last_d && g < 2
-                               && (op == OP_NORM_STATS ? nm_pass_d == 1 : op == OP_NORM_GRAD_STATS);
+            // norm_stats per row: the mean after the first pass, the rstd after the second.
+            wire stats_write = nm_d && nm_last_d && g == 0;
             wire [31:0] value = op == OP_SOFTMAX_XENT ? (sm_loss_d ? mean_loss : gradient[g])
                               : op == OP_SOFTMAX ? share : op == OP_SOFTMAX_GRAD ? y_times
                               : op == OP_GELU ? gelu : op == OP_GELU_GRAD ? gelu_grad
-                              : op == OP_NORM_STATS ? (nm_col ? (nm_pass_d == 1 ? nm_quotient : nm_rstd) : g == 0 ? nm_mean : nm_rstd)
-                              : op == OP_NORM_GRAD_STATS ? (nm_col ? (nc_k_d == 0 ? col_acc_a[g] : col_acc_b[g])
-                                                          : g == 0 ? nm_a_chain[LANES] : nm_b_chain[LANES])
+                              : op == OP_NORM_STATS ? ((nm_col ? nm_pass_d == 1 : nm_pass_d == 0) ? nm_quotient : nm_rstd)
+                              : op == OP_NORM_GRAD_STATS ? (nc_k_d == 0 ? col_acc_a[g] : col_acc_b[g])
                               : op == OP_NORM_APPLY ? nm_applied : op == OP_NORM_GRAD_APPLY ? gx_dx
                               : pl_zero_d ? 32'h0
                               : op == OP_MAXPOOL ? best_chain[g+1] : op == OP_AVGPOOL ? average
                               : op == OP_MAXPOOL_GRAD ? dy_plus : op == OP_AVGPOOL_GRAD ? share_plus
                               : op == OP_ADD ? sum : op == OP_RELU ? relu : op == OP_RELU_GRAD ? (a_positive ? b : 32'h0) : a;
-            assign lane_we[g] = nm_col && nm_d ? nc_data && (nc_kind_d == NC_WALK ? op == OP_NORM_APPLY || op == OP_NORM_GRAD_APPLY
-                                                             : nc_kind_d == NC_WRITE || (nc_kind_d == NC_SERIAL && op == OP_NORM_STATS && g == 0))
-                              : op == OP_NORM_STATS || op == OP_NORM_GRAD_STATS ? stats_write
-                              : op == OP_NORM_APPLY ? nm_valid : op == OP_NORM_GRAD_APPLY ? nm_valid && nm_pass_d == 1
+            assign lane_we[g] = nm_blk ? nm_d && (nc_kind_d == NC_WALK ? (op == OP_NORM_APPLY || op == OP_NORM_GRAD_APPLY)
+                                                                         && (nm_col ? nc_data : nm_valid)
+                                                 : nc_data && (nc_kind_d == NC_WRITE
+                                                               || (nc_kind_d == NC_SERIAL && op == OP_NORM_STATS && g == 0)))
+                              : op == OP_NORM_STATS ? stats_write
                               : pl_zero_d ? z_valid
                               : op == OP_MAXPOOL || op == OP_AVGPOOL || op == OP_MAXPOOL_GRAD ? window_done
                               : op == OP_AVGPOOL_GRAD ? pl_valid : valid0[g];
-            assign lane_off[g] = nm_col && nm_d ? (nc_kind_d == NC_WALK ? nm_off_d + g
-                                                  : nc_kind_d == NC_WRITE ? (nc_k_d == 0 ? 24'd0 : nm_len) + nm_vec_d + g
-                                                  : (nm_pass_d == 1 ? 24'd0 : nm_len) + nm_vec_d + nc_k_d)
-                               : op == OP_NORM_STATS || op == OP_NORM_GRAD_STATS ? (g == 0 ? nm_vec_d : nm_len + nm_vec_d)
-                               : op == OP_NORM_APPLY || op == OP_NORM_GRAD_APPLY ? nm_off_d + g * nm_stride
+            assign lane_off[g] = nm_blk ? (nc_kind_d == NC_WALK ? nm_off_d + g
+                                           : nc_kind_d == NC_WRITE ? (nc_k_d == 0 ? 24'd0 : nm_len) + nm_vec_d + g
+                                           : (nm_pass_d == 1 ? 24'd0 : nm_len) + nm_vec_d + nc_k_d)
+                               : op == OP_NORM_STATS ? (nm_pass_d == 0 ? 24'd0 : nm_len) + nm_vec_d
                                : pl_zero_d ? z_d + g
                                : op == OP_MAXPOOL || op == OP_AVGPOOL ? pl_out
                                : op == OP_MAXPOOL_GRAD ? pl_pbase + best_pos_chain[g+1]

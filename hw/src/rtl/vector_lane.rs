@@ -213,7 +213,7 @@ fn groups() -> Vec<Group> {
         // Normalizations: the statistics' sums of x (first pass) or (x - mean)^2 (second), and
         // of dy and dy x; (x - mean) rstd; rstd ((dy - sum_dy / n) - xhat (sum_dyxhat / n)), x
         // on b's lanes. The running sums, means and statistics are the lane's inputs `nm_*_in`,
-        // `ap_*` and `ga_*_in`: the chain across the lanes and the shared statistics per row,
+        // `ap_*` and `ga_*_in`: the chain across the lanes and the row's statistics per row,
         // the lane's own column's per column (sequencers.rs).
         Group {
             condition: "op == OP_NORM_STATS",
