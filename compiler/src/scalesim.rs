@@ -10,9 +10,10 @@
 //!   `K = Fh * Fw * C`; no padding, batch 1;
 //! - the first topology line is a header and is skipped; every row ends with a comma;
 //! - "Total Cycles" is the 0-based index of the last cycle, i.e. our cycle count minus one;
-//!   SCALE-Sim does not count a layer's write-back after its last fold, so our GEMMs'
-//!   once-per-instruction write-back (`pe_array::os_writeback`, `pe_array::ws_drain`) is left
-//!   out of that column;
+//!   SCALE-Sim does not count a layer's write-back after its last fold, nor our OS input's
+//!   first fetches, so our GEMMs' once-per-instruction write-back and fill
+//!   (`pe_array::os_writeback` and `os_input_fill`, `pe_array::ws_drain`) are left out of that
+//!   column;
 //! - with `InterfaceBandwidth: CALC` memory never stalls, so "Stall Cycles" is 0 and the
 //!   layer's time is the array's compute time. That is the mode in which our totals equal
 //!   SCALE-Sim's; in `USER` mode SCALE-Sim's prefetch model adds stalls we do not reproduce.
@@ -366,9 +367,13 @@ pub fn run(config: &ScaleSimConfig, layers: &[TopologyLayer], mut progress: impl
         }
         let program = compute_program(&resident, d, layer)?;
         let compute = Machine::new(&resident, Mode::TimingOnly).run(&program)?;
-        // SCALE-Sim counts no write-back after a layer's last fold; ours is per GEMM.
+        // SCALE-Sim counts no write-back after a layer's last fold, nor an OS input fill; ours
+        // are per GEMM.
         let writeback = match d {
-            Dataflow::Os => satkit_sim::pe_array::os_writeback(&resident) * program.insns.len() as u64,
+            Dataflow::Os => {
+                let fill = resident.os_input_fill(resident.reduction_per_pe_step(None), false);
+                (satkit_sim::pe_array::os_writeback(&resident) + fill) * program.insns.len() as u64
+            }
             Dataflow::Ws => {
                 let t = operand_dims(d, layer.m, layer.n, layer.k).2;
                 satkit_sim::pe_array::ws_drain(&resident, t) * program.insns.len() as u64

@@ -720,6 +720,39 @@ impl ArchConfig {
         (2 * l + 1).saturating_sub(r)
     }
 
+    /// The reduction steps of one OS input fetch: `G = ceil(R / L)`. The tensor unit stages
+    /// each array row's input in registers and fills them one buffer run a cycle: a row's next
+    /// `G` steps (`G m` consecutive elements) to one row after another, so that the `R` rows'
+    /// fetches fit in the `G max(I, L) >= R` cycles those steps last. (A transposed input is
+    /// fetched a step at a time, see [`Self::os_step_period`].)
+    pub fn os_fetch_steps(&self) -> u64 {
+        u64::from(self.array.rows).div_ceil(u64::from(self.array.accumulator_latency))
+    }
+
+    /// The cycles between an OS GEMM step and the next, `Q`: `max(I, L)`, and with a transposed
+    /// input (`input_t`, stored `K x M`) at least the `m` reduction elements of a step, since
+    /// such an input is fetched one element of every row (one run across the rows) a cycle.
+    pub fn os_step_period(&self, interleave: u64, m: u64, input_t: bool) -> u64 {
+        let period = interleave.max(u64::from(self.array.accumulator_latency));
+        if input_t {
+            period.max(m)
+        } else {
+            period
+        }
+    }
+
+    /// The cycles an OS GEMM waits once, before its first step, for its first input fetches:
+    /// one per array row (`R`), or with a transposed input one per reduction element of the
+    /// first step (`m`). (The last fetch's data reach the staging registers while the first
+    /// step's pointers are registered, as the buffers' data did.)
+    pub fn os_input_fill(&self, m: u64, input_t: bool) -> u64 {
+        if input_t {
+            m
+        } else {
+            u64::from(self.array.rows)
+        }
+    }
+
     /// Seconds per core cycle.
     pub fn seconds_per_cycle(&self) -> f64 {
         1.0 / (self.clock_mhz * 1e6)

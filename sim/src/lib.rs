@@ -231,6 +231,7 @@ impl Machine {
                     cols: cols.into(),
                     depth: depth.into(),
                     interleave: interleave.into(),
+                    input_t,
                 };
                 self.check_operands(&insn.op).map_err(fail)?;
                 if functional {

@@ -22,16 +22,25 @@
 //!   `ceil(S / R) * ceil(M / C)`, each `R + N + (R - 1) L + C - 1` (SCALE-Sim's form; the RTL
 //!   has no IS yet).
 //! - OS: each PE owns `I` outputs of one row, round-robin; folds `ceil(M / R) * ceil(N / (C I))`,
-//!   each `S * max(I, L)` (a PE may add to one accumulator only every `L` cycles, so with
-//!   `I < L` it waits `L - I` cycles per round: the accumulator hazard that interleave mapping
-//!   removes) `+ R + C - 2` (skew in over rows and columns), back to back: a fold's sums leave
-//!   the array while the next fold runs. Once per GEMM, `+ R + C + L` ([`os_writeback`]): two
-//!   cycles to start reading operands (the instruction's fields are registered, then the
-//!   buffers read synchronously) and `R + C + L - 2` for the last fold's sums to leave the
-//!   array (down the columns, and through the de-skew of the columns and of the `L`
-//!   interleave slots) and reach the accumulator buffer. A PE holds `L` accumulators, so
-//!   `1 <= I <= L`. This is what the RTL tensor unit does (`hw/src/rtl/tensor.rs`), cycle for
-//!   cycle.
+//!   each `S * Q` with `Q = max(I, L)` (a PE may add to one accumulator only every `L` cycles,
+//!   so with `I < L` it waits `L - I` cycles per round: the accumulator hazard that interleave
+//!   mapping removes) `+ R + C - 2` (skew in over rows and columns), back to back: a fold's
+//!   sums leave the array while the next fold runs. Once per GEMM, `+ R + C + L`
+//!   ([`os_writeback`]): two cycles to start reading operands (the instruction's fields are
+//!   registered, then the buffers read synchronously) and `R + C + L - 2` for the last fold's
+//!   sums to leave the array (down the columns, and through the de-skew of the columns and of
+//!   the `L` interleave slots) and reach the accumulator buffer. A PE holds `L` accumulators,
+//!   so `1 <= I <= L`. This is what the RTL tensor unit does (`hw/src/rtl/tensor.rs`), cycle
+//!   for cycle.
+//!
+//!   The input reaches the rows through staging registers that the buffer fills one run a
+//!   cycle (so that a banked buffer can serve it): each row's next `G = ceil(R / L)` steps
+//!   (`ArchConfig::os_fetch_steps`), row after row, `R` cycles ahead of their first step. So
+//!   the GEMM starts `R` cycles later ([`os_input_fill`]). A transposed input (`input_t`) is
+//!   fetched one reduction element of every row a cycle (a run across the rows), `m` cycles
+//!   ahead (`m` = `n_max` dense, `M` sparse), and a step lasts at least `m` cycles: `Q =
+//!   max(I, L, m)` (`ArchConfig::os_step_period`; the cycles above `max(I, L)` count as
+//!   fill/drain stalls).
 //!
 //! With `L = I = 1` the per-fold costs are SCALE-Sim v3's (`scalesim/compute/
 //! systolic_compute_{os,ws,is}.py`: OS `R + C + T - 2`, WS and IS `2R + C + T - 2`). Partial folds cost as much as full
@@ -44,7 +53,8 @@
 //! **Transposed operands.** `input_t` / `weight_t` make an operand enter the array from its
 //! other edge (the input as a stored `K x M` matrix, a dense weight as a stored `K x N`
 //! matrix, as the weight-gradient GEMM reads `dY` and `X`). Each PE still receives the same
-//! operand stream, so cycles, traffic and numerics are those of the untransposed GEMM.
+//! operand stream, so traffic and numerics are those of the untransposed GEMM, and so are the
+//! cycles but for the OS input's fetches (above).
 
 use crate::scratchpad::Scratchpads;
 use crate::stats::{Cost, Stalls};
@@ -67,6 +77,9 @@ pub struct GemmShape {
     pub depth: u64,
     /// OS interleave factor (>= 1).
     pub interleave: u64,
+    /// The input is stored as its `K x M` transpose (see [`GemmOperands::input_t`]), which the
+    /// OS dataflow fetches differently.
+    pub input_t: bool,
 }
 
 /// Cycle breakdown of one GEMM.
@@ -86,7 +99,7 @@ pub struct GemmTiming {
 pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
     let (r, c) = (u64::from(arch.array.rows), u64::from(arch.array.cols));
     let l = u64::from(arch.array.accumulator_latency);
-    let steps = g.depth.div_ceil(arch.reduction_per_pe_step(g.weights.ratio()));
+    let steps = g.depth.div_ceil(step_elements(arch, g));
     if g.rows == 0 || g.cols == 0 || steps == 0 {
         return GemmTiming { cycles: 0, folds: 0, fill_drain: 0, accumulator_hazard: 0 };
     }
@@ -107,14 +120,15 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
             let i = g.interleave.max(1);
             let folds = g.rows.div_ceil(r) * g.cols.div_ceil(c * i);
             let steady = steps * i;
-            let compute = steps * i.max(l);
+            let hazard = steps * (i.max(l) - i);
+            let compute = steps * arch.os_step_period(i, step_elements(arch, g), g.input_t);
             let fill = r + c - 2;
-            let writeback = os_writeback(arch);
+            let once = os_writeback(arch) + os_input_fill(arch, g);
             GemmTiming {
-                cycles: folds * (compute + fill) + writeback,
+                cycles: folds * (compute + fill) + once,
                 folds,
-                fill_drain: folds * fill + writeback,
-                accumulator_hazard: folds * (compute - steady),
+                fill_drain: folds * (fill + compute - steady - hazard) + once,
+                accumulator_hazard: folds * hazard,
             }
         }
     }
@@ -128,10 +142,21 @@ pub fn ws_drain(arch: &ArchConfig, rows: u64) -> u64 {
     2 * l + 1 - (rows.max(arch.ws_min_stream()) - rows)
 }
 
-/// Cycles an OS GEMM spends once, outside its folds: `R + C + L` (see the module
+/// Cycles an OS GEMM spends once, after its folds: `R + C + L` (see the module
 /// documentation).
 pub fn os_writeback(arch: &ArchConfig) -> u64 {
     u64::from(arch.array.rows + arch.array.cols + arch.array.accumulator_latency)
+}
+
+/// Cycles an OS GEMM spends once, before its folds, on its first input fetches: `R`, or `m`
+/// with a transposed input (see the module documentation).
+pub fn os_input_fill(arch: &ArchConfig, g: &GemmShape) -> u64 {
+    arch.os_input_fill(step_elements(arch, g), g.input_t)
+}
+
+/// The reduction elements `m` of one PE step: `n_max` dense, `M` sparse.
+fn step_elements(arch: &ArchConfig, g: &GemmShape) -> u64 {
+    arch.reduction_per_pe_step(g.weights.ratio())
 }
 
 /// Cost of a GEMM: cycles, stalls, MACs and on-chip traffic.
@@ -140,7 +165,7 @@ pub fn gemm_cost(arch: &ArchConfig, g: &GemmShape, accumulate: bool) -> Cost {
     let (r, c) = (u64::from(arch.array.rows), u64::from(arch.array.cols));
     let op = arch.operand_bytes();
     let stored = g.weights.stored_len(g.depth as usize) as u64;
-    let steps = g.depth.div_ceil(arch.reduction_per_pe_step(g.weights.ratio()));
+    let steps = g.depth.div_ceil(step_elements(arch, g));
     let (row_folds_k, out_reads) = (steps.div_ceil(r).max(1), if accumulate { 1 } else { 0 });
     let mut cost = Cost {
         cycles: t.cycles,
@@ -282,7 +307,7 @@ mod tests {
     use super::*;
 
     fn shape(dataflow: Dataflow, rows: u64, cols: u64, depth: u64) -> GemmShape {
-        GemmShape { dataflow, weights: WeightFormat::Dense, rows, cols, depth, interleave: 1 }
+        GemmShape { dataflow, weights: WeightFormat::Dense, rows, cols, depth, interleave: 1, input_t: false }
     }
 
     #[test]
@@ -308,15 +333,25 @@ mod tests {
         let t = gemm_timing(&arch, &shape(Dataflow::Ws, 10, 4, 16));
         assert_eq!(t, GemmTiming { cycles: 23 + 28, folds: 2, fill_drain: 23 + 28 - 20, accumulator_hazard: 0 });
         // OS without interleave: S = 4 steps x max(1, 2) = 8, fill 4 + 4 - 2 = 6, and once
-        // per GEMM the write-back 4 + 4 + 2 = 10.
+        // per GEMM the input's first fetches, one per row (4), and the write-back 4 + 4 + 2 = 10.
         let t = gemm_timing(&arch, &shape(Dataflow::Os, 4, 4, 8));
-        assert_eq!(t, GemmTiming { cycles: 24, folds: 1, fill_drain: 16, accumulator_hazard: 4 });
+        assert_eq!(t, GemmTiming { cycles: 28, folds: 1, fill_drain: 20, accumulator_hazard: 4 });
         // Interleave 2 hides the hazard and covers 8 output columns in one fold.
         let t = gemm_timing(&arch, &GemmShape { interleave: 2, ..shape(Dataflow::Os, 4, 8, 8) });
-        assert_eq!(t, GemmTiming { cycles: 24, folds: 1, fill_drain: 16, accumulator_hazard: 0 });
-        // Two folds share one write-back.
+        assert_eq!(t, GemmTiming { cycles: 28, folds: 1, fill_drain: 20, accumulator_hazard: 0 });
+        // Two folds share the first fetches and one write-back.
         let t = gemm_timing(&arch, &shape(Dataflow::Os, 8, 4, 8));
-        assert_eq!(t, GemmTiming { cycles: 2 * 14 + 10, folds: 2, fill_drain: 2 * 6 + 10, accumulator_hazard: 8 });
+        assert_eq!(t, GemmTiming { cycles: 2 * 14 + 14, folds: 2, fill_drain: 2 * 6 + 14, accumulator_hazard: 8 });
+        // A transposed input is fetched one reduction element a cycle: its first step's
+        // m = n_max = 2 elements ahead, and with L = 1 a step lasts m = 2 cycles instead of 1:
+        // 4 x 2 + 6 + 2 + (4 + 4 + 1) = 25 cycles, where the untransposed input takes
+        // 4 + 6 + 4 + 9 = 23.
+        let mut l1 = ArchConfig::tiny();
+        l1.array.accumulator_latency = 1;
+        let t = gemm_timing(&l1, &GemmShape { input_t: true, ..shape(Dataflow::Os, 4, 4, 8) });
+        assert_eq!(t, GemmTiming { cycles: 25, folds: 1, fill_drain: 21, accumulator_hazard: 0 });
+        let t = gemm_timing(&l1, &shape(Dataflow::Os, 4, 4, 8));
+        assert_eq!(t, GemmTiming { cycles: 23, folds: 1, fill_drain: 19, accumulator_hazard: 0 });
     }
 
     #[test]

@@ -176,28 +176,28 @@ fn sparse_ws_covers_a_group_per_step() {
 fn os_accumulator_hazard_and_interleave() {
     let arch = ArchConfig::tiny();
     // OS, I = 1, M = 8, N = 4, K = 16: S = 8. Folds ceil(8 / R) * ceil(4 / (C * 1)) = 2 * 1 = 2,
-    // each S * max(I, L) = 8 * 2 = 16 plus R + C - 2 = 6 of skew = 22, and once the write-back
-    // R + C + L = 10; 54 in all. The hazard is S * (L - I) = 8 per fold: 16; fill/drain
-    // 2 * 6 + 10 = 22.
+    // each S * max(I, L) = 8 * 2 = 16 plus R + C - 2 = 6 of skew = 22, and once the input's
+    // first fetches R = 4 and the write-back R + C + L = 10; 58 in all. The hazard is
+    // S * (L - I) = 8 per fold: 16; fill/drain 2 * 6 + 4 + 10 = 26.
     let r = run(&arch, vec![dense(Dataflow::Os, 1, 8, 4, 16).tag(Phase::Ff)]);
-    assert_eq!(times(&r, 0), (0, 1, 55));
-    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 22, 16, 0, 0));
+    assert_eq!(times(&r, 0), (0, 1, 59));
+    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 26, 16, 0, 0));
     assert_eq!(unit(&r, "tensor").stalls.accumulator_hazard, 16);
     let ff = r.phases.iter().find(|p| p.phase == "ff").unwrap();
-    assert_eq!(ff.stalls, stalls(0, 22, 16, 0, 0));
-    assert_eq!(ff.active_cycles, 54);
+    assert_eq!(ff.stalls, stalls(0, 26, 16, 0, 0));
+    assert_eq!(ff.active_cycles, 58);
 
-    // I = 1 with N = 8: column folds ceil(8 / 4) = 2, so 4 folds of 22 = 88 + 10, hazard 32.
+    // I = 1 with N = 8: column folds ceil(8 / 4) = 2, so 4 folds of 22 = 88 + 4 + 10, hazard 32.
     let r = run(&arch, vec![dense(Dataflow::Os, 1, 8, 8, 16)]);
-    assert_eq!(r.total_cycles, 1 + 88 + 10);
+    assert_eq!(r.total_cycles, 1 + 88 + 4 + 10);
     assert_eq!(unit(&r, "tensor").stalls.accumulator_hazard, 32);
 
     // I = 2 = L with N = 8: each PE round-robins 2 outputs, folds ceil(8 / 4) * ceil(8 / 8) = 2,
-    // each 8 * max(2, 2) + 6 = 22: the same 44 + 10 cycles as N = 4 without interleave, and no
-    // hazard.
+    // each 8 * max(2, 2) + 6 = 22: the same 44 + 4 + 10 cycles as N = 4 without interleave,
+    // and no hazard.
     let r = run(&arch, vec![dense(Dataflow::Os, 2, 8, 8, 16).tag(Phase::Ff)]);
-    assert_eq!(times(&r, 0), (0, 1, 55));
-    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 22, 0, 0, 0));
+    assert_eq!(times(&r, 0), (0, 1, 59));
+    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 26, 0, 0, 0));
     let ff = r.phases.iter().find(|p| p.phase == "ff").unwrap();
     assert_eq!(ff.stalls.accumulator_hazard, 0);
 

@@ -509,6 +509,7 @@ impl GemmJob {
             cols: t.tn,
             depth: t.tk,
             interleave: t.interleave,
+            input_t: matches!(self.input, InSrc::Transposed { .. }),
         };
         let compute = gemm_timing(arch, &g).cycles * mt * nt * kt;
         let in_bytes = self.m * self.k * 2;
@@ -773,6 +774,7 @@ pub(crate) fn lower_fused(ctx: &Ctx, budget: &Budget, job: &FusedJob, fenced: bo
                     cols: tn,
                     depth: job.c_out,
                     interleave: interleave_for(ctx, a),
+                    input_t: false,
                 };
                 let wu = GemmShape {
                     dataflow: b,
@@ -781,6 +783,7 @@ pub(crate) fn lower_fused(ctx: &Ctx, budget: &Budget, job: &FusedJob, fenced: bo
                     cols: tn,
                     depth: pc,
                     interleave: interleave_for(ctx, b),
+                    input_t: true,
                 };
                 let steps = job.k.div_ceil(tn) * job.p.div_ceil(pc);
                 (gemm_timing(arch, &bp).cycles + gemm_timing(arch, &wu).cycles) * steps

@@ -1,6 +1,6 @@
 //! The bank profile counts, per cycle, exactly the elements each operand bus enables, with the
-//! collisions worked out by hand: a dense OS GEMM on `tiny` (4 x 4 array, 2 multipliers per PE,
-//! accumulator latency 2) whose rows sit 16 elements apart, a vector `add` over contiguous
+//! collisions worked out by hand: dense OS and WS GEMMs on `tiny` (4 x 4 array, 2 multipliers
+//! per PE, accumulator latency 2) whose rows sit 16 elements apart, a vector `add` over contiguous
 //! elements of three buffers, and DMA transfers whose rows lie apart in the buffer (which never
 //! put two of a cycle's elements in one of `ArchConfig::dma_banks`).
 
@@ -15,7 +15,7 @@ fn tally(cycles: u64, elements: u64, widest: u64, conflicted: [u64; 5], extra: [
 }
 
 #[test]
-fn strided_gemm_rows_collide_and_contiguous_lanes_do_not() {
+fn strided_gemm_columns_collide_and_runs_do_not() {
     let mut machine = CosimMachine::new().unwrap();
     assert_eq!(machine.arch().name, "tiny", "the hand-worked counts are tiny's");
     let values: Vec<f32> = (0..64).map(|i| (i % 7) as f32 / 4.0).collect();
@@ -56,19 +56,60 @@ fn strided_gemm_rows_collide_and_contiguous_lanes_do_not() {
     let rows: Vec<(String, Unit, &str, bool, Buffer, BankTally)> =
         profile.rows().into_iter().map(|r| (r.kind, r.unit, r.operand, r.write, r.buffer, r.tally)).collect();
     // The GEMM: 8 steps of 2 elements, one every max(I, L) = 2 cycles. Step s reads elements
-    // 16 r + 2 s + j of the input (rows r < 4, j < 2) and 16 n + 2 s + j of the weight (columns
-    // n < 4): four elements in each of two banks when 16 is a multiple of the bank count, two
-    // with 32 banks (rows 0 and 2 meet, 1 and 3), none with 64. Each output row is 4 elements.
+    // 16 n + 2 s + j of the weight (columns n < 4, j < 2): four elements in each of two banks
+    // when 16 is a multiple of the bank count, two with 32 banks (columns 0 and 2 meet, 1 and
+    // 3), none with 64. The input is fetched G = ceil(R / L) = 2 steps of a row a cycle, rows
+    // in turn: 16 runs of 4 elements, which collide in no bank count. Each output row is 4
+    // elements.
     let strided = tally(8, 64, 8, [8, 8, 8, 8, 0], [24, 24, 24, 8, 0]);
+    let fetched = tally(16, 64, 4, [0; 5], [0; 5]);
     // The add: 10 elements on 4 lanes, 3 cycles of contiguous elements on each operand.
     let contiguous = tally(3, 10, 4, [0; 5], [0; 5]);
     let expected = vec![
-        ("gemm os".to_string(), Unit::Tensor, "input", false, Buffer::Act, strided.clone()),
+        ("gemm os".to_string(), Unit::Tensor, "input", false, Buffer::Act, fetched),
         ("gemm os".to_string(), Unit::Tensor, "weight", false, Buffer::Wgt, strided),
         ("gemm os".to_string(), Unit::Tensor, "output", true, Buffer::Acc, tally(4, 16, 4, [0; 5], [0; 5])),
         ("vec add".to_string(), Unit::Vector, "a", false, Buffer::Act, contiguous.clone()),
         ("vec add".to_string(), Unit::Vector, "b", false, Buffer::Master, contiguous.clone()),
         ("vec add".to_string(), Unit::Vector, "destination", true, Buffer::Acc, contiguous),
+    ];
+    assert_eq!(rows, expected);
+}
+
+#[test]
+fn a_ws_gemm_reads_each_input_row_of_a_fold_as_one_run() {
+    let mut machine = CosimMachine::new().unwrap();
+    assert_eq!(machine.arch().name, "tiny", "the hand-worked counts are tiny's");
+    let values: Vec<f32> = (0..64).map(|i| (i % 5) as f32 / 4.0).collect();
+    machine.write_buffer(Buffer::Act, 0, &values).unwrap();
+    machine.write_buffer(Buffer::Wgt, 0, &values).unwrap();
+    let gemm = Op::Gemm {
+        dataflow: Dataflow::Ws,
+        weights: WeightFormat::Dense,
+        accumulate: false,
+        interleave: 1,
+        rows: 4,
+        cols: 4,
+        depth: 16,
+        input: 0,
+        weight: 0,
+        output: 0,
+        input_t: false,
+        weight_t: false,
+    };
+    let mut profile = BankProfile::new(&machine, &BANKS).unwrap();
+    machine.run_profiled(&Program { insns: vec![Instruction::new(gemm)] }, &mut profile).unwrap();
+    let rows: Vec<(&str, BankTally)> = profile.rows().into_iter().map(|r| (r.operand, r.tally)).collect();
+    // 8 steps of 2 elements: two reduction folds of R = 4 steps. A fold reads each of the 4
+    // input rows once, its 4 steps together: a run of 8 elements (2 in each of 4 banks, none
+    // from 8 on). The weights preload 4 columns 16 apart, a step of 2 elements each, a cycle
+    // (as the OS weights in the test above). The second fold reads the first's partial sums;
+    // both write theirs, a row of 4 a cycle.
+    let expected = vec![
+        ("input", tally(8, 64, 8, [8, 0, 0, 0, 0], [8, 0, 0, 0, 0])),
+        ("weight", tally(8, 64, 8, [8, 8, 8, 8, 0], [24, 24, 24, 8, 0])),
+        ("initial sums", tally(4, 16, 4, [0; 5], [0; 5])),
+        ("output", tally(8, 32, 4, [0; 5], [0; 5])),
     ];
     assert_eq!(rows, expected);
 }

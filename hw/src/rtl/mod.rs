@@ -54,20 +54,20 @@
 //!   read and written one run a cycle, for blocks of adjacent channels or rows (`norm_stats`
 //!   per row writes a row's mean and its rstd in different cycles) ([`sequencers`],
 //!   `VecGeometry`).
-//! - *Strided, and colliding:* the GEMM's input rows (`depth` apart) and weight columns (the
-//!   compressed row apart), and the pooling windows' rows when the plane's width is a multiple
-//!   of the banks. These collide at every `B` when the distances are multiples of it.
+//! - *The GEMM's input:* in OS staged per array row and fetched one run a cycle: a row's next
+//!   `G = ceil(R / L)` steps, or with a transposed input one element of every row
+//!   ([`tensor`]; the simulator's GEMM cost has the fill, `sim::pe_array::os_input_fill`). In
+//!   WS an input row's steps of a fold are read together, one run, and reach the lower array
+//!   rows through delay lines (no cost).
+//! - *Strided, and colliding:* the GEMM's weight columns (the compressed row apart), a
+//!   transposed WS input (`rows` apart), and the pooling windows' rows when the plane's width
+//!   is a multiple of the banks. These collide at every `B` when the distances are multiples
+//!   of it.
 //!
 //! What remains:
-//! - operand staging for the GEMM: per-row and per-column buffers, filled by runs along each
-//!   row, with the fill latency in the simulator's GEMM cost. In OS, array row `r` takes `m`
-//!   consecutive elements of its input row every `Q = max(I, L)` cycles, so one run of `B`
-//!   consecutive elements a cycle, given to the rows in turn, keeps `R` rows fed when
-//!   `B >= R m / Q`; a fold's first steps need every row's first run, `R` cycles before the
-//!   fold starts (overlapped with the previous fold's drain but for the first fold). The
-//!   weight and index columns are the same with compressed rows. Transposed operands
-//!   (`input_t`, `weight_t`) hold a row's next elements in `m` different rows of the buffer,
-//!   one run each: they need a corner turn (a skewed tile buffer) or more cycles per step;
+//! - operand staging for the rest of the GEMM: the OS weight and index columns as the input
+//!   rows (per column, with compressed rows; `weight_t` one element of every column a cycle),
+//!   the WS weight preload, and a transposed WS input (a corner turn, or OS for such GEMMs);
 //! - pooling windows walked so that a cycle's rows fall on distinct banks;
 //! - the banked replicas with their crossbars, and replica allocation.
 

@@ -12,18 +12,37 @@
 //! the ISA table, [`layouts`]). **OS:** runs the GEMM as `F = ceil(rows / R) * ceil(cols / (C I))`
 //! folds (row tiles outer) and raises `done` for one cycle. A fold's step is `I` sub-steps on
 //! consecutive cycles, sub-step `i` on the fold's output columns `i C .. (i + 1) C`, one step
-//! every `Q = max(I, L)` cycles. With `t0` the issue cycle, `S` the reduction steps and
-//! `P = S Q + R + C - 2` the fold period:
-//! - cycle `t0 + 1 + f P + s Q + i` presents the buffer addresses of fold `f`'s step `s`,
-//!   sub-step `i`, and the array takes it one cycle later (the buffers read synchronously);
-//! - cycles `t0 + 1 + f P + k` (`k < R`) read row `k` of fold `f`'s initial sums, every slot
-//!   (the old outputs when accumulating, else +0);
-//! - a flush (`I` sub-steps without data) follows the last fold at `t0 + 1 + F P`; each first
-//!   step (and the flush) brings the previous fold's sums out, row `k`, every column and slot,
-//!   written to the accumulator buffer `C + L - 1 + k` cycles after its first sub-step's
+//! every `Q` cycles (`ArchConfig::os_step_period`: `max(I, L)`, and at least `m` with a
+//! transposed input). With `t0` the issue cycle, `S` the reduction steps, `P = S Q + R + C - 2`
+//! the fold period and `W` the input fill (`ArchConfig::os_input_fill`: `R`, or `m` with a
+//! transposed input), a fold's cycles count from `t_f = t0 + 1 + W + f P`:
+//! - cycle `t_f + s Q + i` presents fold `f`'s step `s`, sub-step `i`: the weight buffers'
+//!   addresses and the input's staging position. The array takes it one cycle later (the
+//!   buffers read synchronously);
+//! - cycles `t_f + k` (`k < R`) read row `k` of fold `f`'s initial sums, every slot (the old
+//!   outputs when accumulating, else +0);
+//! - a flush (`I` sub-steps without data) follows the last fold at `t0 + 1 + W + F P`; each
+//!   first step (and the flush) brings the previous fold's sums out, row `k`, every column and
+//!   slot, written to the accumulator buffer `C + L - 1 + k` cycles after its first sub-step's
 //!   addresses;
-//! - `done` is high at `t0 + F P + R + C + L`, the cycle after the last write: the simulator's
-//!   `folds * (S max(I, L) + R + C - 2) + R + C + L` (`sim::pe_array::os_writeback`).
+//! - `done` is high at `t0 + W + F P + R + C + L`, the cycle after the last write: the
+//!   simulator's `folds * (S Q + R + C - 2) + R + C + L + W` (`sim::pe_array::os_writeback`,
+//!   `os_input_fill`).
+//!
+//! The OS input reaches each array row through staging registers: two slots per row of
+//! `G m_max` elements, `G = ceil(R / L)` (`ArchConfig::os_fetch_steps`), filled from the
+//! buffer one run a cycle, so that a buffer banked by the low address bits serves it. The
+//! fetches run `W` cycles ahead of the steps, on the same fold period:
+//! - untransposed, a group of `G` steps is fetched in the `R` cycles from `t_f + j G Q - R`:
+//!   row `r`'s `G m` consecutive elements (steps `j G .. j G + G`) at `t_f + j G Q - R + r`,
+//!   into that row's slot for the group. The `G Q >= R` cycles of a group leave room for the
+//!   next group's fetches before a slot is reused;
+//! - transposed (`input_t`), a group is one step: element `e` of step `s` of every row (a run
+//!   of `R` across the rows, as a `K x M` input stores them) at `t_f + s Q - m + e`, which
+//!   needs `Q >= m`.
+//!
+//! Slots alternate per group through the folds, so a fold's first fetches never overwrite
+//! the previous fold's last group.
 //!
 //! **WS** (see [`super::array`]): folds of `R` reduction steps x `C` columns, reduction folds
 //! inner, one every `P = R + max(rows, WS_MIN_STREAM) + (R - 1) L + C - 1` cycles from
@@ -32,8 +51,10 @@
 //!   first), which the array shifts down while `shift` is high;
 //! - cycle `R + m` presents input row `m`'s partial sums for the fold's columns (the old
 //!   outputs on the first reduction fold when accumulating, else +0; on later folds what the
-//!   previous fold wrote) on the slot-0 initial-value buses, and cycle `R + m + r (L - 1)` row
-//!   `m`'s step-`k0 + r` activations to array row `r`;
+//!   previous fold wrote) on the slot-0 initial-value buses, and reads the row's activations
+//!   of all the fold's steps (untransposed, one run of `R m` consecutive elements); array row
+//!   `r` takes step `k0 + r`'s through `r (L - 1)` delay stages, as if presented at
+//!   `R + m + r (L - 1)`;
 //! - row `m`'s sums reach the slot-0 result buses `R L + L + C - 1` cycles after its partial
 //!   sums' addresses (a delay line carries the row and column to that write-back).
 //!
@@ -58,10 +79,10 @@
 //! The unit's enables are exactly its lanes' reads: this unit's `ok` lanes (the lanes the array
 //! takes), and its initial sums only when it adds to them.
 //!
-//! The simulator models a buffer as flat and conflict-free, so the unit gets as many ports as
-//! one cycle's operands need (`R m_max` on `act`, `C n_max` on `wgt` and `idx`, `C L` reads and
-//! writes on `acc`); such a buffer maps to distributed RAM and registers, not block RAM (see
-//! the module documentation of [`super`]).
+//! The unit gets as many ports as one cycle's operands need (`R m_max` on `act` for the WS
+//! input, of which an OS fetch uses the first `max(G m_max, R)`, `C n_max` on `wgt` and `idx`,
+//! `C L` reads and writes on `acc`); such a buffer maps to distributed RAM and registers, not
+//! block RAM (see the module documentation of [`super`]).
 //!
 //! The machine ([`super::machine`]) instantiates the unit and the buffers.
 
@@ -175,6 +196,8 @@ module {UNIT_MODULE} (
     output [{c}*{l}*32-1:0] acc_wdata
 );
     localparam R = {r}, C = {c}, L = {l}, NMAX = {n_max}, MMAX = {m_max};
+    // OS input staging: G steps of a row per fetch, SW elements per slot, FW fetch lanes.
+    localparam G = {fetch_steps}, SW = G * MMAX, FW = SW > R ? SW : R;
     // WS: a row's partial sum leaves the array R L + L + C - 1 cycles after its address (see
     // the module documentation); a fold streams at least WS_MIN_STREAM rows.
     localparam WS_DELAY = {ws_delay}, WS_MIN_STREAM = {ws_min_stream};
@@ -182,6 +205,7 @@ module {UNIT_MODULE} (
         word_hi = WORD_BITS - 1,
         ws_delay = r * l + l + c - 1,
         ws_min_stream = arch.ws_min_stream(),
+        fetch_steps = arch.os_fetch_steps(),
     );
     s.push_str(&super::sequencers::field_wires("gemm")?);
     let _ = write!(
@@ -191,7 +215,8 @@ module {UNIT_MODULE} (
     wire f_ws = f_dataflow == {ws};
     wire f_runs = (f_dataflow == {os} && f_interleave >= 1 && f_interleave <= L) || f_ws;
     wire [31:0] f_steps = ({{16'h0, f_depth}} + f_r - 1) / f_r;
-    wire [4:0] f_period = f_interleave > L ? f_interleave : L;
+    wire [4:0] f_period_il = f_interleave > L ? f_interleave : L;
+    wire [4:0] f_period = f_input_t && f_r > f_period_il ? f_r : f_period_il;
     wire f_empty = f_rows == 0 || f_cols == 0 || f_steps == 0;
 
     // Instruction registers
@@ -209,6 +234,19 @@ module {UNIT_MODULE} (
     reg [4:0] sub;
     reg has_prev;
     reg [31:0] koff, poff;
+    // The OS input fill still to wait; the step's group (its step sg of group_steps, at
+    // staging offset spos in slot sslot).
+    reg [15:0] fill_wait;
+    reg [15:0] group_steps, sg, spos;
+    reg sslot;
+    // OS input fetches, fill cycles ahead of the steps: the fetch fold's phase, the group's
+    // cycle, first step and element, slot, rows and columns; the fetch cycles of a group
+    // (fe_window) and its period.
+    reg fe_running, fe_slot;
+    reg [31:0] fe_phase, fe_in_group, fe_step, fe_k, fe_window, group_period;
+    reg [15:0] fe_row0, fe_col0;
+    wire fe_last_fold = fe_row0 + R >= rows && fe_col0 + fold_cols >= cols;
+    wire fe_now = fe_running && fe_step < steps && fe_in_group < fe_window;
     // Write-back of the previous fold
     reg wb_active, wb_last;
     reg [15:0] wb_wait, wb_k, wb_row0, wb_col0;
@@ -227,8 +265,9 @@ module {UNIT_MODULE} (
     wire ws_row_on = ws_feeding && ws_phase >= R && ws_m < rows;
 
     assign busy = running || ws_running;
-    wire feeding = running && !flushing && step < steps && sub < slots;
-    wire flush_now = running && flushing && !flushed && sub < slots;
+    wire os_on = running && fill_wait == 0;
+    wire feeding = os_on && !flushing && step < steps && sub < slots;
+    wire flush_now = os_on && flushing && !flushed && sub < slots;
     wire last_fold = row0 + R >= rows && col0 + fold_cols >= cols;
 
     // Fold sequencing
@@ -245,6 +284,9 @@ module {UNIT_MODULE} (
             fold_period <= f_steps * f_period + R + C - 2;
             phase <= 0; step <= 0; sub <= 0; koff <= 0; poff <= 0; row0 <= 0; col0 <= 0;
             has_prev <= 0; flushing <= 0; flushed <= 0;
+            fill_wait <= f_input_t ? f_r : R;
+            group_steps <= f_input_t ? 16'd1 : G; sg <= 0; spos <= 0; sslot <= 0;
+            group_period <= (f_input_t ? 1 : G) * f_period; fe_window <= f_input_t ? f_r : R;
             running <= f_runs && !f_ws && !f_empty;
             ws <= f_ws;
             ws_running <= f_runs && f_ws && !f_empty; ws_feeding <= f_runs && f_ws && !f_empty;
@@ -265,7 +307,8 @@ module {UNIT_MODULE} (
                 done <= 1;
             end
         end else if (running) begin
-            if (flushing) begin
+            if (fill_wait != 0) fill_wait <= fill_wait - 1;
+            else if (flushing) begin
                 if (flush_now) begin
                     if (sub == slots - 1) flushed <= 1;
                     sub <= sub + 1;
@@ -288,11 +331,52 @@ module {UNIT_MODULE} (
                         step <= step + 1;
                         koff <= koff + per_step;
                         poff <= poff + kept;
+                        // The group's last step: the next group is in the other slot.
+                        if (sg + 1 == group_steps || step + 1 == steps) begin sg <= 0; spos <= 0; sslot <= ~sslot; end
+                        else begin sg <= sg + 1; spos <= spos + per_step; end
                     end
                 end else sub <= sub + 1;
             end
         end
     end
+
+    // OS input fetches: the fold sequence, fill cycles ahead. Each group's window of fetches
+    // starts a group period after the previous one; its slot alternates.
+    always @(posedge clock) begin
+        if (issue) begin
+            fe_running <= f_runs && !f_ws && !f_empty;
+            fe_phase <= 0; fe_in_group <= 0; fe_step <= 0; fe_k <= 0; fe_slot <= 0; fe_row0 <= 0; fe_col0 <= 0;
+        end else if (fe_running) begin
+            if (fe_phase == fold_period - 1) begin
+                fe_phase <= 0; fe_in_group <= 0; fe_step <= 0; fe_k <= 0;
+                if (fe_step < steps) fe_slot <= ~fe_slot;
+                if (fe_last_fold) fe_running <= 0;
+                else if (fe_col0 + fold_cols >= cols) begin fe_col0 <= 0; fe_row0 <= fe_row0 + R; end
+                else fe_col0 <= fe_col0 + fold_cols;
+            end else begin
+                fe_phase <= fe_phase + 1;
+                if (fe_in_group == group_period - 1) begin
+                    fe_in_group <= 0;
+                    if (fe_step < steps) begin
+                        fe_slot <= ~fe_slot;
+                        fe_step <= fe_step + group_steps;
+                        fe_k <= fe_k + group_steps * per_step;
+                    end
+                end else fe_in_group <= fe_in_group + 1;
+            end
+        end
+    end
+    // A fetch's lanes: row fe_row0 + fe_in_group's elements fe_k + q, or (input_t) element
+    // fe_k + fe_in_group of rows fe_row0 + q: one run from fe_first.
+    wire [31:0] fe_row = fe_row0 + fe_in_group;
+    wire [31:0] fe_kk = fe_k + fe_in_group;
+    wire [31:0] fe_first = input_t ? in_base + fe_kk * rows + fe_row0 : in_base + fe_row * depth + fe_k;
+    wire [31:0] fe_lanes = input_t ? R : group_steps * per_step;
+    // A fetch's data arrive a cycle later (into each row's staging, below): a whole slot of
+    // one row, or one element of every row.
+    reg st_d, st_slot_d;
+    reg [31:0] st_idx_d;
+    always @(posedge clock) begin st_d <= fe_now; st_slot_d <= fe_slot; st_idx_d <= fe_in_group; end
 
     // Write-back: started when a fold's first sub-step (or the flush) is presented, so it is
     // fed one cycle later and row k of the previous fold, every slot, leaves the array
@@ -311,8 +395,9 @@ module {UNIT_MODULE} (
     end
 
     // Array edge: the sub-step's flags and lane masks, registered to meet the buffers' data.
-    reg valid_d, first_d;
+    reg valid_d, first_d, sslot_d;
     reg [3:0] slot_d;
+    reg [15:0] spos_d;
     reg [R*MMAX-1:0] act_ok;
     reg [C*NMAX-1:0] wgt_ok;
     wire [{act_bus}-1:0] edge_act [0:R-1];
@@ -321,11 +406,12 @@ module {UNIT_MODULE} (
     wire [{en_bus}-1:0] edge_en [0:C-1];
     wire [31:0] edge_init [0:C*L-1];
     wire [31:0] edge_result [0:C*L-1];
-    wire init_now = running && !flushing && phase < R;
+    wire init_now = os_on && !flushing && phase < R;
     always @(posedge clock) begin
         valid_d <= feeding;
         first_d <= first_now;
         slot_d <= sub[3:0];
+        sslot_d <= sslot; spos_d <= spos;
         shift_d <= ws_feeding && ws_phase < R;
         ws_line[0] <= {{ws_row_on, ws_last_fold && ws_m == rows - 1, ws_m[15:0], ws_col0}};
     end
@@ -336,22 +422,55 @@ module {UNIT_MODULE} (
         end
     endgenerate
 
-    genvar gr, gc, gj;
+    // The input bus: WS reads row gr's lanes gr * MMAX + gj directly; OS fetches into staging.
+    wire [R*MMAX-1:0] ws_re;
+    wire [R*MMAX*{act_aw}-1:0] ws_raddr;
+    genvar gr, gc, gj, gq;
     generate
+        for (gq = 0; gq < R * MMAX; gq = gq + 1) begin : act_lanes
+            wire [31:0] row = input_t ? fe_row0 + gq : fe_row;
+            wire [31:0] k = input_t ? fe_kk : fe_k + gq;
+            wire fe_ok = fe_now && gq < FW && gq < fe_lanes && row < rows && k < depth;
+            wire [31:0] fe_addr = fe_first + gq;
+            assign act_re[gq] = ws ? ws_re[gq] : fe_ok;
+            assign act_raddr[gq*{act_aw} +: {act_aw}] = ws ? ws_raddr[gq*{act_aw} +: {act_aw}] : fe_addr[{act_aw}-1:0];
+        end
         for (gr = 0; gr < R; gr = gr + 1) begin : act_rows
-            // WS: row gr takes input row m with step ws_k0 + gr, gr (L - 1) cycles after row 0.
-            wire [31:0] ws_row = ws_phase - R - gr * (L - 1);
-            wire ws_on = ws_feeding && ws_phase >= R + gr * (L - 1) && ws_row < rows;
+            // OS: the row's staged step. WS: row gr takes input row m with step ws_k0 + gr,
+            // gr (L - 1) cycles after row 0; every row's step of input row m is read when row 0
+            // takes it (the fold's R steps of a row: one run) and passes gr (L - 1) delay stages.
             wire [31:0] ws_koff = (ws_k0 + gr) * per_step;
-            wire [15:0] m = ws ? ws_row[15:0] : row0 + gr;
+            wire [15:0] m = ws ? ws_m[15:0] : row0 + gr;
+            wire [MMAX*16-1:0] row_data;
+            // The row's OS staging: slot sl holds elements [sl * SW, +SW), 16 bits each.
+            reg [2*SW*16-1:0] stage;
+            integer sl, sp;
+            always @(posedge clock) if (st_d) begin
+                for (sl = 0; sl < 2; sl = sl + 1)
+                    for (sp = 0; sp < SW; sp = sp + 1)
+                        if (st_slot_d == sl && (input_t ? st_idx_d == sp : st_idx_d == gr))
+                            stage[(sl * SW + sp) * 16 +: 16] <= input_t ? act_rdata[gr*16 +: 16] : act_rdata[sp*16 +: 16];
+            end
             for (gj = 0; gj < MMAX; gj = gj + 1) begin : lanes
                 wire [31:0] kk = (ws ? ws_koff : koff) + gj;
-                wire ok = (ws ? ws_on : feeding && m < rows) && gj < per_step && kk < depth;
-                assign act_re[gr*MMAX+gj] = ok;
-                assign act_raddr[(gr*MMAX+gj)*{act_aw} +: {act_aw}] =
+                wire ok = (ws ? ws_row_on : feeding && m < rows) && gj < per_step && kk < depth;
+                assign ws_re[gr*MMAX+gj] = ws && ok;
+                assign ws_raddr[(gr*MMAX+gj)*{act_aw} +: {act_aw}] =
                     input_t ? in_base + kk * rows + m : in_base + m * depth + kk;
                 always @(posedge clock) act_ok[gr*MMAX+gj] <= ok;
-                assign edge_act[gr][gj*16 +: 16] = act_ok[gr*MMAX+gj] ? act_rdata[(gr*MMAX+gj)*16 +: 16] : 16'h0;
+                wire [15:0] staged = stage[(sslot_d * SW + spos_d + gj) * 16 +: 16];
+                assign row_data[gj*16 +: 16] = !act_ok[gr*MMAX+gj] ? 16'h0 : ws ? act_rdata[(gr*MMAX+gj)*16 +: 16] : staged;
+            end
+            if (gr * (L - 1) == 0) begin : no_skew
+                assign edge_act[gr][MMAX*16-1:0] = row_data;
+            end else begin : ws_skew
+                reg [MMAX*16-1:0] skew [0:gr*(L-1)-1];
+                integer d;
+                always @(posedge clock) begin
+                    skew[0] <= row_data;
+                    for (d = 1; d < gr * (L - 1); d = d + 1) skew[d] <= skew[d-1];
+                end
+                assign edge_act[gr][MMAX*16-1:0] = ws ? skew[gr*(L-1)-1] : row_data;
             end
             if (MMAX < {act_lanes}) begin : pad
                 assign edge_act[gr][{act_bus}-1:MMAX*16] = 0;
