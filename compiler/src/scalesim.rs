@@ -10,9 +10,9 @@
 //!   `K = Fh * Fw * C`; no padding, batch 1;
 //! - the first topology line is a header and is skipped; every row ends with a comma;
 //! - "Total Cycles" is the 0-based index of the last cycle, i.e. our cycle count minus one;
-//!   SCALE-Sim does not count a layer's write-back after its last fold, nor our OS input's
+//!   SCALE-Sim does not count a layer's write-back after its last fold, nor our OS operands'
 //!   first fetches, so our GEMMs' once-per-instruction write-back and fill
-//!   (`pe_array::os_writeback` and `os_input_fill`, `pe_array::ws_drain`) are left out of that
+//!   (`pe_array::os_writeback` and `os_fill`, `pe_array::ws_drain`) are left out of that
 //!   column;
 //! - with `InterfaceBandwidth: CALC` memory never stalls, so "Stall Cycles" is 0 and the
 //!   layer's time is the array's compute time. That is the mode in which our totals equal
@@ -371,7 +371,7 @@ pub fn run(config: &ScaleSimConfig, layers: &[TopologyLayer], mut progress: impl
         // are per GEMM.
         let writeback = match d {
             Dataflow::Os => {
-                let fill = resident.os_input_fill(resident.reduction_per_pe_step(None), false);
+                let fill = resident.os_fill(1, resident.reduction_per_pe_step(None), false, false);
                 (satkit_sim::pe_array::os_writeback(&resident) + fill) * program.insns.len() as u64
             }
             Dataflow::Ws => {

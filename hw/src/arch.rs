@@ -724,33 +724,35 @@ impl ArchConfig {
     /// each array row's input in registers and fills them one buffer run a cycle: a row's next
     /// `G` steps (`G m` consecutive elements) to one row after another, so that the `R` rows'
     /// fetches fit in the `G max(I, L) >= R` cycles those steps last. (A transposed input is
-    /// fetched a step at a time, see [`Self::os_step_period`].)
+    /// fetched a step at a time, see [`Self::os_step_period`]; the weights are fetched
+    /// likewise, `C` steps of a column of the fold at a time, `C I` columns in `C max(I, L)`
+    /// cycles.)
     pub fn os_fetch_steps(&self) -> u64 {
         u64::from(self.array.rows).div_ceil(u64::from(self.array.accumulator_latency))
     }
 
     /// The cycles between an OS GEMM step and the next, `Q`: `max(I, L)`, and with a transposed
-    /// input (`input_t`, stored `K x M`) at least the `m` reduction elements of a step, since
-    /// such an input is fetched one element of every row (one run across the rows) a cycle.
-    pub fn os_step_period(&self, interleave: u64, m: u64, input_t: bool) -> u64 {
+    /// operand (`input_t`, an input stored `K x M`, or `weight_t`, a weight stored `K x N`) at
+    /// least the `m` reduction elements of a step, since such an operand is fetched one element
+    /// of every row or column (one run across them) a cycle.
+    pub fn os_step_period(&self, interleave: u64, m: u64, transposed: bool) -> u64 {
         let period = interleave.max(u64::from(self.array.accumulator_latency));
-        if input_t {
+        if transposed {
             period.max(m)
         } else {
             period
         }
     }
 
-    /// The cycles an OS GEMM waits once, before its first step, for its first input fetches:
-    /// one per array row (`R`), or with a transposed input one per reduction element of the
-    /// first step (`m`). (The last fetch's data reach the staging registers while the first
-    /// step's pointers are registered, as the buffers' data did.)
-    pub fn os_input_fill(&self, m: u64, input_t: bool) -> u64 {
-        if input_t {
-            m
-        } else {
-            u64::from(self.array.rows)
-        }
+    /// The cycles an OS GEMM waits once, before its first step, for its first operand
+    /// fetches, the longer of the input's and the weights': one per array row (`R`) and one
+    /// per column of the fold (`C I`), or with a transposed operand one per reduction element
+    /// of the first step (`m`). (The last fetch's data reach the staging registers while the
+    /// first step's pointers are registered, as the buffers' data did.)
+    pub fn os_fill(&self, interleave: u64, m: u64, input_t: bool, weight_t: bool) -> u64 {
+        let input = if input_t { m } else { u64::from(self.array.rows) };
+        let weights = if weight_t { m } else { u64::from(self.array.cols) * interleave };
+        input.max(weights)
     }
 
     /// Seconds per core cycle.

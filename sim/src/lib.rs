@@ -232,6 +232,7 @@ impl Machine {
                     depth: depth.into(),
                     interleave: interleave.into(),
                     input_t,
+                    weight_t,
                 };
                 self.check_operands(&insn.op).map_err(fail)?;
                 if functional {

@@ -33,12 +33,14 @@
 //!   so `1 <= I <= L`. This is what the RTL tensor unit does (`hw/src/rtl/tensor.rs`), cycle
 //!   for cycle.
 //!
-//!   The input reaches the rows through staging registers that the buffer fills one run a
-//!   cycle (so that a banked buffer can serve it): each row's next `G = ceil(R / L)` steps
-//!   (`ArchConfig::os_fetch_steps`), row after row, `R` cycles ahead of their first step. So
-//!   the GEMM starts `R` cycles later ([`os_input_fill`]). A transposed input (`input_t`) is
-//!   fetched one reduction element of every row a cycle (a run across the rows), `m` cycles
-//!   ahead (`m` = `n_max` dense, `M` sparse), and a step lasts at least `m` cycles: `Q =
+//!   The operands reach the rows and columns through staging registers that the buffers fill
+//!   one run a cycle (so that banked buffers can serve them): each row's next
+//!   `G = ceil(R / L)` steps (`ArchConfig::os_fetch_steps`), row after row, `R` cycles ahead of
+//!   their first step, and each of the fold's `C I` columns' next `C` steps (its compressed
+//!   positions when sparse), column after column, `C I` cycles ahead. So the GEMM starts
+//!   `max(R, C I)` cycles later ([`os_fill`]). A transposed operand (`input_t`, `weight_t`) is
+//!   fetched one reduction element of every row or column a cycle (a run across them), `m`
+//!   cycles ahead (`m` = `n_max` dense, `M` sparse), and a step lasts at least `m` cycles: `Q =
 //!   max(I, L, m)` (`ArchConfig::os_step_period`; the cycles above `max(I, L)` count as
 //!   fill/drain stalls).
 //!
@@ -54,7 +56,7 @@
 //! other edge (the input as a stored `K x M` matrix, a dense weight as a stored `K x N`
 //! matrix, as the weight-gradient GEMM reads `dY` and `X`). Each PE still receives the same
 //! operand stream, so traffic and numerics are those of the untransposed GEMM, and so are the
-//! cycles but for the OS input's fetches (above).
+//! cycles but for the OS fetches (above).
 
 use crate::scratchpad::Scratchpads;
 use crate::stats::{Cost, Stalls};
@@ -80,6 +82,9 @@ pub struct GemmShape {
     /// The input is stored as its `K x M` transpose (see [`GemmOperands::input_t`]), which the
     /// OS dataflow fetches differently.
     pub input_t: bool,
+    /// The dense weight is stored as its `K x N` transpose (see [`GemmOperands::weight_t`]),
+    /// likewise.
+    pub weight_t: bool,
 }
 
 /// Cycle breakdown of one GEMM.
@@ -121,9 +126,9 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
             let folds = g.rows.div_ceil(r) * g.cols.div_ceil(c * i);
             let steady = steps * i;
             let hazard = steps * (i.max(l) - i);
-            let compute = steps * arch.os_step_period(i, step_elements(arch, g), g.input_t);
+            let compute = steps * arch.os_step_period(i, step_elements(arch, g), g.input_t || g.weight_t);
             let fill = r + c - 2;
-            let once = os_writeback(arch) + os_input_fill(arch, g);
+            let once = os_writeback(arch) + os_fill(arch, g);
             GemmTiming {
                 cycles: folds * (compute + fill) + once,
                 folds,
@@ -148,10 +153,10 @@ pub fn os_writeback(arch: &ArchConfig) -> u64 {
     u64::from(arch.array.rows + arch.array.cols + arch.array.accumulator_latency)
 }
 
-/// Cycles an OS GEMM spends once, before its folds, on its first input fetches: `R`, or `m`
-/// with a transposed input (see the module documentation).
-pub fn os_input_fill(arch: &ArchConfig, g: &GemmShape) -> u64 {
-    arch.os_input_fill(step_elements(arch, g), g.input_t)
+/// Cycles an OS GEMM spends once, before its folds, on its first operand fetches: the longer
+/// of `R` and `C I`, or `m` for a transposed operand (see the module documentation).
+pub fn os_fill(arch: &ArchConfig, g: &GemmShape) -> u64 {
+    arch.os_fill(g.interleave.max(1), step_elements(arch, g), g.input_t, g.weight_t)
 }
 
 /// The reduction elements `m` of one PE step: `n_max` dense, `M` sparse.
@@ -307,7 +312,7 @@ mod tests {
     use super::*;
 
     fn shape(dataflow: Dataflow, rows: u64, cols: u64, depth: u64) -> GemmShape {
-        GemmShape { dataflow, weights: WeightFormat::Dense, rows, cols, depth, interleave: 1, input_t: false }
+        GemmShape { dataflow, weights: WeightFormat::Dense, rows, cols, depth, interleave: 1, input_t: false, weight_t: false }
     }
 
     #[test]
@@ -333,22 +338,24 @@ mod tests {
         let t = gemm_timing(&arch, &shape(Dataflow::Ws, 10, 4, 16));
         assert_eq!(t, GemmTiming { cycles: 23 + 28, folds: 2, fill_drain: 23 + 28 - 20, accumulator_hazard: 0 });
         // OS without interleave: S = 4 steps x max(1, 2) = 8, fill 4 + 4 - 2 = 6, and once
-        // per GEMM the input's first fetches, one per row (4), and the write-back 4 + 4 + 2 = 10.
+        // per GEMM the first fetches, one per row (4) and one per column (4), and the
+        // write-back 4 + 4 + 2 = 10.
         let t = gemm_timing(&arch, &shape(Dataflow::Os, 4, 4, 8));
         assert_eq!(t, GemmTiming { cycles: 28, folds: 1, fill_drain: 20, accumulator_hazard: 4 });
-        // Interleave 2 hides the hazard and covers 8 output columns in one fold.
+        // Interleave 2 hides the hazard and covers 8 output columns in one fold, whose first
+        // fetches take 8 cycles.
         let t = gemm_timing(&arch, &GemmShape { interleave: 2, ..shape(Dataflow::Os, 4, 8, 8) });
-        assert_eq!(t, GemmTiming { cycles: 28, folds: 1, fill_drain: 20, accumulator_hazard: 0 });
+        assert_eq!(t, GemmTiming { cycles: 32, folds: 1, fill_drain: 24, accumulator_hazard: 0 });
         // Two folds share the first fetches and one write-back.
         let t = gemm_timing(&arch, &shape(Dataflow::Os, 8, 4, 8));
         assert_eq!(t, GemmTiming { cycles: 2 * 14 + 14, folds: 2, fill_drain: 2 * 6 + 14, accumulator_hazard: 8 });
-        // A transposed input is fetched one reduction element a cycle: its first step's
-        // m = n_max = 2 elements ahead, and with L = 1 a step lasts m = 2 cycles instead of 1:
-        // 4 x 2 + 6 + 2 + (4 + 4 + 1) = 25 cycles, where the untransposed input takes
-        // 4 + 6 + 4 + 9 = 23.
+        // A transposed input and weight (the weight-gradient GEMM's) are fetched one reduction
+        // element a cycle: their first step's m = n_max = 2 elements ahead, and with L = 1 a
+        // step lasts m = 2 cycles instead of 1: 4 x 2 + 6 + 2 + (4 + 4 + 1) = 25 cycles, where
+        // the untransposed operands take 4 + 6 + 4 + 9 = 23.
         let mut l1 = ArchConfig::tiny();
         l1.array.accumulator_latency = 1;
-        let t = gemm_timing(&l1, &GemmShape { input_t: true, ..shape(Dataflow::Os, 4, 4, 8) });
+        let t = gemm_timing(&l1, &GemmShape { input_t: true, weight_t: true, ..shape(Dataflow::Os, 4, 4, 8) });
         assert_eq!(t, GemmTiming { cycles: 25, folds: 1, fill_drain: 21, accumulator_hazard: 0 });
         let t = gemm_timing(&l1, &shape(Dataflow::Os, 4, 4, 8));
         assert_eq!(t, GemmTiming { cycles: 23, folds: 1, fill_drain: 19, accumulator_hazard: 0 });

@@ -510,6 +510,7 @@ impl GemmJob {
             depth: t.tk,
             interleave: t.interleave,
             input_t: matches!(self.input, InSrc::Transposed { .. }),
+            weight_t: matches!(self.weight, WSrc::DenseT { .. } | WSrc::Im2colT { .. }),
         };
         let compute = gemm_timing(arch, &g).cycles * mt * nt * kt;
         let in_bytes = self.m * self.k * 2;
@@ -775,6 +776,7 @@ pub(crate) fn lower_fused(ctx: &Ctx, budget: &Budget, job: &FusedJob, fenced: bo
                     depth: job.c_out,
                     interleave: interleave_for(ctx, a),
                     input_t: false,
+                    weight_t: matches!(job.w_bp, WSrc::DenseT { .. }),
                 };
                 let wu = GemmShape {
                     dataflow: b,
@@ -784,6 +786,7 @@ pub(crate) fn lower_fused(ctx: &Ctx, budget: &Budget, job: &FusedJob, fenced: bo
                     depth: pc,
                     interleave: interleave_for(ctx, b),
                     input_t: true,
+                    weight_t: true,
                 };
                 let steps = job.k.div_ceil(tn) * job.p.div_ceil(pc);
                 (gemm_timing(arch, &bp).cycles + gemm_timing(arch, &wu).cycles) * steps

@@ -15,7 +15,7 @@ fn tally(cycles: u64, elements: u64, widest: u64, conflicted: [u64; 5], extra: [
 }
 
 #[test]
-fn strided_gemm_columns_collide_and_runs_do_not() {
+fn os_gemm_operands_are_fetched_as_runs() {
     let mut machine = CosimMachine::new().unwrap();
     assert_eq!(machine.arch().name, "tiny", "the hand-worked counts are tiny's");
     let values: Vec<f32> = (0..64).map(|i| (i % 7) as f32 / 4.0).collect();
@@ -55,19 +55,18 @@ fn strided_gemm_columns_collide_and_runs_do_not() {
     machine.run_profiled(&program, &mut profile).unwrap();
     let rows: Vec<(String, Unit, &str, bool, Buffer, BankTally)> =
         profile.rows().into_iter().map(|r| (r.kind, r.unit, r.operand, r.write, r.buffer, r.tally)).collect();
-    // The GEMM: 8 steps of 2 elements, one every max(I, L) = 2 cycles. Step s reads elements
-    // 16 n + 2 s + j of the weight (columns n < 4, j < 2): four elements in each of two banks
-    // when 16 is a multiple of the bank count, two with 32 banks (columns 0 and 2 meet, 1 and
-    // 3), none with 64. The input is fetched G = ceil(R / L) = 2 steps of a row a cycle, rows
-    // in turn: 16 runs of 4 elements, which collide in no bank count. Each output row is 4
-    // elements.
-    let strided = tally(8, 64, 8, [8, 8, 8, 8, 0], [24, 24, 24, 8, 0]);
+    // The GEMM: 8 steps of 2 elements, one every max(I, L) = 2 cycles. Its input and weight
+    // rows lie 16 apart, but they are fetched one run a cycle: the input G = ceil(R / L) = 2
+    // steps of a row, rows in turn (16 runs of 4 elements, which collide in no bank count), the
+    // weight C = 4 steps of a column, columns in turn (8 runs of 8 elements: 2 in each of 4
+    // banks). Each output row is 4 elements.
     let fetched = tally(16, 64, 4, [0; 5], [0; 5]);
+    let long_runs = tally(8, 64, 8, [8, 0, 0, 0, 0], [8, 0, 0, 0, 0]);
     // The add: 10 elements on 4 lanes, 3 cycles of contiguous elements on each operand.
     let contiguous = tally(3, 10, 4, [0; 5], [0; 5]);
     let expected = vec![
         ("gemm os".to_string(), Unit::Tensor, "input", false, Buffer::Act, fetched),
-        ("gemm os".to_string(), Unit::Tensor, "weight", false, Buffer::Wgt, strided),
+        ("gemm os".to_string(), Unit::Tensor, "weight", false, Buffer::Wgt, long_runs),
         ("gemm os".to_string(), Unit::Tensor, "output", true, Buffer::Acc, tally(4, 16, 4, [0; 5], [0; 5])),
         ("vec add".to_string(), Unit::Vector, "a", false, Buffer::Act, contiguous.clone()),
         ("vec add".to_string(), Unit::Vector, "b", false, Buffer::Master, contiguous.clone()),
@@ -102,9 +101,10 @@ fn a_ws_gemm_reads_each_input_row_of_a_fold_as_one_run() {
     let rows: Vec<(&str, BankTally)> = profile.rows().into_iter().map(|r| (r.operand, r.tally)).collect();
     // 8 steps of 2 elements: two reduction folds of R = 4 steps. A fold reads each of the 4
     // input rows once, its 4 steps together: a run of 8 elements (2 in each of 4 banks, none
-    // from 8 on). The weights preload 4 columns 16 apart, a step of 2 elements each, a cycle
-    // (as the OS weights in the test above). The second fold reads the first's partial sums;
-    // both write theirs, a row of 4 a cycle.
+    // from 8 on). The weights preload 4 columns 16 apart, a step of 2 elements each, a cycle:
+    // four elements in each of two banks when 16 is a multiple of the bank count, two with 32
+    // banks (columns 0 and 2 meet, 1 and 3), none with 64. The second fold reads the first's
+    // partial sums; both write theirs, a row of 4 a cycle.
     let expected = vec![
         ("input", tally(8, 64, 8, [8, 0, 0, 0, 0], [8, 0, 0, 0, 0])),
         ("weight", tally(8, 64, 8, [8, 8, 8, 8, 0], [24, 24, 24, 8, 0])),

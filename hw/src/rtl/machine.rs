@@ -56,7 +56,10 @@ use super::sequencers::{
     conversion_modules, sore_unit_module, to_fp16_module, vector_unit_module, wuve_unit_module, SORE_UNIT_MODULE,
     VECTOR_UNIT_MODULE, WUVE_UNIT_MODULE,
 };
-use super::tensor::{address_bits, array_design, buffer_module, sram_address_bits, unit_module, BUFFER_MODULE, UNIT_MODULE};
+use super::tensor::{
+    address_bits, array_design, buffer_module, fetch_module, sram_address_bits, unit_module, weight_lanes, BUFFER_MODULE,
+    FETCH_MODULE, UNIT_MODULE,
+};
 use super::vector_lane::{FunctionKind, LaneDatapath};
 use super::verilog::merge;
 use super::{controller, sore, vector_math, wuve, PortDirection, RtlDesign, RtlModule, RtlPort};
@@ -131,6 +134,7 @@ pub fn operand_buses(arch: &ArchConfig) -> Vec<OperandBus> {
     let (sl, wl, vl, w) =
         (arch.sore.lanes as usize, arch.wuve.lanes as usize, arch.vector.lanes as usize, arch.dma_lanes() as usize);
     let bits = |b: Buffer| address_bits(arch.buffer_elements(b));
+    let t_wgt_lanes = weight_lanes(arch);
     let aw = sram_address_bits(arch);
     let bus = |unit, operand, write, buffer: BusBuffer, (enable, addr, data), address_bits, first, ports| OperandBus {
         unit,
@@ -152,8 +156,8 @@ pub fn operand_buses(arch: &ArchConfig) -> Vec<OperandBus> {
     let buses = vec![
         bus(Load, "destination", true, Wire("l_buf"), ("l_we", "l_addr", None), aw, 0, w),
         bus(Tensor, "input", false, Fixed(Buffer::Act), ("t_act_re", "t_act_raddr", Some("t_act_rdata")), bits(Buffer::Act), 0, r * m_max),
-        bus(Tensor, "weight", false, Fixed(Buffer::Wgt), ("t_wgt_re", "t_wgt_raddr", Some("t_wgt_rdata")), bits(Buffer::Wgt), 0, c * n_max),
-        bus(Tensor, "index", false, Fixed(Buffer::Idx), ("t_idx_re", "t_wgt_raddr", Some("t_idx_rdata")), bits(Buffer::Wgt), 0, c * n_max),
+        bus(Tensor, "weight", false, Fixed(Buffer::Wgt), ("t_wgt_re", "t_wgt_raddr", Some("t_wgt_rdata")), bits(Buffer::Wgt), 0, t_wgt_lanes),
+        bus(Tensor, "index", false, Fixed(Buffer::Idx), ("t_idx_re", "t_wgt_raddr", Some("t_idx_rdata")), bits(Buffer::Wgt), 0, t_wgt_lanes),
         bus(Tensor, "initial sums", false, Fixed(Buffer::Acc), ("t_acc_re", "t_acc_raddr", Some("t_acc_rdata")), bits(Buffer::Acc), 0, c * l),
         bus(Tensor, "output", true, Fixed(Buffer::Acc), ("t_acc_we", "t_acc_waddr", Some("t_acc_wdata")), bits(Buffer::Acc), 0, c * l),
         bus(Sore, "dense weight", false, Fixed(Buffer::Master), ("s_m_re", "s_m_raddr", Some("s_m_rdata")), bits(Buffer::Master), 0, sl),
@@ -193,6 +197,7 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     let (mut verilog, mut modules) = merge(&[&array, &control, &sore_lanes, &wuve_lanes])?;
     verilog.push_str(&buffer_module());
     verilog.push_str(&controller::buffer_use_module(arch)?);
+    verilog.push_str(&fetch_module(arch));
     verilog.push_str(&unit_module(arch)?);
     verilog.push_str(&to_fp16_module());
     verilog.push_str(&sore_unit_module(arch)?);
@@ -226,6 +231,7 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     for (name, instances) in [
         (BUFFER_MODULE, Buffer::ALL.len()),
         (UNIT_MODULE, 1),
+        (FETCH_MODULE, 2),
         (super::sequencers::TO_FP16_MODULE, to_fp16),
         (SORE_UNIT_MODULE, 1),
         (WUVE_UNIT_MODULE, 1),
@@ -517,6 +523,7 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     let (r, c, l, n_max, m_max) =
         (a.rows as usize, a.cols as usize, a.accumulator_latency as usize, a.n_max as usize, a.m_max as usize);
     let w = arch.dma_lanes() as usize;
+    let t_wgt_lanes = weight_lanes(arch);
     let aw = sram_address_bits(arch);
     let da = DRAM_ADDRESS_BITS;
     let units = Unit::ALL.len();
@@ -608,13 +615,13 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
 
     // Tensor unit
     wire [{r}*{m_max}-1:0] t_act_re;
-    wire [{c}*{n_max}-1:0] t_wgt_re, t_idx_re;
+    wire [{t_wgt_lanes}-1:0] t_wgt_re, t_idx_re;
     wire [{c}*{l}-1:0] t_acc_re;
     wire [{r}*{m_max}*{act_aw}-1:0] t_act_raddr;
     wire [{r}*{m_max}*16-1:0] t_act_rdata;
-    wire [{c}*{n_max}*{wgt_aw}-1:0] t_wgt_raddr;
-    wire [{c}*{n_max}*16-1:0] t_wgt_rdata;
-    wire [{c}*{n_max}*8-1:0] t_idx_rdata;
+    wire [{t_wgt_lanes}*{wgt_aw}-1:0] t_wgt_raddr;
+    wire [{t_wgt_lanes}*16-1:0] t_wgt_rdata;
+    wire [{t_wgt_lanes}*8-1:0] t_idx_rdata;
     wire [{c}*{l}*{acc_aw}-1:0] t_acc_raddr;
     wire [{c}*{l}*32-1:0] t_acc_rdata;
     wire [{c}*{l}-1:0] t_acc_we;

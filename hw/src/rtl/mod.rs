@@ -54,20 +54,21 @@
 //!   read and written one run a cycle, for blocks of adjacent channels or rows (`norm_stats`
 //!   per row writes a row's mean and its rstd in different cycles) ([`sequencers`],
 //!   `VecGeometry`).
-//! - *The GEMM's input:* in OS staged per array row and fetched one run a cycle: a row's next
-//!   `G = ceil(R / L)` steps, or with a transposed input one element of every row
-//!   ([`tensor`]; the simulator's GEMM cost has the fill, `sim::pe_array::os_input_fill`). In
-//!   WS an input row's steps of a fold are read together, one run, and reach the lower array
-//!   rows through delay lines (no cost).
-//! - *Strided, and colliding:* the GEMM's weight columns (the compressed row apart), a
-//!   transposed WS input (`rows` apart), and the pooling windows' rows when the plane's width
-//!   is a multiple of the banks. These collide at every `B` when the distances are multiples
-//!   of it.
+//! - *The GEMM's operands:* in OS staged per array row and per column of the fold and
+//!   fetched one run a cycle: a row's next `G = ceil(R / L)` steps, a column's next `C` steps,
+//!   or with a transposed operand one element of every row or column ([`tensor`]; the
+//!   simulator's GEMM cost has the fill, `sim::pe_array::os_fill`). In WS an input row's steps
+//!   of a fold are read together, one run, and reach the lower array rows through delay lines
+//!   (no cost).
+//! - *Strided, and colliding:* the WS weight preload (the fold's columns, the compressed row
+//!   apart), a transposed WS input (`rows` apart), and the pooling windows' rows when the
+//!   plane's width is a multiple of the banks. These collide at every `B` when the distances
+//!   are multiples of it.
 //!
 //! What remains:
-//! - operand staging for the rest of the GEMM: the OS weight and index columns as the input
-//!   rows (per column, with compressed rows; `weight_t` one element of every column a cycle),
-//!   the WS weight preload, and a transposed WS input (a corner turn, or OS for such GEMMs);
+//! - operand staging for the rest of the GEMM: the WS weight preload (a column's `R` steps
+//!   are one run, fetched ahead into per-column registers), and a transposed WS input (a
+//!   corner turn, or OS for such GEMMs);
 //! - pooling windows walked so that a cycle's rows fall on distinct banks;
 //! - the banked replicas with their crossbars, and replica allocation.
 

@@ -13,12 +13,12 @@
 //! folds (row tiles outer) and raises `done` for one cycle. A fold's step is `I` sub-steps on
 //! consecutive cycles, sub-step `i` on the fold's output columns `i C .. (i + 1) C`, one step
 //! every `Q` cycles (`ArchConfig::os_step_period`: `max(I, L)`, and at least `m` with a
-//! transposed input). With `t0` the issue cycle, `S` the reduction steps, `P = S Q + R + C - 2`
-//! the fold period and `W` the input fill (`ArchConfig::os_input_fill`: `R`, or `m` with a
-//! transposed input), a fold's cycles count from `t_f = t0 + 1 + W + f P`:
-//! - cycle `t_f + s Q + i` presents fold `f`'s step `s`, sub-step `i`: the weight buffers'
-//!   addresses and the input's staging position. The array takes it one cycle later (the
-//!   buffers read synchronously);
+//! transposed operand). With `t0` the issue cycle, `S` the reduction steps, `P = S Q + R + C - 2`
+//! the fold period and `W` the fill (`ArchConfig::os_fill`: the longer of the input's `R` and
+//! the weights' `C I`, `m` for a transposed operand), a fold's cycles count from
+//! `t_f = t0 + 1 + W + f P`:
+//! - cycle `t_f + s Q + i` presents fold `f`'s step `s`, sub-step `i`: the operands' staging
+//!   positions. The array takes it one cycle later (as it took the buffers' data);
 //! - cycles `t_f + k` (`k < R`) read row `k` of fold `f`'s initial sums, every slot (the old
 //!   outputs when accumulating, else +0);
 //! - a flush (`I` sub-steps without data) follows the last fold at `t0 + 1 + W + F P`; each
@@ -27,12 +27,13 @@
 //!   addresses;
 //! - `done` is high at `t0 + W + F P + R + C + L`, the cycle after the last write: the
 //!   simulator's `folds * (S Q + R + C - 2) + R + C + L + W` (`sim::pe_array::os_writeback`,
-//!   `os_input_fill`).
+//!   `os_fill`).
 //!
-//! The OS input reaches each array row through staging registers: two slots per row of
-//! `G m_max` elements, `G = ceil(R / L)` (`ArchConfig::os_fetch_steps`), filled from the
-//! buffer one run a cycle, so that a buffer banked by the low address bits serves it. The
-//! fetches run `W` cycles ahead of the steps, on the same fold period:
+//! The OS operands reach the array through staging registers, filled from the buffers one run
+//! a cycle, so that buffers banked by the low address bits serve them. Each operand's fetches
+//! (`sat_tensor_fetch`) run its own fill (`R`, `C I` or `m`) ahead of the steps, on the same
+//! fold period. The input has two slots per row of `G m_max` elements, `G = ceil(R / L)`
+//! (`ArchConfig::os_fetch_steps`):
 //! - untransposed, a group of `G` steps is fetched in the `R` cycles from `t_f + j G Q - R`:
 //!   row `r`'s `G m` consecutive elements (steps `j G .. j G + G`) at `t_f + j G Q - R + r`,
 //!   into that row's slot for the group. The `G Q >= R` cycles of a group leave room for the
@@ -40,6 +41,14 @@
 //! - transposed (`input_t`), a group is one step: element `e` of step `s` of every row (a run
 //!   of `R` across the rows, as a `K x M` input stores them) at `t_f + s Q - m + e`, which
 //!   needs `Q >= m`.
+//!
+//! The weights likewise, per virtual column `v = i C + c` of the fold (array column `c`,
+//! sub-step `i`), two slots of `C n_max` elements (values and indices): untransposed, a group
+//! of `C` steps is fetched in the `C I` cycles from `t_f + j C Q - C I`, column `v`'s
+//! compressed positions of those steps (or dense elements) at `t_f + j C Q - C I + v`, and
+//! `C Q >= C I`; transposed (`weight_t`, dense `K x N`), element `e` of step `s` of every
+//! column of the fold (a run of `C I`) at `t_f + s Q - m + e`. The weight and index buses
+//! therefore have `C max(n_max, L)` lanes ([`weight_lanes`]).
 //!
 //! Slots alternate per group through the folds, so a fold's first fetches never overwrite
 //! the previous fold's last group.
@@ -51,10 +60,11 @@
 //!   first), which the array shifts down while `shift` is high;
 //! - cycle `R + m` presents input row `m`'s partial sums for the fold's columns (the old
 //!   outputs on the first reduction fold when accumulating, else +0; on later folds what the
-//!   previous fold wrote) on the slot-0 initial-value buses, and reads the row's activations
-//!   of all the fold's steps (untransposed, one run of `R m` consecutive elements); array row
-//!   `r` takes step `k0 + r`'s through `r (L - 1)` delay stages, as if presented at
-//!   `R + m + r (L - 1)`;
+//!   previous fold wrote) on the slot-0 initial-value buses, and array row `r` takes row `m`'s
+//!   step-`k0 + r` activations as presented at `R + m + r (L - 1)`. Untransposed, cycle `R + m`
+//!   reads them for all the fold's steps (one run of `R m` consecutive elements) and row `r`'s
+//!   pass `r (L - 1)` delay stages; transposed (a row's steps `rows` apart), each array row
+//!   reads its own at its cycle;
 //! - row `m`'s sums reach the slot-0 result buses `R L + L + C - 1` cycles after its partial
 //!   sums' addresses (a delay line carries the row and column to that write-back).
 //!
@@ -157,6 +167,76 @@ endmodule
     )
 }
 
+/// Name of the OS operand fetch sequencer module.
+pub const FETCH_MODULE: &str = "sat_tensor_fetch";
+
+/// The OS operand fetch sequencer (two per tensor unit: the input and the weights).
+pub(super) fn fetch_module(arch: &ArchConfig) -> String {
+    format!(
+        r#"
+// One OS GEMM operand's fetch sequence (see satkit's hw/src/rtl/tensor.rs): from `lead` cycles
+// after the issue, the folds' rows and columns with the fold period; each group of
+// `group_steps` steps opens a window of `group_period` cycles whose first `window` cycles
+// fetch (`now`, cycle `in_group` of the window), into slots that alternate per group.
+module {FETCH_MODULE} (
+    input clock,
+    input issue,
+    input runs,
+    input [15:0] lead,
+    input [31:0] fold_period,
+    input [31:0] group_period,
+    input [31:0] window,
+    input [15:0] group_steps,
+    input [15:0] steps,
+    input [15:0] rows,
+    input [15:0] cols,
+    input [15:0] fold_cols,
+    output now,
+    output reg slot,
+    output reg [31:0] in_group,
+    output reg [31:0] step,
+    output reg [15:0] row0,
+    output reg [15:0] col0
+);
+    localparam R = {r};
+    reg running;
+    reg [15:0] wait_left;
+    reg [31:0] phase;
+    wire last_fold = row0 + R >= rows && col0 + fold_cols >= cols;
+    assign now = running && wait_left == 0 && step < steps && in_group < window;
+    always @(posedge clock) begin
+        if (issue) begin
+            running <= runs; wait_left <= lead;
+            phase <= 0; in_group <= 0; step <= 0; slot <= 0; row0 <= 0; col0 <= 0;
+        end else if (running) begin
+            if (wait_left != 0) wait_left <= wait_left - 1;
+            else if (phase == fold_period - 1) begin
+                phase <= 0; in_group <= 0; step <= 0;
+                if (step < steps) slot <= ~slot;
+                if (last_fold) running <= 0;
+                else if (col0 + fold_cols >= cols) begin col0 <= 0; row0 <= row0 + R; end
+                else col0 <= col0 + fold_cols;
+            end else begin
+                phase <= phase + 1;
+                if (in_group == group_period - 1) begin
+                    in_group <= 0;
+                    if (step < steps) begin slot <= ~slot; step <= step + group_steps; end
+                end else in_group <= in_group + 1;
+            end
+        end
+    end
+endmodule
+"#,
+        r = arch.array.rows
+    )
+}
+
+/// The weight bus's lanes: `C n_max` for a step's weights of every column, or `C L` for a
+/// transposed weight's element of every column of an interleaved fold.
+pub fn weight_lanes(arch: &ArchConfig) -> usize {
+    (arch.array.cols * arch.array.n_max.max(arch.array.accumulator_latency)) as usize
+}
+
 /// The operand sequencer.
 pub(super) fn unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let a = &arch.array;
@@ -168,6 +248,7 @@ pub(super) fn unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let wgt_bus = 16 * super::pe::WGT_BUS_LANES;
     let idx_bus = 4 * super::pe::WGT_BUS_LANES;
     let en_bus = super::pe::WGT_BUS_LANES;
+    let wl = weight_lanes(arch);
     let mut s = String::new();
     let _ = write!(
         s,
@@ -183,11 +264,11 @@ module {UNIT_MODULE} (
     output [{r}*{m_max}-1:0] act_re,
     output [{r}*{m_max}*{act_aw}-1:0] act_raddr,
     input [{r}*{m_max}*16-1:0] act_rdata,
-    output [{c}*{n_max}-1:0] wgt_re,
-    output [{c}*{n_max}-1:0] idx_re,
-    output [{c}*{n_max}*{wgt_aw}-1:0] wgt_raddr,
-    input [{c}*{n_max}*16-1:0] wgt_rdata,
-    input [{c}*{n_max}*8-1:0] idx_rdata,
+    output [{wl}-1:0] wgt_re,
+    output [{wl}-1:0] idx_re,
+    output [{wl}*{wgt_aw}-1:0] wgt_raddr,
+    input [{wl}*16-1:0] wgt_rdata,
+    input [{wl}*8-1:0] idx_rdata,
     output [{c}*{l}-1:0] acc_re,
     output [{c}*{l}*{acc_aw}-1:0] acc_raddr,
     input [{c}*{l}*32-1:0] acc_rdata,
@@ -198,6 +279,9 @@ module {UNIT_MODULE} (
     localparam R = {r}, C = {c}, L = {l}, NMAX = {n_max}, MMAX = {m_max};
     // OS input staging: G steps of a row per fetch, SW elements per slot, FW fetch lanes.
     localparam G = {fetch_steps}, SW = G * MMAX, FW = SW > R ? SW : R;
+    // OS weight staging: GW steps of a (virtual) column per fetch, SWW elements per slot, FWW
+    // fetch lanes.
+    localparam GW = C, SWW = GW * NMAX, FWW = {wl};
     // WS: a row's partial sum leaves the array R L + L + C - 1 cycles after its address (see
     // the module documentation); a fold streams at least WS_MIN_STREAM rows.
     localparam WS_DELAY = {ws_delay}, WS_MIN_STREAM = {ws_min_stream};
@@ -216,7 +300,12 @@ module {UNIT_MODULE} (
     wire f_runs = (f_dataflow == {os} && f_interleave >= 1 && f_interleave <= L) || f_ws;
     wire [31:0] f_steps = ({{16'h0, f_depth}} + f_r - 1) / f_r;
     wire [4:0] f_period_il = f_interleave > L ? f_interleave : L;
-    wire [4:0] f_period = f_input_t && f_r > f_period_il ? f_r : f_period_il;
+    wire [4:0] f_period = (f_input_t || f_weight_t) && f_r > f_period_il ? f_r : f_period_il;
+    // OS fills: the input's and the weights' first fetches; the steps wait for the longer.
+    wire [15:0] f_fill_in = f_input_t ? f_r : R;
+    wire [15:0] f_fill_w = f_weight_t ? f_r : C * f_interleave;
+    wire [15:0] f_fill = f_fill_in > f_fill_w ? f_fill_in : f_fill_w;
+    wire f_os_runs = f_runs && !f_ws && !f_empty;
     wire f_empty = f_rows == 0 || f_cols == 0 || f_steps == 0;
 
     // Instruction registers
@@ -234,19 +323,19 @@ module {UNIT_MODULE} (
     reg [4:0] sub;
     reg has_prev;
     reg [31:0] koff, poff;
-    // The OS input fill still to wait; the step's group (its step sg of group_steps, at
-    // staging offset spos in slot sslot).
+    // The OS fill still to wait; the step's input group (its step sg of group_steps, at
+    // staging offset spos in slot sslot) and weight group (wsg of wgroup_steps, wspos, wsslot),
+    // each step's weight elements per column (kept, or per_step dense).
     reg [15:0] fill_wait;
-    reg [15:0] group_steps, sg, spos;
-    reg sslot;
-    // OS input fetches, fill cycles ahead of the steps: the fetch fold's phase, the group's
-    // cycle, first step and element, slot, rows and columns; the fetch cycles of a group
-    // (fe_window) and its period.
-    reg fe_running, fe_slot;
-    reg [31:0] fe_phase, fe_in_group, fe_step, fe_k, fe_window, group_period;
-    reg [15:0] fe_row0, fe_col0;
-    wire fe_last_fold = fe_row0 + R >= rows && fe_col0 + fold_cols >= cols;
-    wire fe_now = fe_running && fe_step < steps && fe_in_group < fe_window;
+    reg [15:0] group_steps, sg, spos, wgroup_steps, wsg, wspos;
+    reg sslot, wsslot;
+    reg [4:0] step_elements;
+    // OS fetches, their fill cycles ahead of the steps (sat_tensor_fetch): each group's
+    // fetch cycles (window) and period, and the fetch sequences' state.
+    reg [31:0] fe_window, group_period, wf_window, wgroup_period;
+    wire fe_now, fe_slot, wf_now, wf_slot;
+    wire [31:0] fe_in_group, fe_step, wf_in_group, wf_step;
+    wire [15:0] fe_row0, wf_col0;
     // Write-back of the previous fold
     reg wb_active, wb_last;
     reg [15:0] wb_wait, wb_k, wb_row0, wb_col0;
@@ -284,9 +373,12 @@ module {UNIT_MODULE} (
             fold_period <= f_steps * f_period + R + C - 2;
             phase <= 0; step <= 0; sub <= 0; koff <= 0; poff <= 0; row0 <= 0; col0 <= 0;
             has_prev <= 0; flushing <= 0; flushed <= 0;
-            fill_wait <= f_input_t ? f_r : R;
+            fill_wait <= f_fill;
             group_steps <= f_input_t ? 16'd1 : G; sg <= 0; spos <= 0; sslot <= 0;
-            group_period <= (f_input_t ? 1 : G) * f_period; fe_window <= f_input_t ? f_r : R;
+            group_period <= (f_input_t ? 1 : G) * f_period; fe_window <= f_fill_in;
+            wgroup_steps <= f_weight_t ? 16'd1 : GW; wsg <= 0; wspos <= 0; wsslot <= 0;
+            wgroup_period <= (f_weight_t ? 1 : GW) * f_period; wf_window <= f_fill_w;
+            step_elements <= f_sparse ? {{1'b0, f_weights[3:0]}} : f_r;
             running <= f_runs && !f_ws && !f_empty;
             ws <= f_ws;
             ws_running <= f_runs && f_ws && !f_empty; ws_feeding <= f_runs && f_ws && !f_empty;
@@ -334,40 +426,30 @@ module {UNIT_MODULE} (
                         // The group's last step: the next group is in the other slot.
                         if (sg + 1 == group_steps || step + 1 == steps) begin sg <= 0; spos <= 0; sslot <= ~sslot; end
                         else begin sg <= sg + 1; spos <= spos + per_step; end
+                        if (wsg + 1 == wgroup_steps || step + 1 == steps) begin wsg <= 0; wspos <= 0; wsslot <= ~wsslot; end
+                        else begin wsg <= wsg + 1; wspos <= wspos + step_elements; end
                     end
                 end else sub <= sub + 1;
             end
         end
     end
 
-    // OS input fetches: the fold sequence, fill cycles ahead. Each group's window of fetches
-    // starts a group period after the previous one; its slot alternates.
-    always @(posedge clock) begin
-        if (issue) begin
-            fe_running <= f_runs && !f_ws && !f_empty;
-            fe_phase <= 0; fe_in_group <= 0; fe_step <= 0; fe_k <= 0; fe_slot <= 0; fe_row0 <= 0; fe_col0 <= 0;
-        end else if (fe_running) begin
-            if (fe_phase == fold_period - 1) begin
-                fe_phase <= 0; fe_in_group <= 0; fe_step <= 0; fe_k <= 0;
-                if (fe_step < steps) fe_slot <= ~fe_slot;
-                if (fe_last_fold) fe_running <= 0;
-                else if (fe_col0 + fold_cols >= cols) begin fe_col0 <= 0; fe_row0 <= fe_row0 + R; end
-                else fe_col0 <= fe_col0 + fold_cols;
-            end else begin
-                fe_phase <= fe_phase + 1;
-                if (fe_in_group == group_period - 1) begin
-                    fe_in_group <= 0;
-                    if (fe_step < steps) begin
-                        fe_slot <= ~fe_slot;
-                        fe_step <= fe_step + group_steps;
-                        fe_k <= fe_k + group_steps * per_step;
-                    end
-                end else fe_in_group <= fe_in_group + 1;
-            end
-        end
-    end
+    // OS fetches: the input's and the weights', each its own fill ahead of the steps.
+    {FETCH_MODULE} input_fetch (
+        .clock(clock), .issue(issue), .runs(f_os_runs), .lead(f_fill - f_fill_in), .fold_period(fold_period),
+        .group_period(group_period), .window(fe_window), .group_steps(group_steps), .steps(steps), .rows(rows),
+        .cols(cols), .fold_cols(fold_cols), .now(fe_now), .slot(fe_slot), .in_group(fe_in_group), .step(fe_step),
+        .row0(fe_row0), .col0()
+    );
+    {FETCH_MODULE} weight_fetch (
+        .clock(clock), .issue(issue), .runs(f_os_runs), .lead(f_fill - f_fill_w), .fold_period(fold_period),
+        .group_period(wgroup_period), .window(wf_window), .group_steps(wgroup_steps), .steps(steps), .rows(rows),
+        .cols(cols), .fold_cols(fold_cols), .now(wf_now), .slot(wf_slot), .in_group(wf_in_group), .step(wf_step),
+        .row0(), .col0(wf_col0)
+    );
     // A fetch's lanes: row fe_row0 + fe_in_group's elements fe_k + q, or (input_t) element
     // fe_k + fe_in_group of rows fe_row0 + q: one run from fe_first.
+    wire [31:0] fe_k = fe_step * per_step;
     wire [31:0] fe_row = fe_row0 + fe_in_group;
     wire [31:0] fe_kk = fe_k + fe_in_group;
     wire [31:0] fe_first = input_t ? in_base + fe_kk * rows + fe_row0 : in_base + fe_row * depth + fe_k;
@@ -377,6 +459,20 @@ module {UNIT_MODULE} (
     reg st_d, st_slot_d;
     reg [31:0] st_idx_d;
     always @(posedge clock) begin st_d <= fe_now; st_slot_d <= fe_slot; st_idx_d <= fe_in_group; end
+    // A weight fetch's lanes: (virtual) column wf_col0 + wf_in_group's group of steps from
+    // step wf_step (its compressed positions, or dense elements), or (weight_t) element
+    // wf_k + wf_in_group of columns wf_col0 + q: one run from wf_first, on the index buffer too.
+    wire [31:0] wf_k = wf_step * per_step;
+    wire [31:0] wf_pos = wf_step * kept;
+    wire [31:0] wf_col = wf_col0 + wf_in_group;
+    wire [31:0] wf_kk = wf_k + wf_in_group;
+    wire [31:0] wf_first = weight_t ? w_base + wf_kk * cols + wf_col0
+                         : sparse ? w_base + wf_col * stored + wf_pos : w_base + wf_col * depth + wf_k;
+    wire [31:0] wf_lanes = weight_t ? fold_cols : wgroup_steps * step_elements;
+    // Its data a cycle later, into each array column's staging (below).
+    reg stw_d, stw_slot_d;
+    reg [31:0] stw_idx_d;
+    always @(posedge clock) begin stw_d <= wf_now; stw_slot_d <= wf_slot; stw_idx_d <= wf_in_group; end
 
     // Write-back: started when a fold's first sub-step (or the flush) is presented, so it is
     // fed one cycle later and row k of the previous fold, every slot, leaves the array
@@ -395,9 +491,9 @@ module {UNIT_MODULE} (
     end
 
     // Array edge: the sub-step's flags and lane masks, registered to meet the buffers' data.
-    reg valid_d, first_d, sslot_d;
+    reg valid_d, first_d, sslot_d, wsslot_d;
     reg [3:0] slot_d;
-    reg [15:0] spos_d;
+    reg [15:0] spos_d, wspos_d;
     reg [R*MMAX-1:0] act_ok;
     reg [C*NMAX-1:0] wgt_ok;
     wire [{act_bus}-1:0] edge_act [0:R-1];
@@ -411,7 +507,7 @@ module {UNIT_MODULE} (
         valid_d <= feeding;
         first_d <= first_now;
         slot_d <= sub[3:0];
-        sslot_d <= sslot; spos_d <= spos;
+        sslot_d <= sslot; spos_d <= spos; wsslot_d <= wsslot; wspos_d <= wspos;
         shift_d <= ws_feeding && ws_phase < R;
         ws_line[0] <= {{ws_row_on, ws_last_fold && ws_m == rows - 1, ws_m[15:0], ws_col0}};
     end
@@ -425,6 +521,9 @@ module {UNIT_MODULE} (
     // The input bus: WS reads row gr's lanes gr * MMAX + gj directly; OS fetches into staging.
     wire [R*MMAX-1:0] ws_re;
     wire [R*MMAX*{act_aw}-1:0] ws_raddr;
+    // The weight and index buses likewise: WS preloads column gc's lanes gc * NMAX + gj.
+    wire [FWW-1:0] ws_wgt_re;
+    wire [FWW*{wgt_aw}-1:0] ws_wgt_raddr;
     genvar gr, gc, gj, gq;
     generate
         for (gq = 0; gq < R * MMAX; gq = gq + 1) begin : act_lanes
@@ -435,12 +534,30 @@ module {UNIT_MODULE} (
             assign act_re[gq] = ws ? ws_re[gq] : fe_ok;
             assign act_raddr[gq*{act_aw} +: {act_aw}] = ws ? ws_raddr[gq*{act_aw} +: {act_aw}] : fe_addr[{act_aw}-1:0];
         end
+        for (gq = 0; gq < FWW; gq = gq + 1) begin : wgt_lanes
+            wire [31:0] col = weight_t ? wf_col0 + gq : wf_col;
+            wire in_group = weight_t ? wf_kk < depth : sparse ? wf_pos + gq < stored : wf_k + gq < depth;
+            wire wf_ok = wf_now && gq < wf_lanes && col < cols && in_group;
+            wire [31:0] wf_addr = wf_first + gq;
+            assign wgt_re[gq] = ws ? ws_wgt_re[gq] : wf_ok;
+            assign idx_re[gq] = ws ? ws_wgt_re[gq] && sparse : wf_ok && sparse;
+            assign wgt_raddr[gq*{wgt_aw} +: {wgt_aw}] = ws ? ws_wgt_raddr[gq*{wgt_aw} +: {wgt_aw}] : wf_addr[{wgt_aw}-1:0];
+            if (gq >= C * NMAX) begin : no_ws
+                assign ws_wgt_re[gq] = 1'b0;
+                assign ws_wgt_raddr[gq*{wgt_aw} +: {wgt_aw}] = 0;
+            end
+        end
         for (gr = 0; gr < R; gr = gr + 1) begin : act_rows
             // OS: the row's staged step. WS: row gr takes input row m with step ws_k0 + gr,
-            // gr (L - 1) cycles after row 0; every row's step of input row m is read when row 0
-            // takes it (the fold's R steps of a row: one run) and passes gr (L - 1) delay stages.
+            // gr (L - 1) cycles after row 0. Untransposed, every row's step of input row m is
+            // read when row 0 takes it (the fold's R steps of a row: one run) and passes
+            // gr (L - 1) delay stages; transposed, where a row's steps lie `rows` apart, each
+            // row reads its own when it takes it (the rows then differ, and so do their banks).
+            wire ws_skewed = !input_t && gr * (L - 1) != 0;
+            wire [31:0] ws_row = ws_phase - R - gr * (L - 1);
+            wire ws_on = ws_skewed ? ws_row_on : ws_feeding && ws_phase >= R + gr * (L - 1) && ws_row < rows;
             wire [31:0] ws_koff = (ws_k0 + gr) * per_step;
-            wire [15:0] m = ws ? ws_m[15:0] : row0 + gr;
+            wire [15:0] m = !ws ? row0 + gr : ws_skewed ? ws_m[15:0] : ws_row[15:0];
             wire [MMAX*16-1:0] row_data;
             // The row's OS staging: slot sl holds elements [sl * SW, +SW), 16 bits each.
             reg [2*SW*16-1:0] stage;
@@ -453,7 +570,7 @@ module {UNIT_MODULE} (
             end
             for (gj = 0; gj < MMAX; gj = gj + 1) begin : lanes
                 wire [31:0] kk = (ws ? ws_koff : koff) + gj;
-                wire ok = (ws ? ws_row_on : feeding && m < rows) && gj < per_step && kk < depth;
+                wire ok = (ws ? ws_on : feeding && m < rows) && gj < per_step && kk < depth;
                 assign ws_re[gr*MMAX+gj] = ws && ok;
                 assign ws_raddr[(gr*MMAX+gj)*{act_aw} +: {act_aw}] =
                     input_t ? in_base + kk * rows + m : in_base + m * depth + kk;
@@ -470,31 +587,48 @@ module {UNIT_MODULE} (
                     skew[0] <= row_data;
                     for (d = 1; d < gr * (L - 1); d = d + 1) skew[d] <= skew[d-1];
                 end
-                assign edge_act[gr][MMAX*16-1:0] = ws ? skew[gr*(L-1)-1] : row_data;
+                assign edge_act[gr][MMAX*16-1:0] = ws && ws_skewed ? skew[gr*(L-1)-1] : row_data;
             end
             if (MMAX < {act_lanes}) begin : pad
                 assign edge_act[gr][{act_bus}-1:MMAX*16] = 0;
             end
         end
         for (gc = 0; gc < C; gc = gc + 1) begin : wgt_cols
-            // OS: sub-step `sub` works on the fold's column block `sub`. WS: preload cycle
-            // ws_phase < R sends the weights of step ws_k0 + R - 1 - ws_phase (the bottom row's
-            // first).
+            // OS: sub-step `sub` works on the fold's column block `sub`, virtual column
+            // sub C + gc, staged here. WS: preload cycle ws_phase < R sends the weights of step
+            // ws_k0 + R - 1 - ws_phase (the bottom row's first).
             wire [31:0] ws_step = ws_k0 + R - 1 - ws_phase;
             wire ws_on = ws_feeding && ws_phase < R && ws_step < steps;
             wire [15:0] n = ws ? ws_col0 + gc : col0 + sub * C + gc;
+            // The OS staging of virtual columns vi C + gc (vi < L): slot sl of vi holds
+            // [(vi * 2 + sl) * SWW, +SWW), values of 16 bits and indices of 4. A fetch fills a
+            // whole slot of one virtual column, or (weight_t) one element of every one.
+            reg [L*2*SWW*16-1:0] wstage;
+            reg [L*2*SWW*4-1:0] istage;
+            integer vi, wl, wp;
+            always @(posedge clock) if (stw_d) begin
+                for (vi = 0; vi < L; vi = vi + 1)
+                    for (wl = 0; wl < 2; wl = wl + 1)
+                        for (wp = 0; wp < SWW; wp = wp + 1)
+                            if (stw_slot_d == wl && (weight_t ? stw_idx_d == wp : stw_idx_d == vi * C + gc)) begin
+                                wstage[((vi * 2 + wl) * SWW + wp) * 16 +: 16] <=
+                                    weight_t ? wgt_rdata[(vi*C+gc)*16 +: 16] : wgt_rdata[wp*16 +: 16];
+                                istage[((vi * 2 + wl) * SWW + wp) * 4 +: 4] <= idx_rdata[wp*8 +: 4];
+                            end
+            end
             for (gj = 0; gj < NMAX; gj = gj + 1) begin : weight_slots
                 wire [31:0] kk = (ws ? ws_step * per_step : koff) + gj;
                 wire [31:0] pos = (ws ? ws_step * kept : poff) + gj;
                 wire ok = (ws ? ws_on : feeding) && n < cols && (sparse ? gj < kept : kk < depth);
-                assign wgt_re[gc*NMAX+gj] = ok;
-                assign idx_re[gc*NMAX+gj] = ok && sparse;
-                assign wgt_raddr[(gc*NMAX+gj)*{wgt_aw} +: {wgt_aw}] =
+                assign ws_wgt_re[gc*NMAX+gj] = ws && ok;
+                assign ws_wgt_raddr[(gc*NMAX+gj)*{wgt_aw} +: {wgt_aw}] =
                     sparse ? w_base + n * stored + pos
                            : (weight_t ? w_base + kk * cols + n : w_base + n * depth + kk);
                 always @(posedge clock) wgt_ok[gc*NMAX+gj] <= ok;
-                assign edge_wgt[gc][gj*16 +: 16] = wgt_ok[gc*NMAX+gj] ? wgt_rdata[(gc*NMAX+gj)*16 +: 16] : 16'h0;
-                assign edge_idx[gc][gj*4 +: 4] = sparse ? idx_rdata[(gc*NMAX+gj)*8 +: 4] : gj;
+                wire [31:0] at = (slot_d * 2 + wsslot_d) * SWW + wspos_d + gj;
+                assign edge_wgt[gc][gj*16 +: 16] =
+                    !wgt_ok[gc*NMAX+gj] ? 16'h0 : ws ? wgt_rdata[(gc*NMAX+gj)*16 +: 16] : wstage[at*16 +: 16];
+                assign edge_idx[gc][gj*4 +: 4] = !sparse ? gj : ws ? idx_rdata[(gc*NMAX+gj)*8 +: 4] : istage[at*4 +: 4];
                 assign edge_en[gc][gj] = wgt_ok[gc*NMAX+gj];
             end
             if (NMAX < {wgt_lanes}) begin : pad
