@@ -10,10 +10,10 @@
 //!   `K = Fh * Fw * C`; no padding, batch 1;
 //! - the first topology line is a header and is skipped; every row ends with a comma;
 //! - "Total Cycles" is the 0-based index of the last cycle, i.e. our cycle count minus one;
-//!   SCALE-Sim does not count a layer's write-back after its last fold, nor our OS operands'
+//!   SCALE-Sim does not count a layer's write-back after its last fold, nor our operands'
 //!   first fetches, so our GEMMs' once-per-instruction write-back and fill
-//!   (`pe_array::os_writeback` and `os_fill`, `pe_array::ws_drain`) are left out of that
-//!   column;
+//!   (`pe_array::os_writeback` and `os_fill`, `pe_array::ws_drain` and `ws_fill`) are left out
+//!   of that column;
 //! - with `InterfaceBandwidth: CALC` memory never stalls, so "Stall Cycles" is 0 and the
 //!   layer's time is the array's compute time. That is the mode in which our totals equal
 //!   SCALE-Sim's; in `USER` mode SCALE-Sim's prefetch model adds stalls we do not reproduce.
@@ -376,7 +376,8 @@ pub fn run(config: &ScaleSimConfig, layers: &[TopologyLayer], mut progress: impl
             }
             Dataflow::Ws => {
                 let t = operand_dims(d, layer.m, layer.n, layer.k).2;
-                satkit_sim::pe_array::ws_drain(&resident, t) * program.insns.len() as u64
+                let fill = satkit_sim::pe_array::ws_fill(&resident, false);
+                (satkit_sim::pe_array::ws_drain(&resident, t) + fill) * program.insns.len() as u64
             }
             Dataflow::Is => 0,
         };

@@ -16,8 +16,11 @@
 //!   previous fold's writes; the padding counts as accumulator-hazard stalls). The last fold
 //!   runs to its last write-back: `R + M + R L + L + C` (two cycles to start reading, each
 //!   row's sum leaving the bottom row and the de-skew of the columns), so a GEMM takes
-//!   `(folds - 1) (R + M' + (R - 1) L + C - 1) + R + M + R L + L + C`, as the RTL tensor unit
-//!   does (`hw/src/rtl/tensor.rs`), cycle for cycle.
+//!   `W + (folds - 1) (R + M' + (R - 1) L + C - 1) + R + M + R L + L + C`, as the RTL tensor
+//!   unit does (`hw/src/rtl/tensor.rs`), cycle for cycle. `W` = `C` ([`ws_fill`]): the
+//!   weights are staged per column, a fold's `R` steps of a column (one run) fetched a column
+//!   a cycle, the first fold's before it starts and the next fold's during a fold; with a
+//!   transposed weight, read from the buffer during the preload, `W` = 0.
 //! - IS: with inputs stationary and the `N` weight columns streaming: folds
 //!   `ceil(S / R) * ceil(M / C)`, each `R + N + (R - 1) L + C - 1` (SCALE-Sim's form; the RTL
 //!   has no IS yet).
@@ -56,7 +59,7 @@
 //! other edge (the input as a stored `K x M` matrix, a dense weight as a stored `K x N`
 //! matrix, as the weight-gradient GEMM reads `dY` and `X`). Each PE still receives the same
 //! operand stream, so traffic and numerics are those of the untransposed GEMM, and so are the
-//! cycles but for the OS fetches (above).
+//! cycles but for the operands' fetches (above).
 
 use crate::scratchpad::Scratchpads;
 use crate::stats::{Cost, Stalls};
@@ -116,7 +119,8 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
         Dataflow::Ws => {
             let folds = steps.div_ceil(r) * g.cols.div_ceil(c);
             let stream = g.rows.max(arch.ws_min_stream());
-            let cycles = (folds - 1) * (r + stream + (r - 1) * l + c - 1) + r + g.rows + r * l + l + c;
+            let cycles =
+                ws_fill(arch, g.weight_t) + (folds - 1) * (r + stream + (r - 1) * l + c - 1) + r + g.rows + r * l + l + c;
             let hazard = (folds - 1) * (stream - g.rows);
             GemmTiming { cycles, folds, fill_drain: cycles - folds * g.rows - hazard, accumulator_hazard: hazard }
         }
@@ -145,6 +149,17 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
 pub fn ws_drain(arch: &ArchConfig, rows: u64) -> u64 {
     let l = u64::from(arch.array.accumulator_latency);
     2 * l + 1 - (rows.max(arch.ws_min_stream()) - rows)
+}
+
+/// Cycles a WS GEMM spends once, before its first fold, fetching each column's first fold of
+/// weights into the staging registers: `C`, or 0 for a transposed weight (read directly; see
+/// the module documentation).
+pub fn ws_fill(arch: &ArchConfig, weight_t: bool) -> u64 {
+    if weight_t {
+        0
+    } else {
+        u64::from(arch.array.cols)
+    }
 }
 
 /// Cycles an OS GEMM spends once, after its folds: `R + C + L` (see the module
@@ -318,25 +333,26 @@ mod tests {
     #[test]
     fn ws_matches_scalesim_per_fold_cost() {
         // PEERS.md: 256^3 on 32x32 WS is 64 folds of 2R + C + M - 2 = 350 cycles (L = 1); the
-        // last fold's write-back adds 2 L + 1.
+        // last fold's write-back adds 2 L + 1, and the first fold's weight fetches C = 32.
         let arch = ArchConfig::systolic();
         assert_eq!(arch.array.accumulator_latency, 1);
         let t = gemm_timing(&arch, &shape(Dataflow::Ws, 256, 256, 256));
-        assert_eq!((t.folds, t.cycles), (64, 64 * 350 + 3));
+        assert_eq!((t.folds, t.cycles), (64, 64 * 350 + 3 + 32));
+        assert_eq!(ws_fill(&arch, false), 32);
         assert_eq!(ws_drain(&arch, 256), 3);
     }
 
     #[test]
     fn one_tile_by_hand() {
         // tiny: 4x4, n_max 2, L = 2. Dense WS, M=10, N=4, K=8: S = 4 steps = one fold, which
-        // runs to its write-back: preload 4 + inputs 10 + descent 4*2 + L + C = 28 cycles, 18
-        // of fill/drain. Two reduction folds (K = 16) add a fold period of
-        // 4 + 10 + (4-1)*2 + 4 - 1 = 23.
+        // runs to its write-back after the weights' first fetches, a column a cycle:
+        // 4 + preload 4 + inputs 10 + descent 4*2 + L + C = 32 cycles, 22 of fill/drain. Two
+        // reduction folds (K = 16) add a fold period of 4 + 10 + (4-1)*2 + 4 - 1 = 23.
         let arch = ArchConfig::tiny();
         let t = gemm_timing(&arch, &shape(Dataflow::Ws, 10, 4, 8));
-        assert_eq!(t, GemmTiming { cycles: 28, folds: 1, fill_drain: 18, accumulator_hazard: 0 });
+        assert_eq!(t, GemmTiming { cycles: 32, folds: 1, fill_drain: 22, accumulator_hazard: 0 });
         let t = gemm_timing(&arch, &shape(Dataflow::Ws, 10, 4, 16));
-        assert_eq!(t, GemmTiming { cycles: 23 + 28, folds: 2, fill_drain: 23 + 28 - 20, accumulator_hazard: 0 });
+        assert_eq!(t, GemmTiming { cycles: 23 + 32, folds: 2, fill_drain: 23 + 32 - 20, accumulator_hazard: 0 });
         // OS without interleave: S = 4 steps x max(1, 2) = 8, fill 4 + 4 - 2 = 6, and once
         // per GEMM the first fetches, one per row (4) and one per column (4), and the
         // write-back 4 + 4 + 2 = 10.
@@ -405,7 +421,9 @@ mod tests {
         let flipped = mach.run(&Program { insns: vec![Instruction::new(gemm(true, true, 100, 100, 50))] }).unwrap();
         let (a, b) = (mach.read_buffer(Buffer::Acc, 0, m * n).unwrap(), mach.read_buffer(Buffer::Acc, 50, m * n).unwrap());
         assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
-        assert_eq!(plain.total_cycles, flipped.total_cycles);
+        // The plain weights are staged before the first fold; the transposed ones are read
+        // during the preload.
+        assert_eq!(plain.total_cycles, flipped.total_cycles + ws_fill(&arch, false));
         let mut sparse = gemm(false, true, 0, 0, 0);
         if let Op::Gemm { weights, depth, .. } = &mut sparse {
             *weights = WeightFormat::Sparse("2:4".parse().unwrap());

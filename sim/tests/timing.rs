@@ -121,54 +121,56 @@ fn tiny_parameters_are_what_the_derivations_assume() {
 #[test]
 fn one_dense_ws_tile() {
     // Dense WS, M = 6 rows, N = 4 cols, K = 8: S = ceil(8 / n_max 2) = 4 steps.
-    // Folds ceil(S / R) * ceil(N / C) = 1 * 1 = 1; the last (here only) fold runs to its
-    // write-back: R + M + R L + L + C = 4 + 6 + 8 + 2 + 4 = 24 cycles, of which 24 - M = 18 are
-    // fill/drain. Dispatched at 0, starts at 1, ends at 25.
+    // Folds ceil(S / R) * ceil(N / C) = 1 * 1 = 1; the weights' first fetches take C = 4
+    // cycles, and the last (here only) fold runs to its write-back:
+    // R + M + R L + L + C = 4 + 6 + 8 + 2 + 4 = 24 cycles; 28 in all, of which 28 - M = 22 are
+    // fill/drain. Dispatched at 0, starts at 1, ends at 29.
     let r = run(&ArchConfig::tiny(), vec![dense(Dataflow::Ws, 1, 6, 4, 8).tag(Phase::Ff)]);
-    assert_eq!(times(&r, 0), (0, 1, 25));
-    assert_eq!(r.total_cycles, 25);
-    assert_eq!(r.compute_cycles, 24);
+    assert_eq!(times(&r, 0), (0, 1, 29));
+    assert_eq!(r.total_cycles, 29);
+    assert_eq!(r.compute_cycles, 28);
     assert_eq!(r.stall_cycles, 1);
-    assert_eq!(rec(&r, 0).cost.cycles, 24);
-    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 18, 0, 0, 0));
+    assert_eq!(rec(&r, 0).cost.cycles, 28);
+    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 22, 0, 0, 0));
     let t = unit(&r, "tensor");
-    assert_eq!((t.instructions, t.busy_cycles), (1, 24));
-    assert_eq!(t.stalls, stalls(0, 18, 0, 0, 0));
+    assert_eq!((t.instructions, t.busy_cycles), (1, 28));
+    assert_eq!(t.stalls, stalls(0, 22, 0, 0, 0));
     // MACs: 6 * 4 * 8 = 192, dense, so performed = dense-equivalent. Slots: 4 * 4 PEs * 2
-    // multipliers = 32 per cycle; the tensor unit has 24 * 32 = 768 slots while busy, and the
-    // report divides by all 25 cycles.
+    // multipliers = 32 per cycle; the tensor unit has 28 * 32 = 896 slots while busy, and the
+    // report divides by all 29 cycles.
     assert_eq!((r.macs_dense, r.macs_performed), (192, 192));
-    assert!((t.utilization - 192.0 / 768.0).abs() < 1e-12, "{}", t.utilization);
-    assert!((r.utilization - 192.0 / 800.0).abs() < 1e-12, "{}", r.utilization);
+    assert!((t.utilization - 192.0 / 896.0).abs() < 1e-12, "{}", t.utilization);
+    assert!((r.utilization - 192.0 / 928.0).abs() < 1e-12, "{}", r.utilization);
     let ff = r.phases.iter().find(|p| p.phase == "ff").unwrap();
-    assert_eq!((ff.instructions, ff.active_cycles, ff.busy_cycles), (1, 24, 24));
+    assert_eq!((ff.instructions, ff.active_cycles, ff.busy_cycles), (1, 28, 28));
 }
 
 #[test]
 fn ws_folds_multiply() {
-    // M = 6, N = 8, K = 16: S = 8 steps; folds ceil(8 / 4) * ceil(8 / 4) = 4: three of
-    // R + M + (R - 1) L + C - 1 = 19 cycles and the last of 24 (see one_dense_ws_tile) = 81
-    // (the fold cost depends on M only), fill/drain 81 - 4 * 6 = 57. Ends at 1 + 81 = 82.
+    // M = 6, N = 8, K = 16: S = 8 steps; folds ceil(8 / 4) * ceil(8 / 4) = 4: the first
+    // weight fetches 4, three folds of R + M + (R - 1) L + C - 1 = 19 cycles and the last of
+    // 24 (see one_dense_ws_tile) = 85 (the fold cost depends on M only), fill/drain
+    // 85 - 4 * 6 = 61. Ends at 1 + 85 = 86.
     let r = run(&ArchConfig::tiny(), vec![dense(Dataflow::Ws, 1, 6, 8, 16)]);
-    assert_eq!(times(&r, 0), (0, 1, 82));
-    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 57, 0, 0, 0));
+    assert_eq!(times(&r, 0), (0, 1, 86));
+    assert_eq!(rec(&r, 0).cost.stalls, stalls(0, 61, 0, 0, 0));
     // A partial fold costs a whole one: N = 5 needs ceil(5 / 4) = 2 column folds, as N = 8.
     let r = run(&ArchConfig::tiny(), vec![dense(Dataflow::Ws, 1, 6, 5, 16)]);
-    assert_eq!(r.total_cycles, 82);
+    assert_eq!(r.total_cycles, 86);
 }
 
 #[test]
 fn sparse_ws_covers_a_group_per_step() {
     // 2:8 WS, M = 6, N = 4, K = 64: a PE covers one group of 8 per step, S = 8; folds
-    // ceil(8 / 4) * 1 = 2, 19 + 24 = 43. The dense GEMM of the same shape has S = 32, 8 folds,
-    // 7 * 19 + 24 = 157.
+    // ceil(8 / 4) * 1 = 2, 4 (the first weight fetches) + 19 + 24 = 47. The dense GEMM of the
+    // same shape has S = 32, 8 folds, 4 + 7 * 19 + 24 = 161.
     let arch = ArchConfig::tiny();
     let sparse = run(&arch, vec![gemm(Dataflow::Ws, WeightFormat::Sparse(NmRatio::new(2, 8).unwrap()), 1, 6, 4, 64)]);
-    assert_eq!(sparse.total_cycles, 1 + 43);
+    assert_eq!(sparse.total_cycles, 1 + 47);
     // MACs: dense-equivalent 6 * 4 * 64 = 1536; performed on the 64 / 8 * 2 = 16 kept entries, 384.
     assert_eq!((sparse.macs_dense, sparse.macs_performed), (1536, 384));
     let dense = run(&arch, vec![dense(Dataflow::Ws, 1, 6, 4, 64)]);
-    assert_eq!(dense.total_cycles, 1 + 157);
+    assert_eq!(dense.total_cycles, 1 + 161);
     assert_eq!((dense.macs_dense, dense.macs_performed), (1536, 1536));
 }
 
@@ -398,11 +400,11 @@ fn no_contention_when_the_bus_is_free() {
 #[test]
 fn a_semaphore_chain_is_the_sum() {
     // 0: load 64 FP16 (128 bytes, 8 bursts): 10 + 16 = 26 cycles, 1..27, signals 1.
-    // 1: WS GEMM 6 x 4 x 8 (24 cycles, see one_dense_ws_tile): ready at 2, waits for 1 until 27,
-    //    runs 27..51 (dependency stall 25), signals 2.
-    // 2: store 6 x 4 FP32 = 96 bytes = 6 bursts: 10 + 12 = 22 cycles; ready at 3, runs 51..73
-    //    (dependency stall 48).
-    // total = 1 + 26 + 24 + 22 = 73.
+    // 1: WS GEMM 6 x 4 x 8 (28 cycles, see one_dense_ws_tile): ready at 2, waits for 1 until 27,
+    //    runs 27..55 (dependency stall 25), signals 2.
+    // 2: store 6 x 4 FP32 = 96 bytes = 6 bursts: 10 + 12 = 22 cycles; ready at 3, runs 55..77
+    //    (dependency stall 52).
+    // total = 1 + 26 + 28 + 22 = 77.
     let r = run(
         &ArchConfig::tiny(),
         vec![
@@ -412,32 +414,32 @@ fn a_semaphore_chain_is_the_sum() {
         ],
     );
     assert_eq!(times(&r, 0), (0, 1, 27));
-    assert_eq!(times(&r, 1), (1, 27, 51));
-    assert_eq!(times(&r, 2), (2, 51, 73));
-    assert_eq!(r.total_cycles, 73);
+    assert_eq!(times(&r, 1), (1, 27, 55));
+    assert_eq!(times(&r, 2), (2, 55, 77));
+    assert_eq!(r.total_cycles, 77);
     assert_eq!(rec(&r, 1).cost.stalls.dependency, 25);
-    assert_eq!(rec(&r, 2).cost.stalls.dependency, 48);
+    assert_eq!(rec(&r, 2).cost.stalls.dependency, 52);
     assert_eq!(unit(&r, "tensor").stalls.dependency, 25);
-    assert_eq!(unit(&r, "store").stalls.dependency, 48);
+    assert_eq!(unit(&r, "store").stalls.dependency, 52);
     // compute_cycles counts the tensor engine only.
-    assert_eq!((r.compute_cycles, r.stall_cycles), (24, 73 - 24));
+    assert_eq!((r.compute_cycles, r.stall_cycles), (28, 77 - 28));
 }
 
 #[test]
 fn independent_load_and_gemm_overlap() {
-    // Load 1..27 and an 81-cycle GEMM (6 x 8 x 16, see ws_folds_multiply) dispatched at 1, so
-    // running 2..83: total max(27, 83) = 83, not 1 + 26 + 81.
+    // Load 1..27 and an 85-cycle GEMM (6 x 8 x 16, see ws_folds_multiply) dispatched at 1, so
+    // running 2..87: total max(27, 87) = 87, not 1 + 26 + 85.
     let arch = ArchConfig::tiny();
     let r = run(&arch, vec![load_row(Buffer::Act, 0, 64), dense(Dataflow::Ws, 1, 6, 8, 16)]);
     assert_eq!(times(&r, 0), (0, 1, 27));
-    assert_eq!(times(&r, 1), (1, 2, 83));
-    assert_eq!(r.total_cycles, 83);
-    // Swapped lengths: a 24-cycle GEMM 2..26 under the 26-cycle load: total 27.
+    assert_eq!(times(&r, 1), (1, 2, 87));
+    assert_eq!(r.total_cycles, 87);
+    // A 28-cycle GEMM 2..30 beside the 26-cycle load: total 30.
     let r = run(&arch, vec![load_row(Buffer::Act, 0, 64), dense(Dataflow::Ws, 1, 6, 4, 8)]);
-    assert_eq!(times(&r, 1), (1, 2, 26));
-    assert_eq!(r.total_cycles, 27);
-    // A store waiting on both (semaphores 1 and 2) starts when the later finishes, 83, and runs
-    // 22 cycles (96 bytes as above): 105.
+    assert_eq!(times(&r, 1), (1, 2, 30));
+    assert_eq!(r.total_cycles, 30);
+    // A store waiting on both (semaphores 1 and 2) starts when the later finishes, 87, and runs
+    // 22 cycles (96 bytes as above): 109.
     let r = run(
         &arch,
         vec![
@@ -446,15 +448,16 @@ fn independent_load_and_gemm_overlap() {
             store_row(Buffer::Acc, 4096, 24).wait(1).wait(2),
         ],
     );
-    assert_eq!(times(&r, 2), (2, 83, 105));
-    assert_eq!(rec(&r, 2).cost.stalls.dependency, 83 - 3);
+    assert_eq!(times(&r, 2), (2, 87, 109));
+    assert_eq!(rec(&r, 2).cost.stalls.dependency, 87 - 3);
 }
 
 #[test]
 fn a_signal_can_be_waited_on_ahead_of_time() {
     // Semaphores count: two loads signal 4 twice, then two GEMMs each wait once. Load A 1..27;
-    // load B waits for the load unit, 27..53 (the bus is free again by then). GEMM X (24 cycles)
-    // starts at 27 on A's signal, ends 51; GEMM Y starts at 53 on B's signal, ends 77.
+    // load B waits for the load unit, 27..53 (the bus is free again by then). GEMM X (28 cycles)
+    // starts at 27 on A's signal, ends 55; GEMM Y has B's signal at 53 and starts when the
+    // engine is free, 55..83.
     let r = run(
         &ArchConfig::tiny(),
         vec![
@@ -465,19 +468,19 @@ fn a_signal_can_be_waited_on_ahead_of_time() {
         ],
     );
     assert_eq!(times(&r, 1), (1, 27, 53));
-    assert_eq!(times(&r, 2), (2, 27, 51));
-    assert_eq!(times(&r, 3), (3, 53, 77));
-    assert_eq!(r.total_cycles, 77);
-    // Y headed its queue once X started, but the engine was busy until 51: only 53 - 51 = 2
-    // cycles count as a dependency stall. X waited 27 - 3 = 24.
-    assert_eq!(rec(&r, 3).cost.stalls.dependency, 2);
+    assert_eq!(times(&r, 2), (2, 27, 55));
+    assert_eq!(times(&r, 3), (3, 55, 83));
+    assert_eq!(r.total_cycles, 83);
+    // Y headed its queue once X started, and its signal came before the engine was free at 55:
+    // no dependency stall. X waited 27 - 3 = 24.
+    assert_eq!(rec(&r, 3).cost.stalls.dependency, 0);
     assert_eq!(rec(&r, 2).cost.stalls.dependency, 24);
 }
 
 // ---------------------------------------------------------------------------------------------
 // (e) Queue depth
 
-/// Three 24-cycle GEMMs, then an independent 26-cycle load.
+/// Three 28-cycle GEMMs, then an independent 26-cycle load.
 fn three_gemms_then_a_load() -> Vec<Instruction> {
     let g = || dense(Dataflow::Ws, 1, 6, 4, 8);
     vec![g(), g(), g(), load_row(Buffer::Act, 0, 64)]
@@ -485,17 +488,17 @@ fn three_gemms_then_a_load() -> Vec<Instruction> {
 
 #[test]
 fn queue_depth_one_delays_a_later_independent_instruction() {
-    // Depth 1: GEMM A dispatched 0, runs 1..25. GEMM B dispatched 1 (A left the queue when it
-    // started), waits for the engine, runs 25..49. GEMM C cannot enter the full tensor queue
-    // until B starts at 25: dispatched 25, runs 49..73. The load is dispatched next, at 26, and
-    // runs 27..53.
+    // Depth 1: GEMM A dispatched 0, runs 1..29. GEMM B dispatched 1 (A left the queue when it
+    // started), waits for the engine, runs 29..57. GEMM C cannot enter the full tensor queue
+    // until B starts at 29: dispatched 29, runs 57..85. The load is dispatched next, at 30, and
+    // runs 31..57.
     let arch = ArchConfig { control: ControlConfig { queue_depth: 1 }, ..ArchConfig::tiny() };
     let r = run(&arch, three_gemms_then_a_load());
-    assert_eq!(times(&r, 0), (0, 1, 25));
-    assert_eq!(times(&r, 1), (1, 25, 49));
-    assert_eq!(times(&r, 2), (25, 49, 73));
-    assert_eq!(times(&r, 3), (26, 27, 53));
-    assert_eq!(r.total_cycles, 73);
+    assert_eq!(times(&r, 0), (0, 1, 29));
+    assert_eq!(times(&r, 1), (1, 29, 57));
+    assert_eq!(times(&r, 2), (29, 57, 85));
+    assert_eq!(times(&r, 3), (30, 31, 57));
+    assert_eq!(r.total_cycles, 85);
     // Waiting for a busy unit is not a dependency stall.
     assert_eq!(rec(&r, 1).cost.stalls.dependency, 0);
 }
@@ -503,20 +506,20 @@ fn queue_depth_one_delays_a_later_independent_instruction() {
 #[test]
 fn queue_depth_four_dispatches_one_per_cycle() {
     // Depth 4 (tiny's own): A, B, C, load dispatched at 0, 1, 2, 3; the load runs 4..30 while
-    // the GEMMs run back to back 1..25, 25..49, 49..73.
+    // the GEMMs run back to back 1..29, 29..57, 57..85.
     let r = run(&ArchConfig::tiny(), three_gemms_then_a_load());
-    assert_eq!(times(&r, 0), (0, 1, 25));
-    assert_eq!(times(&r, 1), (1, 25, 49));
-    assert_eq!(times(&r, 2), (2, 49, 73));
+    assert_eq!(times(&r, 0), (0, 1, 29));
+    assert_eq!(times(&r, 1), (1, 29, 57));
+    assert_eq!(times(&r, 2), (2, 57, 85));
     assert_eq!(times(&r, 3), (3, 4, 30));
-    assert_eq!(r.total_cycles, 73);
+    assert_eq!(r.total_cycles, 85);
     // Six GEMMs then the load: GEMMs 1..5 fill the 4-deep queue by cycle 4 (GEMM 0 left it at 1
-    // when it started), GEMM 5 enters when GEMM 1 starts at 25, and the load is dispatched at 26.
+    // when it started), GEMM 5 enters when GEMM 1 starts at 29, and the load is dispatched at 30.
     let g = || dense(Dataflow::Ws, 1, 6, 4, 8);
     let r = run(&ArchConfig::tiny(), vec![g(), g(), g(), g(), g(), g(), load_row(Buffer::Act, 0, 64)]);
     assert_eq!(rec(&r, 4).dispatched, 4);
-    assert_eq!(times(&r, 5), (25, 1 + 5 * 24, 1 + 6 * 24));
-    assert_eq!(times(&r, 6), (26, 27, 53));
+    assert_eq!(times(&r, 5), (29, 1 + 5 * 28, 1 + 6 * 28));
+    assert_eq!(times(&r, 6), (30, 31, 57));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -565,22 +568,22 @@ fn one_writer_serializes_the_writers_of_a_buffer() {
 #[test]
 fn one_reader_serializes_the_readers_in_unit_order() {
     // The store reads acc 1..23 (96 bytes, see a_semaphore_chain_is_the_sum). The WS GEMM
-    // (24 cycles) reads acc too (its reduction folds add up there), ready at 2; the copy out of
-    // acc, ready at 3. With two readers the GEMM runs 2..26 next to the store and the copy waits
+    // (28 cycles) reads acc too (its reduction folds add up there), ready at 2; the copy out of
+    // acc, ready at 3. With two readers the GEMM runs 2..30 next to the store and the copy waits
     // for the store: 23..28.
     let program = || vec![store_row(Buffer::Acc, 4096, 24), dense(Dataflow::Ws, 1, 6, 4, 8), copy4(Buffer::Acc, Buffer::Master)];
     let r = run(&tiny_limited(2, 0), program());
-    assert_eq!(times(&r, 1), (1, 2, 26));
+    assert_eq!(times(&r, 1), (1, 2, 30));
     assert_eq!(times(&r, 2), (2, 23, 28));
     // With one reader both wait for the store; at 23 the tensor unit starts first (unit order),
-    // and the copy waits for it: 47..52.
+    // and the copy waits for it: 51..56.
     let r = run(&tiny_limited(1, 0), program());
     assert_eq!(times(&r, 0), (0, 1, 23));
-    assert_eq!(times(&r, 1), (1, 23, 47));
-    assert_eq!(times(&r, 2), (2, 47, 52));
+    assert_eq!(times(&r, 1), (1, 23, 51));
+    assert_eq!(times(&r, 2), (2, 51, 56));
     assert_eq!(rec(&r, 1).cost.stalls.buffer_access, 23 - 2);
-    assert_eq!(rec(&r, 2).cost.stalls.buffer_access, 47 - 3);
-    assert_eq!(r.total_cycles, 52);
+    assert_eq!(rec(&r, 2).cost.stalls.buffer_access, 51 - 3);
+    assert_eq!(r.total_cycles, 56);
 }
 
 #[test]

@@ -55,9 +55,13 @@
 //!
 //! **WS** (see [`super::array`]): folds of `R` reduction steps x `C` columns, reduction folds
 //! inner, one every `P = R + max(rows, WS_MIN_STREAM) + (R - 1) L + C - 1` cycles from
-//! `t0 + 1`. Relative to a fold's start:
+//! `t0 + 1 + W`, `W` the weights' fill (`C`, or 0 for `weight_t`). Relative to a fold's start:
 //! - cycles `0 .. R` present the weights of steps `k0 + R - 1` down to `k0` (the bottom row's
-//!   first), which the array shifts down while `shift` is high;
+//!   first), which the array shifts down while `shift` is high. Untransposed, they come from
+//!   staging registers, two slots of `R n_max` elements per column: a column's `R` steps of a
+//!   fold are one run of the buffer, fetched a column a cycle, fold 0's in the `C` cycles
+//!   before it (so fold 0 starts at `t0 + 1 + C`, `sim::pe_array::ws_fill`) and the next
+//!   fold's in a fold's first `C` cycles; transposed (`weight_t`), read from the buffer;
 //! - cycle `R + m` presents input row `m`'s partial sums for the fold's columns (the old
 //!   outputs on the first reduction fold when accumulating, else +0; on later folds what the
 //!   previous fold wrote) on the slot-0 initial-value buses, and array row `r` takes row `m`'s
@@ -69,7 +73,7 @@
 //!   sums' addresses (a delay line carries the row and column to that write-back).
 //!
 //! `done` is high the cycle after the last fold's last write-back, at
-//! `t0 + (F - 1) P + R + rows + R L + L + C`: the simulator's WS cost. The fold period keeps
+//! `t0 + W + (F - 1) P + R + rows + R L + L + C`: the simulator's WS cost. The fold period keeps
 //! a reduction fold's partial-sum reads after the previous fold's writes
 //! (`ArchConfig::ws_min_stream`).
 //!
@@ -231,10 +235,12 @@ endmodule
     )
 }
 
-/// The weight bus's lanes: `C n_max` for a step's weights of every column, or `C L` for a
-/// transposed weight's element of every column of an interleaved fold.
+/// The weight bus's lanes: `C n_max` for a step's weights of every column, `C L` for a
+/// transposed weight's element of every column of an interleaved fold, or `R n_max` for a WS
+/// fold's steps of one column.
 pub fn weight_lanes(arch: &ArchConfig) -> usize {
-    (arch.array.cols * arch.array.n_max.max(arch.array.accumulator_latency)) as usize
+    let a = &arch.array;
+    (a.cols * a.n_max.max(a.accumulator_latency)).max(a.rows * a.n_max) as usize
 }
 
 /// The operand sequencer.
@@ -346,6 +352,27 @@ module {UNIT_MODULE} (
     reg [31:0] ws_phase, ws_period;
     reg [15:0] ws_k0, ws_col0;
     wire ws_last_fold = ws_k0 + R >= steps && ws_col0 + C >= cols;
+    // WS weights (untransposed): each column's R steps of a fold (one run) are staged in one of
+    // two slots per column, a column a cycle: fold 0's in the ws_fill cycles before it starts,
+    // the next fold's in a fold's first C cycles. ws_wslot is the fold's slot.
+    reg [15:0] ws_fill;
+    reg ws_wslot;
+    wire ws_next_kfold = ws_k0 + R < steps;
+    wire [31:0] wsf_k0 = ws_fill != 0 ? 0 : ws_next_kfold ? ws_k0 + R : 0;
+    wire [31:0] wsf_col0 = ws_fill != 0 ? 0 : ws_next_kfold ? ws_col0 : ws_col0 + C;
+    wire [31:0] wsf_c = ws_fill != 0 ? C - ws_fill : ws_phase;
+    wire wsf_now = ws_running && !weight_t && (ws_fill != 0 || (ws_feeding && ws_phase < C && !ws_last_fold));
+    wire wsf_slot = ws_fill != 0 ? ws_wslot : ~ws_wslot;
+    wire [31:0] wsf_col = wsf_col0 + wsf_c;
+    wire [31:0] wsf_first = sparse ? w_base + wsf_col * stored + wsf_k0 * kept : w_base + wsf_col * depth + wsf_k0 * per_step;
+    wire [31:0] wsf_lanes = R * step_elements;
+    reg wsf_d, wsf_slot_d, ws_wslot_d;
+    reg [31:0] wsf_c_d, ws_woff_d;
+    always @(posedge clock) begin
+        wsf_d <= wsf_now; wsf_slot_d <= wsf_slot; wsf_c_d <= wsf_c;
+        // The preload's step of the fold, R - 1 - ws_phase, at its staged offset.
+        ws_wslot_d <= ws_wslot; ws_woff_d <= (R - 1 - ws_phase) * step_elements;
+    end
     // A row's partial sums leave the array WS_DELAY cycles after its psum address: this line
     // carries {{valid, last, m, col0}} of each streamed row to its write-back.
     reg [33:0] ws_line [0:WS_DELAY-1];
@@ -381,14 +408,19 @@ module {UNIT_MODULE} (
             step_elements <= f_sparse ? {{1'b0, f_weights[3:0]}} : f_r;
             running <= f_runs && !f_ws && !f_empty;
             ws <= f_ws;
-            ws_running <= f_runs && f_ws && !f_empty; ws_feeding <= f_runs && f_ws && !f_empty;
+            ws_running <= f_runs && f_ws && !f_empty; ws_feeding <= f_runs && f_ws && !f_empty && f_weight_t;
+            ws_fill <= f_runs && f_ws && !f_empty && !f_weight_t ? C : 0; ws_wslot <= 0;
             ws_phase <= 0; ws_k0 <= 0; ws_col0 <= 0;
             ws_period <= R + ({{16'h0, f_rows}} > WS_MIN_STREAM ? {{16'h0, f_rows}} : WS_MIN_STREAM) + (R - 1) * L + C - 1;
             if (!f_runs || f_empty) done <= 1;
         end else if (ws_running) begin
-            if (ws_feeding) begin
+            if (ws_fill != 0) begin
+                ws_fill <= ws_fill - 1;
+                if (ws_fill == 1) ws_feeding <= 1;
+            end else if (ws_feeding) begin
                 if (ws_phase == ws_period - 1) begin
                     ws_phase <= 0;
+                    ws_wslot <= ~ws_wslot;
                     if (ws_last_fold) ws_feeding <= 0;
                     else if (ws_k0 + R < steps) ws_k0 <= ws_k0 + R;
                     else begin ws_k0 <= 0; ws_col0 <= ws_col0 + C; end
@@ -539,9 +571,15 @@ module {UNIT_MODULE} (
             wire in_group = weight_t ? wf_kk < depth : sparse ? wf_pos + gq < stored : wf_k + gq < depth;
             wire wf_ok = wf_now && gq < wf_lanes && col < cols && in_group;
             wire [31:0] wf_addr = wf_first + gq;
-            assign wgt_re[gq] = ws ? ws_wgt_re[gq] : wf_ok;
-            assign idx_re[gq] = ws ? ws_wgt_re[gq] && sparse : wf_ok && sparse;
-            assign wgt_raddr[gq*{wgt_aw} +: {wgt_aw}] = ws ? ws_wgt_raddr[gq*{wgt_aw} +: {wgt_aw}] : wf_addr[{wgt_aw}-1:0];
+            // WS: a column's fold of steps when staged, else (weight_t) the preload's reads.
+            wire wsf_ok = wsf_now && gq < wsf_lanes && wsf_col < cols
+                          && (sparse ? wsf_k0 * kept + gq < stored : wsf_k0 * per_step + gq < depth);
+            wire [31:0] wsf_addr = wsf_first + gq;
+            wire ws_ok = ws_wgt_re[gq] || wsf_ok;
+            assign wgt_re[gq] = ws ? ws_ok : wf_ok;
+            assign idx_re[gq] = (ws ? ws_ok : wf_ok) && sparse;
+            assign wgt_raddr[gq*{wgt_aw} +: {wgt_aw}] =
+                !ws ? wf_addr[{wgt_aw}-1:0] : weight_t ? ws_wgt_raddr[gq*{wgt_aw} +: {wgt_aw}] : wsf_addr[{wgt_aw}-1:0];
             if (gq >= C * NMAX) begin : no_ws
                 assign ws_wgt_re[gq] = 1'b0;
                 assign ws_wgt_raddr[gq*{wgt_aw} +: {wgt_aw}] = 0;
@@ -596,7 +634,7 @@ module {UNIT_MODULE} (
         for (gc = 0; gc < C; gc = gc + 1) begin : wgt_cols
             // OS: sub-step `sub` works on the fold's column block `sub`, virtual column
             // sub C + gc, staged here. WS: preload cycle ws_phase < R sends the weights of step
-            // ws_k0 + R - 1 - ws_phase (the bottom row's first).
+            // ws_k0 + R - 1 - ws_phase (the bottom row's first), staged here but for weight_t.
             wire [31:0] ws_step = ws_k0 + R - 1 - ws_phase;
             wire ws_on = ws_feeding && ws_phase < R && ws_step < steps;
             wire [15:0] n = ws ? ws_col0 + gc : col0 + sub * C + gc;
@@ -606,6 +644,18 @@ module {UNIT_MODULE} (
             reg [L*2*SWW*16-1:0] wstage;
             reg [L*2*SWW*4-1:0] istage;
             integer vi, wl, wp;
+            // The WS staging: slot sl holds the fold's R steps, [sl * R * NMAX, +R * NMAX).
+            reg [2*R*NMAX*16-1:0] ws_wstage;
+            reg [2*R*NMAX*4-1:0] ws_istage;
+            integer wsl, wsp;
+            always @(posedge clock) if (wsf_d && wsf_c_d == gc) begin
+                for (wsl = 0; wsl < 2; wsl = wsl + 1)
+                    for (wsp = 0; wsp < R * NMAX; wsp = wsp + 1)
+                        if (wsf_slot_d == wsl) begin
+                            ws_wstage[(wsl * R * NMAX + wsp) * 16 +: 16] <= wgt_rdata[wsp*16 +: 16];
+                            ws_istage[(wsl * R * NMAX + wsp) * 4 +: 4] <= idx_rdata[wsp*8 +: 4];
+                        end
+            end
             always @(posedge clock) if (stw_d) begin
                 for (vi = 0; vi < L; vi = vi + 1)
                     for (wl = 0; wl < 2; wl = wl + 1)
@@ -620,15 +670,16 @@ module {UNIT_MODULE} (
                 wire [31:0] kk = (ws ? ws_step * per_step : koff) + gj;
                 wire [31:0] pos = (ws ? ws_step * kept : poff) + gj;
                 wire ok = (ws ? ws_on : feeding) && n < cols && (sparse ? gj < kept : kk < depth);
-                assign ws_wgt_re[gc*NMAX+gj] = ws && ok;
+                assign ws_wgt_re[gc*NMAX+gj] = ws && weight_t && ok;
                 assign ws_wgt_raddr[(gc*NMAX+gj)*{wgt_aw} +: {wgt_aw}] =
                     sparse ? w_base + n * stored + pos
                            : (weight_t ? w_base + kk * cols + n : w_base + n * depth + kk);
                 always @(posedge clock) wgt_ok[gc*NMAX+gj] <= ok;
                 wire [31:0] at = (slot_d * 2 + wsslot_d) * SWW + wspos_d + gj;
-                assign edge_wgt[gc][gj*16 +: 16] =
-                    !wgt_ok[gc*NMAX+gj] ? 16'h0 : ws ? wgt_rdata[(gc*NMAX+gj)*16 +: 16] : wstage[at*16 +: 16];
-                assign edge_idx[gc][gj*4 +: 4] = !sparse ? gj : ws ? idx_rdata[(gc*NMAX+gj)*8 +: 4] : istage[at*4 +: 4];
+                wire [31:0] ws_at = ws_wslot_d * R * NMAX + ws_woff_d + gj;
+                assign edge_wgt[gc][gj*16 +: 16] = !wgt_ok[gc*NMAX+gj] ? 16'h0
+                    : !ws ? wstage[at*16 +: 16] : weight_t ? wgt_rdata[(gc*NMAX+gj)*16 +: 16] : ws_wstage[ws_at*16 +: 16];
+                assign edge_idx[gc][gj*4 +: 4] = !sparse ? gj : ws ? ws_istage[ws_at*4 +: 4] : istage[at*4 +: 4];
                 assign edge_en[gc][gj] = wgt_ok[gc*NMAX+gj];
             end
             if (NMAX < {wgt_lanes}) begin : pad
