@@ -59,16 +59,14 @@
 //!   or with a transposed operand one element of every row or column ([`tensor`]; the
 //!   simulator's GEMM cost has the fill, `sim::pe_array::os_fill`). In WS an input row's steps
 //!   of a fold are read together, one run, and reach the lower array rows through delay lines
-//!   (no cost).
-//! - *Strided, and colliding:* the WS weight preload (the fold's columns, the compressed row
-//!   apart), a transposed WS input (`rows` apart), and the pooling windows' rows when the
-//!   plane's width is a multiple of the banks. These collide at every `B` when the distances
-//!   are multiples of it.
+//!   (no cost), and a column's steps of a fold are staged, a column a cycle, the first fold's
+//!   before it starts (`sim::pe_array::ws_fill`).
+//! - *Strided, and colliding:* transposed WS operands (a row's or column's steps `rows` or
+//!   `cols` apart), and the pooling windows' rows when the plane's width is a multiple of the
+//!   banks. These collide at every `B` when the distances are multiples of it.
 //!
 //! What remains:
-//! - operand staging for the rest of the GEMM: the WS weight preload (a column's `R` steps
-//!   are one run, fetched ahead into per-column registers), and a transposed WS input (a
-//!   corner turn, or OS for such GEMMs);
+//! - transposed WS operands: a corner turn, or the OS dataflow for such GEMMs;
 //! - pooling windows walked so that a cycle's rows fall on distinct banks;
 //! - the banked replicas with their crossbars, and replica allocation.
 
