@@ -311,8 +311,8 @@ module {UNIT_MODULE} (
     wire [15:0] f_fill_in = f_input_t ? f_r : R;
     wire [15:0] f_fill_w = f_weight_t ? f_r : C * f_interleave;
     wire [15:0] f_fill = f_fill_in > f_fill_w ? f_fill_in : f_fill_w;
-    wire f_os_runs = f_runs && !f_ws && !f_empty;
     wire f_empty = f_rows == 0 || f_cols == 0 || f_steps == 0;
+    wire f_os_runs = f_runs && !f_ws && !f_empty;
 
     // Instruction registers
     reg [15:0] rows, cols, depth, steps;
