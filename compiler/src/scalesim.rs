@@ -12,7 +12,7 @@
 //! - "Total Cycles" is the 0-based index of the last cycle, i.e. our cycle count minus one;
 //!   SCALE-Sim does not count a layer's write-back after its last fold, nor our operands'
 //!   first fetches, so our GEMMs' once-per-instruction write-back and fill
-//!   (`pe_array::os_writeback` and `os_fill`, `pe_array::ws_drain` and `ws_fill`) are left out
+//!   (`pe_array::os_writeback` and `os_fill`, `pe_array::ws_drain` and `ArchConfig::ws_fill`) are left out
 //!   of that column;
 //! - with `InterfaceBandwidth: CALC` memory never stalls, so "Stall Cycles" is 0 and the
 //!   layer's time is the array's compute time. That is the mode in which our totals equal
@@ -376,7 +376,7 @@ pub fn run(config: &ScaleSimConfig, layers: &[TopologyLayer], mut progress: impl
             }
             Dataflow::Ws => {
                 let t = operand_dims(d, layer.m, layer.n, layer.k).2;
-                let fill = satkit_sim::pe_array::ws_fill(&resident, false);
+                let fill = resident.ws_fill(false);
                 (satkit_sim::pe_array::ws_drain(&resident, t) + fill) * program.insns.len() as u64
             }
             Dataflow::Is => 0,

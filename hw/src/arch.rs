@@ -755,6 +755,17 @@ impl ArchConfig {
         input.max(weights)
     }
 
+    /// The cycles a WS GEMM waits once, before its first fold, to stage each column's first
+    /// fold of weights, a column a cycle: `C`, or 0 for a transposed weight (`weight_t`, read
+    /// from the buffer during the preload).
+    pub fn ws_fill(&self, weight_t: bool) -> u64 {
+        if weight_t {
+            0
+        } else {
+            u64::from(self.array.cols)
+        }
+    }
+
     /// Seconds per core cycle.
     pub fn seconds_per_cycle(&self) -> f64 {
         1.0 / (self.clock_mhz * 1e6)

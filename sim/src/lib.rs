@@ -241,8 +241,6 @@ impl Machine {
                         weight: weight as usize,
                         output: output as usize,
                         accumulate,
-                        input_t,
-                        weight_t,
                     };
                     pe_array::gemm_execute(&mut self.scratch, &shape, &ops).map_err(fail)?;
                 }

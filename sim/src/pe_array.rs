@@ -17,7 +17,7 @@
 //!   runs to its last write-back: `R + M + R L + L + C` (two cycles to start reading, each
 //!   row's sum leaving the bottom row and the de-skew of the columns), so a GEMM takes
 //!   `W + (folds - 1) (R + M' + (R - 1) L + C - 1) + R + M + R L + L + C`, as the RTL tensor
-//!   unit does (`hw/src/rtl/tensor.rs`), cycle for cycle. `W` = `C` ([`ws_fill`]): the
+//!   unit does (`hw/src/rtl/tensor.rs`), cycle for cycle. `W` = `C` (`ArchConfig::ws_fill`): the
 //!   weights are staged per column, a fold's `R` steps of a column (one run) fetched a column
 //!   a cycle, the first fold's before it starts and the next fold's during a fold; with a
 //!   transposed weight, read from the buffer during the preload, `W` = 0.
@@ -82,11 +82,10 @@ pub struct GemmShape {
     pub depth: u64,
     /// OS interleave factor (>= 1).
     pub interleave: u64,
-    /// The input is stored as its `K x M` transpose (see [`GemmOperands::input_t`]), which the
-    /// OS dataflow fetches differently.
+    /// The input is stored as its `K x M` transpose: element `(m, k)` at `input + k*M + m`
+    /// (fetched differently, see the module documentation).
     pub input_t: bool,
-    /// The dense weight is stored as its `K x N` transpose (see [`GemmOperands::weight_t`]),
-    /// likewise.
+    /// The dense weight is stored row-major `K x N`: element `(k, n)` at `weight + k*N + n`.
     pub weight_t: bool,
 }
 
@@ -119,8 +118,7 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
         Dataflow::Ws => {
             let folds = steps.div_ceil(r) * g.cols.div_ceil(c);
             let stream = g.rows.max(arch.ws_min_stream());
-            let cycles =
-                ws_fill(arch, g.weight_t) + (folds - 1) * (r + stream + (r - 1) * l + c - 1) + r + g.rows + r * l + l + c;
+            let cycles = arch.ws_fill(g.weight_t) + (folds - 1) * (r + stream + (r - 1) * l + c - 1) + r + g.rows + r * l + l + c;
             let hazard = (folds - 1) * (stream - g.rows);
             GemmTiming { cycles, folds, fill_drain: cycles - folds * g.rows - hazard, accumulator_hazard: hazard }
         }
@@ -149,17 +147,6 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
 pub fn ws_drain(arch: &ArchConfig, rows: u64) -> u64 {
     let l = u64::from(arch.array.accumulator_latency);
     2 * l + 1 - (rows.max(arch.ws_min_stream()) - rows)
-}
-
-/// Cycles a WS GEMM spends once, before its first fold, fetching each column's first fold of
-/// weights into the staging registers: `C`, or 0 for a transposed weight (read directly; see
-/// the module documentation).
-pub fn ws_fill(arch: &ArchConfig, weight_t: bool) -> u64 {
-    if weight_t {
-        0
-    } else {
-        u64::from(arch.array.cols)
-    }
 }
 
 /// Cycles an OS GEMM spends once, after its folds: `R + C + L` (see the module
@@ -234,10 +221,6 @@ pub struct GemmOperands {
     pub output: usize,
     /// Add to the existing outputs.
     pub accumulate: bool,
-    /// The input is stored as its `K x M` transpose: element `(m, k)` at `input + k*M + m`.
-    pub input_t: bool,
-    /// The dense weight is stored row-major `K x N`: element `(k, n)` at `weight + k*N + n`.
-    pub weight_t: bool,
 }
 
 /// Computes the GEMM on the buffers. Errors name an out-of-group weight index.
@@ -247,7 +230,7 @@ pub fn gemm_execute(s: &mut Scratchpads, g: &GemmShape, o: &GemmOperands) -> Res
     let stored_input = &s.values(Buffer::Act)[o.input..o.input + m * k];
     // Gather a transposed input into row-major order; the products and their order are unchanged.
     let gathered: Vec<f32>;
-    let input: &[f32] = if o.input_t {
+    let input: &[f32] = if g.input_t {
         gathered = (0..m * k).map(|i| stored_input[(i % k) * m + i / k]).collect();
         &gathered
     } else {
@@ -259,7 +242,7 @@ pub fn gemm_execute(s: &mut Scratchpads, g: &GemmShape, o: &GemmOperands) -> Res
     let mut dense = vec![0f32; k * n];
     let mut kept: Option<Vec<bool>> = None;
     match g.weights.ratio() {
-        None if o.weight_t => dense.copy_from_slice(weights),
+        None if g.weight_t => dense.copy_from_slice(weights),
         None => {
             for col in 0..n {
                 for kk in 0..k {
@@ -267,7 +250,7 @@ pub fn gemm_execute(s: &mut Scratchpads, g: &GemmShape, o: &GemmOperands) -> Res
                 }
             }
         }
-        Some(_) if o.weight_t => return Err("weight_t applies to dense weights only".into()),
+        Some(_) if g.weight_t => return Err("weight_t applies to dense weights only".into()),
         Some(ratio) => {
             let (nn, mm) = (ratio.n as usize, ratio.m as usize);
             let idx = &s.bytes(Buffer::Idx)[o.weight..o.weight + n * stored];
@@ -338,7 +321,7 @@ mod tests {
         assert_eq!(arch.array.accumulator_latency, 1);
         let t = gemm_timing(&arch, &shape(Dataflow::Ws, 256, 256, 256));
         assert_eq!((t.folds, t.cycles), (64, 64 * 350 + 3 + 32));
-        assert_eq!(ws_fill(&arch, false), 32);
+        assert_eq!(arch.ws_fill(false), 32);
         assert_eq!(ws_drain(&arch, 256), 3);
     }
 
@@ -423,7 +406,7 @@ mod tests {
         assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         // The plain weights are staged before the first fold; the transposed ones are read
         // during the preload.
-        assert_eq!(plain.total_cycles, flipped.total_cycles + ws_fill(&arch, false));
+        assert_eq!(plain.total_cycles, flipped.total_cycles + arch.ws_fill(false));
         let mut sparse = gemm(false, true, 0, 0, 0);
         if let Op::Gemm { weights, depth, .. } = &mut sparse {
             *weights = WeightFormat::Sparse("2:4".parse().unwrap());

@@ -14,16 +14,20 @@ fn tally(cycles: u64, elements: u64, widest: u64, conflicted: [u64; 5], extra: [
     BankTally { cycles, elements, widest, conflicted: conflicted.to_vec(), extra: extra.to_vec() }
 }
 
-#[test]
-fn os_gemm_operands_are_fetched_as_runs() {
+/// `tiny`'s machine with 64 values at the start of `act` and `wgt`, and the values.
+fn tiny_with_operands() -> (CosimMachine, Vec<f32>) {
     let mut machine = CosimMachine::new().unwrap();
     assert_eq!(machine.arch().name, "tiny", "the hand-worked counts are tiny's");
     let values: Vec<f32> = (0..64).map(|i| (i % 7) as f32 / 4.0).collect();
     machine.write_buffer(Buffer::Act, 0, &values).unwrap();
     machine.write_buffer(Buffer::Wgt, 0, &values).unwrap();
-    machine.write_buffer(Buffer::Master, 100, &values[..10]).unwrap();
-    let gemm = Op::Gemm {
-        dataflow: Dataflow::Os,
+    (machine, values)
+}
+
+/// A dense GEMM of 4 rows, 4 columns and depth 16 over those operands, its output at 0.
+fn dense_gemm_4x4x16(dataflow: Dataflow) -> Op {
+    Op::Gemm {
+        dataflow,
         weights: WeightFormat::Dense,
         accumulate: false,
         interleave: 1,
@@ -35,7 +39,14 @@ fn os_gemm_operands_are_fetched_as_runs() {
         output: 0,
         input_t: false,
         weight_t: false,
-    };
+    }
+}
+
+#[test]
+fn os_gemm_operands_are_fetched_as_runs() {
+    let (mut machine, values) = tiny_with_operands();
+    machine.write_buffer(Buffer::Master, 100, &values[..10]).unwrap();
+    let gemm = dense_gemm_4x4x16(Dataflow::Os);
     let add = Op::Vec {
         op: VecOp::Add,
         count: 10,
@@ -77,25 +88,8 @@ fn os_gemm_operands_are_fetched_as_runs() {
 
 #[test]
 fn a_ws_gemm_reads_each_input_row_and_weight_column_of_a_fold_as_one_run() {
-    let mut machine = CosimMachine::new().unwrap();
-    assert_eq!(machine.arch().name, "tiny", "the hand-worked counts are tiny's");
-    let values: Vec<f32> = (0..64).map(|i| (i % 5) as f32 / 4.0).collect();
-    machine.write_buffer(Buffer::Act, 0, &values).unwrap();
-    machine.write_buffer(Buffer::Wgt, 0, &values).unwrap();
-    let gemm = Op::Gemm {
-        dataflow: Dataflow::Ws,
-        weights: WeightFormat::Dense,
-        accumulate: false,
-        interleave: 1,
-        rows: 4,
-        cols: 4,
-        depth: 16,
-        input: 0,
-        weight: 0,
-        output: 0,
-        input_t: false,
-        weight_t: false,
-    };
+    let (mut machine, _) = tiny_with_operands();
+    let gemm = dense_gemm_4x4x16(Dataflow::Ws);
     let mut profile = BankProfile::new(&machine, &BANKS).unwrap();
     machine.run_profiled(&Program { insns: vec![Instruction::new(gemm)] }, &mut profile).unwrap();
     let rows: Vec<(&str, BankTally)> = profile.rows().into_iter().map(|r| (r.operand, r.tally)).collect();

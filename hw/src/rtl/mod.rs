@@ -60,7 +60,7 @@
 //!   simulator's GEMM cost has the fill, `sim::pe_array::os_fill`). In WS an input row's steps
 //!   of a fold are read together, one run, and reach the lower array rows through delay lines
 //!   (no cost), and a column's steps of a fold are staged, a column a cycle, the first fold's
-//!   before it starts (`sim::pe_array::ws_fill`).
+//!   before it starts ([`ArchConfig::ws_fill`]).
 //! - *Strided, and colliding:* transposed WS operands (a row's or column's steps `rows` or
 //!   `cols` apart), and the pooling windows' rows when the plane's width is a multiple of the
 //!   banks. These collide at every `B` when the distances are multiples of it.

@@ -60,7 +60,7 @@
 //!   first), which the array shifts down while `shift` is high. Untransposed, they come from
 //!   staging registers, two slots of `R n_max` elements per column: a column's `R` steps of a
 //!   fold are one run of the buffer, fetched a column a cycle, fold 0's in the `C` cycles
-//!   before it (so fold 0 starts at `t0 + 1 + C`, `sim::pe_array::ws_fill`) and the next
+//!   before it (so fold 0 starts at `t0 + 1 + C`, `ArchConfig::ws_fill`) and the next
 //!   fold's in a fold's first `C` cycles; transposed (`weight_t`), read from the buffer;
 //! - cycle `R + m` presents input row `m`'s partial sums for the fold's columns (the old
 //!   outputs on the first reduction fold when accumulating, else +0; on later folds what the
