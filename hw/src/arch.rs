@@ -710,14 +710,29 @@ impl ArchConfig {
         }
     }
 
-    /// The fewest input rows a WS fold streams: `max(2 L + 1 - R, 0)`. A reduction fold reads
-    /// the partial sums the previous one wrote; its first read must come after the previous
-    /// fold's first write, `R L + L + C - 1` cycles after that read, and a fold lasts
-    /// `R + rows + (R - 1) L + C - 1` cycles, so arrays with `R <= 2 L` pad short folds
-    /// (`sim::pe_array` counts the padding as accumulator-hazard stalls).
-    pub fn ws_min_stream(&self) -> u64 {
+    /// The fewest input rows a WS fold streams, for a GEMM whose weights take `weight_fetches`
+    /// cycles a fold to stage ([`Self::ws_fill`]): `max(2 L + 1 - R, F - (R + (R - 1) L + C - 1), 0)`.
+    /// A fold lasts `R + rows + (R - 1) L + C - 1` cycles. A reduction fold reads the partial
+    /// sums the previous one wrote; its first read must come after the previous fold's first
+    /// write, `R L + L + C - 1` cycles after that read, so arrays with `R <= 2 L` pad short
+    /// folds (`sim::pe_array` counts that padding as accumulator-hazard stalls). And the next
+    /// fold's weights are staged during a fold, so a fold lasts at least their `F` fetches.
+    pub fn ws_min_stream(&self, weight_fetches: u64) -> u64 {
+        self.ws_hazard_stream().max(weight_fetches.saturating_sub(self.ws_fold_overhead()))
+    }
+
+    /// The fewest input rows a WS fold streams for the accumulator hazard alone:
+    /// `max(2 L + 1 - R, 0)` (see [`Self::ws_min_stream`]).
+    pub fn ws_hazard_stream(&self) -> u64 {
         let (r, l) = (u64::from(self.array.rows), u64::from(self.array.accumulator_latency));
         (2 * l + 1).saturating_sub(r)
+    }
+
+    /// A WS fold's cycles besides its streamed rows: `R + (R - 1) L + C - 1`.
+    pub fn ws_fold_overhead(&self) -> u64 {
+        let (r, c) = (u64::from(self.array.rows), u64::from(self.array.cols));
+        let l = u64::from(self.array.accumulator_latency);
+        r + (r - 1) * l + c - 1
     }
 
     /// The reduction steps of one OS input fetch: `G = ceil(R / L)`. The tensor unit stages
@@ -755,12 +770,14 @@ impl ArchConfig {
         input.max(weights)
     }
 
-    /// The cycles a WS GEMM waits once, before its first fold, to stage each column's first
-    /// fold of weights, a column a cycle: `C`, or 0 for a transposed weight (`weight_t`, read
-    /// from the buffer during the preload).
-    pub fn ws_fill(&self, weight_t: bool) -> u64 {
+    /// The cycles a WS GEMM waits once, before its first fold, to stage the first fold's
+    /// weights, one buffer run a cycle; the next fold's take as many cycles during a fold.
+    /// Untransposed, a run is a column's `R` steps of the fold: `C` cycles. Transposed
+    /// (`weight_t`, a dense `K x N` matrix), a run is one reduction element of the fold's `C`
+    /// columns: `R m` cycles, `m` the elements a step covers.
+    pub fn ws_fill(&self, weight_t: bool, step_elements: u64) -> u64 {
         if weight_t {
-            0
+            u64::from(self.array.rows) * step_elements
         } else {
             u64::from(self.array.cols)
         }

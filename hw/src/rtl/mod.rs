@@ -60,13 +60,14 @@
 //!   simulator's GEMM cost has the fill, `sim::pe_array::os_fill`). In WS an input row's steps
 //!   of a fold are read together, one run, and reach the lower array rows through delay lines
 //!   (no cost), and a column's steps of a fold are staged, a column a cycle, the first fold's
-//!   before it starts ([`ArchConfig::ws_fill`]).
-//! - *Strided, and colliding:* transposed WS operands (a row's or column's steps `rows` or
-//!   `cols` apart), and the pooling windows' rows when the plane's width is a multiple of the
-//!   banks. These collide at every `B` when the distances are multiples of it.
+//!   before it starts ([`ArchConfig::ws_fill`]); a transposed weight (`weight_t`) is staged
+//!   likewise, one reduction element of the fold's columns a cycle.
+//! - *Strided, and colliding:* a transposed WS input (`input_t`: a row's steps `rows` apart),
+//!   and the pooling windows' rows when the plane's width is a multiple of the banks. These
+//!   collide at every `B` when the distances are multiples of it.
 //!
 //! What remains:
-//! - transposed WS operands: a corner turn, or the OS dataflow for such GEMMs;
+//! - the transposed WS input: a corner turn, or the OS dataflow for such GEMMs;
 //! - pooling windows walked so that a cycle's rows fall on distinct banks;
 //! - the banked replicas with their crossbars, and replica allocation.
 

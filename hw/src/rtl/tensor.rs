@@ -54,14 +54,16 @@
 //! the previous fold's last group.
 //!
 //! **WS** (see [`super::array`]): folds of `R` reduction steps x `C` columns, reduction folds
-//! inner, one every `P = R + max(rows, WS_MIN_STREAM) + (R - 1) L + C - 1` cycles from
-//! `t0 + 1 + W`, `W` the weights' fill (`C`, or 0 for `weight_t`). Relative to a fold's start:
+//! inner, one every `P = R + max(rows, WS_MIN_STREAM, W - WS_OVERHEAD) + (R - 1) L + C - 1`
+//! cycles (`WS_OVERHEAD = R + (R - 1) L + C - 1`) from `t0 + 1 + W`, `W` the weights' fetches
+//! of a fold (`ArchConfig::ws_fill`). Relative to a fold's start:
 //! - cycles `0 .. R` present the weights of steps `k0 + R - 1` down to `k0` (the bottom row's
-//!   first), which the array shifts down while `shift` is high. Untransposed, they come from
-//!   staging registers, two slots of `R n_max` elements per column: a column's `R` steps of a
-//!   fold are one run of the buffer, fetched a column a cycle, fold 0's in the `C` cycles
-//!   before it (so fold 0 starts at `t0 + 1 + C`, `ArchConfig::ws_fill`) and the next
-//!   fold's in a fold's first `C` cycles; transposed (`weight_t`), read from the buffer;
+//!   first), which the array shifts down while `shift` is high. They come from staging
+//!   registers, two slots of `R n_max` elements per column, filled one buffer run a cycle:
+//!   untransposed, a column's `R` steps of the fold (`W = C` fetches); transposed
+//!   (`weight_t`, dense), one reduction element of the fold's `C` columns (`W = R m`). Fold 0's
+//!   are fetched in the `W` cycles before it (so fold 0 starts at `t0 + 1 + W`), the next
+//!   fold's in a fold's first `W` cycles;
 //! - cycle `R + m` presents input row `m`'s partial sums for the fold's columns (the old
 //!   outputs on the first reduction fold when accumulating, else +0; on later folds what the
 //!   previous fold wrote) on the slot-0 initial-value buses, and array row `r` takes row `m`'s
@@ -74,8 +76,8 @@
 //!
 //! `done` is high the cycle after the last fold's last write-back, at
 //! `t0 + W + (F - 1) P + R + rows + R L + L + C`: the simulator's WS cost. The fold period keeps
-//! a reduction fold's partial-sum reads after the previous fold's writes
-//! (`ArchConfig::ws_min_stream`).
+//! a reduction fold's partial-sum reads after the previous fold's writes, and the next fold's
+//! weight fetches within the fold (`ArchConfig::ws_min_stream`).
 //!
 //! Operand addressing follows the ISA module's layouts, including `input_t` and `weight_t`.
 //! Rows past `rows` read no activations (their sums are not written), columns past `cols`
@@ -289,12 +291,14 @@ module {UNIT_MODULE} (
     // fetch lanes.
     localparam GW = C, SWW = GW * NMAX, FWW = {wl};
     // WS: a row's partial sum leaves the array R L + L + C - 1 cycles after its address (see
-    // the module documentation); a fold streams at least WS_MIN_STREAM rows.
-    localparam WS_DELAY = {ws_delay}, WS_MIN_STREAM = {ws_min_stream};
+    // the module documentation); a fold streams at least WS_MIN_STREAM rows (the accumulator
+    // hazard), and lasts WS_OVERHEAD cycles more than it streams.
+    localparam WS_DELAY = {ws_delay}, WS_MIN_STREAM = {ws_min_stream}, WS_OVERHEAD = {ws_overhead};
 "#,
         word_hi = WORD_BITS - 1,
         ws_delay = r * l + l + c - 1,
-        ws_min_stream = arch.ws_min_stream(),
+        ws_min_stream = arch.ws_hazard_stream(),
+        ws_overhead = arch.ws_fold_overhead(),
         fetch_steps = arch.os_fetch_steps(),
     );
     s.push_str(&super::sequencers::field_wires("gemm")?);
@@ -313,6 +317,12 @@ module {UNIT_MODULE} (
     wire [15:0] f_fill = f_fill_in > f_fill_w ? f_fill_in : f_fill_w;
     wire f_empty = f_rows == 0 || f_cols == 0 || f_steps == 0;
     wire f_os_runs = f_runs && !f_ws && !f_empty;
+    // WS: the weight fetches of a fold (a column, or a transposed reduction element, a
+    // cycle), and the rows a fold streams: at least WS_MIN_STREAM, and long enough for the
+    // next fold's fetches.
+    wire [15:0] f_ws_fetches = f_weight_t ? R * f_r : C;
+    wire [31:0] f_ws_rows = {{16'h0, f_rows}} > WS_MIN_STREAM ? {{16'h0, f_rows}} : WS_MIN_STREAM;
+    wire [31:0] f_ws_stream = f_ws_fetches > WS_OVERHEAD + f_ws_rows ? f_ws_fetches - WS_OVERHEAD : f_ws_rows;
 
     // Instruction registers
     reg [15:0] rows, cols, depth, steps;
@@ -328,7 +338,7 @@ module {UNIT_MODULE} (
     reg [15:0] step, row0, col0, prev_row0, prev_col0;
     reg [4:0] sub;
     reg has_prev;
-    reg [31:0] koff, poff;
+    reg [31:0] koff;
     // The OS fill still to wait; the step's input group (its step sg of group_steps, at
     // staging offset spos in slot sslot) and weight group (wsg of wgroup_steps, wspos, wsslot),
     // each step's weight elements per column (kept, or per_step dense).
@@ -352,20 +362,23 @@ module {UNIT_MODULE} (
     reg [31:0] ws_phase, ws_period;
     reg [15:0] ws_k0, ws_col0;
     wire ws_last_fold = ws_k0 + R >= steps && ws_col0 + C >= cols;
-    // WS weights (untransposed): each column's R steps of a fold (one run) are staged in one of
-    // two slots per column, a column a cycle: fold 0's in the ws_fill cycles before it starts,
-    // the next fold's in a fold's first C cycles. ws_wslot is the fold's slot.
-    reg [15:0] ws_fill;
+    // WS weights: staged in one of two slots per column, one run a cycle (ws_fetches runs a
+    // fold): untransposed, a column's R steps of the fold; transposed (weight_t), one
+    // reduction element of the fold's C columns. Fold 0's in the ws_fill cycles before it
+    // starts, the next fold's in a fold's first ws_fetches cycles. ws_wslot is the fold's slot.
+    reg [15:0] ws_fill, ws_fetches;
     reg ws_wslot;
     wire ws_next_kfold = ws_k0 + R < steps;
     wire [31:0] wsf_k0 = ws_fill != 0 ? 0 : ws_next_kfold ? ws_k0 + R : 0;
     wire [31:0] wsf_col0 = ws_fill != 0 ? 0 : ws_next_kfold ? ws_col0 : ws_col0 + C;
-    wire [31:0] wsf_c = ws_fill != 0 ? C - ws_fill : ws_phase;
-    wire wsf_now = ws_running && !weight_t && (ws_fill != 0 || (ws_feeding && ws_phase < C && !ws_last_fold));
+    wire [31:0] wsf_c = ws_fill != 0 ? ws_fetches - ws_fill : ws_phase;
+    wire wsf_now = ws_running && (ws_fill != 0 || (ws_feeding && ws_phase < ws_fetches && !ws_last_fold));
     wire wsf_slot = ws_fill != 0 ? ws_wslot : ~ws_wslot;
     wire [31:0] wsf_col = wsf_col0 + wsf_c;
-    wire [31:0] wsf_first = sparse ? w_base + wsf_col * stored + wsf_k0 * kept : w_base + wsf_col * depth + wsf_k0 * per_step;
-    wire [31:0] wsf_lanes = R * step_elements;
+    wire [31:0] wsf_kk = wsf_k0 * per_step + wsf_c;
+    wire [31:0] wsf_first = weight_t ? w_base + wsf_kk * cols + wsf_col0
+                          : sparse ? w_base + wsf_col * stored + wsf_k0 * kept : w_base + wsf_col * depth + wsf_k0 * per_step;
+    wire [31:0] wsf_lanes = weight_t ? C : R * step_elements;
     reg wsf_d, wsf_slot_d, ws_wslot_d;
     reg [31:0] wsf_c_d, ws_woff_d;
     always @(posedge clock) begin
@@ -398,7 +411,7 @@ module {UNIT_MODULE} (
             fold_cols <= C * f_interleave;
             stored <= f_sparse ? f_steps * f_weights[3:0] : f_depth;
             fold_period <= f_steps * f_period + R + C - 2;
-            phase <= 0; step <= 0; sub <= 0; koff <= 0; poff <= 0; row0 <= 0; col0 <= 0;
+            phase <= 0; step <= 0; sub <= 0; koff <= 0; row0 <= 0; col0 <= 0;
             has_prev <= 0; flushing <= 0; flushed <= 0;
             fill_wait <= f_fill;
             group_steps <= f_input_t ? 16'd1 : G; sg <= 0; spos <= 0; sslot <= 0;
@@ -408,10 +421,10 @@ module {UNIT_MODULE} (
             step_elements <= f_sparse ? {{1'b0, f_weights[3:0]}} : f_r;
             running <= f_runs && !f_ws && !f_empty;
             ws <= f_ws;
-            ws_running <= f_runs && f_ws && !f_empty; ws_feeding <= f_runs && f_ws && !f_empty && f_weight_t;
-            ws_fill <= f_runs && f_ws && !f_empty && !f_weight_t ? C : 0; ws_wslot <= 0;
+            ws_running <= f_runs && f_ws && !f_empty; ws_feeding <= 0;
+            ws_fill <= f_runs && f_ws && !f_empty ? f_ws_fetches : 0; ws_fetches <= f_ws_fetches; ws_wslot <= 0;
             ws_phase <= 0; ws_k0 <= 0; ws_col0 <= 0;
-            ws_period <= R + ({{16'h0, f_rows}} > WS_MIN_STREAM ? {{16'h0, f_rows}} : WS_MIN_STREAM) + (R - 1) * L + C - 1;
+            ws_period <= WS_OVERHEAD + f_ws_stream;
             if (!f_runs || f_empty) done <= 1;
         end else if (ws_running) begin
             if (ws_fill != 0) begin
@@ -442,7 +455,7 @@ module {UNIT_MODULE} (
                     done <= 1;
                 end
             end else if (phase == fold_period - 1) begin
-                phase <= 0; step <= 0; sub <= 0; koff <= 0; poff <= 0;
+                phase <= 0; step <= 0; sub <= 0; koff <= 0;
                 prev_row0 <= row0; prev_col0 <= col0; has_prev <= 1;
                 if (last_fold) flushing <= 1;
                 else if (col0 + fold_cols >= cols) begin col0 <= 0; row0 <= row0 + R; end
@@ -454,7 +467,6 @@ module {UNIT_MODULE} (
                     if (step < steps) begin
                         step <= step + 1;
                         koff <= koff + per_step;
-                        poff <= poff + kept;
                         // The group's last step: the next group is in the other slot.
                         if (sg + 1 == group_steps || step + 1 == steps) begin sg <= 0; spos <= 0; sslot <= ~sslot; end
                         else begin sg <= sg + 1; spos <= spos + per_step; end
@@ -553,9 +565,6 @@ module {UNIT_MODULE} (
     // The input bus: WS reads row gr's lanes gr * MMAX + gj directly; OS fetches into staging.
     wire [R*MMAX-1:0] ws_re;
     wire [R*MMAX*{act_aw}-1:0] ws_raddr;
-    // The weight and index buses likewise: WS preloads column gc's lanes gc * NMAX + gj.
-    wire [FWW-1:0] ws_wgt_re;
-    wire [FWW*{wgt_aw}-1:0] ws_wgt_raddr;
     genvar gr, gc, gj, gq;
     generate
         for (gq = 0; gq < R * MMAX; gq = gq + 1) begin : act_lanes
@@ -571,19 +580,15 @@ module {UNIT_MODULE} (
             wire in_group = weight_t ? wf_kk < depth : sparse ? wf_pos + gq < stored : wf_k + gq < depth;
             wire wf_ok = wf_now && gq < wf_lanes && col < cols && in_group;
             wire [31:0] wf_addr = wf_first + gq;
-            // WS: a column's fold of steps when staged, else (weight_t) the preload's reads.
-            wire wsf_ok = wsf_now && gq < wsf_lanes && wsf_col < cols
-                          && (sparse ? wsf_k0 * kept + gq < stored : wsf_k0 * per_step + gq < depth);
+            // WS: a column's fold of steps, or (weight_t) a reduction element of the fold's
+            // columns, into the staging.
+            wire wsf_ok = wsf_now && gq < wsf_lanes
+                          && (weight_t ? wsf_col0 + gq < cols && wsf_kk < depth
+                                       : wsf_col < cols && (sparse ? wsf_k0 * kept + gq < stored : wsf_k0 * per_step + gq < depth));
             wire [31:0] wsf_addr = wsf_first + gq;
-            wire ws_ok = ws_wgt_re[gq] || wsf_ok;
-            assign wgt_re[gq] = ws ? ws_ok : wf_ok;
-            assign idx_re[gq] = (ws ? ws_ok : wf_ok) && sparse;
-            assign wgt_raddr[gq*{wgt_aw} +: {wgt_aw}] =
-                !ws ? wf_addr[{wgt_aw}-1:0] : weight_t ? ws_wgt_raddr[gq*{wgt_aw} +: {wgt_aw}] : wsf_addr[{wgt_aw}-1:0];
-            if (gq >= C * NMAX) begin : no_ws
-                assign ws_wgt_re[gq] = 1'b0;
-                assign ws_wgt_raddr[gq*{wgt_aw} +: {wgt_aw}] = 0;
-            end
+            assign wgt_re[gq] = ws ? wsf_ok : wf_ok;
+            assign idx_re[gq] = (ws ? wsf_ok : wf_ok) && sparse;
+            assign wgt_raddr[gq*{wgt_aw} +: {wgt_aw}] = ws ? wsf_addr[{wgt_aw}-1:0] : wf_addr[{wgt_aw}-1:0];
         end
         for (gr = 0; gr < R; gr = gr + 1) begin : act_rows
             // OS: the row's staged step. WS: row gr takes input row m with step ws_k0 + gr,
@@ -634,7 +639,7 @@ module {UNIT_MODULE} (
         for (gc = 0; gc < C; gc = gc + 1) begin : wgt_cols
             // OS: sub-step `sub` works on the fold's column block `sub`, virtual column
             // sub C + gc, staged here. WS: preload cycle ws_phase < R sends the weights of step
-            // ws_k0 + R - 1 - ws_phase (the bottom row's first), staged here but for weight_t.
+            // ws_k0 + R - 1 - ws_phase (the bottom row's first), staged here.
             wire [31:0] ws_step = ws_k0 + R - 1 - ws_phase;
             wire ws_on = ws_feeding && ws_phase < R && ws_step < steps;
             wire [15:0] n = ws ? ws_col0 + gc : col0 + sub * C + gc;
@@ -644,15 +649,17 @@ module {UNIT_MODULE} (
             reg [L*2*SWW*16-1:0] wstage;
             reg [L*2*SWW*4-1:0] istage;
             integer vi, wl, wp;
-            // The WS staging: slot sl holds the fold's R steps, [sl * R * NMAX, +R * NMAX).
+            // The WS staging: slot sl holds the fold's R steps, [sl * R * NMAX, +R * NMAX). A
+            // fetch fills a whole slot of one column, or (weight_t, dense) element wsf_c_d of
+            // every column's slot.
             reg [2*R*NMAX*16-1:0] ws_wstage;
             reg [2*R*NMAX*4-1:0] ws_istage;
             integer wsl, wsp;
-            always @(posedge clock) if (wsf_d && wsf_c_d == gc) begin
+            always @(posedge clock) if (wsf_d && (weight_t || wsf_c_d == gc)) begin
                 for (wsl = 0; wsl < 2; wsl = wsl + 1)
                     for (wsp = 0; wsp < R * NMAX; wsp = wsp + 1)
-                        if (wsf_slot_d == wsl) begin
-                            ws_wstage[(wsl * R * NMAX + wsp) * 16 +: 16] <= wgt_rdata[wsp*16 +: 16];
+                        if (wsf_slot_d == wsl && (!weight_t || wsf_c_d == wsp)) begin
+                            ws_wstage[(wsl * R * NMAX + wsp) * 16 +: 16] <= weight_t ? wgt_rdata[gc*16 +: 16] : wgt_rdata[wsp*16 +: 16];
                             ws_istage[(wsl * R * NMAX + wsp) * 4 +: 4] <= idx_rdata[wsp*8 +: 4];
                         end
             end
@@ -668,17 +675,12 @@ module {UNIT_MODULE} (
             end
             for (gj = 0; gj < NMAX; gj = gj + 1) begin : weight_slots
                 wire [31:0] kk = (ws ? ws_step * per_step : koff) + gj;
-                wire [31:0] pos = (ws ? ws_step * kept : poff) + gj;
                 wire ok = (ws ? ws_on : feeding) && n < cols && (sparse ? gj < kept : kk < depth);
-                assign ws_wgt_re[gc*NMAX+gj] = ws && weight_t && ok;
-                assign ws_wgt_raddr[(gc*NMAX+gj)*{wgt_aw} +: {wgt_aw}] =
-                    sparse ? w_base + n * stored + pos
-                           : (weight_t ? w_base + kk * cols + n : w_base + n * depth + kk);
                 always @(posedge clock) wgt_ok[gc*NMAX+gj] <= ok;
                 wire [31:0] at = (slot_d * 2 + wsslot_d) * SWW + wspos_d + gj;
                 wire [31:0] ws_at = ws_wslot_d * R * NMAX + ws_woff_d + gj;
                 assign edge_wgt[gc][gj*16 +: 16] = !wgt_ok[gc*NMAX+gj] ? 16'h0
-                    : !ws ? wstage[at*16 +: 16] : weight_t ? wgt_rdata[(gc*NMAX+gj)*16 +: 16] : ws_wstage[ws_at*16 +: 16];
+                    : !ws ? wstage[at*16 +: 16] : ws_wstage[ws_at*16 +: 16];
                 assign edge_idx[gc][gj*4 +: 4] = !sparse ? gj : ws ? ws_istage[ws_at*4 +: 4] : istage[at*4 +: 4];
                 assign edge_en[gc][gj] = wgt_ok[gc*NMAX+gj];
             end
