@@ -710,19 +710,29 @@ impl ArchConfig {
         }
     }
 
-    /// The fewest input rows a WS fold streams, for a GEMM whose weights take `weight_fetches`
-    /// cycles a fold to stage ([`Self::ws_fill`]): `max(2 L + 1 - R, F - (R + (R - 1) L + C - 1), 0)`.
-    /// A fold lasts `R + rows + (R - 1) L + C - 1` cycles. A reduction fold reads the partial
-    /// sums the previous one wrote; its first read must come after the previous fold's first
-    /// write, `R L + L + C - 1` cycles after that read, so arrays with `R <= 2 L` pad short
-    /// folds (`sim::pe_array` counts that padding as accumulator-hazard stalls). And the next
-    /// fold's weights are staged during a fold, so a fold lasts at least their `F` fetches.
-    pub fn ws_min_stream(&self, weight_fetches: u64) -> u64 {
-        self.ws_hazard_stream().max(weight_fetches.saturating_sub(self.ws_fold_overhead()))
+    /// The rows a WS fold streams (`M'`): its `rows`, and at least:
+    /// - `2 L + 1 - R` ([`Self::ws_hazard_stream`]): a reduction fold reads the partial sums
+    ///   the previous one wrote, and its first read must come after the previous fold's first
+    ///   write, `R L + L + C - 1` cycles after that read (`sim::pe_array` counts this padding
+    ///   as accumulator-hazard stalls);
+    /// - the next fold's weight fetches ([`Self::ws_weight_fetches`]), which run during a
+    ///   fold of `R + M' + (R - 1) L + C - 1` cycles ([`Self::ws_fold_overhead`]);
+    /// - with a transposed input (`input_t`), its chunks of `X` rows ([`Self::ws_input_chunk`]):
+    ///   `ceil(rows / X) X` cycles of fetch windows.
+    pub fn ws_stream(&self, rows: u64, input_t: bool, weight_t: bool, step_elements: u64) -> u64 {
+        let overhead = self.ws_fold_overhead();
+        let weights = self.ws_weight_fetches(weight_t, step_elements).saturating_sub(overhead);
+        let input = if input_t {
+            let chunk = self.ws_input_chunk(step_elements);
+            (rows.div_ceil(chunk) * chunk).saturating_sub(overhead)
+        } else {
+            0
+        };
+        rows.max(self.ws_hazard_stream()).max(weights).max(input)
     }
 
     /// The fewest input rows a WS fold streams for the accumulator hazard alone:
-    /// `max(2 L + 1 - R, 0)` (see [`Self::ws_min_stream`]).
+    /// `max(2 L + 1 - R, 0)` (see [`Self::ws_stream`]).
     pub fn ws_hazard_stream(&self) -> u64 {
         let (r, l) = (u64::from(self.array.rows), u64::from(self.array.accumulator_latency));
         (2 * l + 1).saturating_sub(r)
@@ -733,6 +743,28 @@ impl ArchConfig {
         let (r, c) = (u64::from(self.array.rows), u64::from(self.array.cols));
         let l = u64::from(self.array.accumulator_latency);
         r + (r - 1) * l + c - 1
+    }
+
+    /// The buffer runs that stage one WS fold's weights, one a cycle: untransposed, a column's
+    /// `R` steps of the fold (`C` runs); transposed (`weight_t`, a dense `K x N` matrix), one
+    /// reduction element of the fold's `C` columns (`R m` runs, `m` the elements a step covers).
+    pub fn ws_weight_fetches(&self, weight_t: bool, step_elements: u64) -> u64 {
+        if weight_t {
+            u64::from(self.array.rows) * step_elements
+        } else {
+            u64::from(self.array.cols)
+        }
+    }
+
+    /// The input rows of one fetch of a transposed WS input (`input_t`, stored `K x M`): `X = Q +
+    /// (R - 1) max(L - 1 - m, 0)`, `Q = R m` the fold's reduction elements. Each of the `Q`
+    /// elements' next `X` rows is one run, fetched one a cycle into two slots per element, in a
+    /// window of `Q` cycles every `X` rows (a corner turn): `X >= Q` keeps the windows apart,
+    /// and the `(R - 1) (L - 1 - m)` rows more keep a fetch from overwriting the slot that a
+    /// lower array row, `L - 1` cycles later per row, still reads.
+    pub fn ws_input_chunk(&self, step_elements: u64) -> u64 {
+        let (r, l) = (u64::from(self.array.rows), u64::from(self.array.accumulator_latency));
+        r * step_elements + (r - 1) * (l - 1).saturating_sub(step_elements)
     }
 
     /// The reduction steps of one OS input fetch: `G = ceil(R / L)`. The tensor unit stages
@@ -770,16 +802,17 @@ impl ArchConfig {
         input.max(weights)
     }
 
-    /// The cycles a WS GEMM waits once, before its first fold, to stage the first fold's
-    /// weights, one buffer run a cycle; the next fold's take as many cycles during a fold.
-    /// Untransposed, a run is a column's `R` steps of the fold: `C` cycles. Transposed
-    /// (`weight_t`, a dense `K x N` matrix), a run is one reduction element of the fold's `C`
-    /// columns: `R m` cycles, `m` the elements a step covers.
-    pub fn ws_fill(&self, weight_t: bool, step_elements: u64) -> u64 {
-        if weight_t {
-            u64::from(self.array.rows) * step_elements
+    /// The cycles a WS GEMM waits once, before its first fold, for its first fetches: the
+    /// first fold's weights ([`Self::ws_weight_fetches`]), and with a transposed input the part
+    /// of its first window, `Q = R m` cycles ending `R` cycles into the fold, that comes before
+    /// the fold ([`Self::ws_input_chunk`]).
+    pub fn ws_fill(&self, input_t: bool, weight_t: bool, step_elements: u64) -> u64 {
+        let weights = self.ws_weight_fetches(weight_t, step_elements);
+        let r = u64::from(self.array.rows);
+        if input_t {
+            weights.max((r * step_elements).saturating_sub(r))
         } else {
-            u64::from(self.array.cols)
+            weights
         }
     }
 

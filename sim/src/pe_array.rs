@@ -11,18 +11,20 @@
 //! - WS: weights of `R` steps x `C` output columns stay in the array; `M` input rows stream
 //!   through. Folds `ceil(S / R) * ceil(N / C)` (reduction folds inner), each `R` (weight
 //!   preload) `+ M'` (inputs) `+ (R - 1) L` (partial sums descending through `R` adders of
-//!   latency `L`) `+ C - 1` (skew across columns), where `M' = max(M, 2 L + 1 - R, W - (R +
-//!   (R - 1) L + C - 1))` ([`ArchConfig::ws_min_stream`]: a reduction fold's partial-sum reads
-//!   wait for the previous fold's writes, and the padding counts as accumulator-hazard stalls;
-//!   a fold lasts as long as the next fold's `W` weight fetches). The last fold runs to its
-//!   last write-back: `R + M + R L + L + C` (two cycles to start reading, each row's sum
-//!   leaving the bottom row and the de-skew of the columns), so a GEMM takes
+//!   latency `L`) `+ C - 1` (skew across columns), where `M'` ([`ArchConfig::ws_stream`]) is
+//!   `M` padded for the accumulator hazard (a reduction fold's partial-sum reads wait for the
+//!   previous fold's writes; this padding counts as accumulator-hazard stalls) and for the
+//!   operand fetches a fold must hold. The last fold runs to its last write-back:
+//!   `R + M + R L + L + C` (two cycles to start reading, each row's sum leaving the bottom row
+//!   and the de-skew of the columns), so a GEMM takes
 //!   `W + (folds - 1) (R + M' + (R - 1) L + C - 1) + R + M + R L + L + C`, as the RTL tensor
-//!   unit does (`hw/src/rtl/tensor.rs`), cycle for cycle. The weights are staged, one buffer
-//!   run a cycle, the first fold's in `W` cycles before it starts ([`ArchConfig::ws_fill`])
-//!   and the next fold's during a fold: untransposed, a column's `R` steps of the fold a cycle,
-//!   `W = C`; transposed (`weight_t`), one reduction element of the fold's `C` columns a cycle,
-//!   `W = R m`.
+//!   unit does (`hw/src/rtl/tensor.rs`), cycle for cycle. The operands are staged, one buffer
+//!   run a cycle, the first fold's in `W` cycles before it starts ([`ArchConfig::ws_fill`]):
+//!   the weights a column's `R` steps of the fold a cycle (`C` runs), or transposed
+//!   (`weight_t`) one reduction element of the fold's `C` columns a cycle (`R m` runs),
+//!   the next fold's during a fold; a transposed input (`input_t`) one reduction element's
+//!   next `X` rows a cycle ([`ArchConfig::ws_input_chunk`]). An untransposed input row's
+//!   steps of a fold are one run, read as the row streams in.
 //! - IS: with inputs stationary and the `N` weight columns streaming: folds
 //!   `ceil(S / R) * ceil(M / C)`, each `R + N + (R - 1) L + C - 1` (SCALE-Sim's form; the RTL
 //!   has no IS yet).
@@ -119,8 +121,9 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
     match g.dataflow {
         Dataflow::Ws => {
             let folds = steps.div_ceil(r) * g.cols.div_ceil(c);
-            let fill = arch.ws_fill(g.weight_t, step_elements(arch, g));
-            let stream = g.rows.max(arch.ws_min_stream(fill));
+            let m = step_elements(arch, g);
+            let fill = arch.ws_fill(g.input_t, g.weight_t, m);
+            let stream = arch.ws_stream(g.rows, g.input_t, g.weight_t, m);
             let cycles = fill + (folds - 1) * (arch.ws_fold_overhead() + stream) + r + g.rows + r * l + l + c;
             let hazard = (folds - 1) * (g.rows.max(arch.ws_hazard_stream()) - g.rows);
             GemmTiming { cycles, folds, fill_drain: cycles - folds * g.rows - hazard, accumulator_hazard: hazard }
@@ -144,12 +147,12 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
     }
 }
 
-/// Cycles a WS GEMM of `rows` input rows spends beyond `folds` times its fold period: its last
-/// fold's write-back, less the padding a last fold does not need (see the module
-/// documentation).
-pub fn ws_drain(arch: &ArchConfig, rows: u64, weight_fetches: u64) -> u64 {
+/// Cycles a WS GEMM of `rows` input rows, streaming `stream` rows a fold
+/// ([`ArchConfig::ws_stream`]), spends beyond `folds` times its fold period: its last fold's
+/// write-back, less the padding a last fold does not need (see the module documentation).
+pub fn ws_drain(arch: &ArchConfig, rows: u64, stream: u64) -> u64 {
     let l = u64::from(arch.array.accumulator_latency);
-    2 * l + 1 - (rows.max(arch.ws_min_stream(weight_fetches)) - rows)
+    2 * l + 1 - (stream - rows)
 }
 
 /// Cycles an OS GEMM spends once, after its folds: `R + C + L` (see the module
@@ -324,8 +327,8 @@ mod tests {
         assert_eq!(arch.array.accumulator_latency, 1);
         let t = gemm_timing(&arch, &shape(Dataflow::Ws, 256, 256, 256));
         assert_eq!((t.folds, t.cycles), (64, 64 * 350 + 3 + 32));
-        assert_eq!(arch.ws_fill(false, 2), 32);
-        assert_eq!(ws_drain(&arch, 256, 32), 3);
+        assert_eq!(arch.ws_fill(false, false, 2), 32);
+        assert_eq!(ws_drain(&arch, 256, arch.ws_stream(256, false, false, 2)), 3);
     }
 
     #[test]
@@ -409,7 +412,7 @@ mod tests {
         assert_eq!(a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), b.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
         // Both are staged before the first fold: the plain weights a column a cycle (C = 4),
         // the transposed ones a reduction element a cycle (R n_max = 8).
-        assert_eq!((arch.ws_fill(false, 2), arch.ws_fill(true, 2)), (4, 8));
+        assert_eq!((arch.ws_fill(false, false, 2), arch.ws_fill(true, true, 2)), (4, 8));
         assert_eq!(plain.total_cycles + 4, flipped.total_cycles);
         let mut sparse = gemm(false, true, 0, 0, 0);
         if let Op::Gemm { weights, depth, .. } = &mut sparse {

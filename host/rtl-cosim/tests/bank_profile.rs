@@ -1,5 +1,5 @@
 //! The bank profile counts, per cycle, exactly the elements each operand bus enables, with the
-//! collisions worked out by hand: dense OS and WS GEMMs on `tiny` (4 x 4 array, 2 multipliers
+//! collisions worked out by hand: dense OS and WS GEMMs (plain and transposed) on `tiny` (4 x 4 array, 2 multipliers
 //! per PE, accumulator latency 2) whose rows sit 16 elements apart, a vector `add` over contiguous
 //! elements of three buffers, and DMA transfers whose rows lie apart in the buffer (which never
 //! put two of a cycle's elements in one of `ArchConfig::dma_banks`).
@@ -105,6 +105,25 @@ fn a_ws_gemm_reads_each_input_row_and_weight_column_of_a_fold_as_one_run() {
         ("output", tally(8, 32, 4, [0; 5], [0; 5])),
     ];
     assert_eq!(rows, expected);
+}
+
+#[test]
+fn transposed_ws_operands_are_staged_one_run_a_cycle() {
+    let (mut machine, _) = tiny_with_operands();
+    let mut gemm = dense_gemm_4x4x16(Dataflow::Ws);
+    if let Op::Gemm { input_t, weight_t, .. } = &mut gemm {
+        (*input_t, *weight_t) = (true, true);
+    }
+    let mut profile = BankProfile::new(&machine, &BANKS).unwrap();
+    machine.run_profiled(&Program { insns: vec![Instruction::new(gemm)] }, &mut profile).unwrap();
+    let tally_of = |operand: &str| profile.rows().into_iter().find(|r| r.operand == operand).expect(operand).tally;
+    // The input is a 16 x 4 matrix, element (m, k) at 4 k + m. A fold's Q = R n_max = 8
+    // reduction elements each fetch their next X = 8 rows (the 4 there are) as one run, one
+    // element a cycle: 2 folds, 16 cycles of 4 contiguous elements, which no bank count splits.
+    assert_eq!(tally_of("input"), tally(16, 64, 4, [0; 5], [0; 5]));
+    // The weights, element (k, n) at 4 k + n, likewise: the fold's 8 reduction elements, each
+    // a run of the 4 columns.
+    assert_eq!(tally_of("weight"), tally(16, 64, 4, [0; 5], [0; 5]));
 }
 
 #[test]

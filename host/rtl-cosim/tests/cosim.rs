@@ -345,12 +345,21 @@ fn weight_stationary_gemms() {
         Shape { weight_t: true, accumulate: true, ..Shape::new(5, 2 * c + 1, 3 * r + 1, WeightFormat::Dense) },
         Shape { input_t: true, weight_t: true, ..Shape::new(2 * r - 1, c + 1, 6, WeightFormat::Dense) },
     ];
+    // A transposed input's corner turn: windows of X rows, whole and partial, over several
+    // reduction and column folds, and a single row.
+    let x = arch.ws_input_chunk(u64::from(arch.array.n_max)) as usize;
+    shapes.extend([
+        Shape { input_t: true, ..Shape::new(2 * x + 3, 2 * c + 1, 5 * r + 3, WeightFormat::Dense) },
+        Shape { input_t: true, accumulate: true, ..Shape::new(2 * x, c, 4 * r, WeightFormat::Dense) },
+        Shape { input_t: true, weight_t: true, ..Shape::new(x + 1, c - 1, 2 * r + 1, WeightFormat::Dense) },
+        Shape { input_t: true, ..Shape::new(1, c, 3 * r, WeightFormat::Dense) },
+    ]);
     for ratio in &arch.array.supported_nm {
         let m = ratio.m as usize;
         let weights = WeightFormat::Sparse(*ratio);
         shapes.push(Shape::new(r, c, m, weights));
         shapes.push(Shape::new(11, c + 3, (2 * r + 1) * m, weights));
-        shapes.push(Shape { accumulate: true, input_t: true, ..Shape::new(3, 2 * c, r * m, weights) });
+        shapes.push(Shape { accumulate: true, ..Shape::new(3, 2 * c, r * m, weights) });
     }
     for (seed, s) in shapes.into_iter().enumerate() {
         check(&mut unit, &case(800 + seed as u64, s.ws(), 0.0)).unwrap_or_else(|e| panic!("{s:?}: {e}"));
@@ -372,6 +381,10 @@ fn what_the_rtl_does_not_implement_is_refused() {
     }
     let e = unit.run(&Program { insns: vec![Instruction::new(is)] }).unwrap_err();
     assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("is"), "{e}");
+    // The corner turn stages dense folds only.
+    let s = Shape { input_t: true, ..Shape::new(3, 2, 16, sparse("2:8")) }.ws();
+    let e = unit.run(&Program { insns: vec![Instruction::new(case(703, s, 0.0).insn)] }).unwrap_err();
+    assert!(matches!(e, Error::Unsupported(_)) && e.to_string().contains("transposed input"), "{e}");
     // The simulator's own checks come first: too much interleave is a bad program.
     let too_interleaved = unit.arch().array.accumulator_latency + 1;
     let s = Shape { interleave: too_interleaved, ..Shape::new(2, 2, 8, WeightFormat::Dense) };
@@ -393,7 +406,8 @@ proptest! {
 
     /// Three GEMMs in a row on one unit (so no state carries over wrongly), OS and WS mixed,
     /// each of any shape up to three folds each way, any supported format, any interleave the
-    /// machine allows, accumulating or not, transposed operands (dense weights only), values
+    /// machine allows, accumulating or not, transposed operands (dense weights only, and a
+    /// transposed input with sparse weights in OS only), values
     /// with occasional specials: RTL = simulator.
     #[test]
     fn rtl_equals_simulator_on_random_gemms(
@@ -416,12 +430,15 @@ proptest! {
                 WeightFormat::Sparse(r) => steps * r.m as usize,
             };
             let (mm, nn) = ((m + 3 * i) % 13 + 1, (n + 5 * i) % 13 + 1);
+            let dataflow = if (flags >> 3) & 1 == (i % 2) as u8 { Dataflow::Ws } else { Dataflow::Os };
+            let dense = weights == WeightFormat::Dense;
             let s = Shape {
                 accumulate: flags & 1 == 1,
-                input_t: flags & 2 == 2,
-                weight_t: flags & 4 == 4 && weights == WeightFormat::Dense,
+                // The WS corner turn takes dense folds only (the RTL refuses the others).
+                input_t: flags & 2 == 2 && (dense || dataflow == Dataflow::Os),
+                weight_t: flags & 4 == 4 && dense,
                 interleave: (interleave + i as u32 - 1) % slots + 1,
-                dataflow: if (flags >> 3) & 1 == (i % 2) as u8 { Dataflow::Ws } else { Dataflow::Os },
+                dataflow,
                 ..Shape::new(mm, nn, k, weights)
             };
             if let Err(e) = check(&mut unit, &case(seed, s, specials)) {

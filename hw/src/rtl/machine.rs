@@ -197,7 +197,7 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     let (mut verilog, mut modules) = merge(&[&array, &control, &sore_lanes, &wuve_lanes])?;
     verilog.push_str(&buffer_module());
     verilog.push_str(&controller::buffer_use_module(arch)?);
-    verilog.push_str(&fetch_module(arch));
+    verilog.push_str(&fetch_module());
     verilog.push_str(&unit_module(arch)?);
     verilog.push_str(&to_fp16_module());
     verilog.push_str(&sore_unit_module(arch)?);
@@ -231,7 +231,7 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     for (name, instances) in [
         (BUFFER_MODULE, Buffer::ALL.len()),
         (UNIT_MODULE, 1),
-        (FETCH_MODULE, 2),
+        (FETCH_MODULE, 3),
         (super::sequencers::TO_FP16_MODULE, to_fp16),
         (SORE_UNIT_MODULE, 1),
         (WUVE_UNIT_MODULE, 1),

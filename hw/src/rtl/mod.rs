@@ -61,15 +61,20 @@
 //!   of a fold are read together, one run, and reach the lower array rows through delay lines
 //!   (no cost), and a column's steps of a fold are staged, a column a cycle, the first fold's
 //!   before it starts ([`ArchConfig::ws_fill`]); a transposed weight (`weight_t`) is staged
-//!   likewise, one reduction element of the fold's columns a cycle.
-//! - *Strided, and colliding:* a transposed WS input (`input_t`: a row's steps `rows` apart),
-//!   and the pooling windows' rows when the plane's width is a multiple of the banks. These
-//!   collide at every `B` when the distances are multiples of it.
+//!   likewise, one reduction element of the fold's columns a cycle. A transposed WS input
+//!   (`input_t`, its steps `rows` apart) goes through a corner turn: each of the fold's
+//!   reduction elements stages its next `X` rows, one run a cycle
+//!   ([`ArchConfig::ws_input_chunk`]; dense folds only, the others are [`unsupported`]).
+//! - *Strided, and colliding:* the pooling windows' rows when the plane's width is a multiple
+//!   of the banks. These collide at every `B` that divides the width.
 //!
 //! What remains:
-//! - the transposed WS input: a corner turn, or the OS dataflow for such GEMMs;
 //! - pooling windows walked so that a cycle's rows fall on distinct banks;
-//! - the banked replicas with their crossbars, and replica allocation.
+//! - the banked replicas with their routing, and replica allocation. A crossbar from every
+//!   lane of every bus to every bank is far too large at `vcu1525`'s size (hundreds of lanes
+//!   and banks); a run needs only a rotation by its first bank (`log2 B` multiplexer stages
+//!   per lane), so the streams that are not runs (the DMA's rows a cycle, the SORE's and the
+//!   normalizations' blocks) would need their own, smaller networks.
 
 pub mod array;
 pub mod controller;
@@ -84,7 +89,7 @@ pub mod vector_math;
 pub mod verilog;
 pub mod wuve;
 
-use crate::isa::{Op, VecOp};
+use crate::isa::{Op, VecOp, WeightFormat};
 use crate::{ArchConfig, Dataflow, Error};
 use rust_hdl::prelude::{check_all, generate_verilog_unchecked, Block};
 use serde::Serialize;
@@ -119,11 +124,27 @@ pub fn unsupported(arch: &ArchConfig, op: &Op) -> Option<String> {
                 arch.vector.pool_line_rows, arch.vector.pool_line_cols
             ))
         }
+        Op::Gemm { dataflow: Dataflow::Ws, input_t: true, weights: WeightFormat::Sparse(ratio), .. } => Some(format!(
+            "a WS GEMM with a transposed input and {ratio} sparse weights: the tensor unit's corner turn stages the {} reduction \
+             elements of a dense fold",
+            arch.array.rows * arch.array.n_max
+        )),
+        Op::Gemm { dataflow: Dataflow::Ws, input_t: true, .. } if !ws_corner_turn_fits(arch) => Some(format!(
+            "a WS GEMM with a transposed input: its runs of {} rows are wider than the input bus's {} lanes",
+            arch.ws_input_chunk(u64::from(arch.array.n_max)),
+            arch.array.rows * arch.array.m_max
+        )),
         Op::Vec { op: VecOp::NormStats | VecOp::NormApply | VecOp::NormGradStats | VecOp::NormGradApply, count: 0, .. } => {
             Some("a normalization of zero rows".into())
         }
         _ => None,
     }
+}
+
+/// Whether a transposed WS input's runs ([`ArchConfig::ws_input_chunk`] rows, dense) fit the
+/// tensor unit's input bus of `R m_max` lanes.
+fn ws_corner_turn_fits(arch: &ArchConfig) -> bool {
+    arch.ws_input_chunk(u64::from(arch.array.n_max)) <= u64::from(arch.array.rows * arch.array.m_max)
 }
 
 /// Name of the top Verilog module of [`generate`].

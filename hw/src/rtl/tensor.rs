@@ -54,23 +54,26 @@
 //! the previous fold's last group.
 //!
 //! **WS** (see [`super::array`]): folds of `R` reduction steps x `C` columns, reduction folds
-//! inner, one every `P = R + max(rows, WS_MIN_STREAM, W - WS_OVERHEAD) + (R - 1) L + C - 1`
-//! cycles (`WS_OVERHEAD = R + (R - 1) L + C - 1`) from `t0 + 1 + W`, `W` the weights' fetches
-//! of a fold (`ArchConfig::ws_fill`). Relative to a fold's start:
+//! inner, one every `P = WS_OVERHEAD + M'` cycles (`WS_OVERHEAD = R + (R - 1) L + C - 1`,
+//! `M'` the streamed rows, `ArchConfig::ws_stream`) from `t0 + 1 + W`, `W` the fill
+//! (`ArchConfig::ws_fill`). Relative to a fold's start:
 //! - cycles `0 .. R` present the weights of steps `k0 + R - 1` down to `k0` (the bottom row's
 //!   first), which the array shifts down while `shift` is high. They come from staging
 //!   registers, two slots of `R n_max` elements per column, filled one buffer run a cycle:
-//!   untransposed, a column's `R` steps of the fold (`W = C` fetches); transposed
-//!   (`weight_t`, dense), one reduction element of the fold's `C` columns (`W = R m`). Fold 0's
-//!   are fetched in the `W` cycles before it (so fold 0 starts at `t0 + 1 + W`), the next
-//!   fold's in a fold's first `W` cycles;
+//!   untransposed, a column's `R` steps of the fold (`C` fetches); transposed (`weight_t`,
+//!   dense), one reduction element of the fold's `C` columns (`R m` fetches). Fold 0's are
+//!   fetched in the last cycles of the fill, the next fold's in a fold's first cycles;
 //! - cycle `R + m` presents input row `m`'s partial sums for the fold's columns (the old
 //!   outputs on the first reduction fold when accumulating, else +0; on later folds what the
 //!   previous fold wrote) on the slot-0 initial-value buses, and array row `r` takes row `m`'s
 //!   step-`k0 + r` activations as presented at `R + m + r (L - 1)`. Untransposed, cycle `R + m`
 //!   reads them for all the fold's steps (one run of `R m` consecutive elements) and row `r`'s
-//!   pass `r (L - 1)` delay stages; transposed (a row's steps `rows` apart), each array row
-//!   reads its own at its cycle;
+//!   pass `r (L - 1)` delay stages. Transposed (`input_t`, dense: a row's steps lie `rows`
+//!   apart), a corner turn: each of the fold's `Q = R n_max` reduction elements has two slots
+//!   of `X` rows (`ArchConfig::ws_input_chunk`), and its next `X` rows are one run of the
+//!   buffer. A window of `Q` cycles fetches them, element `q` at `R - Q + j X + q` for rows
+//!   `j X ..`, so each fold's first window starts before it (the fill covers `Q - R`), and
+//!   each array row takes its elements from the slots at its own cycle;
 //! - row `m`'s sums reach the slot-0 result buses `R L + L + C - 1` cycles after its partial
 //!   sums' addresses (a delay line carries the row and column to that write-back).
 //!
@@ -176,14 +179,16 @@ endmodule
 /// Name of the OS operand fetch sequencer module.
 pub const FETCH_MODULE: &str = "sat_tensor_fetch";
 
-/// The OS operand fetch sequencer (two per tensor unit: the input and the weights).
-pub(super) fn fetch_module(arch: &ArchConfig) -> String {
+/// The operand fetch sequencer (three per tensor unit: the OS input and weights, and the
+/// transposed WS input).
+pub(super) fn fetch_module() -> String {
     format!(
         r#"
-// One OS GEMM operand's fetch sequence (see satkit's hw/src/rtl/tensor.rs): from `lead` cycles
-// after the issue, the folds' rows and columns with the fold period; each group of
-// `group_steps` steps opens a window of `group_period` cycles whose first `window` cycles
-// fetch (`now`, cycle `in_group` of the window), into slots that alternate per group.
+// One GEMM operand's fetch sequence (see satkit's hw/src/rtl/tensor.rs): from `lead` cycles
+// after the issue, the folds (`fold_rows` of `rows` outer, `fold_cols` of `cols` inner) with
+// the fold period; each group of `group_steps` steps opens a window of `group_period` cycles
+// whose first `window` cycles fetch (`now`, cycle `in_group` of the window), into slots that
+// alternate per group.
 module {FETCH_MODULE} (
     input clock,
     input issue,
@@ -196,6 +201,7 @@ module {FETCH_MODULE} (
     input [15:0] steps,
     input [15:0] rows,
     input [15:0] cols,
+    input [15:0] fold_rows,
     input [15:0] fold_cols,
     output now,
     output reg slot,
@@ -204,11 +210,10 @@ module {FETCH_MODULE} (
     output reg [15:0] row0,
     output reg [15:0] col0
 );
-    localparam R = {r};
     reg running;
     reg [15:0] wait_left;
     reg [31:0] phase;
-    wire last_fold = row0 + R >= rows && col0 + fold_cols >= cols;
+    wire last_fold = row0 + fold_rows >= rows && col0 + fold_cols >= cols;
     assign now = running && wait_left == 0 && step < steps && in_group < window;
     always @(posedge clock) begin
         if (issue) begin
@@ -220,7 +225,7 @@ module {FETCH_MODULE} (
                 phase <= 0; in_group <= 0; step <= 0;
                 if (step < steps) slot <= ~slot;
                 if (last_fold) running <= 0;
-                else if (col0 + fold_cols >= cols) begin col0 <= 0; row0 <= row0 + R; end
+                else if (col0 + fold_cols >= cols) begin col0 <= 0; row0 <= row0 + fold_rows; end
                 else col0 <= col0 + fold_cols;
             end else begin
                 phase <= phase + 1;
@@ -232,8 +237,7 @@ module {FETCH_MODULE} (
         end
     end
 endmodule
-"#,
-        r = arch.array.rows
+"#
     )
 }
 
@@ -294,11 +298,15 @@ module {UNIT_MODULE} (
     // the module documentation); a fold streams at least WS_MIN_STREAM rows (the accumulator
     // hazard), and lasts WS_OVERHEAD cycles more than it streams.
     localparam WS_DELAY = {ws_delay}, WS_MIN_STREAM = {ws_min_stream}, WS_OVERHEAD = {ws_overhead};
+    // WS, transposed input (dense): the fold's Q = R NMAX reduction elements, each staged in two
+    // slots of its next X rows, one run a cycle in a window of Q cycles every X rows.
+    localparam Q = R * NMAX, X = {ws_chunk};
 "#,
         word_hi = WORD_BITS - 1,
         ws_delay = r * l + l + c - 1,
         ws_min_stream = arch.ws_hazard_stream(),
         ws_overhead = arch.ws_fold_overhead(),
+        ws_chunk = arch.ws_input_chunk(u64::from(arch.array.n_max)),
         fetch_steps = arch.os_fetch_steps(),
     );
     s.push_str(&super::sequencers::field_wires("gemm")?);
@@ -322,7 +330,12 @@ module {UNIT_MODULE} (
     // next fold's fetches.
     wire [15:0] f_ws_fetches = f_weight_t ? R * f_r : C;
     wire [31:0] f_ws_rows = {{16'h0, f_rows}} > WS_MIN_STREAM ? {{16'h0, f_rows}} : WS_MIN_STREAM;
-    wire [31:0] f_ws_stream = f_ws_fetches > WS_OVERHEAD + f_ws_rows ? f_ws_fetches - WS_OVERHEAD : f_ws_rows;
+    wire [31:0] f_ws_chunks = f_input_t ? (({{16'h0, f_rows}} + X - 1) / X) * X : 0;
+    wire [31:0] f_ws_fetch_rows = f_ws_chunks > f_ws_fetches ? f_ws_chunks : f_ws_fetches;
+    wire [31:0] f_ws_stream = f_ws_fetch_rows > WS_OVERHEAD + f_ws_rows ? f_ws_fetch_rows - WS_OVERHEAD : f_ws_rows;
+    // The fill: the weights' fetches, or the part of a transposed input's first window before
+    // the fold (its window of Q cycles ends R cycles into the fold).
+    wire [15:0] f_ws_fill = f_input_t && Q > R + f_ws_fetches ? Q - R : f_ws_fetches;
 
     // Instruction registers
     reg [15:0] rows, cols, depth, steps;
@@ -372,7 +385,7 @@ module {UNIT_MODULE} (
     wire [31:0] wsf_k0 = ws_fill != 0 ? 0 : ws_next_kfold ? ws_k0 + R : 0;
     wire [31:0] wsf_col0 = ws_fill != 0 ? 0 : ws_next_kfold ? ws_col0 : ws_col0 + C;
     wire [31:0] wsf_c = ws_fill != 0 ? ws_fetches - ws_fill : ws_phase;
-    wire wsf_now = ws_running && (ws_fill != 0 || (ws_feeding && ws_phase < ws_fetches && !ws_last_fold));
+    wire wsf_now = ws_running && ((ws_fill != 0 && ws_fill <= ws_fetches) || (ws_feeding && ws_phase < ws_fetches && !ws_last_fold));
     wire wsf_slot = ws_fill != 0 ? ws_wslot : ~ws_wslot;
     wire [31:0] wsf_col = wsf_col0 + wsf_c;
     wire [31:0] wsf_kk = wsf_k0 * per_step + wsf_c;
@@ -422,7 +435,7 @@ module {UNIT_MODULE} (
             running <= f_runs && !f_ws && !f_empty;
             ws <= f_ws;
             ws_running <= f_runs && f_ws && !f_empty; ws_feeding <= 0;
-            ws_fill <= f_runs && f_ws && !f_empty ? f_ws_fetches : 0; ws_fetches <= f_ws_fetches; ws_wslot <= 0;
+            ws_fill <= f_runs && f_ws && !f_empty ? f_ws_fill : 0; ws_fetches <= f_ws_fetches; ws_wslot <= 0;
             ws_phase <= 0; ws_k0 <= 0; ws_col0 <= 0;
             ws_period <= WS_OVERHEAD + f_ws_stream;
             if (!f_runs || f_empty) done <= 1;
@@ -482,15 +495,33 @@ module {UNIT_MODULE} (
     {FETCH_MODULE} input_fetch (
         .clock(clock), .issue(issue), .runs(f_os_runs), .lead(f_fill - f_fill_in), .fold_period(fold_period),
         .group_period(group_period), .window(fe_window), .group_steps(group_steps), .steps(steps), .rows(rows),
-        .cols(cols), .fold_cols(fold_cols), .now(fe_now), .slot(fe_slot), .in_group(fe_in_group), .step(fe_step),
+        .cols(cols), .fold_rows(R), .fold_cols(fold_cols), .now(fe_now), .slot(fe_slot), .in_group(fe_in_group), .step(fe_step),
         .row0(fe_row0), .col0()
     );
     {FETCH_MODULE} weight_fetch (
         .clock(clock), .issue(issue), .runs(f_os_runs), .lead(f_fill - f_fill_w), .fold_period(fold_period),
         .group_period(wgroup_period), .window(wf_window), .group_steps(wgroup_steps), .steps(steps), .rows(rows),
-        .cols(cols), .fold_cols(fold_cols), .now(wf_now), .slot(wf_slot), .in_group(wf_in_group), .step(wf_step),
+        .cols(cols), .fold_rows(R), .fold_cols(fold_cols), .now(wf_now), .slot(wf_slot), .in_group(wf_in_group), .step(wf_step),
         .row0(), .col0(wf_col0)
     );
+    // WS, transposed input: fold (ws_k0) reduction element ct_col0 * per_step + ct_in_group's
+    // rows ct_step .. ct_step + X, one run, in a window of Q cycles every X rows from R - Q
+    // cycles into each fold, into that element's slot ct_slot (slots alternate per window).
+    wire ct_now, ct_slot;
+    wire [31:0] ct_in_group, ct_step;
+    wire [15:0] ct_col0;
+    {FETCH_MODULE} input_t_fetch (
+        .clock(clock), .issue(issue), .runs(f_runs && f_ws && !f_empty && f_input_t), .lead(f_ws_fill + R - Q),
+        .fold_period(ws_period), .group_period(X), .window(Q), .group_steps(X), .steps(rows), .rows(cols),
+        .cols(steps), .fold_rows(C), .fold_cols(R), .now(ct_now), .slot(ct_slot), .in_group(ct_in_group),
+        .step(ct_step), .row0(), .col0(ct_col0)
+    );
+    wire [31:0] ct_kk = ct_col0 * per_step + ct_in_group;
+    wire [31:0] ct_first = in_base + ct_kk * rows + ct_step;
+    reg ct_d, ct_slot_d;
+    reg [31:0] ct_q_d;
+    always @(posedge clock) begin ct_d <= ct_now; ct_slot_d <= ct_slot; ct_q_d <= ct_in_group; end
+
     // A fetch's lanes: row fe_row0 + fe_in_group's elements fe_k + q, or (input_t) element
     // fe_k + fe_in_group of rows fe_row0 + q: one run from fe_first.
     wire [31:0] fe_k = fe_step * per_step;
@@ -572,8 +603,11 @@ module {UNIT_MODULE} (
             wire [31:0] k = input_t ? fe_kk : fe_k + gq;
             wire fe_ok = fe_now && gq < FW && gq < fe_lanes && row < rows && k < depth;
             wire [31:0] fe_addr = fe_first + gq;
-            assign act_re[gq] = ws ? ws_re[gq] : fe_ok;
-            assign act_raddr[gq*{act_aw} +: {act_aw}] = ws ? ws_raddr[gq*{act_aw} +: {act_aw}] : fe_addr[{act_aw}-1:0];
+            wire ct_ok = ct_now && gq < X && ct_kk < depth && ct_step + gq < rows;
+            wire [31:0] ct_addr = ct_first + gq;
+            assign act_re[gq] = !ws ? fe_ok : input_t ? ct_ok : ws_re[gq];
+            assign act_raddr[gq*{act_aw} +: {act_aw}] =
+                !ws ? fe_addr[{act_aw}-1:0] : input_t ? ct_addr[{act_aw}-1:0] : ws_raddr[gq*{act_aw} +: {act_aw}];
         end
         for (gq = 0; gq < FWW; gq = gq + 1) begin : wgt_lanes
             wire [31:0] col = weight_t ? wf_col0 + gq : wf_col;
@@ -594,14 +628,32 @@ module {UNIT_MODULE} (
             // OS: the row's staged step. WS: row gr takes input row m with step ws_k0 + gr,
             // gr (L - 1) cycles after row 0. Untransposed, every row's step of input row m is
             // read when row 0 takes it (the fold's R steps of a row: one run) and passes
-            // gr (L - 1) delay stages; transposed, where a row's steps lie `rows` apart, each
-            // row reads its own when it takes it (the rows then differ, and so do their banks).
+            // gr (L - 1) delay stages; transposed, each of the row's elements comes from its
+            // staging (ct_stage), at the row's own offset ct_off and slot ct_slot in it.
             wire ws_skewed = !input_t && gr * (L - 1) != 0;
             wire [31:0] ws_row = ws_phase - R - gr * (L - 1);
             wire ws_on = ws_skewed ? ws_row_on : ws_feeding && ws_phase >= R + gr * (L - 1) && ws_row < rows;
             wire [31:0] ws_koff = (ws_k0 + gr) * per_step;
             wire [15:0] m = !ws ? row0 + gr : ws_skewed ? ws_m[15:0] : ws_row[15:0];
             wire [MMAX*16-1:0] row_data;
+            // The transposed WS input's place in the row's staging: the offset in a window of X
+            // rows and the slot, both advanced per row taken; a fold's first row starts a new
+            // window, in the next slot when the last one was partial.
+            reg [15:0] ct_off;
+            reg ct_slot_r, ct_slot_rd;
+            reg [15:0] ct_off_rd;
+            wire ct_take = ws && input_t && ws_on;
+            wire ct_fresh = ws_row == 0;
+            wire [15:0] ct_at = ct_fresh ? 16'd0 : ct_off;
+            wire ct_in = ct_fresh && ct_off != 0 ? ~ct_slot_r : ct_slot_r;
+            always @(posedge clock) begin
+                if (issue) begin ct_off <= 0; ct_slot_r <= 0; end
+                else if (ct_take) begin
+                    ct_off <= ct_at == X - 1 ? 16'd0 : ct_at + 1;
+                    ct_slot_r <= ct_at == X - 1 ? ~ct_in : ct_in;
+                end
+                ct_off_rd <= ct_at; ct_slot_rd <= ct_in;
+            end
             // The row's OS staging: slot sl holds elements [sl * SW, +SW), 16 bits each.
             reg [2*SW*16-1:0] stage;
             integer sl, sp;
@@ -614,12 +666,26 @@ module {UNIT_MODULE} (
             for (gj = 0; gj < MMAX; gj = gj + 1) begin : lanes
                 wire [31:0] kk = (ws ? ws_koff : koff) + gj;
                 wire ok = (ws ? ws_on : feeding && m < rows) && gj < per_step && kk < depth;
-                assign ws_re[gr*MMAX+gj] = ws && ok;
-                assign ws_raddr[(gr*MMAX+gj)*{act_aw} +: {act_aw}] =
-                    input_t ? in_base + kk * rows + m : in_base + m * depth + kk;
+                assign ws_re[gr*MMAX+gj] = ws && !input_t && ok;
+                assign ws_raddr[(gr*MMAX+gj)*{act_aw} +: {act_aw}] = in_base + m * depth + kk;
                 always @(posedge clock) act_ok[gr*MMAX+gj] <= ok;
                 wire [15:0] staged = stage[(sslot_d * SW + spos_d + gj) * 16 +: 16];
-                assign row_data[gj*16 +: 16] = !act_ok[gr*MMAX+gj] ? 16'h0 : ws ? act_rdata[(gr*MMAX+gj)*16 +: 16] : staged;
+                wire [15:0] turned;
+                if (gj < NMAX) begin : corner_turn
+                    // Reduction element gr NMAX + gj of the fold: two slots of X rows.
+                    reg [2*X*16-1:0] ct_stage;
+                    integer cs, ce;
+                    always @(posedge clock) if (ct_d && ct_q_d == gr * NMAX + gj) begin
+                        for (cs = 0; cs < 2; cs = cs + 1)
+                            for (ce = 0; ce < X; ce = ce + 1)
+                                if (ct_slot_d == cs) ct_stage[(cs * X + ce) * 16 +: 16] <= act_rdata[ce*16 +: 16];
+                    end
+                    assign turned = ct_stage[(ct_slot_rd * X + ct_off_rd) * 16 +: 16];
+                end else begin : no_corner_turn
+                    assign turned = 16'h0;
+                end
+                assign row_data[gj*16 +: 16] = !act_ok[gr*MMAX+gj] ? 16'h0
+                    : !ws ? staged : input_t ? turned : act_rdata[(gr*MMAX+gj)*16 +: 16];
             end
             if (gr * (L - 1) == 0) begin : no_skew
                 assign edge_act[gr][MMAX*16-1:0] = row_data;
