@@ -80,7 +80,7 @@
 //! `done` is high the cycle after the last fold's last write-back, at
 //! `t0 + W + (F - 1) P + R + rows + R L + L + C`: the simulator's WS cost. The fold period keeps
 //! a reduction fold's partial-sum reads after the previous fold's writes, and the next fold's
-//! weight fetches within the fold (`ArchConfig::ws_min_stream`).
+//! weight fetches and the transposed input's windows within the fold (`ArchConfig::ws_stream`).
 //!
 //! Operand addressing follows the ISA module's layouts, including `input_t` and `weight_t`.
 //! Rows past `rows` read no activations (their sums are not written), columns past `cols`
@@ -327,7 +327,7 @@ module {UNIT_MODULE} (
     wire f_os_runs = f_runs && !f_ws && !f_empty;
     // WS: the weight fetches of a fold (a column, or a transposed reduction element, a
     // cycle), and the rows a fold streams: at least WS_MIN_STREAM, and long enough for the
-    // next fold's fetches.
+    // next fold's weight fetches and the transposed input's windows of X rows.
     wire [15:0] f_ws_fetches = f_weight_t ? R * f_r : C;
     wire [31:0] f_ws_rows = {{16'h0, f_rows}} > WS_MIN_STREAM ? {{16'h0, f_rows}} : WS_MIN_STREAM;
     wire [31:0] f_ws_chunks = f_input_t ? (({{16'h0, f_rows}} + X - 1) / X) * X : 0;
@@ -593,7 +593,8 @@ module {UNIT_MODULE} (
         end
     endgenerate
 
-    // The input bus: WS reads row gr's lanes gr * MMAX + gj directly; OS fetches into staging.
+    // The input bus: an untransposed WS input is read on row gr's lanes gr * MMAX + gj; OS and
+    // the transposed WS input fetch runs into staging.
     wire [R*MMAX-1:0] ws_re;
     wire [R*MMAX*{act_aw}-1:0] ws_raddr;
     genvar gr, gc, gj, gq;
