@@ -371,8 +371,16 @@ pub fn run(config: &ScaleSimConfig, layers: &[TopologyLayer], mut progress: impl
         // are per GEMM.
         let writeback = match d {
             Dataflow::Os => {
-                let fill = resident.os_fill(1, resident.reduction_per_pe_step(None), false, false);
-                (satkit_sim::pe_array::os_writeback(&resident) + fill) * program.insns.len() as u64
+                let m = resident.reduction_per_pe_step(None);
+                let fills: u64 = program
+                    .insns
+                    .iter()
+                    .map(|insn| match insn.op {
+                        Op::Gemm { rows, cols, .. } => resident.os_fill(rows.into(), cols.into(), 1, m, false, false),
+                        _ => 0,
+                    })
+                    .sum();
+                satkit_sim::pe_array::os_writeback(&resident) * program.insns.len() as u64 + fills
             }
             Dataflow::Ws => {
                 let t = operand_dims(d, layer.m, layer.n, layer.k).2;

@@ -778,6 +778,45 @@ impl ArchConfig {
         u64::from(self.array.rows).div_ceil(u64::from(self.array.accumulator_latency))
     }
 
+    /// An OS fold's cycles: its `S` steps `Q` apart and the skew in over rows and columns,
+    /// `S Q + R + C - 2`, and at least the weights' fetches. Untransposed, the weights are
+    /// fetched a column of the fold a cycle ([`Self::os_weight_fetches`]) for each group of `C`
+    /// steps, each group's in the cycles before it and the next fold's first group's after this
+    /// fold's last group's, so a fold lasts at least `(ceil(S / C) - 1) C Q` cycles and its last
+    /// group's fetches (more than `S Q + R + C - 2` when that group is short). A transposed
+    /// weight's fetches (`m` a step) fit in its steps, and so do the input's.
+    pub fn os_fold_period(&self, steps: u64, cols: u64, interleave: u64, m: u64, input_t: bool, weight_t: bool) -> u64 {
+        let (r, c) = (u64::from(self.array.rows), u64::from(self.array.cols));
+        let q = self.os_step_period(interleave, m, input_t || weight_t);
+        let compute = steps * q + r + c - 2;
+        if weight_t {
+            compute
+        } else {
+            compute.max((steps.div_ceil(c) - 1) * c * q + self.os_weight_fetches(cols, interleave, m, false))
+        }
+    }
+
+    /// The cycles of one OS input fetch window: a row of the fold a cycle, `min(R, rows)`, or
+    /// with a transposed input (`input_t`) one reduction element of every row a cycle, `m`.
+    pub fn os_input_fetches(&self, rows: u64, m: u64, input_t: bool) -> u64 {
+        if input_t {
+            m
+        } else {
+            u64::from(self.array.rows).min(rows)
+        }
+    }
+
+    /// The cycles of one OS weight fetch window: a column of the fold a cycle, `min(C I,
+    /// cols)`, or with a transposed weight (`weight_t`) one reduction element of every column a
+    /// cycle, `m`.
+    pub fn os_weight_fetches(&self, cols: u64, interleave: u64, m: u64, weight_t: bool) -> u64 {
+        if weight_t {
+            m
+        } else {
+            (u64::from(self.array.cols) * interleave).min(cols)
+        }
+    }
+
     /// The cycles between an OS GEMM step and the next, `Q`: `max(I, L)`, and with a transposed
     /// operand (`input_t`, an input stored `K x M`, or `weight_t`, a weight stored `K x N`) at
     /// least the `m` reduction elements of a step, since such an operand is fetched one element
@@ -792,14 +831,11 @@ impl ArchConfig {
     }
 
     /// The cycles an OS GEMM waits once, before its first step, for its first operand
-    /// fetches, the longer of the input's and the weights': one per array row (`R`) and one
-    /// per column of the fold (`C I`), or with a transposed operand one per reduction element
-    /// of the first step (`m`). (The last fetch's data reach the staging registers while the
-    /// first step's pointers are registered, as the buffers' data did.)
-    pub fn os_fill(&self, interleave: u64, m: u64, input_t: bool, weight_t: bool) -> u64 {
-        let input = if input_t { m } else { u64::from(self.array.rows) };
-        let weights = if weight_t { m } else { u64::from(self.array.cols) * interleave };
-        input.max(weights)
+    /// fetches, the longer of the input's ([`Self::os_input_fetches`]) and the weights'
+    /// ([`Self::os_weight_fetches`]). (The last fetch's data reach the staging registers while
+    /// the first step's pointers are registered, as the buffers' data did.)
+    pub fn os_fill(&self, rows: u64, cols: u64, interleave: u64, m: u64, input_t: bool, weight_t: bool) -> u64 {
+        self.os_input_fetches(rows, m, input_t).max(self.os_weight_fetches(cols, interleave, m, weight_t))
     }
 
     /// The cycles a WS GEMM waits once, before its first fold, for its first fetches: the

@@ -42,14 +42,17 @@
 //!
 //!   The operands reach the rows and columns through staging registers that the buffers fill
 //!   one run a cycle (so that banked buffers can serve them): each row's next
-//!   `G = ceil(R / L)` steps (`ArchConfig::os_fetch_steps`), row after row, `R` cycles ahead of
-//!   their first step, and each of the fold's `C I` columns' next `C` steps (its compressed
-//!   positions when sparse), column after column, `C I` cycles ahead. So the GEMM starts
-//!   `max(R, C I)` cycles later ([`os_fill`]). A transposed operand (`input_t`, `weight_t`) is
-//!   fetched one reduction element of every row or column a cycle (a run across them), `m`
-//!   cycles ahead (`m` = `n_max` dense, `M` sparse), and a step lasts at least `m` cycles: `Q =
-//!   max(I, L, m)` (`ArchConfig::os_step_period`; the cycles above `max(I, L)` count as
-//!   fill/drain stalls).
+//!   `G = ceil(R / L)` steps (`ArchConfig::os_fetch_steps`), row after row, `min(R, M)` cycles
+//!   ahead of their first step, and each of the fold's `C I` columns' next `C` steps (its
+//!   compressed positions when sparse), column after column, `min(C I, N)` cycles ahead. So
+//!   the GEMM starts the longer of the two later ([`os_fill`]). A transposed operand
+//!   (`input_t`, `weight_t`) is fetched one reduction element of every row or column a cycle
+//!   (a run across them), `m` cycles ahead (`m` = `n_max` dense, `M` sparse), and a step lasts
+//!   at least `m` cycles: `Q = max(I, L, m)` (`ArchConfig::os_step_period`; the cycles above
+//!   `max(I, L)` count as fill/drain stalls). A fold lasts at least its weight fetches: the
+//!   next fold's first group's follow its last group's, so a fold whose last group of `C`
+//!   steps is short stretches to `(ceil(S / C) - 1) C Q + min(C I, N)` cycles
+//!   (`ArchConfig::os_fold_period`; the stretch counts as fill/drain stalls).
 //!
 //! With `L = I = 1` the per-fold costs are SCALE-Sim v3's (`scalesim/compute/
 //! systolic_compute_{os,ws,is}.py`: OS `R + C + T - 2`, WS and IS `2R + C + T - 2`). Partial folds cost as much as full
@@ -134,13 +137,12 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
             let folds = g.rows.div_ceil(r) * g.cols.div_ceil(c * i);
             let steady = steps * i;
             let hazard = steps * (i.max(l) - i);
-            let compute = steps * arch.os_step_period(i, step_elements(arch, g), g.input_t || g.weight_t);
-            let fill = r + c - 2;
+            let fold = arch.os_fold_period(steps, g.cols, i, step_elements(arch, g), g.input_t, g.weight_t);
             let once = os_writeback(arch) + os_fill(arch, g);
             GemmTiming {
-                cycles: folds * (compute + fill) + once,
+                cycles: folds * fold + once,
                 folds,
-                fill_drain: folds * (fill + compute - steady - hazard) + once,
+                fill_drain: folds * (fold - steady - hazard) + once,
                 accumulator_hazard: folds * hazard,
             }
         }
@@ -162,9 +164,10 @@ pub fn os_writeback(arch: &ArchConfig) -> u64 {
 }
 
 /// Cycles an OS GEMM spends once, before its folds, on its first operand fetches: the longer
-/// of `R` and `C I`, or `m` for a transposed operand (see the module documentation).
+/// of `min(R, M)` and `min(C I, N)`, or `m` for a transposed operand (see the module
+/// documentation).
 pub fn os_fill(arch: &ArchConfig, g: &GemmShape) -> u64 {
-    arch.os_fill(g.interleave.max(1), step_elements(arch, g), g.input_t, g.weight_t)
+    arch.os_fill(g.rows, g.cols, g.interleave.max(1), step_elements(arch, g), g.input_t, g.weight_t)
 }
 
 /// The reduction elements `m` of one PE step: `n_max` dense, `M` sparse.
@@ -329,6 +332,58 @@ mod tests {
         assert_eq!((t.folds, t.cycles), (64, 64 * 350 + 3 + 32));
         assert_eq!(arch.ws_fill(false, false, 2), 32);
         assert_eq!(ws_drain(&arch, 256, arch.ws_stream(256, false, false, 2)), 3);
+    }
+
+    #[test]
+    fn os_folds_hold_their_weight_fetches() {
+        // tiny with an accumulator latency of 4 and interleave 4: Q = 4, and a group of C = 4
+        // steps fetches C I = 16 weight columns, one a cycle, before it. The skew is R + C - 2 = 6
+        // cycles and the write-back R + C + L = 12.
+        let mut arch = ArchConfig::tiny();
+        arch.array.accumulator_latency = 4;
+        let os = |rows, cols, depth| GemmShape { interleave: 4, ..shape(Dataflow::Os, rows, cols, depth) };
+        // One step (depth 2): the fold would take 4 + 6 = 10 cycles, but its 16 columns take 16
+        // fetches; the fill is the longer of min(R, 1) = 1 row and 16 columns.
+        assert_eq!(arch.os_fold_period(1, 16, 4, 2, false, false), 16);
+        assert_eq!(gemm_timing(&arch, &os(1, 16, 2)).cycles, 16 + 16 + 12);
+        // Six columns: 6 fetches, within the 10 cycles; the fill is 6.
+        assert_eq!(gemm_timing(&arch, &os(1, 6, 2)).cycles, 6 + 10 + 12);
+        // Five steps (depth 10), 2 folds of rows: the second group (1 step) starts 16 cycles
+        // into the fold and fetches its 16 columns before, so the next fold's can start only at
+        // 16 + 16 = 32 > 5 Q + 6 = 26.
+        assert_eq!(arch.os_fold_period(5, 16, 4, 2, false, false), 32);
+        assert_eq!(gemm_timing(&arch, &os(8, 16, 10)).cycles, 16 + 2 * 32 + 12);
+        // Eight steps: two full groups, 32 + 6 = 38 cycles, no stretch.
+        assert_eq!(arch.os_fold_period(8, 16, 4, 2, false, false), 38);
+        // A transposed weight's fetches (m = 2 a step) never stretch a fold.
+        assert_eq!(arch.os_fold_period(1, 16, 4, 2, false, true), 10);
+    }
+
+    #[test]
+    fn ws_folds_hold_their_operand_fetches() {
+        // tiny with 2 columns and 8 multipliers per PE: a fold's overhead is
+        // R + (R - 1) L + C - 1 = 4 + 6 + 1 = 11 cycles. A dense 3 x 3 x 40 GEMM has 5 steps of 8:
+        // 2 reduction x 2 column folds; its last fold takes R + M + R L + L + C = 19 cycles.
+        let mut arch = ArchConfig::tiny();
+        arch.array.cols = 2;
+        arch.array.n_max = 8;
+        assert_eq!(arch.ws_fold_overhead(), 11);
+        let cycles = |input_t, weight_t| gemm_timing(&arch, &GemmShape { input_t, weight_t, ..shape(Dataflow::Ws, 3, 3, 40) });
+        // Plain: the weights' C = 2 fetches before the first fold, 3 rows a fold.
+        assert_eq!(cycles(false, false).cycles, 2 + 3 * (11 + 3) + 19);
+        // Transposed weights: R m = 32 fetches a fold, so a fold lasts 32 cycles (21 rows).
+        assert_eq!(arch.ws_stream(3, false, true, 8), 21);
+        assert_eq!(cycles(false, true).cycles, 32 + 3 * 32 + 19);
+        // A transposed input: windows of X = Q = 32 rows, the first of its Q = 32 cycles
+        // starting Q - R = 28 cycles before the fold.
+        assert_eq!((arch.ws_input_chunk(8), arch.ws_fill(true, false, 8)), (32, 28));
+        assert_eq!(cycles(true, false).cycles, 28 + 3 * 32 + 19);
+        assert_eq!(cycles(true, true).cycles, 32 + 3 * 32 + 19);
+        // None of this padding is the accumulator hazard's.
+        assert_eq!(cycles(true, true).accumulator_hazard, 0);
+        // With L - 1 > m the windows grow by (R - 1) (L - 1 - m) rows: vcu1525's 32 x 32, L = 4,
+        // m = 2: X = 64 + 31.
+        assert_eq!(ArchConfig::vcu1525().ws_input_chunk(2), 95);
     }
 
     #[test]

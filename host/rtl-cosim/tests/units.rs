@@ -503,6 +503,21 @@ fn the_rtl_flags_what_it_refuses() {
         // two readers)
         refused.push(row_op(op, 0, 4, (Buffer::Acc, 0), (Buffer::Acc, 100), (Buffer::Master, 200)));
     }
+    // A WS GEMM whose transposed input has N:M weights: the corner turn stages dense folds.
+    refused.push(Op::Gemm {
+        dataflow: satkit_hw::Dataflow::Ws,
+        weights: WeightFormat::Sparse(NmRatio { n: 2, m: 8 }),
+        accumulate: false,
+        interleave: 1,
+        rows: 3,
+        cols: 2,
+        depth: 16,
+        input: 0,
+        weight: 0,
+        output: 0,
+        input_t: true,
+        weight_t: false,
+    });
     for op in refused {
         let why = satkit_hw::rtl::unsupported(&arch, &op).unwrap_or_else(|| panic!("{op:?} is on the RTL's list"));
         let program = Program { insns: vec![Instruction::new(op)] };

@@ -101,7 +101,7 @@ pub const DATAFLOWS: [Dataflow; 2] = [Dataflow::Os, Dataflow::Ws];
 
 /// Why the generated machine of `arch` cannot run `op`, or `None` when it can: the one list of
 /// the RTL's limits. The units raise the machine's `unsupported` flag on exactly these
-/// instructions (the tensor unit on an IS GEMM, the vector unit on the others) and complete
+/// instructions (the tensor unit on the GEMMs, the vector unit on the others) and complete
 /// them without touching the buffers; the co-simulation refuses a program that holds one
 /// before running it.
 pub fn unsupported(arch: &ArchConfig, op: &Op) -> Option<String> {

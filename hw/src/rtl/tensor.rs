@@ -13,9 +13,10 @@
 //! folds (row tiles outer) and raises `done` for one cycle. A fold's step is `I` sub-steps on
 //! consecutive cycles, sub-step `i` on the fold's output columns `i C .. (i + 1) C`, one step
 //! every `Q` cycles (`ArchConfig::os_step_period`: `max(I, L)`, and at least `m` with a
-//! transposed operand). With `t0` the issue cycle, `S` the reduction steps, `P = S Q + R + C - 2`
-//! the fold period and `W` the fill (`ArchConfig::os_fill`: the longer of the input's `R` and
-//! the weights' `C I`, `m` for a transposed operand), a fold's cycles count from
+//! transposed operand). With `t0` the issue cycle, `S` the reduction steps, `P` the fold period
+//! (`ArchConfig::os_fold_period`: `S Q + R + C - 2`, or the weights' fetch windows when longer,
+//! see below) and `W` the fill (`ArchConfig::os_fill`: the longer of the input's `min(R, rows)`
+//! and the weights' `min(C I, cols)`, `m` for a transposed operand), a fold's cycles count from
 //! `t_f = t0 + 1 + W + f P`:
 //! - cycle `t_f + s Q + i` presents fold `f`'s step `s`, sub-step `i`: the operands' staging
 //!   positions. The array takes it one cycle later (as it took the buffers' data);
@@ -26,32 +27,33 @@
 //!   slot, written to the accumulator buffer `C + L - 1 + k` cycles after its first sub-step's
 //!   addresses;
 //! - `done` is high at `t0 + W + F P + R + C + L`, the cycle after the last write: the
-//!   simulator's `folds * (S Q + R + C - 2) + R + C + L + W` (`sim::pe_array::os_writeback`,
-//!   `os_fill`).
+//!   simulator's `folds * P + R + C + L + W` (`sim::pe_array::os_writeback`, `os_fill`).
 //!
 //! The OS operands reach the array through staging registers, filled from the buffers one run
 //! a cycle, so that buffers banked by the low address bits serve them. Each operand's fetches
-//! (`sat_tensor_fetch`) run its own fill (`R`, `C I` or `m`) ahead of the steps, on the same
-//! fold period. The input has two slots per row of `G m_max` elements, `G = ceil(R / L)`
+//! (`sat_tensor_fetch`) run its own fill (`min(R, rows)`, `min(C I, cols)` or `m`) ahead of
+//! the steps, on the same fold period. The input has two slots per row of `G m_max` elements, `G = ceil(R / L)`
 //! (`ArchConfig::os_fetch_steps`):
-//! - untransposed, a group of `G` steps is fetched in the `R` cycles from `t_f + j G Q - R`:
-//!   row `r`'s `G m` consecutive elements (steps `j G .. j G + G`) at `t_f + j G Q - R + r`,
-//!   into that row's slot for the group. The `G Q >= R` cycles of a group leave room for the
-//!   next group's fetches before a slot is reused;
+//! - untransposed, a group of `G` steps is fetched in the `R' = min(R, rows)` cycles from
+//!   `t_f + j G Q - R'`: row `r`'s `G m` consecutive elements (steps `j G .. j G + G`) at
+//!   `t_f + j G Q - R' + r`, into that row's slot for the group. The `G Q >= R` cycles of a
+//!   group leave room for the next group's fetches before a slot is reused;
 //! - transposed (`input_t`), a group is one step: element `e` of step `s` of every row (a run
 //!   of `R` across the rows, as a `K x M` input stores them) at `t_f + s Q - m + e`, which
 //!   needs `Q >= m`.
 //!
 //! The weights likewise, per virtual column `v = i C + c` of the fold (array column `c`,
 //! sub-step `i`), two slots of `C n_max` elements (values and indices): untransposed, a group
-//! of `C` steps is fetched in the `C I` cycles from `t_f + j C Q - C I`, column `v`'s
-//! compressed positions of those steps (or dense elements) at `t_f + j C Q - C I + v`, and
+//! of `C` steps is fetched in the `V = min(C I, cols)` cycles from `t_f + j C Q - V`, column
+//! `v`'s compressed positions of those steps (or dense elements) at `t_f + j C Q - V + v`, and
 //! `C Q >= C I`; transposed (`weight_t`, dense `K x N`), element `e` of step `s` of every
 //! column of the fold (a run of `C I`) at `t_f + s Q - m + e`. The weight and index buses
 //! therefore have `C max(n_max, L)` lanes ([`weight_lanes`]).
 //!
 //! Slots alternate per group through the folds, so a fold's first fetches never overwrite
-//! the previous fold's last group.
+//! the previous fold's last group. The next fold's first weight window follows this fold's
+//! last one, so a fold lasts at least `(ceil(S / C) - 1) C Q + V` cycles: a fold whose last
+//! group is short (fewer than `V / Q` steps, as on `vcu1525` with `C I = 128`) stretches.
 //!
 //! **WS** (see [`super::array`]): folds of `R` reduction steps x `C` columns, reduction folds
 //! inner, one every `P = WS_OVERHEAD + M'` cycles (`WS_OVERHEAD = R + (R - 1) L + C - 1`,
@@ -86,7 +88,9 @@
 //! Rows past `rows` read no activations (their sums are not written), columns past `cols`
 //! enable no slot, and a dense step past `depth` (or a sparse one past the steps) disables its
 //! slots, as the simulator's numerics add only the products that exist. An instruction the
-//! unit cannot run (IS dataflow, OS interleave above `L`) raises `unsupported` and completes
+//! unit cannot run (IS dataflow, OS interleave above `L`, a WS GEMM whose transposed input the
+//! corner turn does not take: N:M weights, or runs wider than the input bus) raises
+//! `unsupported` and completes
 //! without touching the buffers; the host refuses such programs before running them.
 //!
 //! **`sat_buffer`.** One on-chip buffer: `DEPTH` elements of `WIDTH` bits with `RPORTS`
@@ -315,14 +319,21 @@ module {UNIT_MODULE} (
         r#"    wire f_sparse = f_weights != 0;
     wire [4:0] f_r = f_sparse ? {{1'b0, f_weights[7:4]}} : NMAX;
     wire f_ws = f_dataflow == {ws};
-    wire f_runs = (f_dataflow == {os} && f_interleave >= 1 && f_interleave <= L) || f_ws;
+    // The WS corner turn stages dense folds, in runs no wider than the input bus.
+    wire f_ws_runs = f_ws && !(f_input_t && (f_sparse || X > R * MMAX));
+    wire f_runs = (f_dataflow == {os} && f_interleave >= 1 && f_interleave <= L) || f_ws_runs;
     wire [31:0] f_steps = ({{16'h0, f_depth}} + f_r - 1) / f_r;
     wire [4:0] f_period_il = f_interleave > L ? f_interleave : L;
     wire [4:0] f_period = (f_input_t || f_weight_t) && f_r > f_period_il ? f_r : f_period_il;
     // OS fills: the input's and the weights' first fetches; the steps wait for the longer.
-    wire [15:0] f_fill_in = f_input_t ? f_r : R;
-    wire [15:0] f_fill_w = f_weight_t ? f_r : C * f_interleave;
+    wire [15:0] f_fill_in = f_input_t ? f_r : f_rows < R ? f_rows : R;
+    wire [15:0] f_fill_w = f_weight_t ? f_r : f_cols < C * f_interleave ? f_cols : C * f_interleave;
     wire [15:0] f_fill = f_fill_in > f_fill_w ? f_fill_in : f_fill_w;
+    // The fold period: the steps and the skew, and at least the weights' fetch windows (each
+    // group of C steps fetches f_fill_w columns, the next fold's first after the last).
+    wire [31:0] f_compute = f_steps * f_period + R + C - 2;
+    wire [31:0] f_fetching = ((f_steps + C - 1) / C - 1) * C * f_period + f_fill_w;
+    wire [31:0] f_fold_period = !f_weight_t && f_fetching > f_compute ? f_fetching : f_compute;
     wire f_empty = f_rows == 0 || f_cols == 0 || f_steps == 0;
     wire f_os_runs = f_runs && !f_ws && !f_empty;
     // WS: the weight fetches of a fold (a column, or a transposed reduction element, a
@@ -423,7 +434,7 @@ module {UNIT_MODULE} (
             kept <= f_weights[3:0]; per_step <= f_r; slots <= f_interleave; step_period <= f_period;
             fold_cols <= C * f_interleave;
             stored <= f_sparse ? f_steps * f_weights[3:0] : f_depth;
-            fold_period <= f_steps * f_period + R + C - 2;
+            fold_period <= f_fold_period;
             phase <= 0; step <= 0; sub <= 0; koff <= 0; row0 <= 0; col0 <= 0;
             has_prev <= 0; flushing <= 0; flushed <= 0;
             fill_wait <= f_fill;
