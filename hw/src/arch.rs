@@ -778,21 +778,30 @@ impl ArchConfig {
         u64::from(self.array.rows).div_ceil(u64::from(self.array.accumulator_latency))
     }
 
-    /// An OS fold's cycles: its `S` steps `Q` apart and the skew in over rows and columns,
-    /// `S Q + R + C - 2`, and at least the weights' fetches. Untransposed, the weights are
-    /// fetched a column of the fold a cycle ([`Self::os_weight_fetches`]) for each group of `C`
-    /// steps, each group's in the cycles before it and the next fold's first group's after this
-    /// fold's last group's, so a fold lasts at least `(ceil(S / C) - 1) C Q` cycles and its last
-    /// group's fetches (more than `S Q + R + C - 2` when that group is short). A transposed
-    /// weight's fetches (`m` a step) fit in its steps, and so do the input's.
-    pub fn os_fold_period(&self, steps: u64, cols: u64, interleave: u64, m: u64, input_t: bool, weight_t: bool) -> u64 {
+    /// An OS fold's cycles, `Q` its step period ([`Self::os_step_period`]): its `S` steps and
+    /// the skew in over rows and columns, `S Q + R + C - 2`, and at least what the weights'
+    /// fetches need. Untransposed, the weights are fetched a column of the fold a cycle, `V`
+    /// columns ([`Self::os_weight_fetches`]) for each group of `C` steps, each group's in the
+    /// `V` cycles before it. Folds walk the rows inside each block of columns:
+    /// - with more than `C` steps (`ceil(S / C)` groups), every fold fetches its groups again,
+    ///   the next fold's first after this fold's last, so a fold lasts at least
+    ///   `(ceil(S / C) - 1) C Q + V` cycles (more than `S Q + R + C - 2` when its last group of
+    ///   steps is short);
+    /// - with at most `C` steps (one group), the row folds of a column block keep its weights,
+    ///   fetched once before the block's first fold, so the block's `ceil(rows / R)` folds last
+    ///   at least `V` cycles.
+    ///
+    /// A transposed weight's fetches (`m` a step) fit in its steps, and so do the input's.
+    pub fn os_fold_period(&self, steps: u64, rows: u64, cols: u64, q: u64, interleave: u64, weight_t: bool) -> u64 {
         let (r, c) = (u64::from(self.array.rows), u64::from(self.array.cols));
-        let q = self.os_step_period(interleave, m, input_t || weight_t);
         let compute = steps * q + r + c - 2;
+        let fetches = self.os_weight_fetches(cols, interleave, 0, weight_t);
         if weight_t {
             compute
+        } else if steps <= c {
+            compute.max(fetches.div_ceil(rows.div_ceil(r)))
         } else {
-            compute.max((steps.div_ceil(c) - 1) * c * q + self.os_weight_fetches(cols, interleave, m, false))
+            compute.max((steps.div_ceil(c) - 1) * c * q + fetches)
         }
     }
 

@@ -49,10 +49,12 @@
 //!   (`input_t`, `weight_t`) is fetched one reduction element of every row or column a cycle
 //!   (a run across them), `m` cycles ahead (`m` = `n_max` dense, `M` sparse), and a step lasts
 //!   at least `m` cycles: `Q = max(I, L, m)` (`ArchConfig::os_step_period`; the cycles above
-//!   `max(I, L)` count as fill/drain stalls). A fold lasts at least its weight fetches: the
-//!   next fold's first group's follow its last group's, so a fold whose last group of `C`
-//!   steps is short stretches to `(ceil(S / C) - 1) C Q + min(C I, N)` cycles
-//!   (`ArchConfig::os_fold_period`; the stretch counts as fill/drain stalls).
+//!   `max(I, L)` count as fill/drain stalls). Folds walk the rows inside each block of
+//!   columns, and last at least their weight fetches (`ArchConfig::os_fold_period`; the
+//!   stretch counts as fill/drain stalls): with more than `C` steps every fold fetches its
+//!   groups again, so a fold whose last group of `C` steps is short stretches to
+//!   `(ceil(S / C) - 1) C Q + min(C I, N)` cycles; with at most `C` steps the row folds of a
+//!   column block keep its weights, fetched once in their `ceil(M / R)` folds.
 //!
 //! With `L = I = 1` the per-fold costs are SCALE-Sim v3's (`scalesim/compute/
 //! systolic_compute_{os,ws,is}.py`: OS `R + C + T - 2`, WS and IS `2R + C + T - 2`). Partial folds cost as much as full
@@ -137,7 +139,8 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
             let folds = g.rows.div_ceil(r) * g.cols.div_ceil(c * i);
             let steady = steps * i;
             let hazard = steps * (i.max(l) - i);
-            let fold = arch.os_fold_period(steps, g.cols, i, step_elements(arch, g), g.input_t, g.weight_t);
+            let q = arch.os_step_period(i, step_elements(arch, g), g.input_t || g.weight_t);
+            let fold = arch.os_fold_period(steps, g.rows, g.cols, q, i, g.weight_t);
             let once = os_writeback(arch) + os_fill(arch, g);
             GemmTiming {
                 cycles: folds * fold + once,
@@ -342,21 +345,24 @@ mod tests {
         let mut arch = ArchConfig::tiny();
         arch.array.accumulator_latency = 4;
         let os = |rows, cols, depth| GemmShape { interleave: 4, ..shape(Dataflow::Os, rows, cols, depth) };
-        // One step (depth 2): the fold would take 4 + 6 = 10 cycles, but its 16 columns take 16
-        // fetches; the fill is the longer of min(R, 1) = 1 row and 16 columns.
-        assert_eq!(arch.os_fold_period(1, 16, 4, 2, false, false), 16);
+        // One step (depth 2), one row fold: the fold would take 4 + 6 = 10 cycles, but its 16
+        // columns take 16 fetches; the fill is the longer of min(R, 1) = 1 row and 16 columns.
+        assert_eq!(arch.os_fold_period(1, 1, 16, 4, 4, false), 16);
         assert_eq!(gemm_timing(&arch, &os(1, 16, 2)).cycles, 16 + 16 + 12);
         // Six columns: 6 fetches, within the 10 cycles; the fill is 6.
         assert_eq!(gemm_timing(&arch, &os(1, 6, 2)).cycles, 6 + 10 + 12);
-        // Five steps (depth 10), 2 folds of rows: the second group (1 step) starts 16 cycles
-        // into the fold and fetches its 16 columns before, so the next fold's can start only at
-        // 16 + 16 = 32 > 5 Q + 6 = 26.
-        assert_eq!(arch.os_fold_period(5, 16, 4, 2, false, false), 32);
+        // Three row folds keep the column block's weights, fetched once in their 3 x 10 cycles.
+        assert_eq!(arch.os_fold_period(1, 12, 16, 4, 4, false), 10);
+        assert_eq!(gemm_timing(&arch, &os(12, 16, 2)).cycles, 16 + 3 * 10 + 12);
+        // Five steps (depth 10): two groups, fetched again by each of the 2 row folds. The
+        // second group (1 step) starts 16 cycles into the fold and fetches its 16 columns
+        // before, so the next fold's can start only at 16 + 16 = 32 > 5 Q + 6 = 26.
+        assert_eq!(arch.os_fold_period(5, 8, 16, 4, 4, false), 32);
         assert_eq!(gemm_timing(&arch, &os(8, 16, 10)).cycles, 16 + 2 * 32 + 12);
         // Eight steps: two full groups, 32 + 6 = 38 cycles, no stretch.
-        assert_eq!(arch.os_fold_period(8, 16, 4, 2, false, false), 38);
+        assert_eq!(arch.os_fold_period(8, 8, 16, 4, 4, false), 38);
         // A transposed weight's fetches (m = 2 a step) never stretch a fold.
-        assert_eq!(arch.os_fold_period(1, 16, 4, 2, false, true), 10);
+        assert_eq!(arch.os_fold_period(1, 1, 16, 4, 4, true), 10);
     }
 
     #[test]

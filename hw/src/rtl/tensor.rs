@@ -10,7 +10,7 @@
 //!
 //! **`sat_tensor_unit`.** Takes the `gemm` word the controller issues (field positions from
 //! the ISA table, [`layouts`]). **OS:** runs the GEMM as `F = ceil(rows / R) * ceil(cols / (C I))`
-//! folds (row tiles outer) and raises `done` for one cycle. A fold's step is `I` sub-steps on
+//! folds (row tiles inner, within each block of `C I` columns) and raises `done` for one cycle. A fold's step is `I` sub-steps on
 //! consecutive cycles, sub-step `i` on the fold's output columns `i C .. (i + 1) C`, one step
 //! every `Q` cycles (`ArchConfig::os_step_period`: `max(I, L)`, and at least `m` with a
 //! transposed operand). With `t0` the issue cycle, `S` the reduction steps, `P` the fold period
@@ -51,9 +51,13 @@
 //! therefore have `C max(n_max, L)` lanes ([`weight_lanes`]).
 //!
 //! Slots alternate per group through the folds, so a fold's first fetches never overwrite
-//! the previous fold's last group. The next fold's first weight window follows this fold's
-//! last one, so a fold lasts at least `(ceil(S / C) - 1) C Q + V` cycles: a fold whose last
-//! group is short (fewer than `V / Q` steps, as on `vcu1525` with `C I = 128`) stretches.
+//! the previous fold's last group. With more than `C` steps, the next fold's first weight
+//! window follows this fold's last one, so a fold lasts at least `(ceil(S / C) - 1) C Q + V`
+//! cycles: a fold whose last group is short (fewer than `V / Q` steps, as on `vcu1525` with
+//! `C I = 128`) stretches. With at most `C` steps (one group, `reuse`), the row folds of a
+//! column block keep the weights its first fold fetched (the weight sequencer takes the
+//! block's `ceil(rows / R)` folds as one, and the slot changes with the column block), so
+//! those folds last at least `V` cycles together (`ArchConfig::os_fold_period`).
 //!
 //! **WS** (see [`super::array`]): folds of `R` reduction steps x `C` columns, reduction folds
 //! inner, one every `P = WS_OVERHEAD + M'` cycles (`WS_OVERHEAD = R + (R - 1) L + C - 1`,
@@ -329,10 +333,16 @@ module {UNIT_MODULE} (
     wire [15:0] f_fill_in = f_input_t ? f_r : f_rows < R ? f_rows : R;
     wire [15:0] f_fill_w = f_weight_t ? f_r : f_cols < C * f_interleave ? f_cols : C * f_interleave;
     wire [15:0] f_fill = f_fill_in > f_fill_w ? f_fill_in : f_fill_w;
-    // The fold period: the steps and the skew, and at least the weights' fetch windows (each
-    // group of C steps fetches f_fill_w columns, the next fold's first after the last).
+    // The fold period: the steps and the skew, and at least the weights' fetch windows. Folds
+    // walk the rows inside each column block. With more than C steps each fold fetches its
+    // groups of C steps (f_fill_w columns each), the next fold's first after the last; with
+    // at most C steps (reuse) a column block's row folds keep the weights its first fetched,
+    // so they last f_fill_w cycles together.
+    wire f_reuse = !f_weight_t && f_steps <= C;
+    wire [31:0] f_row_folds = f_rows == 0 ? 1 : ({{16'h0, f_rows}} + R - 1) / R;
     wire [31:0] f_compute = f_steps * f_period + R + C - 2;
-    wire [31:0] f_fetching = ((f_steps + C - 1) / C - 1) * C * f_period + f_fill_w;
+    wire [31:0] f_fetching = f_reuse ? ({{16'h0, f_fill_w}} + f_row_folds - 1) / f_row_folds
+                                     : ((f_steps + C - 1) / C - 1) * C * f_period + f_fill_w;
     wire [31:0] f_fold_period = !f_weight_t && f_fetching > f_compute ? f_fetching : f_compute;
     wire f_empty = f_rows == 0 || f_cols == 0 || f_steps == 0;
     wire f_os_runs = f_runs && !f_ws && !f_empty;
@@ -352,13 +362,13 @@ module {UNIT_MODULE} (
     reg [15:0] rows, cols, depth, steps;
     reg [23:0] in_base, w_base, out_base;
     reg [31:0] stored;
-    reg accumulate, sparse, input_t, weight_t;
+    reg accumulate, sparse, input_t, weight_t, reuse;
     reg [3:0] kept, slots;
     reg [4:0] per_step, step_period;
     reg [15:0] fold_cols;
     // Sequencing: `phase` counts a fold's cycles, `step` and `sub` its steps and sub-steps.
     reg running, flushing, flushed;
-    reg [31:0] phase, fold_period;
+    reg [31:0] phase, fold_period, block_period;
     reg [15:0] step, row0, col0, prev_row0, prev_col0;
     reg [4:0] sub;
     reg has_prev;
@@ -431,10 +441,11 @@ module {UNIT_MODULE} (
             rows <= f_rows; cols <= f_cols; depth <= f_depth; steps <= f_steps;
             in_base <= f_input; w_base <= f_weight; out_base <= f_output;
             accumulate <= f_accumulate; sparse <= f_sparse; input_t <= f_input_t; weight_t <= f_weight_t;
+            reuse <= f_reuse;
             kept <= f_weights[3:0]; per_step <= f_r; slots <= f_interleave; step_period <= f_period;
             fold_cols <= C * f_interleave;
             stored <= f_sparse ? f_steps * f_weights[3:0] : f_depth;
-            fold_period <= f_fold_period;
+            fold_period <= f_fold_period; block_period <= f_fold_period * f_row_folds;
             phase <= 0; step <= 0; sub <= 0; koff <= 0; row0 <= 0; col0 <= 0;
             has_prev <= 0; flushing <= 0; flushed <= 0;
             fill_wait <= f_fill;
@@ -482,8 +493,8 @@ module {UNIT_MODULE} (
                 phase <= 0; step <= 0; sub <= 0; koff <= 0;
                 prev_row0 <= row0; prev_col0 <= col0; has_prev <= 1;
                 if (last_fold) flushing <= 1;
-                else if (col0 + fold_cols >= cols) begin col0 <= 0; row0 <= row0 + R; end
-                else col0 <= col0 + fold_cols;
+                else if (row0 + R >= rows) begin row0 <= 0; col0 <= col0 + fold_cols; end
+                else row0 <= row0 + R;
             end else begin
                 phase <= phase + 1;
                 if (sub == step_period - 1) begin
@@ -494,7 +505,11 @@ module {UNIT_MODULE} (
                         // The group's last step: the next group is in the other slot.
                         if (sg + 1 == group_steps || step + 1 == steps) begin sg <= 0; spos <= 0; sslot <= ~sslot; end
                         else begin sg <= sg + 1; spos <= spos + per_step; end
-                        if (wsg + 1 == wgroup_steps || step + 1 == steps) begin wsg <= 0; wspos <= 0; wsslot <= ~wsslot; end
+                        // With reuse, a column block's row folds keep their slot.
+                        if (wsg + 1 == wgroup_steps || step + 1 == steps) begin
+                            wsg <= 0; wspos <= 0;
+                            if (!reuse || row0 + R >= rows) wsslot <= ~wsslot;
+                        end
                         else begin wsg <= wsg + 1; wspos <= wspos + step_elements; end
                     end
                 end else sub <= sub + 1;
@@ -505,15 +520,18 @@ module {UNIT_MODULE} (
     // OS fetches: the input's and the weights', each its own fill ahead of the steps.
     {FETCH_MODULE} input_fetch (
         .clock(clock), .issue(issue), .runs(f_os_runs), .lead(f_fill - f_fill_in), .fold_period(fold_period),
-        .group_period(group_period), .window(fe_window), .group_steps(group_steps), .steps(steps), .rows(rows),
-        .cols(cols), .fold_rows(R), .fold_cols(fold_cols), .now(fe_now), .slot(fe_slot), .in_group(fe_in_group), .step(fe_step),
-        .row0(fe_row0), .col0()
+        .group_period(group_period), .window(fe_window), .group_steps(group_steps), .steps(steps), .rows(cols),
+        .cols(rows), .fold_rows(fold_cols), .fold_cols(R), .now(fe_now), .slot(fe_slot),
+        .in_group(fe_in_group), .step(fe_step), .row0(), .col0(fe_row0)
     );
+    // With reuse the weights are fetched once per column block: one sequencer fold per block,
+    // of the block's row folds.
     {FETCH_MODULE} weight_fetch (
-        .clock(clock), .issue(issue), .runs(f_os_runs), .lead(f_fill - f_fill_w), .fold_period(fold_period),
-        .group_period(wgroup_period), .window(wf_window), .group_steps(wgroup_steps), .steps(steps), .rows(rows),
-        .cols(cols), .fold_rows(R), .fold_cols(fold_cols), .now(wf_now), .slot(wf_slot), .in_group(wf_in_group), .step(wf_step),
-        .row0(), .col0(wf_col0)
+        .clock(clock), .issue(issue), .runs(f_os_runs), .lead(f_fill - f_fill_w),
+        .fold_period(reuse ? block_period : fold_period), .group_period(wgroup_period), .window(wf_window),
+        .group_steps(wgroup_steps), .steps(steps), .rows(cols), .cols(reuse ? 16'd1 : rows), .fold_rows(fold_cols),
+        .fold_cols(reuse ? 16'd1 : R), .now(wf_now), .slot(wf_slot), .in_group(wf_in_group), .step(wf_step),
+        .row0(wf_col0), .col0()
     );
     // WS, transposed input: fold (ws_k0) reduction element ct_col0 * per_step + ct_in_group's
     // rows ct_step .. ct_step + X, one run, in a window of Q cycles every X rows from R - Q
