@@ -386,7 +386,8 @@ pub fn run(config: &ScaleSimConfig, layers: &[TopologyLayer], mut progress: impl
                 let t = operand_dims(d, layer.m, layer.n, layer.k).2;
                 let m = resident.reduction_per_pe_step(None);
                 let stream = resident.ws_stream(t, false, false, m);
-                (satkit_sim::pe_array::ws_drain(&resident, t, stream) + resident.ws_fill(false, false, m)) * program.insns.len() as u64
+                (satkit_sim::pe_array::ws_drain(&resident, t, stream) + resident.ws_fill(false, false, m))
+                    * program.insns.len() as u64
             }
             Dataflow::Is => 0,
         };
