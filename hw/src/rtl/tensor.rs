@@ -9,15 +9,15 @@
 //! run time. The PE array inside stays rust-hdl ([`super::array::PeArray`]).
 //!
 //! **`sat_tensor_unit`.** Takes the `gemm` word the controller issues (field positions from
-//! the ISA table, [`layouts`]). **OS:** runs the GEMM as `F = ceil(rows / R) * ceil(cols / (C I))`
-//! folds (row tiles inner, within each block of `C I` columns) and raises `done` for one cycle. A fold's step is `I` sub-steps on
-//! consecutive cycles, sub-step `i` on the fold's output columns `i C .. (i + 1) C`, one step
-//! every `Q` cycles (`ArchConfig::os_step_period`: `max(I, L)`, and at least `m` with a
-//! transposed operand). With `t0` the issue cycle, `S` the reduction steps, `P` the fold period
-//! (`ArchConfig::os_fold_period`: `S Q + R + C - 2`, or the weights' fetch windows when longer,
-//! see below) and `W` the fill (`ArchConfig::os_fill`: the longer of the input's `min(R, rows)`
-//! and the weights' `min(C I, cols)`, `m` for a transposed operand), a fold's cycles count from
-//! `t_f = t0 + 1 + W + f P`:
+//! the ISA table, [`layouts`]). **OS:** runs the GEMM as `F = ceil(rows / R) * ceil(cols /
+//! (C I))` folds (row tiles inner, within each block of `C I` columns) and raises `done` for
+//! one cycle. A fold's step is `I` sub-steps on consecutive cycles, sub-step `i` on the fold's
+//! output columns `i C .. (i + 1) C`, one step every `Q` cycles (`ArchConfig::os_step_period`:
+//! `max(I, L)`, and at least `m` with a transposed operand). With `t0` the issue cycle, `S`
+//! the reduction steps, `P` the fold period (`ArchConfig::os_fold_period`: `S Q + R + C - 2`,
+//! or the weights' fetch windows when longer, see below) and `W` the fill
+//! (`ArchConfig::os_fill`: the longer of the input's `min(R, rows)` and the weights' `min(C I,
+//! cols)`, `m` for a transposed operand), a fold's cycles count from `t_f = t0 + 1 + W + f P`:
 //! - cycle `t_f + s Q + i` presents fold `f`'s step `s`, sub-step `i`: the operands' staging
 //!   positions. The array takes it one cycle later (as it took the buffers' data);
 //! - cycles `t_f + k` (`k < R`) read row `k` of fold `f`'s initial sums, every slot (the old
@@ -32,8 +32,8 @@
 //! The OS operands reach the array through staging registers, filled from the buffers one run
 //! a cycle, so that buffers banked by the low address bits serve them. Each operand's fetches
 //! (`sat_tensor_fetch`) run its own fill (`min(R, rows)`, `min(C I, cols)` or `m`) ahead of
-//! the steps, on the same fold period. The input has two slots per row of `G m_max` elements, `G = ceil(R / L)`
-//! (`ArchConfig::os_fetch_steps`):
+//! the steps, on the same fold period. The input has two slots per row of `G m_max` elements,
+//! `G = ceil(R / L)` (`ArchConfig::os_fetch_steps`):
 //! - untransposed, a group of `G` steps is fetched in the `R' = min(R, rows)` cycles from
 //!   `t_f + j G Q - R'`: row `r`'s `G m` consecutive elements (steps `j G .. j G + G`) at
 //!   `t_f + j G Q - R' + r`, into that row's slot for the group. The `G Q >= R` cycles of a
