@@ -799,7 +799,7 @@ impl ArchConfig {
         if weight_t {
             compute
         } else if steps <= c {
-            compute.max(fetches.div_ceil(rows.div_ceil(r)))
+            compute.max(fetches.div_ceil(rows.div_ceil(r).max(1)))
         } else {
             compute.max((steps.div_ceil(c) - 1) * c * q + fetches)
         }
