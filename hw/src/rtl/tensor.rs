@@ -308,7 +308,9 @@ module {UNIT_MODULE} (
     localparam WS_DELAY = {ws_delay}, WS_MIN_STREAM = {ws_min_stream}, WS_OVERHEAD = {ws_overhead};
     // WS, transposed input (dense): the fold's Q = R NMAX reduction elements, each staged in two
     // slots of its next X rows, one run a cycle in a window of Q cycles every X rows.
-    localparam Q = R * NMAX, X = {ws_chunk};
+    // (A machine whose runs of X rows are wider than the input bus refuses such GEMMs; its
+    // staging then takes the bus's lanes only, XS.)
+    localparam Q = R * NMAX, X = {ws_chunk}, XS = X > R * MMAX ? R * MMAX : X;
 "#,
         word_hi = WORD_BITS - 1,
         ws_delay = r * l + l + c - 1,
@@ -707,7 +709,7 @@ module {UNIT_MODULE} (
                     integer cs, ce;
                     always @(posedge clock) if (ct_d && ct_q_d == gr * NMAX + gj) begin
                         for (cs = 0; cs < 2; cs = cs + 1)
-                            for (ce = 0; ce < X; ce = ce + 1)
+                            for (ce = 0; ce < XS; ce = ce + 1)
                                 if (ct_slot_d == cs) ct_stage[(cs * X + ce) * 16 +: 16] <= act_rdata[ce*16 +: 16];
                     end
                     assign turned = ct_stage[(ct_slot_rd * X + ct_off_rd) * 16 +: 16];
