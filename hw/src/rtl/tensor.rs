@@ -311,6 +311,9 @@ module {UNIT_MODULE} (
     // (A machine whose runs of X rows are wider than the input bus refuses such GEMMs; its
     // staging then takes the bus's lanes only, XS.)
     localparam Q = R * NMAX, X = {ws_chunk}, XS = X > R * MMAX ? R * MMAX : X;
+    // The sizes as the fetch sequencers' port widths.
+    wire [15:0] R16 = R, C16 = C, X16 = X;
+    wire [31:0] Q32 = Q, X32 = X;
 "#,
         word_hi = WORD_BITS - 1,
         ws_delay = r * l + l + c - 1,
@@ -359,6 +362,7 @@ module {UNIT_MODULE} (
     // The fill: the weights' fetches, or the part of a transposed input's first window before
     // the fold (its window of Q cycles ends R cycles into the fold).
     wire [15:0] f_ws_fill = f_input_t && Q > R + f_ws_fetches ? Q - R : f_ws_fetches;
+    wire [15:0] ct_lead = f_ws_fill + R - Q;
 
     // Instruction registers
     reg [15:0] rows, cols, depth, steps;
@@ -523,7 +527,7 @@ module {UNIT_MODULE} (
     {FETCH_MODULE} input_fetch (
         .clock(clock), .issue(issue), .runs(f_os_runs), .lead(f_fill - f_fill_in), .fold_period(fold_period),
         .group_period(group_period), .window(fe_window), .group_steps(group_steps), .steps(steps), .rows(cols),
-        .cols(rows), .fold_rows(fold_cols), .fold_cols(R), .now(fe_now), .slot(fe_slot),
+        .cols(rows), .fold_rows(fold_cols), .fold_cols(R16), .now(fe_now), .slot(fe_slot),
         .in_group(fe_in_group), .step(fe_step), .row0(), .col0(fe_row0)
     );
     // With reuse the weights are fetched once per column block: one sequencer fold per block,
@@ -532,7 +536,7 @@ module {UNIT_MODULE} (
         .clock(clock), .issue(issue), .runs(f_os_runs), .lead(f_fill - f_fill_w),
         .fold_period(reuse ? block_period : fold_period), .group_period(wgroup_period), .window(wf_window),
         .group_steps(wgroup_steps), .steps(steps), .rows(cols), .cols(reuse ? 16'd1 : rows), .fold_rows(fold_cols),
-        .fold_cols(reuse ? 16'd1 : R), .now(wf_now), .slot(wf_slot), .in_group(wf_in_group), .step(wf_step),
+        .fold_cols(reuse ? 16'd1 : R16), .now(wf_now), .slot(wf_slot), .in_group(wf_in_group), .step(wf_step),
         .row0(wf_col0), .col0()
     );
     // WS, transposed input: fold (ws_k0) reduction element ct_col0 * per_step + ct_in_group's
@@ -542,9 +546,9 @@ module {UNIT_MODULE} (
     wire [31:0] ct_in_group, ct_step;
     wire [15:0] ct_col0;
     {FETCH_MODULE} input_t_fetch (
-        .clock(clock), .issue(issue), .runs(f_runs && f_ws && !f_empty && f_input_t), .lead(f_ws_fill + R - Q),
-        .fold_period(ws_period), .group_period(X), .window(Q), .group_steps(X), .steps(rows), .rows(cols),
-        .cols(steps), .fold_rows(C), .fold_cols(R), .now(ct_now), .slot(ct_slot), .in_group(ct_in_group),
+        .clock(clock), .issue(issue), .runs(f_runs && f_ws && !f_empty && f_input_t), .lead(ct_lead),
+        .fold_period(ws_period), .group_period(X32), .window(Q32), .group_steps(X16), .steps(rows), .rows(cols),
+        .cols(steps), .fold_rows(C16), .fold_cols(R16), .now(ct_now), .slot(ct_slot), .in_group(ct_in_group),
         .step(ct_step), .row0(), .col0(ct_col0)
     );
     wire [31:0] ct_kk = ct_col0 * per_step + ct_in_group;
