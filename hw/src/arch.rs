@@ -795,10 +795,11 @@ impl ArchConfig {
     pub fn os_fold_period(&self, steps: u64, rows: u64, cols: u64, q: u64, interleave: u64, weight_t: bool) -> u64 {
         let (r, c) = (u64::from(self.array.rows), u64::from(self.array.cols));
         let compute = steps * q + r + c - 2;
-        let fetches = self.os_weight_fetches(cols, interleave, 0, weight_t);
         if weight_t {
-            compute
-        } else if steps <= c {
+            return compute;
+        }
+        let fetches = self.os_weight_fetches(cols, interleave, 0, false);
+        if steps <= c {
             compute.max(fetches.div_ceil(rows.div_ceil(r).max(1)))
         } else {
             compute.max((steps.div_ceil(c) - 1) * c * q + fetches)

@@ -120,7 +120,7 @@ pub fn gemm_timing(arch: &ArchConfig, g: &GemmShape) -> GemmTiming {
         return GemmTiming { cycles: 0, folds: 0, fill_drain: 0, accumulator_hazard: 0 };
     }
     let streamed_fold = |stream: u64, folds: u64| {
-        let fold = r + stream + (r - 1) * l + c - 1;
+        let fold = arch.ws_fold_overhead() + stream;
         GemmTiming { cycles: folds * fold, folds, fill_drain: folds * (fold - stream), accumulator_hazard: 0 }
     };
     match g.dataflow {
