@@ -9,6 +9,11 @@
 //! the module documentation of `satkit_hw::rtl`): it counts, per instruction kind and operand,
 //! the cycles that would conflict and the cycles the conflicts would add if a unit waited for
 //! them. The machine itself does not wait; its buffers serve every port in every cycle.
+//!
+//! A buffer's replicas can give each reading operand a read port of its own, but every write
+//! reaches every replica: so it also counts the cycles in which several operands write one
+//! buffer together ([`JointWriteRow`]), with each of the buffer's `buffers.partitions` its own
+//! `B` banks (element `e` of a partition of `P` elements in bank `(e / P, e mod B)`).
 
 use crate::{CosimMachine, Error, Port, VerilatedModel};
 use satkit_hw::isa::{Buffer, Field, Op, Program, Unit};
@@ -58,6 +63,18 @@ pub struct BankRow {
     pub tally: BankTally,
 }
 
+/// The cycles in which two or more operands write one buffer together: their elements taken
+/// together, as one operand's in a [`BankRow`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JointWriteRow {
+    /// The writing operands, `unit operand` joined by ` + ` in the machine's bus order.
+    pub writers: String,
+    /// The buffer.
+    pub buffer: Buffer,
+    /// The counts (a bank is a partition's bank).
+    pub tally: BankTally,
+}
+
 /// Per-cycle bank counts of every operand, accumulated over the runs it observes (see the
 /// module documentation).
 pub struct BankProfile {
@@ -65,6 +82,9 @@ pub struct BankProfile {
     buses: Vec<ProbedBus>,
     probes: Vec<(Port, Vec<u32>)>,
     tallies: BTreeMap<(String, usize, Buffer), BankTally>,
+    /// Elements of one partition of each buffer, in `Buffer::ALL` order.
+    partition_elements: Vec<u64>,
+    joint_writes: BTreeMap<(String, Buffer), BankTally>,
 }
 
 impl BankProfile {
@@ -98,7 +118,17 @@ impl BankProfile {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        Ok(BankProfile { banks: banks.to_vec(), buses, probes, tallies: BTreeMap::new() })
+        let arch = &machine.arch;
+        let partitions = u64::from(arch.buffers.partitions.max(1));
+        let partition_elements = Buffer::ALL.iter().map(|&b| arch.buffer_elements(b).div_ceil(partitions).max(1)).collect();
+        Ok(BankProfile {
+            banks: banks.to_vec(),
+            buses,
+            probes,
+            tallies: BTreeMap::new(),
+            partition_elements,
+            joint_writes: BTreeMap::new(),
+        })
     }
 
     /// The bank counts, in the order of [`BankTally::conflicted`] and [`BankTally::extra`].
@@ -118,6 +148,8 @@ impl BankProfile {
             model.read_probe(*probe, words)?;
         }
         let (mut elements, mut banks_of): (Vec<u64>, Vec<u64>) = (Vec::new(), Vec::new());
+        // Each buffer's writing operands in this cycle, and their elements.
+        let mut writes: Vec<(Vec<&OperandBus>, Vec<u64>)> = vec![(Vec::new(), Vec::new()); Buffer::ALL.len()];
         for (index, probed) in self.buses.iter().enumerate() {
             let bus = &probed.bus;
             let enable = &self.probes[probed.enable].1;
@@ -162,28 +194,33 @@ impl BankProfile {
             };
             elements.sort_unstable();
             elements.dedup();
-            let tally = self.tallies.entry((kind, index, buffer)).or_insert_with(|| BankTally {
-                conflicted: vec![0; self.banks.len()],
-                extra: vec![0; self.banks.len()],
-                ..BankTally::default()
-            });
-            tally.cycles += 1;
-            tally.elements += elements.len() as u64;
-            tally.widest = tally.widest.max(elements.len() as u64);
-            for (k, &b) in self.banks.iter().enumerate() {
-                // The fullest bank: the longest run of equal banks among the sorted banks of the
-                // (distinct) elements.
-                banks_of.clear();
-                banks_of.extend(elements.iter().map(|e| e & (b - 1)));
-                banks_of.sort_unstable();
-                let most = banks_of.chunk_by(|x, y| x == y).map(|run| run.len() as u64).max().unwrap_or(0);
-                if most > 1 {
-                    tally.conflicted[k] += 1;
-                    tally.extra[k] += most - 1;
-                }
+            if bus.write {
+                let (writers, written) = &mut writes[buffer as usize];
+                writers.push(bus);
+                written.extend_from_slice(&elements);
             }
+            let tally = self.tallies.entry((kind, index, buffer)).or_insert_with(|| new_tally(self.banks.len()));
+            count(tally, &self.banks, &elements, &mut banks_of, u64::MAX);
+        }
+        for (&buffer, (writers, written)) in Buffer::ALL.iter().zip(&mut writes) {
+            if writers.len() < 2 {
+                continue;
+            }
+            written.sort_unstable();
+            written.dedup();
+            let label: Vec<String> = writers.iter().map(|bus| format!("{} {}", bus.unit.name(), bus.operand)).collect();
+            let tally = self.joint_writes.entry((label.join(" + "), buffer)).or_insert_with(|| new_tally(self.banks.len()));
+            count(tally, &self.banks, written, &mut banks_of, self.partition_elements[buffer as usize]);
         }
         Ok(())
+    }
+
+    /// The cycles in which several operands wrote one buffer together, by writers and buffer.
+    pub fn joint_write_rows(&self) -> Vec<JointWriteRow> {
+        self.joint_writes
+            .iter()
+            .map(|((writers, buffer), tally)| JointWriteRow { writers: writers.clone(), buffer: *buffer, tally: tally.clone() })
+            .collect()
     }
 
     /// The tallies, by instruction kind, then in the machine's bus order and by buffer.
@@ -205,12 +242,19 @@ impl BankProfile {
     }
 }
 
-impl BankRow {
+impl BankTally {
     /// The slowdown waiting for the conflicts would cause per bank count: `(cycles + extra) /
     /// cycles`.
     pub fn slowdowns(&self) -> Vec<f64> {
-        let t = &self.tally;
-        t.extra.iter().map(|e| (t.cycles + e) as f64 / t.cycles.max(1) as f64).collect()
+        self.extra.iter().map(|e| (self.cycles + e) as f64 / self.cycles.max(1) as f64).collect()
+    }
+}
+
+impl BankRow {
+    /// The slowdown waiting for the conflicts would cause per bank count (see
+    /// [`BankTally::slowdowns`]).
+    pub fn slowdowns(&self) -> Vec<f64> {
+        self.tally.slowdowns()
     }
 
     /// Whether the operand conflicts with as many banks as it touches elements in one cycle,
@@ -252,6 +296,22 @@ impl BankProfile {
             }
             csv.push('\n');
         }
+        // The joint writes: kind `writes together`, unit `several`, the writers as the operand.
+        for row in self.joint_write_rows() {
+            let t = &row.tally;
+            csv.push_str(&format!(
+                "writes together,several,{},write,{},{},{},{}",
+                row.writers,
+                row.buffer.name(),
+                t.cycles,
+                t.elements,
+                t.widest
+            ));
+            for (c, e) in t.conflicted.iter().zip(&t.extra) {
+                csv.push_str(&format!(",{c},{e}"));
+            }
+            csv.push('\n');
+        }
         csv
     }
 
@@ -273,13 +333,61 @@ impl BankProfile {
                 t.cycles,
                 t.elements as f64 / t.cycles as f64
             ));
-            for (c, slowdown) in t.conflicted.iter().zip(row.slowdowns()) {
-                let share = 100.0 * *c as f64 / t.cycles as f64;
-                out.push_str(&format!(" {:>13}", format!("{share:.0}% x{slowdown:.2}")));
-            }
+            out.push_str(&conflict_columns(t));
             out.push('\n');
         }
+        let joint = self.joint_write_rows();
+        if !joint.is_empty() {
+            out.push_str("operands that write one buffer in the same cycle (a bank is a partition's):\n");
+            for row in joint {
+                let t = &row.tally;
+                out.push_str(&format!(
+                    "  {:<47} {:<6} {:>9} {:>6.1}",
+                    row.writers,
+                    row.buffer.name(),
+                    t.cycles,
+                    t.elements as f64 / t.cycles as f64
+                ));
+                out.push_str(&conflict_columns(t));
+                out.push('\n');
+            }
+        }
         out
+    }
+}
+
+/// Per bank count: the share of `t`'s cycles that conflict, and the slowdown waiting for them.
+fn conflict_columns(t: &BankTally) -> String {
+    let mut out = String::new();
+    for (c, slowdown) in t.conflicted.iter().zip(t.slowdowns()) {
+        let share = 100.0 * *c as f64 / t.cycles as f64;
+        out.push_str(&format!(" {:>13}", format!("{share:.0}% x{slowdown:.2}")));
+    }
+    out
+}
+
+/// A tally with no cycles, for `banks` bank counts.
+fn new_tally(banks: usize) -> BankTally {
+    BankTally { conflicted: vec![0; banks], extra: vec![0; banks], ..BankTally::default() }
+}
+
+/// Adds one cycle's distinct `elements` to `tally`: for each bank count `B` of `banks`, the
+/// fullest bank, with element `e` in bank `(e / partition, e mod B)`.
+fn count(tally: &mut BankTally, banks: &[u64], elements: &[u64], banks_of: &mut Vec<u64>, partition: u64) {
+    tally.cycles += 1;
+    tally.elements += elements.len() as u64;
+    tally.widest = tally.widest.max(elements.len() as u64);
+    for (k, &b) in banks.iter().enumerate() {
+        // The fullest bank: the longest run of equal banks among the sorted banks of the
+        // (distinct) elements.
+        banks_of.clear();
+        banks_of.extend(elements.iter().map(|e| (e / partition) * b + (e & (b - 1))));
+        banks_of.sort_unstable();
+        let most = banks_of.chunk_by(|x, y| x == y).map(|run| run.len() as u64).max().unwrap_or(0);
+        if most > 1 {
+            tally.conflicted[k] += 1;
+            tally.extra[k] += most - 1;
+        }
     }
 }
 

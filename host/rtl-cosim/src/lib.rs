@@ -48,7 +48,7 @@ mod generated {
 pub use generated::{BUILT_ARCH, PORTS, PROBES, TOP};
 
 mod banks;
-pub use banks::{BankProfile, BankRow, BankTally};
+pub use banks::{BankProfile, BankRow, BankTally, JointWriteRow};
 
 /// Everything that can go wrong in a co-simulation run. Messages name the operand or port.
 #[derive(Debug, thiserror::Error)]

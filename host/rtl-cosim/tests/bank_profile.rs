@@ -206,3 +206,36 @@ fn dma_transfers_never_put_two_elements_of_a_cycle_in_one_of_its_banks() {
         );
     }
 }
+
+/// An update writes its new weights and momenta in the same cycle, one run of `wuve.lanes`
+/// each: the profile counts the two together. With the momenta 68 elements after the weights,
+/// 4 banks put a weight and a momentum in every bank, while from 8 banks on the two runs lie on
+/// different banks (68 mod 8 = 4).
+#[test]
+fn an_updates_two_write_runs_are_counted_together() {
+    let mut machine = CosimMachine::new().unwrap();
+    assert_eq!(machine.arch().wuve.lanes, 4, "the hand-worked counts are tiny's");
+    machine.write_buffer(Buffer::Master, 0, &[0.5; 10]).unwrap();
+    machine.write_buffer(Buffer::Master, 68, &[0.25; 10]).unwrap();
+    machine.write_buffer(Buffer::Master, 200, &[0.01, 0.9, 1e-4, 0.0]).unwrap();
+    machine.write_buffer(Buffer::Acc, 0, &[1.0; 10]).unwrap();
+    let update = Op::Update { count: 10, weight: 0, momentum: 68, grad: 0, use_mask: false, mask: 0, hyper: 200 };
+    let mut profile = BankProfile::new(&machine, &BANKS).unwrap();
+    machine.run_profiled(&Program { insns: vec![Instruction::new(update)] }, &mut profile).unwrap();
+    // Batches of 4, 4 and 2 elements: 3 cycles of 8, 8 and 4 elements, each putting two
+    // elements in some bank of 4.
+    let joint: Vec<(String, Buffer, BankTally)> =
+        profile.joint_write_rows().into_iter().map(|r| (r.writers, r.buffer, r.tally)).collect();
+    assert_eq!(
+        joint,
+        vec![(
+            "wuve new weight + wuve new momentum".to_string(),
+            Buffer::Master,
+            tally(3, 20, 8, [3, 0, 0, 0, 0], [3, 0, 0, 0, 0])
+        )]
+    );
+    // Each write alone is a run of at most 4: no bank count splits it.
+    let new_weight = profile.rows().into_iter().find(|r| r.operand == "new weight").unwrap().tally;
+    assert_eq!(new_weight, tally(3, 10, 4, [0; 5], [0; 5]));
+    assert!(profile.csv().contains("writes together,several,wuve new weight + wuve new momentum,write,master,3,20,8,3,3,0,0"));
+}
