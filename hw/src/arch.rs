@@ -145,7 +145,9 @@ pub struct BufferConfig {
     /// FP32 master weights, momentum and optimizer hyperparameters, KiB. Each entry has a
     /// parallel one-byte mask entry in the mask plane.
     pub master_kib: u32,
-    /// Banks of the master buffer.
+    /// Banks of the master buffer: at least `3 wuve.lanes`, so that an update's run of new
+    /// weights and run of new momenta, written in one cycle, can always lie on distinct banks
+    /// ([`ArchConfig::wuve_momentum_delay`]).
     pub master_banks: u32,
     /// Instructions that may read one buffer partition at the same time, each operand an
     /// instruction reads from it counting once (see [`crate::operands::BufferUse`]); 0: no
@@ -326,7 +328,7 @@ impl ArchConfig {
                 acc_kib: 2048,
                 acc_banks: 32,
                 master_kib: 4096,
-                master_banks: 32,
+                master_banks: 128,
                 readers: 0,
                 writers: 0,
                 partitions: default_partitions(),
@@ -362,7 +364,7 @@ impl ArchConfig {
                 acc_kib: 64,
                 acc_banks: 4,
                 master_kib: 64,
-                master_banks: 4,
+                master_banks: 16,
                 readers: 2,
                 writers: 1,
                 partitions: 2,
@@ -541,6 +543,14 @@ impl ArchConfig {
                 return bad(field, lanes.to_string(), "must be between 1 and 4096");
             }
         }
+        if u64::from(b.master_banks) < 3 * u64::from(self.wuve.lanes) {
+            return bad(
+                "buffers.master_banks",
+                format!("{} with wuve.lanes = {}", b.master_banks, self.wuve.lanes),
+                "must be at least 3 wuve.lanes: an update writes a run of wuve.lanes new weights and one of new \
+                 momenta in one cycle, on distinct banks",
+            );
+        }
         for (field, lat) in
             [("wuve.pipeline_latency", self.wuve.pipeline_latency), ("vector.pipeline_latency", self.vector.pipeline_latency)]
         {
@@ -628,6 +638,18 @@ impl ArchConfig {
     pub fn dma_lanes(&self) -> u64 {
         let bytes = f64::from(self.dram.channels) * self.dram_bytes_per_cycle_per_channel();
         (bytes.ceil() as u64).max(1)
+    }
+
+    /// The cycles by which an update delays its writes of new momenta behind those of new
+    /// weights, for weights at `weight` and momenta at `momentum` in `master`. Each cycle writes
+    /// a run of `L = wuve.lanes` new weights and one of new momenta; with momenta `j` batches
+    /// behind, the two runs start `d - j L` apart modulo `B = buffers.master_banks`
+    /// (`d = momentum - weight`), on distinct banks when that is in `[L, B - L]`. This is the
+    /// least such `j`: 0, 1 or 2, since `B >= 3 L` (validated).
+    pub fn wuve_momentum_delay(&self, weight: u64, momentum: u64) -> u64 {
+        let (lanes, banks) = (u64::from(self.wuve.lanes), u64::from(self.buffers.master_banks));
+        let apart = |j: u64| (momentum.wrapping_sub(weight).wrapping_sub(j * lanes)) % banks;
+        (0..2).find(|&j| (lanes..=banks - lanes).contains(&apart(j))).unwrap_or(2)
     }
 
     /// The banks that one cycle of a DMA stream never puts two elements into: [`Self::dma_lanes`]
@@ -925,6 +947,36 @@ mod tests {
         let e = ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\npool_line_cols = 70000\n").unwrap_err().to_string();
         assert!(e.contains("vector.pool_line_cols"), "{e}");
         assert!(ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\npool_line_rows = 0\n").is_ok());
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[wuve]\nlanes = 8\n").unwrap_err().to_string();
+        assert!(e.contains("buffers.master_banks") && e.contains("16 with wuve.lanes = 8"), "{e}");
+    }
+
+    /// Every distance between an update's weights and momenta, on machines of several lane and
+    /// bank counts: the delayed momenta's run never shares a bank with the weights' run.
+    #[test]
+    fn the_momentum_delay_separates_the_two_write_runs() {
+        for (lanes, banks) in [(4, 16), (4, 32), (3, 16), (5, 16), (32, 128), (1, 4)] {
+            let mut arch = ArchConfig::tiny();
+            (arch.wuve.lanes, arch.buffers.master_banks) = (lanes, banks);
+            arch.validate().unwrap();
+            let (lanes, banks) = (u64::from(lanes), u64::from(banks));
+            for weight in [0, 5, 1000] {
+                for d in 0..2 * banks {
+                    let j = arch.wuve_momentum_delay(weight, weight + d);
+                    assert!(j <= 2);
+                    // In the cycle that writes weights w + b L .. +L, the momenta of batch b - j.
+                    let b = 7;
+                    let weights: Vec<u64> = (0..lanes).map(|i| (weight + b * lanes + i) % banks).collect();
+                    let momenta: Vec<u64> = (0..lanes).map(|i| (weight + d + (b - j) * lanes + i) % banks).collect();
+                    assert!(weights.iter().all(|x| !momenta.contains(x)), "L {lanes}, B {banks}, d {d}: j {j}");
+                    // And no smaller delay would do.
+                    if j > 0 {
+                        let earlier: Vec<u64> = (0..lanes).map(|i| (weight + d + (b - j + 1) * lanes + i) % banks).collect();
+                        assert!(weights.iter().any(|x| earlier.contains(x)), "L {lanes}, B {banks}, d {d}: j {j}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! per operation in this order:
 //! `g = grad + wd*w`; if the SR-STE term is on and the forward mask is 0, `g = g + lambda*w`;
 //! `v = mu*v + g`; `w = w - lr*v`. This is PyTorch's SGD (no dampening, no Nesterov) on the
-//! SR-STE gradient. **Cycles:** `ceil(count / lanes) + pipeline_latency + 2`: two to start
+//! SR-STE gradient. **Cycles:** `ceil(count / lanes) + pipeline_latency + 2 + j`: two to start
 //! reading (the instruction's fields are registered, then the buffers read synchronously), as
-//! the RTL's WUVE sequencer does (`hw/src/rtl/machine.rs`); the write-back of an element ends
-//! its pipeline.
+//! the RTL's WUVE sequencer does (`hw/src/rtl/sequencers.rs`); the write-back of an element ends
+//! its pipeline. Each cycle writes a run of new weights and one of new momenta into `master`;
+//! the momenta are written `j = ArchConfig::wuve_momentum_delay` (0 to 2) cycles late, so
+//! that the two runs never share a bank of `master`.
 
 use crate::scratchpad::Scratchpads;
 use crate::stats::Cost;
@@ -35,7 +37,10 @@ pub struct Update {
 /// Cost of an update.
 pub fn cost(arch: &ArchConfig, u: &Update) -> Cost {
     let mut cost = Cost {
-        cycles: u.count.div_ceil(u64::from(arch.wuve.lanes)) + u64::from(arch.wuve.pipeline_latency) + 2,
+        cycles: u.count.div_ceil(u64::from(arch.wuve.lanes))
+            + u64::from(arch.wuve.pipeline_latency)
+            + 2
+            + if u.count == 0 { 0 } else { arch.wuve_momentum_delay(u.weight, u.momentum) },
         elements: u.count,
         ..Cost::default()
     };

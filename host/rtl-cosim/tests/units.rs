@@ -179,6 +179,27 @@ fn updates_with_and_without_the_srste_term() {
     }
 }
 
+/// Momenta at every distance from the weights modulo `master`'s banks: the new momenta are
+/// written 0, 1 or 2 cycles behind the new weights (`ArchConfig::wuve_momentum_delay`), on
+/// banks apart from theirs, and the update ends that much later, in both.
+#[test]
+fn updates_delay_their_momenta_off_the_weights_banks() {
+    let mut rtl = machine();
+    let arch = rtl.arch().clone();
+    let banks = arch.buffers.master_banks;
+    let mut delays = Vec::new();
+    for d in 0..banks {
+        let (weight, momentum) = (700, 1300 + d);
+        delays.push(arch.wuve_momentum_delay(weight.into(), momentum.into()));
+        let upd = Op::Update { count: 17, weight, momentum, grad: 33, use_mask: d % 2 == 0, mask: 100, hyper: 1900 };
+        let p = Program { insns: vec![Instruction::new(upd)] };
+        check(&mut rtl, &p, 400 + u64::from(d), 0.0).unwrap_or_else(|e| panic!("momenta {d} further: {e}"));
+    }
+    for j in 0..=2 {
+        assert!(delays.contains(&j), "no distance needs a delay of {j}: {delays:?}");
+    }
+}
+
 #[test]
 fn empty_prunes_and_updates_take_the_simulators_cycles() {
     let mut rtl = machine();

@@ -67,6 +67,11 @@
 //!   ([`ArchConfig::ws_input_chunk`]; dense folds only, the others are [`unsupported`]).
 //! - *Strided, and colliding:* the pooling windows' rows when the plane's width is a multiple
 //!   of the banks. These collide at every `B` that divides the width.
+//! - *Several operands writing one buffer:* every write reaches every replica, so a cycle's
+//!   writes must fall on distinct banks together (the bank profile counts them too). Different
+//!   instructions write different partitions where `buffers.writers` is 1. One instruction
+//!   writes two runs a cycle: the update's new weights and new momenta, whose new momenta go
+//!   `j` cycles late onto other banks of `buffers.master_banks` ([`ArchConfig::wuve_momentum_delay`]).
 //!
 //! What remains:
 //! - pooling windows walked so that a cycle's rows fall on distinct banks;

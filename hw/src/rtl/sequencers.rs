@@ -29,8 +29,10 @@
 //! `t0 + 1 + b` reads batch `b` (weight and momentum from `master`, the gradient from `acc`, the
 //! mask byte from `mask`) and, all along, the four hyperparameters, which are kept from the first
 //! read on. A batch enters the lanes a cycle later and leaves `P = wuve.pipeline_latency`
-//! cycles after that, when the new weight and momentum are written: `done` is high at
-//! `t0 + ceil(count / L) + P + 2`, the simulator's cost.
+//! cycles after that, when the new weights are written; its new momenta are written `j` cycles
+//! later (`ArchConfig::wuve_momentum_delay`, 0 to 2, through two registered stages), so that
+//! a cycle's two write runs lie on distinct banks of `master`: `done` is high at
+//! `t0 + ceil(count / L) + P + 2 + j`, the simulator's cost.
 //!
 //! **`sat_vector_unit`** (`vec`: every op of the ISA). The element-wise ops (`copy`, `add`,
 //! `relu`, `relu_grad`): `L = vector.lanes` lanes take elements `l, l + L, ...`; cycle
@@ -425,9 +427,24 @@ module {WUVE_UNIT_MODULE} (
     output [2*{lanes}*{maw}-1:0] m_waddr,
     output [2*{lanes}*32-1:0] m_wdata
 );
-    localparam LANES = {lanes}, P = {latency};
+    localparam LANES = {lanes}, P = {latency}, MASTER_BANKS = {master_banks};
 {fields}
     reg running, use_mask, first1, first;
+    // The momenta's delay behind the weights (ArchConfig::wuve_momentum_delay): the least j
+    // whose runs start (momentum - weight - j LANES) mod MASTER_BANKS apart, within
+    // [LANES, MASTER_BANKS - LANES].
+    function apart_ok(input [23:0] d);
+        apart_ok = d % MASTER_BANKS >= LANES && d % MASTER_BANKS <= MASTER_BANKS - LANES;
+    endfunction
+    wire [23:0] f_apart = f_momentum - f_weight;
+    wire [1:0] f_delay = apart_ok(f_apart) ? 2'd0 : apart_ok(f_apart - LANES) ? 2'd1 : 2'd2;
+    reg [1:0] delay;
+    // The momenta's writes one and two cycles late: valid per lane, the batch base, the data.
+    reg [LANES-1:0] late1_valid, late2_valid;
+    reg [23:0] late1_base, late2_base;
+    reg [LANES*32-1:0] late1_data, late2_data;
+    reg late1_last, late2_last;
+    wire [LANES*32-1:0] momentum_out;
     reg [23:0] count, weight, momentum, grad, mask_base, hyper;
     reg [23:0] batch, left;
     reg [3*32+31:0] hyper_kept;
@@ -445,7 +462,7 @@ module {WUVE_UNIT_MODULE} (
         if (empty[P]) done <= 1;
         if (issue) begin
             use_mask <= f_use_mask; count <= f_count; weight <= f_weight; momentum <= f_momentum;
-            grad <= f_grad; mask_base <= f_mask; hyper <= f_hyper;
+            grad <= f_grad; mask_base <= f_mask; hyper <= f_hyper; delay <= f_delay;
             batch <= 0; left <= (f_count + LANES - 1) / LANES; running <= f_count != 0;
         end else if (running) begin
             batch <= batch + LANES;
@@ -457,8 +474,19 @@ module {WUVE_UNIT_MODULE} (
         if (first) hyper_kept <= m_rdata[2*LANES*32 +: 4*32];
         base[0] <= batch;
         last[0] <= running && left == 1;
-        if (last[P] && |out_valid) done <= 1;
+        late1_base <= base[P]; late1_data <= momentum_out; late2_base <= late1_base; late2_data <= late1_data;
+        // An update with no delay leaves its last batch in the stages: the next issue drops it.
+        late1_valid <= issue ? {{LANES{{1'b0}}}} : out_valid;
+        late2_valid <= issue ? {{LANES{{1'b0}}}} : late1_valid;
+        late1_last <= !issue && last[P] && |out_valid;
+        late2_last <= !issue && late1_last;
+        // Done after the last momenta's write.
+        if (delay == 0 ? last[P] && |out_valid : delay == 1 ? late1_last : late2_last) done <= 1;
     end
+    // The momenta's write, `delay` cycles behind the weights'.
+    wire [LANES-1:0] momentum_we = delay == 0 ? out_valid : delay == 1 ? late1_valid : late2_valid;
+    wire [23:0] momentum_base = delay == 0 ? base[P] : delay == 1 ? late1_base : late2_base;
+    wire [LANES*32-1:0] momentum_data = delay == 0 ? momentum_out : delay == 1 ? late1_data : late2_data;
     genvar g;
     generate
         for (g = 1; g <= P; g = g + 1) begin : stages
@@ -493,11 +521,13 @@ module {WUVE_UNIT_MODULE} (
             always @(posedge clock) valid_d[g] <= active;
             wire [23:0] out_e = base[P] + g;
             assign m_we[g] = out_valid[g];
-            assign m_we[LANES+g] = out_valid[g];
+            assign m_we[LANES+g] = momentum_we[g];
             assign m_waddr[g*{maw} +: {maw}] = weight + out_e;
-            assign m_waddr[(LANES+g)*{maw} +: {maw}] = momentum + out_e;
+            wire [23:0] momentum_e = momentum_base + g;
+            assign m_waddr[(LANES+g)*{maw} +: {maw}] = momentum + momentum_e;
             assign m_wdata[g*32 +: 32] = new_weight[g];
-            assign m_wdata[(LANES+g)*32 +: 32] = new_momentum[g];
+            assign momentum_out[g*32 +: 32] = new_momentum[g];
+            assign m_wdata[(LANES+g)*32 +: 32] = momentum_data[g*32 +: 32];
         end
     endgenerate
 
@@ -511,6 +541,7 @@ endmodule
 "#,
         word_hi = WORD_BITS - 1,
         fields = field_wires("update")?,
+        master_banks = arch.buffers.master_banks,
         lane_ports = (0..lanes)
             .map(|l| format!(
                 "        .valid${l}(valid_d[{l}]), .weight${l}(m_rdata[{l}*32 +: 32]), .momentum${l}(m_rdata[({lanes}+{l})*32 +: 32]), \
