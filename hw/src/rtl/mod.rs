@@ -74,7 +74,12 @@
 //!   `j` cycles late onto other banks of `buffers.master_banks` ([`ArchConfig::wuve_momentum_delay`]).
 //!
 //! What remains:
-//! - pooling windows walked so that a cycle's rows fall on distinct banks;
+//! - the pooling windows that collide: a walk that waits for them, with the simulator charging
+//!   the same waits. On `vcu1525`'s programs none collide from 256 banks on
+//!   (`host/rtl-cosim/scripts/pool_bank_conflicts.py`, which models this walk);
+//! - bank counts that cover every unit's widest cycle (`vcu1525`'s DMA alone needs
+//!   [`ArchConfig::dma_banks`] = 512), and on `vcu1525` limits on the writers of a partition,
+//!   which `buffers.writers` models;
 //! - the banked replicas with their routing, and replica allocation. A crossbar from every
 //!   lane of every bus to every bank is far too large at `vcu1525`'s size (hundreds of lanes
 //!   and banks); a run needs only a rotation by its first bank (`log2 B` multiplexer stages

@@ -331,7 +331,8 @@ module {UNIT_MODULE} (
     // The WS corner turn stages dense folds, in runs no wider than the input bus.
     wire f_ws_runs = f_ws && !(f_input_t && (f_sparse || X > R * MMAX));
     wire f_runs = (f_dataflow == {os} && f_interleave >= 1 && f_interleave <= L) || f_ws_runs;
-    wire [31:0] f_steps = ({{16'h0, f_depth}} + f_r - 1) / f_r;
+    // The divisions at issue are as narrow as their operands: 17 bits by 5 and by 16.
+    wire [15:0] f_steps = ({{1'b0, f_depth}} + {{12'h0, f_r}} - 17'd1) / {{12'h0, f_r}};
     wire [4:0] f_period_il = f_interleave > L ? f_interleave : L;
     wire [4:0] f_period = (f_input_t || f_weight_t) && f_r > f_period_il ? f_r : f_period_il;
     // OS fills: the input's and the weights' first fetches; the steps wait for the longer.
@@ -344,9 +345,10 @@ module {UNIT_MODULE} (
     // at most C steps (reuse) a column block's row folds keep the weights its first fetched,
     // so they last f_fill_w cycles together.
     wire f_reuse = !f_weight_t && f_steps <= C;
-    wire [31:0] f_row_folds = f_rows == 0 ? 1 : ({{16'h0, f_rows}} + R - 1) / R;
+    wire [15:0] f_row_folds = f_rows == 0 ? 16'd1 : ({{1'b0, f_rows}} + R16 - 17'd1) / R16;
     wire [31:0] f_compute = f_steps * f_period + R + C - 2;
-    wire [31:0] f_fetching = f_reuse ? ({{16'h0, f_fill_w}} + f_row_folds - 1) / f_row_folds
+    wire [16:0] f_reuse_period = ({{1'b0, f_fill_w}} + {{1'b0, f_row_folds}} - 17'd1) / {{1'b0, f_row_folds}};
+    wire [31:0] f_fetching = f_reuse ? {{15'h0, f_reuse_period}}
                                      : ((f_steps + C - 1) / C - 1) * C * f_period + f_fill_w;
     wire [31:0] f_fold_period = !f_weight_t && f_fetching > f_compute ? f_fetching : f_compute;
     wire f_empty = f_rows == 0 || f_cols == 0 || f_steps == 0;
