@@ -71,7 +71,8 @@
 //!   writes must fall on distinct banks together (the bank profile counts them too). Different
 //!   instructions write different partitions where `buffers.writers` is 1. One instruction
 //!   writes two runs a cycle: the update's new weights and new momenta, whose new momenta go
-//!   `j` cycles late onto other banks of `buffers.master_banks` ([`ArchConfig::wuve_momentum_delay`]).
+//!   `j` cycles late onto other banks of `buffers.master_banks`
+//!   ([`ArchConfig::wuve_momentum_delay`]).
 //!
 //! What remains:
 //! - the pooling windows that collide: a walk that waits for them, with the simulator charging
