@@ -470,14 +470,15 @@ impl CosimMachine {
         Ok(())
     }
 
-    /// Reads values through the host port (see [`CosimMachine::write_buffer`] for the formats).
+    /// Reads values through the host port (see [`CosimMachine::write_buffer`] for the formats),
+    /// one a cycle: the port reads synchronously, as block RAM does.
     pub fn read_buffer(&mut self, buffer: Buffer, addr: u64, len: usize) -> Result<Vec<f32>, Error> {
         self.check(buffer, addr, len)?;
         self.model.set_u32(self.host_buf, buffer.to_bits() as u32)?;
         let mut out = Vec::with_capacity(len);
         for i in 0..len {
             self.model.set_u32(self.host_addr, (addr + i as u64) as u32)?;
-            self.model.eval();
+            self.model.tick(1);
             let bits = self.model.get_u32(self.host_rdata)?;
             out.push(match buffer {
                 Buffer::Act | Buffer::Wgt => f16::from_bits(bits as u16).to_f32(),

@@ -32,7 +32,9 @@
 //! WUVE's and vector unit's (see [`super::sequencers`]) and `W` DMA lanes each way. Every read
 //! port has an enable, high exactly when its unit uses the data (the parameter
 //! `POISON_UNREAD` makes the buffers return all ones to a port read without it, which the
-//! co-simulation sets). A host port reads and writes any buffer (for tests and debugging).
+//! co-simulation sets). A host port reads and writes any buffer (for tests and debugging),
+//! reading synchronously as the other ports do: `host_rdata` is the element at `host_addr` of
+//! the buffer `host_buf` names, as they were at the last clock edge.
 //! [`operand_buses`] lists each unit operand's enables, addresses and data as wires of the top;
 //! the ports of the buses on one fixed buffer are wired from that list.
 //! The controller holds instructions back by their buffer use, per partition, when

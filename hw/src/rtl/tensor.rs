@@ -99,7 +99,8 @@
 //!
 //! **`sat_buffer`.** One on-chip buffer: `DEPTH` elements of `WIDTH` bits with `RPORTS`
 //! synchronous read ports, each with a read enable, and `WPORTS` write ports (a later port wins
-//! on the same address), plus a host port (write, and combinational read) for co-simulation.
+//! on the same address), plus a host port for co-simulation that writes, and reads
+//! synchronously like the others (its data a cycle after its address).
 //! A read port without its enable keeps its last data, as block RAM does. With the
 //! `POISON_UNREAD` parameter (the co-simulation sets it) it returns all ones instead, so a unit
 //! that uses data it did not enable computes NaNs and fails the comparison with the simulator.
@@ -151,7 +152,7 @@ pub(super) fn buffer_module() -> String {
     format!(
         r#"
 // One on-chip buffer: DEPTH elements of WIDTH bits, RPORTS synchronous read ports with read
-// enables, WPORTS write ports (a later port wins), and a host port. A port without its enable
+// enables, WPORTS write ports (a later port wins), and a host port (synchronous read too). A port without its enable
 // keeps its last data, as block RAM does; with POISON_UNREAD (co-simulation only) it reads all
 // ones instead, so a unit that uses data it did not enable computes NaNs and fails.
 module {BUFFER_MODULE} #(parameter WIDTH = 16, parameter DEPTH = 1024, parameter AW = 10,
@@ -166,12 +167,12 @@ module {BUFFER_MODULE} #(parameter WIDTH = 16, parameter DEPTH = 1024, parameter
     input host_we,
     input [AW-1:0] host_addr,
     input [WIDTH-1:0] host_wdata,
-    output [WIDTH-1:0] host_rdata
+    output reg [WIDTH-1:0] host_rdata
 );
     reg [WIDTH-1:0] mem [0:DEPTH-1];
     integer p;
-    assign host_rdata = mem[host_addr];
     always @(posedge clock) begin
+        host_rdata <= mem[host_addr];
         for (p = 0; p < RPORTS; p = p + 1)
             if (re[p]) rdata[p*WIDTH +: WIDTH] <= mem[raddr[p*AW +: AW]];
             else if (POISON_UNREAD) rdata[p*WIDTH +: WIDTH] <= {{WIDTH{{1'b1}}}};
