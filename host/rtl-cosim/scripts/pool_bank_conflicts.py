@@ -6,7 +6,9 @@ window elements in the simulator's order (planes, output rows, output columns, t
 row-major), `--lanes` consecutive elements a cycle from the first. With the buffer split into
 `B` banks by the low address bits, a cycle whose distinct elements put `k > 1` in one bank
 would take `k` cycles. This prints, per program, the pooling read cycles and the cycles such
-waits would add, for each `B` of `--banks`. `maxpool`, `avgpool` and `maxpool_grad` read their
+waits would add, for each `B` of `--banks`; with `--prefix`, also the cycles a walk would add
+that takes, each cycle, the longest prefix of the next `--lanes` elements that falls on
+distinct banks (pure Python: seconds per million elements). `maxpool`, `avgpool` and `maxpool_grad` read their
 input this way; `avgpool_grad` reads one `dy` per window (no conflicts), and the gradients'
 writes follow the reads' pattern.
 
@@ -52,10 +54,30 @@ def cycles_and_waits(addresses, lanes, banks):
     return cycles, int(np.clip(fullest - 1, 0, None).sum())
 
 
+def prefix_walk_cycles(addresses, lanes, banks):
+    """Cycles of a walk that takes, each cycle, the longest prefix of the next `lanes`
+    elements whose distinct elements fall on distinct banks."""
+    cycles, i, n = 0, 0, len(addresses)
+    addresses = addresses.tolist()
+    while i < n:
+        held = {}
+        j = i
+        while j < n and j - i < lanes:
+            bank = addresses[j] % banks
+            if held.get(bank, addresses[j]) != addresses[j]:
+                break
+            held[bank] = addresses[j]
+            j += 1
+        cycles += 1
+        i = j
+    return cycles
+
+
 def main():
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--lanes", type=int, required=True, help="vector.lanes")
     args.add_argument("--banks", required=True, help="bank counts, comma-separated")
+    args.add_argument("--prefix", action="store_true", help="also count the prefix walk's cycles")
     args.add_argument("programs", nargs="+", help="program.s files (satkit compile)")
     a = args.parse_args()
     banks = [int(b) for b in a.banks.split(",")]
@@ -66,15 +88,22 @@ def main():
                 m = POOL.search(line)
                 if m and m.group(1) != "avgpool_grad":
                     pools[tuple(int(x) for x in m.groups()[1:])] += 1
-        cycles, waits = 0, [0] * len(banks)
+        cycles, waits, prefix = 0, [0] * len(banks), [0] * len(banks)
         for (planes, base, h, w, k, s), repeats in pools.items():
             addresses = window_elements(planes, h, w, k, s, base)
             for i, b in enumerate(banks):
                 c, extra = cycles_and_waits(addresses, a.lanes, b)
                 waits[i] += repeats * extra
+                if a.prefix:
+                    prefix[i] += repeats * (prefix_walk_cycles(addresses, a.lanes, b) - c)
             cycles += repeats * c
-        cols = "  ".join(f"B={b}: +{x} ({100 * x / max(cycles, 1):.1f} %)" for b, x in zip(banks, waits))
-        print(f"{program}: {cycles} pooling read cycles; added by conflicts: {cols}")
+
+        def columns(added):
+            return "  ".join(f"B={b}: +{x} ({100 * x / max(cycles, 1):.1f} %)" for b, x in zip(banks, added))
+
+        print(f"{program}: {cycles} pooling read cycles; added by waiting for conflicts: {columns(waits)}")
+        if a.prefix:
+            print(f"{program}: added by the prefix walk: {columns(prefix)}")
 
 
 if __name__ == "__main__":
