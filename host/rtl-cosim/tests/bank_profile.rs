@@ -239,3 +239,49 @@ fn an_updates_two_write_runs_are_counted_together() {
     assert_eq!(new_weight, tally(3, 10, 4, [0; 5], [0; 5]));
     assert!(profile.csv().contains("writes together,several,wuve new weight + wuve new momentum,write,master,3,20,8,3,3,0,0"));
 }
+
+/// A load into `act`'s first partition and a vector copy into its second write in the same
+/// cycles (`tiny`: two partitions, one writer each). The load writes runs of 8 elements (its
+/// lanes), the copy runs of 4: with 8 banks shared by the whole buffer they would collide in
+/// every such cycle; with each partition its own 8 banks they never do.
+#[test]
+fn writes_to_different_partitions_never_share_a_bank() {
+    let mut machine = CosimMachine::new().unwrap();
+    let arch = machine.arch().clone();
+    assert_eq!(arch.buffers.partitions, 2, "the test needs tiny's two partitions");
+    let second = arch.buffer_elements(Buffer::Act) / 2;
+    machine.write_dram(0, &(0..=255u8).cycle().take(2048).collect::<Vec<u8>>()).unwrap();
+    machine.write_buffer(Buffer::Acc, 0, &[1.5; 512]).unwrap();
+    let load = Op::Load {
+        buf: Buffer::Act,
+        sram: 0,
+        dram: 0,
+        rows: 1,
+        cols: 512,
+        dram_row_stride: 512,
+        dram_col_stride: 1,
+        sram_row_stride: 512,
+    };
+    let copy = Op::Vec {
+        op: VecOp::Copy,
+        count: 512,
+        dst_buf: Buffer::Act,
+        dst: second as u32,
+        a_buf: Buffer::Acc,
+        a: 0,
+        b_buf: Buffer::Acc,
+        b: 0,
+        p0: 0,
+        p1: 0,
+        p2: 0,
+        p3: 0,
+    };
+    let mut profile = BankProfile::new(&machine, &[8, 16]).unwrap();
+    machine.run_profiled(&Program { insns: vec![Instruction::new(load), Instruction::new(copy)] }, &mut profile).unwrap();
+    let joint = profile.joint_write_rows();
+    assert_eq!(joint.len(), 1, "{joint:?}");
+    let row = &joint[0];
+    assert_eq!((row.writers.as_str(), row.buffer), ("load destination + vector destination", Buffer::Act));
+    assert!(row.tally.cycles > 0 && row.tally.widest == 12, "{row:?}");
+    assert_eq!(row.tally.conflicted, vec![0, 0], "{row:?}");
+}
