@@ -77,7 +77,9 @@
 //! What remains:
 //! - the pooling windows that collide: a walk that waits for them, with the simulator charging
 //!   the same waits. On `vcu1525`'s programs none collide from 256 banks on
-//!   (`host/rtl-cosim/scripts/pool_bank_conflicts.py`, which models this walk);
+//!   (`host/rtl-cosim/scripts/pool_bank_conflicts.py`, which models this walk). Where they do,
+//!   taking the longest prefix of the next lanes' elements that falls on distinct banks costs
+//!   about a tenth of waiting out each conflicting cycle (the script's `--prefix`);
 //! - bank counts that cover every unit's widest cycle (`vcu1525`'s DMA alone needs
 //!   [`ArchConfig::dma_banks`] = 512), and on `vcu1525` limits on the writers of a partition,
 //!   which `buffers.writers` models;
