@@ -279,38 +279,12 @@ impl BankProfile {
         }
         csv.push('\n');
         for row in self.rows() {
-            let t = &row.tally;
-            csv.push_str(&format!(
-                "{},{},{},{},{},{},{},{}",
-                row.kind,
-                row.unit.name(),
-                row.operand,
-                if row.write { "write" } else { "read" },
-                row.buffer.name(),
-                t.cycles,
-                t.elements,
-                t.widest
-            ));
-            for (c, e) in t.conflicted.iter().zip(&t.extra) {
-                csv.push_str(&format!(",{c},{e}"));
-            }
-            csv.push('\n');
+            let access = if row.write { "write" } else { "read" };
+            csv_line(&mut csv, [&row.kind, row.unit.name(), row.operand, access, row.buffer.name()], &row.tally);
         }
         // The joint writes: kind `writes together`, unit `several`, the writers as the operand.
         for row in self.joint_write_rows() {
-            let t = &row.tally;
-            csv.push_str(&format!(
-                "writes together,several,{},write,{},{},{},{}",
-                row.writers,
-                row.buffer.name(),
-                t.cycles,
-                t.elements,
-                t.widest
-            ));
-            for (c, e) in t.conflicted.iter().zip(&t.extra) {
-                csv.push_str(&format!(",{c},{e}"));
-            }
-            csv.push('\n');
+            csv_line(&mut csv, ["writes together", "several", &row.writers, "write", row.buffer.name()], &row.tally);
         }
         csv
     }
@@ -354,6 +328,17 @@ impl BankProfile {
         }
         out
     }
+}
+
+/// One CSV line: the labels (kind, unit, operand, access, buffer), then `t`'s cycles, elements,
+/// widest cycle and per bank count its conflicting and added cycles.
+fn csv_line(csv: &mut String, labels: [&str; 5], t: &BankTally) {
+    csv.push_str(&labels.join(","));
+    csv.push_str(&format!(",{},{},{}", t.cycles, t.elements, t.widest));
+    for (c, e) in t.conflicted.iter().zip(&t.extra) {
+        csv.push_str(&format!(",{c},{e}"));
+    }
+    csv.push('\n');
 }
 
 /// Per bank count: the share of `t`'s cycles that conflict, and the slowdown waiting for them.

@@ -42,25 +42,17 @@ fn dense_gemm_4x4x16(dataflow: Dataflow) -> Op {
     }
 }
 
+/// An element-wise `vec` op over `count` elements, its operands as `(buffer, address)` pairs.
+fn elementwise(op: VecOp, count: u32, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32)) -> Op {
+    Op::Vec { op, count, dst_buf: dst.0, dst: dst.1, a_buf: a.0, a: a.1, b_buf: b.0, b: b.1, p0: 0, p1: 0, p2: 0, p3: 0 }
+}
+
 #[test]
 fn os_gemm_operands_are_fetched_as_runs() {
     let (mut machine, values) = tiny_with_operands();
     machine.write_buffer(Buffer::Master, 100, &values[..10]).unwrap();
     let gemm = dense_gemm_4x4x16(Dataflow::Os);
-    let add = Op::Vec {
-        op: VecOp::Add,
-        count: 10,
-        dst_buf: Buffer::Acc,
-        dst: 200,
-        a_buf: Buffer::Act,
-        a: 20,
-        b_buf: Buffer::Master,
-        b: 100,
-        p0: 0,
-        p1: 0,
-        p2: 0,
-        p3: 0,
-    };
+    let add = elementwise(VecOp::Add, 10, (Buffer::Acc, 200), (Buffer::Act, 20), (Buffer::Master, 100));
     let program = Program { insns: vec![Instruction::new(gemm), Instruction::new(add)] };
     let mut profile = BankProfile::new(&machine, &BANKS).unwrap();
     machine.run_profiled(&program, &mut profile).unwrap();
@@ -133,20 +125,7 @@ fn bank_counts_must_be_powers_of_two_and_may_be_large() {
     assert!(error.to_string().contains("12 banks"), "{error}");
     // 2^40 banks: every distinct element in its own bank, and no table of banks allocated.
     let mut profile = BankProfile::new(&machine, &[1 << 40]).unwrap();
-    let copy = Op::Vec {
-        op: VecOp::Copy,
-        count: 8,
-        dst_buf: Buffer::Acc,
-        dst: 0,
-        a_buf: Buffer::Acc,
-        a: 100,
-        b_buf: Buffer::Acc,
-        b: 0,
-        p0: 0,
-        p1: 0,
-        p2: 0,
-        p3: 0,
-    };
+    let copy = elementwise(VecOp::Copy, 8, (Buffer::Acc, 0), (Buffer::Acc, 100), (Buffer::Acc, 0));
     machine.run_profiled(&Program { insns: vec![Instruction::new(copy)] }, &mut profile).unwrap();
     let rows = profile.rows();
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -262,20 +241,7 @@ fn writes_to_different_partitions_never_share_a_bank() {
         dram_col_stride: 1,
         sram_row_stride: 512,
     };
-    let copy = Op::Vec {
-        op: VecOp::Copy,
-        count: 512,
-        dst_buf: Buffer::Act,
-        dst: second as u32,
-        a_buf: Buffer::Acc,
-        a: 0,
-        b_buf: Buffer::Acc,
-        b: 0,
-        p0: 0,
-        p1: 0,
-        p2: 0,
-        p3: 0,
-    };
+    let copy = elementwise(VecOp::Copy, 512, (Buffer::Act, second as u32), (Buffer::Acc, 0), (Buffer::Acc, 0));
     let mut profile = BankProfile::new(&machine, &[8, 16]).unwrap();
     machine.run_profiled(&Program { insns: vec![Instruction::new(load), Instruction::new(copy)] }, &mut profile).unwrap();
     let joint = profile.joint_write_rows();

@@ -152,9 +152,10 @@ pub(super) fn buffer_module() -> String {
     format!(
         r#"
 // One on-chip buffer: DEPTH elements of WIDTH bits, RPORTS synchronous read ports with read
-// enables, WPORTS write ports (a later port wins), and a host port (synchronous read too). A port without its enable
-// keeps its last data, as block RAM does; with POISON_UNREAD (co-simulation only) it reads all
-// ones instead, so a unit that uses data it did not enable computes NaNs and fails.
+// enables, WPORTS write ports (a later port wins), and a host port (reading synchronously
+// too). A port without its enable keeps its last data, as block RAM does; with POISON_UNREAD
+// (co-simulation only) it reads all ones instead, so a unit that uses data it did not enable
+// computes NaNs and fails.
 module {BUFFER_MODULE} #(parameter WIDTH = 16, parameter DEPTH = 1024, parameter AW = 10,
                     parameter RPORTS = 1, parameter WPORTS = 1, parameter POISON_UNREAD = 0) (
     input clock,
