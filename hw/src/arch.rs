@@ -8,6 +8,7 @@
 //! for tests and RTL) and `systolic` (a plain dense systolic array, the machine SCALE-Sim models).
 //! Every value marked "ours" in SAT.md is a parameter here, never a hidden constant.
 
+use crate::isa::Buffer;
 use crate::nm::NmRatio;
 use crate::Error;
 use serde::{Deserialize, Serialize};
@@ -322,13 +323,13 @@ impl ArchConfig {
             precision: PrecisionConfig { operand: DataType::Fp16, accumulator: DataType::Fp32 },
             buffers: BufferConfig {
                 act_kib: 4096,
-                act_banks: 32,
+                act_banks: 512,
                 wgt_kib: 2048,
-                wgt_banks: 32,
+                wgt_banks: 512,
                 acc_kib: 2048,
-                acc_banks: 32,
+                acc_banks: 512,
                 master_kib: 4096,
-                master_banks: 128,
+                master_banks: 512,
                 readers: 0,
                 writers: 0,
                 partitions: default_partitions(),
@@ -358,13 +359,13 @@ impl ArchConfig {
             array: ArrayConfig { rows: 4, cols: 4, accumulator_latency: 2, ..base.array },
             buffers: BufferConfig {
                 act_kib: 64,
-                act_banks: 4,
+                act_banks: 32,
                 wgt_kib: 32,
-                wgt_banks: 4,
+                wgt_banks: 8,
                 acc_kib: 64,
-                acc_banks: 4,
+                acc_banks: 8,
                 master_kib: 64,
-                master_banks: 16,
+                master_banks: 32,
                 readers: 2,
                 writers: 1,
                 partitions: 2,
@@ -543,13 +544,21 @@ impl ArchConfig {
                 return bad(field, lanes.to_string(), "must be between 1 and 4096");
             }
         }
-        if u64::from(b.master_banks) < 3 * u64::from(self.wuve.lanes) {
-            return bad(
-                "buffers.master_banks",
-                format!("{} with wuve.lanes = {}", b.master_banks, self.wuve.lanes),
-                "must be at least 3 wuve.lanes: an update writes a run of wuve.lanes new weights and one of new \
-                 momenta in one cycle, on distinct banks",
-            );
+        for (field, buffer, banks) in [
+            ("buffers.act_banks", Buffer::Act, b.act_banks),
+            ("buffers.wgt_banks", Buffer::Wgt, b.wgt_banks),
+            ("buffers.acc_banks", Buffer::Acc, b.acc_banks),
+            ("buffers.master_banks", Buffer::Master, b.master_banks),
+        ] {
+            let (fewest, widest) = self.min_banks(buffer);
+            if u64::from(banks) < fewest {
+                return bad(
+                    field,
+                    format!("{banks}, where {widest} needs {fewest}"),
+                    "must be at least the widest run of elements one unit touches on the buffer in a cycle, rounded up \
+                     to a power of two, so that the run falls on distinct banks",
+                );
+            }
         }
         for (field, lat) in
             [("wuve.pipeline_latency", self.wuve.pipeline_latency), ("vector.pipeline_latency", self.vector.pipeline_latency)]
@@ -650,6 +659,58 @@ impl ArchConfig {
         let (lanes, banks) = (u64::from(self.wuve.lanes), u64::from(self.buffers.master_banks));
         let apart = |j: u64| (momentum.wrapping_sub(weight).wrapping_sub(j * lanes)) % banks;
         (0..2).find(|&j| (lanes..=banks - lanes).contains(&apart(j))).unwrap_or(2)
+    }
+
+    /// The banks of `buffer` (`idx` has `wgt`'s, `mask` `master`'s: their planes share the
+    /// addresses).
+    pub fn banks(&self, buffer: Buffer) -> u64 {
+        let b = &self.buffers;
+        u64::from(match buffer {
+            Buffer::Act => b.act_banks,
+            Buffer::Wgt | Buffer::Idx => b.wgt_banks,
+            Buffer::Acc => b.acc_banks,
+            Buffer::Master | Buffer::Mask => b.master_banks,
+        })
+    }
+
+    /// The fewest banks `buffer` can be split into (interleaved by the low address bits) so
+    /// that every unit's widest cycle on it falls on distinct banks, and that cycle. Each unit
+    /// touches a buffer in runs of consecutive elements (see the module documentation of
+    /// [`crate::rtl`]), which `B` banks take whole when `B` is at least the run; the pooling
+    /// windows are the exception, and their walk takes what the banks allow. `idx` shares
+    /// `wgt`'s banks and `mask` `master`'s, as their planes share the addresses:
+    /// - every buffer: a DMA cycle ([`Self::dma_banks`]) and the vector unit's `vector.lanes`;
+    /// - `act`: the tensor unit's input, up to `array.rows x array.m_max` a cycle (a WS fold's
+    ///   input row);
+    /// - `wgt`: the tensor unit's weights and indices ([`crate::rtl::tensor::weight_lanes`])
+    ///   and a prune's kept values, `sore.lanes x array.n_max`;
+    /// - `acc`: the GEMM's initial sums and output rows, `array.cols x
+    ///   array.accumulator_latency`, and an update's gradients, `wuve.lanes`;
+    /// - `master`: a prune's groups in FF order and its mask, `sore.lanes x array.m_max`, and an
+    ///   update's new weights and new momenta, which need `3 wuve.lanes`
+    ///   ([`Self::wuve_momentum_delay`]).
+    pub fn min_banks(&self, buffer: Buffer) -> (u64, &'static str) {
+        let a = &self.array;
+        let (rows, cols, n_max, m_max) = (u64::from(a.rows), u64::from(a.cols), u64::from(a.n_max), u64::from(a.m_max));
+        let (sore, wuve) = (u64::from(self.sore.lanes), u64::from(self.wuve.lanes));
+        let mut widths = vec![(self.dma_banks(), "a DMA cycle"), (u64::from(self.vector.lanes), "the vector unit's lanes")];
+        widths.extend(match buffer {
+            Buffer::Act => vec![(rows * m_max, "the tensor unit's input (array.rows x array.m_max)")],
+            Buffer::Wgt | Buffer::Idx => vec![
+                (crate::rtl::tensor::weight_lanes(self) as u64, "the tensor unit's weights"),
+                (sore * n_max, "a prune's kept values (sore.lanes x array.n_max)"),
+            ],
+            Buffer::Acc => vec![
+                (cols * u64::from(a.accumulator_latency), "the GEMM's output rows (array.cols x array.accumulator_latency)"),
+                (wuve, "an update's gradients (wuve.lanes)"),
+            ],
+            Buffer::Master | Buffer::Mask => vec![
+                (sore * m_max, "a prune's groups in FF order (sore.lanes x array.m_max)"),
+                (3 * wuve, "an update's new weights and new momenta (3 wuve.lanes)"),
+            ],
+        });
+        let (widest, unit) = widths.into_iter().max_by_key(|&(width, _)| width).expect("every buffer has widths");
+        (widest.next_power_of_two(), unit)
     }
 
     /// The banks that one cycle of a DMA stream never puts two elements into: [`Self::dma_lanes`]
@@ -927,8 +988,10 @@ mod tests {
 
     #[test]
     fn base_plus_overrides() {
-        let arch = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nrows = 8\n").unwrap();
+        let arch = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nrows = 8\n[buffers]\nact_banks = 64\nwgt_banks = 16\n").unwrap();
         assert_eq!(arch.array.rows, 8);
+        assert_eq!(arch.buffers.act_banks, 64);
+        assert_eq!(arch.buffers.acc_banks, 8);
         assert_eq!(arch.array.cols, 4);
     }
 
@@ -947,8 +1010,14 @@ mod tests {
         let e = ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\npool_line_cols = 70000\n").unwrap_err().to_string();
         assert!(e.contains("vector.pool_line_cols"), "{e}");
         assert!(ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\npool_line_rows = 0\n").is_ok());
-        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[wuve]\nlanes = 8\n").unwrap_err().to_string();
-        assert!(e.contains("buffers.master_banks") && e.contains("16 with wuve.lanes = 8"), "{e}");
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[wuve]\nlanes = 16\n[buffers]\nacc_banks = 16\n").unwrap_err().to_string();
+        assert!(e.contains("buffers.master_banks") && e.contains("32, where an update's new weights and new momenta"), "{e}");
+        assert!(e.contains("needs 64"), "{e}");
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nrows = 8\n").unwrap_err().to_string();
+        assert!(e.contains("buffers.act_banks") && e.contains("32, where the tensor unit's input"), "{e}");
+        assert!(e.contains("needs 64"), "{e}");
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\nlanes = 16\n").unwrap_err().to_string();
+        assert!(e.contains("buffers.wgt_banks") && e.contains("8, where the vector unit's lanes needs 16"), "{e}");
     }
 
     /// Every distance between an update's weights and momenta, on machines of several lane and
@@ -958,7 +1027,7 @@ mod tests {
         for (lanes, banks) in [(4, 16), (4, 32), (3, 16), (5, 16), (32, 128), (1, 4)] {
             let mut arch = ArchConfig::tiny();
             (arch.wuve.lanes, arch.buffers.master_banks) = (lanes, banks);
-            arch.validate().unwrap();
+            assert!(banks >= 3 * lanes, "the delay's premise");
             let (lanes, banks) = (u64::from(lanes), u64::from(banks));
             for weight in [0, 5, 1000] {
                 for d in 0..2 * banks {
@@ -991,7 +1060,13 @@ mod tests {
 
     #[test]
     fn the_limits_are_the_ones_validation_enforces_and_names() {
-        let at = |field: &str, value: u32| format!("base = \"tiny\"\n[array]\n{field} = {value}\nsupported_nm = [\"1:4\"]\n");
+        // With banks for the widest runs the limits allow (4 rows of 16, 4 prune lanes of 8 kept).
+        let at = |field: &str, value: u32| {
+            format!(
+                "base = \"tiny\"\n[array]\n{field} = {value}\nsupported_nm = [\"1:4\"]\n\
+                 [buffers]\nact_banks = 64\nwgt_banks = 32\nmaster_banks = 64\n"
+            )
+        };
         assert!(ArchConfig::from_toml_str(&at("n_max", N_MAX_LIMIT)).is_ok());
         let e = ArchConfig::from_toml_str(&at("n_max", N_MAX_LIMIT + 1)).unwrap_err().to_string();
         assert!(e.contains(&format!("between 1 and {N_MAX_LIMIT}")), "{e}");

@@ -44,12 +44,13 @@ pub enum Error {
         expected: &'static str,
     },
     /// A description file failed validation; wraps the rule with the file name.
-    #[error("{path}: {source}")]
+    #[error("{path}: {rule}")]
     InFile {
         /// The file.
         path: String,
-        /// The underlying error.
-        source: Box<Error>,
+        /// The underlying error, shown in this one's message (not as its source, which would
+        /// repeat it in an error chain).
+        rule: Box<Error>,
     },
 
     // === RTL generation ===
@@ -135,7 +136,7 @@ impl Error {
         match self {
             Error::Toml { message, .. } => Error::Toml { path: Some(path.display().to_string()), message },
             e @ (Error::Io { .. } | Error::InFile { .. }) => e,
-            other => Error::InFile { path: path.display().to_string(), source: Box::new(other) },
+            other => Error::InFile { path: path.display().to_string(), rule: Box::new(other) },
         }
     }
 }

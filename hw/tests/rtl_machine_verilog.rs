@@ -7,6 +7,7 @@
 
 use satkit_hw::isa::{Buffer, Op, VecOp};
 use satkit_hw::rtl::machine::{generate, TOP_MODULE};
+use satkit_hw::arch::BufferConfig;
 use satkit_hw::ArchConfig;
 
 #[test]
@@ -56,7 +57,10 @@ fn a_machine_without_the_line_buffer_lints_and_refuses_overlapping_pooling_gradi
 
 #[test]
 fn a_machine_with_hundreds_of_dma_lanes_lints() {
-    let arch = ArchConfig { name: "tiny-wide-dram".into(), dram: ArchConfig::vcu1525().dram, ..ArchConfig::tiny() };
+    let tiny = ArchConfig::tiny();
+    // A DMA cycle's 384 elements need 512 banks in every buffer.
+    let buffers = BufferConfig { act_banks: 512, wgt_banks: 512, acc_banks: 512, master_banks: 512, ..tiny.buffers.clone() };
+    let arch = ArchConfig { name: "tiny-wide-dram".into(), dram: ArchConfig::vcu1525().dram, buffers, ..tiny };
     assert_eq!(arch.dma_lanes(), 384);
     let design = generate(&arch).unwrap();
     satkit_hw::rtl::lint_text(&design.verilog, TOP_MODULE).unwrap();

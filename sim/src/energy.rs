@@ -64,13 +64,13 @@ impl EnergyTable {
     /// The table for `arch`'s technology, with SRAM energies from its bank sizes.
     pub fn for_arch(arch: &ArchConfig) -> Self {
         let b = &arch.buffers;
-        let bank_bytes = |kib: u32, banks: u32| f64::from(kib) * 1024.0 / f64::from(banks);
-        let bank = |buf: Buffer| match buf {
-            Buffer::Act => bank_bytes(b.act_kib, b.act_banks),
-            Buffer::Wgt | Buffer::Idx => bank_bytes(b.wgt_kib, b.wgt_banks),
-            Buffer::Acc => bank_bytes(b.acc_kib, b.acc_banks),
-            Buffer::Master | Buffer::Mask => bank_bytes(b.master_kib, b.master_banks),
+        let kib = |buf: Buffer| match buf {
+            Buffer::Act => b.act_kib,
+            Buffer::Wgt | Buffer::Idx => b.wgt_kib,
+            Buffer::Acc => b.acc_kib,
+            Buffer::Master | Buffer::Mask => b.master_kib,
         };
+        let bank = |buf: Buffer| f64::from(kib(buf)) * 1024.0 / arch.banks(buf) as f64;
         let (logic, sram_scale, static_watts) = match arch.technology {
             Technology::Asic45nm => (1.0, 1.0, 0.0),
             Technology::FpgaUltrascalePlus => (8.0, 2.5, 5.0),
