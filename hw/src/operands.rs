@@ -15,6 +15,8 @@
 
 use crate::arch::{ArchConfig, Dataflow};
 use crate::isa::{Buffer, Op, VecOp};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// The most partitions a buffer may have (`buffers.partitions`).
 pub const MAX_PARTITIONS: usize = 16;
@@ -58,7 +60,7 @@ impl VecOp {
 }
 
 /// A pooling op's planes: `h x w`, window `k`, stride `s`, output `oh x ow`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PoolDims {
     /// Plane height (`p0`).
     pub h: u64,
@@ -72,6 +74,70 @@ pub struct PoolDims {
     pub oh: u64,
     /// Output columns.
     pub ow: u64,
+}
+
+impl PoolDims {
+    /// The cycles in which `lanes` lanes walk the window elements of `planes` planes from a
+    /// buffer of `banks` banks (element `e` in bank `e mod banks`), in the simulator's order
+    /// (planes, output rows, output columns, then each window row-major). Each cycle takes the
+    /// longest prefix of the next `lanes` elements whose distinct elements fall on distinct
+    /// banks (one element read or written twice in a cycle is one access), so that a banked
+    /// buffer serves every cycle. The RTL's walker does the same (`hw/src/rtl/sequencers.rs`).
+    /// With windows whose rows are `w` apart, a multiple of `banks` or near one, a cycle ends
+    /// where a row of a window would meet the one above it.
+    ///
+    /// Which bank an element takes does not depend on the operand's first element (two
+    /// elements share a bank exactly when their distance is a multiple of `banks`), so the
+    /// count depends only on the geometry; each distinct one is walked once (a walk is linear
+    /// in its elements) and remembered.
+    pub fn walk_cycles(&self, planes: u64, lanes: u64, banks: u64) -> u64 {
+        type Walk = (PoolDims, u64, u64, u64);
+        static WALKS: OnceLock<Mutex<HashMap<Walk, u64>>> = OnceLock::new();
+        let key = (*self, planes, lanes, banks);
+        let walks = WALKS.get_or_init(Default::default);
+        if let Some(&cycles) = walks.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return cycles;
+        }
+        let cycles = self.walk(planes, lanes.max(1), banks.max(1));
+        walks.lock().unwrap_or_else(PoisonError::into_inner).insert(key, cycles);
+        cycles
+    }
+
+    fn walk(&self, planes: u64, lanes: u64, banks: u64) -> u64 {
+        let PoolDims { h, w, k, s, oh, ow } = *self;
+        // The element each bank holds in the current cycle, by the cycle's number.
+        let mut held = vec![(0u64, 0u64); banks as usize];
+        let (mut plane, mut orow, mut ocol, mut dr, mut dc) = (0, 0, 0, 0, 0);
+        let mut cycles = 0;
+        while plane < planes {
+            cycles += 1;
+            for _ in 0..lanes {
+                let element = plane * h * w + (orow * s + dr) * w + ocol * s + dc;
+                let bank = &mut held[(element % banks) as usize];
+                if bank.0 == cycles && bank.1 != element {
+                    break;
+                }
+                *bank = (cycles, element);
+                dc += 1;
+                if dc == k {
+                    (dc, dr) = (0, dr + 1);
+                    if dr == k {
+                        (dr, ocol) = (0, ocol + 1);
+                        if ocol == ow {
+                            (ocol, orow) = (0, orow + 1);
+                            if orow == oh {
+                                (orow, plane) = (0, plane + 1);
+                                if plane == planes {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        cycles
+    }
 }
 
 /// A normalization's `rows x cols` matrix and the length of its statistics (`p1` picks the
@@ -131,12 +197,16 @@ pub struct VecGeometry {
     /// The lanes' passes as `(repetitions, elements)`: each repetition of a pass takes
     /// `ceil(elements / lanes)` cycles (see the simulator's vector unit).
     pub passes: [(u64, u64); 3],
+    /// A pooling op's walk over its windows, after the passes: the geometry and the planes
+    /// ([`PoolDims::walk_cycles`]). It walks `a`'s buffer, or `avgpool_grad`'s destination,
+    /// which it writes at every window element.
+    pub walk: Option<(PoolDims, u64)>,
 }
 
 impl VecGeometry {
     /// One pass over the `work` items.
     fn flat(elements_in: u64, elements_b: u64, elements_out: u64, work: u64) -> VecGeometry {
-        VecGeometry { elements_in, elements_b, elements_out, work, passes: [(1, work), (0, 0), (0, 0)] }
+        VecGeometry { elements_in, elements_b, elements_out, work, passes: [(1, work), (0, 0), (0, 0)], walk: None }
     }
 
     /// The geometry of `op` over `count` elements, rows or planes with parameters `p`.
@@ -147,7 +217,8 @@ impl VecGeometry {
             VecOp::Add | VecOp::ReluGrad | VecOp::GeluGrad => VecGeometry::flat(n, n, n, n),
             VecOp::MaxPool | VecOp::AvgPool => {
                 let d = pool_dims(n, p)?;
-                VecGeometry::flat(n * d.h * d.w, 0, n * d.oh * d.ow, n * d.oh * d.ow * d.k * d.k)
+                let flat = VecGeometry::flat(n * d.h * d.w, 0, n * d.oh * d.ow, n * d.oh * d.ow * d.k * d.k);
+                VecGeometry { passes: [(0, 0); 3], walk: Some((d, n)), ..flat }
             }
             // The gradient planes are zeroed first, then the windows add to them.
             VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => {
@@ -155,7 +226,8 @@ impl VecGeometry {
                 let elements_in = if op == VecOp::MaxPoolGrad { n * d.h * d.w } else { 0 };
                 let (planes, work) = (n * d.h * d.w, n * d.oh * d.ow * d.k * d.k);
                 VecGeometry {
-                    passes: [(1, planes), (1, work), (0, 0)],
+                    passes: [(1, planes), (0, 0), (0, 0)],
+                    walk: Some((d, n)),
                     ..VecGeometry::flat(elements_in, n * d.oh * d.ow, planes, work)
                 }
             }
@@ -217,9 +289,11 @@ impl VecGeometry {
         })
     }
 
-    /// Cycles of the passes on `lanes` lanes.
-    pub fn issue_cycles(&self, lanes: u64) -> u64 {
-        self.passes.iter().map(|&(repetitions, elements)| repetitions * elements.div_ceil(lanes)).sum()
+    /// Cycles of the passes and the walk on `lanes` lanes, the walk over a buffer of
+    /// `walk_banks` banks.
+    pub fn issue_cycles(&self, lanes: u64, walk_banks: u64) -> u64 {
+        let passes: u64 = self.passes.iter().map(|&(repetitions, elements)| repetitions * elements.div_ceil(lanes)).sum();
+        passes + self.walk.map_or(0, |(d, planes)| d.walk_cycles(planes, lanes, walk_banks))
     }
 }
 
@@ -407,5 +481,37 @@ impl BufferUse {
             self.reads[b][p] -= other.reads[b][p];
             self.writes[b][p] -= other.writes[b][p];
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Walks worked out by hand, element by element.
+    #[test]
+    fn the_pooling_walk_takes_the_longest_prefix_on_distinct_banks() {
+        // 2x2 windows, stride 2, on a plane 8 wide: a window's rows are 8 apart, so on 8 banks
+        // its third element meets its first. Cycle 1 takes the first window's top row; each
+        // later cycle a window's bottom row and the next one's top row; cycle 5 the last
+        // window's bottom row. On 16 banks nothing meets: 16 elements in 4 cycles.
+        let d = pool_dims(1, [2, 8, 2, 2]).unwrap();
+        assert_eq!(d.walk_cycles(1, 4, 8), 5);
+        assert_eq!(d.walk_cycles(1, 4, 16), 4);
+        // 3x3 windows, stride 1, on a 3x4 plane: two windows of 9 elements, 0-2, 4-6, 8-10
+        // and 1-3, 5-7, 9-11. With 16 lanes on 16 banks the second window's elements that the
+        // first one also has are the same elements, not conflicts: 18 elements in 2 cycles.
+        let d = pool_dims(1, [3, 4, 3, 1]).unwrap();
+        assert_eq!(d.walk_cycles(1, 16, 16), 2);
+        // On 8 banks element 8 meets 0 (cycle 1 takes 6), the second window's 1 meets 9
+        // (cycle 2 takes 8-10), its 9 meets 1 (cycle 3 takes 6) and cycle 4 the last 3.
+        assert_eq!(d.walk_cycles(1, 16, 8), 4);
+        // Four lanes on 4 banks: every window row is a cycle (3 elements, the next row's
+        // first meets this row's first), 6 cycles; a second plane, 12 elements on, adds 6.
+        assert_eq!(d.walk_cycles(1, 4, 4), 6);
+        assert_eq!(d.walk_cycles(2, 4, 4), 12);
+        // One lane takes an element a cycle, and no planes take none.
+        assert_eq!(d.walk_cycles(2, 1, 4), 36);
+        assert_eq!(d.walk_cycles(0, 4, 4), 0);
     }
 }

@@ -22,9 +22,13 @@
 //!
 //! **Cycles:** `ceil(work / lanes) + pipeline_latency + 2` (two to start reading: the fields
 //! are registered, then the buffers read synchronously, as the RTL does), where work is the
-//! element count for element-wise ops, `outputs * p2 * p2` for pooling, one for the others. A pooling gradient first
-//! writes zeros over its `planes * p0 * p1` outputs (`ceil(planes p0 p1 / lanes)` cycles),
-//! then walks the windows (`ceil(outputs p2 p2 / lanes)`). The softmaxes
+//! element count for element-wise ops, one for the others. Pooling walks its `outputs * p2 *
+//! p2` window elements, each cycle the longest prefix of the next `lanes` whose distinct
+//! elements fall on distinct banks of the buffer walked (`a`'s; `avgpool_grad`'s destination),
+//! so `ceil(outputs p2 p2 / lanes)` cycles where no window's rows meet in a bank
+//! ([`satkit_hw::operands::PoolDims::walk_cycles`]). A pooling gradient first writes zeros
+//! over its `planes * p0 * p1` outputs (`ceil(planes p0 p1 / lanes)` cycles), then walks the
+//! windows. The softmaxes
 //! make three passes over each row (max, exponentials and their sum, normalization), each
 //! `ceil(p0 / lanes)` cycles, since a pass needs the previous one's result:
 //! `3 * rows * ceil(p0 / lanes) + pipeline_latency + 2`, and `softmax_xent` one cycle more
@@ -92,7 +96,8 @@ fn element_bytes(s: &Scratchpads, b: Buffer) -> u64 {
 /// Cost of a vector instruction (call after [`VecInsn::check`]).
 pub fn cost(arch: &ArchConfig, s: &Scratchpads, v: &VecInsn) -> Cost {
     let g = v.geometry().expect("checked before costing");
-    let issue_cycles = g.issue_cycles(u64::from(arch.vector.lanes));
+    let walked = if v.op == VecOp::AvgPoolGrad { v.dst.0 } else { v.a.0 };
+    let issue_cycles = g.issue_cycles(u64::from(arch.vector.lanes), arch.banks(walked));
     let mut cost =
         Cost { cycles: issue_cycles + u64::from(arch.vector.pipeline_latency) + 2, elements: g.work, ..Cost::default() };
     cost.sram.read(v.a.0, g.elements_in * element_bytes(s, v.a.0));

@@ -2,7 +2,8 @@
 //! collisions worked out by hand: dense OS and WS GEMMs (plain and transposed) on `tiny` (4 x 4 array, 2 multipliers
 //! per PE, accumulator latency 2) whose rows sit 16 elements apart, a vector `add` over contiguous
 //! elements of three buffers, and DMA transfers whose rows lie apart in the buffer (which never
-//! put two of a cycle's elements in one of `ArchConfig::dma_banks`).
+//! put two of a cycle's elements in one of `ArchConfig::dma_banks`), and a pooling walk over
+//! windows whose rows meet in a bank (which takes, each cycle, only elements on distinct banks).
 
 use satkit_hw::isa::{Buffer, Instruction, Op, Program, Unit, VecOp, WeightFormat};
 use satkit_hw::Dataflow;
@@ -250,4 +251,51 @@ fn writes_to_different_partitions_never_share_a_bank() {
     assert_eq!((row.writers.as_str(), row.buffer), ("load destination + vector destination", Buffer::Act));
     assert!(row.tally.cycles > 0 && row.tally.widest == 12, "{row:?}");
     assert_eq!(row.tally.conflicted, vec![0, 0], "{row:?}");
+}
+
+/// The pooling walk over windows whose rows meet in a bank (two planes as wide as `act`'s 32
+/// banks, 2x2 windows of stride 2) takes, each cycle, only lanes whose elements fall on
+/// distinct banks: max pooling's reads and the average pool's gradient's writes collide
+/// neither in `act`'s banks nor in twice as many, and their cycles take fewer than the 4 lanes.
+#[test]
+fn the_pooling_walk_never_puts_two_elements_of_a_cycle_in_one_bank() {
+    let mut machine = CosimMachine::new().unwrap();
+    let arch = machine.arch().clone();
+    assert_eq!((arch.banks(Buffer::Act), arch.vector.lanes), (32, 4), "the test needs tiny's act banks and lanes");
+    let values: Vec<f32> = (0..256).map(|i| ((i * 37) % 101) as f32 - 50.0).collect();
+    machine.write_buffer(Buffer::Act, 0, &values).unwrap();
+    machine.write_buffer(Buffer::Acc, 0, &values[..64]).unwrap();
+    let pool = |op, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32)| Op::Vec {
+        op,
+        count: 2,
+        dst_buf: dst.0,
+        dst: dst.1,
+        a_buf: a.0,
+        a: a.1,
+        b_buf: b.0,
+        b: b.1,
+        p0: 4,
+        p1: 32,
+        p2: 2,
+        p3: 2,
+    };
+    let program = Program {
+        insns: vec![
+            Instruction::new(pool(VecOp::MaxPool, (Buffer::Acc, 100), (Buffer::Act, 0), (Buffer::Act, 0))),
+            Instruction::new(pool(VecOp::AvgPoolGrad, (Buffer::Act, 512), (Buffer::Act, 0), (Buffer::Acc, 0))),
+        ],
+    };
+    let mut profile = BankProfile::new(&machine, &[16, 32, 64]).unwrap();
+    machine.run_profiled(&program, &mut profile).unwrap();
+    let rows = profile.rows();
+    for (kind, operand) in [("vec maxpool", "a"), ("vec avgpool_grad", "destination")] {
+        let row = rows.iter().find(|r| r.kind == kind && r.operand == operand).unwrap_or_else(|| panic!("{kind}: {operand}"));
+        assert_eq!(row.buffer, Buffer::Act, "{row:?}");
+        assert_eq!(row.tally.conflicted[1..], [0, 0], "{row:?}");
+        // 2 planes of 2 x 16 windows of 4 elements, in more than 256 / 4 cycles (the zeros
+        // that the gradient writes first, a run a cycle, counted too).
+        let walked = if operand == "a" { 256 } else { 256 + 256 };
+        assert_eq!(row.tally.elements, walked, "{row:?}");
+        assert!(row.tally.cycles > walked / 4, "{row:?}");
+    }
 }

@@ -5,7 +5,7 @@
 //! element-wise `vec` ops (with GELU and its gradient) between every pair of buffer types,
 //! `softmax_xent`, `softmax` and `softmax_grad` for rows shorter, as long as and longer than
 //! the lanes, from and to every buffer type, max and average pooling and their gradients over
-//! many geometries, and the four normalization ops per column and per row; and that the machine
+//! many geometries (with windows whose rows share the banks of the buffer they walk), and the four normalization ops per column and per row; and that the machine
 //! raises its `unsupported` flag on what `satkit_hw::rtl::unsupported` lists. Compared: every element of the
 //! buffers, bit for bit, and every instruction's start and end cycle. A mismatch names the
 //! buffer element or the instruction.
@@ -14,6 +14,7 @@ use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use satkit_hw::isa::{Buffer, Instruction, Op, Program, PruneOrder, VecOp, WeightFormat};
+use satkit_hw::operands::pool_dims;
 use satkit_hw::NmRatio;
 use satkit_rtl_cosim::{compare_timing, CosimMachine};
 use satkit_sim::{Machine, Mode};
@@ -375,6 +376,36 @@ fn pooling_and_its_gradients_of_every_geometry_and_buffer_type() {
         ],
     };
     check(&mut rtl, &p, 1100, 0.1).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Windows whose rows meet in a bank of the buffer walked (planes as wide as its banks, or
+/// one wider, so that a window's next row starts on the same bank or one before): the walk
+/// takes shorter cycles there, and the RTL's are the simulator's.
+#[test]
+fn pooling_windows_whose_rows_share_banks() {
+    let mut rtl = machine();
+    let arch = rtl.arch().clone();
+    let lanes = u64::from(arch.vector.lanes);
+    let mut seed = 1200;
+    for walked in [Buffer::Act, Buffer::Acc, Buffer::Master] {
+        let banks = arch.banks(walked) as u32;
+        let other = if walked == Buffer::Acc { Buffer::Master } else { Buffer::Acc };
+        for (geometry, gradients) in [((4, banks, 2, 2), true), ((5, banks + 1, 3, 3), true), ((3, 2 * banks, 3, 1), false)] {
+            let (h, w, k, stride) = geometry;
+            let d = pool_dims(3, [h, w, k, stride].map(u64::from)).unwrap();
+            let elements = 3 * d.oh * d.ow * d.k * d.k;
+            assert!(d.walk_cycles(3, lanes, banks.into()) > elements.div_ceil(lanes), "{walked} {geometry:?} never collides");
+            let ops: &[VecOp] =
+                if gradients { &[VecOp::MaxPool, VecOp::AvgPool, VecOp::MaxPoolGrad, VecOp::AvgPoolGrad] } else { &[VecOp::MaxPool, VecOp::AvgPool] };
+            for &op in ops {
+                // The walk reads `a`, and avgpool_grad writes its destination along it.
+                let (dst, a) = if op == VecOp::AvgPoolGrad { ((walked, 40), (other, 0)) } else { ((other, 1000), (walked, 40)) };
+                let p = Program { insns: vec![Instruction::new(pool(op, 3, geometry, dst, a, (Buffer::Wgt, 600)))] };
+                seed += 1;
+                check(&mut rtl, &p, seed, 0.1).unwrap_or_else(|e| panic!("{op} 3 x {geometry:?} on {walked}: {e}"));
+            }
+        }
+    }
 }
 
 #[test]

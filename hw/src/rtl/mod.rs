@@ -65,8 +65,13 @@
 //!   (`input_t`, its steps `rows` apart) goes through a corner turn: each of the fold's
 //!   reduction elements stages its next `X` rows, one run a cycle
 //!   ([`ArchConfig::ws_input_chunk`]; dense folds only, the others are [`unsupported`]).
-//! - *Strided, and colliding:* the pooling windows' rows when the plane's width is a multiple
-//!   of the banks. These collide at every `B` that divides the width.
+//! - *The pooling windows:* strided, their rows a plane's width apart, so they collide where
+//!   the width is a multiple of the banks or near one. The walk takes, each cycle, the longest
+//!   prefix of its lanes' elements that falls on distinct banks of the buffer it walks, and the
+//!   simulator charges the same cycles ([`crate::operands::PoolDims::walk_cycles`]): on
+//!   `vcu1525` the zoo's windows never collide at its 512 banks. `maxpool_grad` writes each
+//!   window's gradient at the window's maximum, which the data chooses; those writes are not
+//!   checked against the banks.
 //! - *Several operands writing one buffer:* every write reaches every replica, so a cycle's
 //!   writes must fall on distinct banks together (the bank profile counts them too). Different
 //!   instructions write different partitions where `buffers.writers` is 1. One instruction
@@ -74,15 +79,13 @@
 //!   `j` cycles late onto other banks of `buffers.master_banks`
 //!   ([`ArchConfig::wuve_momentum_delay`]).
 //!
+//! Each buffer's banks cover every unit's widest run on it ([`ArchConfig::min_banks`],
+//! validated): `vcu1525`'s DMA alone needs [`ArchConfig::dma_banks`] = 512 in every buffer.
+//!
 //! What remains:
-//! - the pooling windows that collide: a walk that waits for them, with the simulator charging
-//!   the same waits. On `vcu1525`'s programs none collide from 256 banks on
-//!   (`host/rtl-cosim/scripts/pool_bank_conflicts.py`, which models this walk). Where they do,
-//!   taking the longest prefix of the next lanes' elements that falls on distinct banks costs
-//!   about a tenth of waiting out each conflicting cycle (the script's `--prefix`);
-//! - bank counts that cover every unit's widest cycle (`vcu1525`'s DMA alone needs
-//!   [`ArchConfig::dma_banks`] = 512), and on `vcu1525` limits on the writers of a partition,
-//!   which `buffers.writers` models;
+//! - `maxpool_grad`'s writes at the windows' maxima, which two windows ending in one cycle may
+//!   put in one bank;
+//! - on `vcu1525`, limits on the writers of a partition, which `buffers.writers` models;
 //! - the banked replicas with their routing, and replica allocation. A crossbar from every
 //!   lane of every bus to every bank is far too large at `vcu1525`'s size (hundreds of lanes
 //!   and banks); a run needs only a rotation by its first bank (`log2 B` multiplexer stages

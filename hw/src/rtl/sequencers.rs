@@ -57,9 +57,13 @@
 //!
 //! **Pooling** (`maxpool`, `avgpool`, `maxpool_grad`, `avgpool_grad`). The lanes take the
 //! window elements in the simulator's order (planes, output rows, output columns, then the
-//! window row-major), `L` consecutive elements per cycle from `t0 + 1`: a walker (plane, output
-//! row and column, window row and column, and the offsets they give) steps through a chain of
-//! `L` mixed-radix increments per cycle. In the data cycle the lanes chain the window's maximum
+//! window row-major), up to `L` consecutive elements per cycle from `t0 + 1`: a walker (plane,
+//! output row and column, window row and column, and the offsets they give) steps through a
+//! chain of `L` mixed-radix increments per cycle. A cycle takes the longest prefix of its `L`
+//! elements whose distinct elements fall on distinct banks of the buffer walked (`a`'s, or
+//! `avgpool_grad`'s destination): every pair of lanes compares its elements' bank bits, and the
+//! walker's next state is the chain's tap after the prefix (`PoolDims::walk_cycles`, the
+//! simulator's count). In the data cycle the lanes chain the window's maximum
 //! (a lane replaces it when greater, so the first maximum and its position are kept) and sum
 //! (from +0) across lanes and, through registers, across cycles; the lane holding a window's
 //! last element writes the output (`avgpool`: the sum divided by `p2 p2`). A gradient first
@@ -781,6 +785,23 @@ module {VECTOR_UNIT_MODULE} (
     assign t_win[0] = w_win; assign t_row_off[0] = w_row_off; assign t_out[0] = w_out;
     assign t_orow[0] = w_orow; assign t_ocol[0] = w_ocol; assign t_dr[0] = w_dr; assign t_dc[0] = w_dc;
     assign t_wr[0] = w_wr; assign t_wc[0] = w_wc;
+    // The prefix walk: a lane takes its element only when no earlier lane's different element
+    // of the cycle falls on its bank of the buffer walked (a's, or avgpool_grad's destination,
+    // which it writes at every element), and the walker moves on by the lanes taken,
+    // walk_step (the simulator's PoolDims::walk_cycles). Two elements share a bank when their
+    // offsets agree in the bank bits, wherever the operand starts.
+    wire [2:0] walk_buf = op == OP_AVGPOOL_GRAD ? dst_buf : a_buf;
+    wire [23:0] walk_bank_mask = walk_buf == BUF_ACT ? 24'd{act_bank_mask} : walk_buf == BUF_ACC ? 24'd{acc_bank_mask}
+                               : walk_buf == BUF_MASTER || walk_buf == BUF_MASK ? 24'd{master_bank_mask} : 24'd{wgt_bank_mask};
+    wire [23:0] t_elem [0:LANES-1];
+    wire [LANES-1:0] walk_clash;
+    localparam [15:0] ALL_LANES = LANES;
+    reg [15:0] walk_step;
+    integer wl;
+    always @* begin
+        walk_step = ALL_LANES;
+        for (wl = LANES - 1; wl >= 1; wl = wl - 1) if (walk_clash[wl]) walk_step = wl[15:0];
+    end
 
     assign wbuf = dst_buf;
     assign a_rbuf = a_buf;
@@ -885,10 +906,11 @@ module {VECTOR_UNIT_MODULE} (
             z <= z + LANES;
             if (z + LANES >= z_total) begin pl_zeroing <= 0; pl_walking <= 1; end
         end else if (pl_walking) begin
-            w_plane <= t_plane[LANES]; w_pbase <= t_pbase[LANES]; w_rowb <= t_rowb[LANES]; w_win <= t_win[LANES];
-            w_row_off <= t_row_off[LANES]; w_out <= t_out[LANES]; w_orow <= t_orow[LANES]; w_ocol <= t_ocol[LANES];
-            w_dr <= t_dr[LANES]; w_dc <= t_dc[LANES]; w_wr <= t_wr[LANES]; w_wc <= t_wc[LANES];
-            if (t_plane[LANES] >= pn) begin pl_walking <= 0; last[0] <= 1; end
+            w_plane <= t_plane[walk_step]; w_pbase <= t_pbase[walk_step]; w_rowb <= t_rowb[walk_step];
+            w_win <= t_win[walk_step]; w_row_off <= t_row_off[walk_step]; w_out <= t_out[walk_step];
+            w_orow <= t_orow[walk_step]; w_ocol <= t_ocol[walk_step]; w_dr <= t_dr[walk_step]; w_dc <= t_dc[walk_step];
+            w_wr <= t_wr[walk_step]; w_wc <= t_wc[walk_step];
+            if (t_plane[walk_step] >= pn) begin pl_walking <= 0; last[0] <= 1; end
         end
         a_buf_d <= a_buf;
         b_buf_d <= b_rbuf;
@@ -899,7 +921,7 @@ module {VECTOR_UNIT_MODULE} (
         sm_d <= sm_running; sm_pass_d <= sm_pass; sm_j_d <= sm_j; sm_first_d <= sm_j == 0; sm_loss_d <= sm_loss_step;
         pl_d <= pl_walking; pl_zero_d <= pl_zeroing; z_d <= z;
     end
-    genvar g;
+    genvar g, h;
     generate
         for (g = 1; g <= P; g = g + 1) begin : stages
             always @(posedge clock) last[g] <= last[g-1];
@@ -1079,11 +1101,21 @@ module {VECTOR_UNIT_MODULE} (
             assign t_wr[g+1] = next_row ? (row_wrap ? 16'd0 : t_wr[g] + ps) : t_wr[g];
             assign t_wc[g+1] = next_window ? (col_wrap ? 16'd0 : t_wc[g] + ps) : t_wc[g];
             wire [23:0] pos = t_win[g] + t_row_off[g] + t_dc[g];
+            assign t_elem[g] = t_pbase[g] + pos;
+            wire [LANES-1:0] meets;
+            for (h = 0; h < LANES; h = h + 1) begin : earlier
+                if (h < g) begin : pair
+                    assign meets[h] = ((t_elem[h] ^ t_elem[g]) & walk_bank_mask) == 24'd0 && t_elem[h] != t_elem[g];
+                end else begin : later
+                    assign meets[h] = 1'b0;
+                end
+            end
+            assign walk_clash[g] = |meets;
             reg pl_valid, pl_start, pl_end, z_valid;
             reg [23:0] pl_pos, pl_pbase, pl_out, pl_plane;
             reg [15:0] pl_r, pl_c;
             always @(posedge clock) begin
-                pl_valid <= pl_walking && t_plane[g] < pn;
+                pl_valid <= pl_walking && t_plane[g] < pn && g < walk_step;
                 pl_start <= t_dc[g] == 0 && t_dr[g] == 0;
                 pl_end <= next_window;
                 pl_pos <= pos; pl_pbase <= t_pbase[g]; pl_out <= t_out[g];
@@ -1103,13 +1135,13 @@ module {VECTOR_UNIT_MODULE} (
             // gradients, softmax_xent's label (lane 0) and the normalizations' statistics.
             assign re[g] = running ? e < count
                          : sm_running ? !sm_loss_step && sm_j + g < {{8'h0, classes}}
-                         : pl_walking ? t_plane[g] < pn && op != OP_AVGPOOL_GRAD
+                         : pl_walking ? t_plane[g] < pn && g < walk_step && op != OP_AVGPOOL_GRAD
                          : nm_blk ? nc_walk_on
                          : nm_running && nm_i + g < nm_axis;
             assign re[LANES+g] =
                 running ? e < count && (op == OP_ADD || op == OP_RELU_GRAD || op == OP_GELU_GRAD)
                 : sm_running ? !sm_loss_step && (op == OP_SOFTMAX_XENT ? g == 0 : op == OP_SOFTMAX_GRAD && sm_j + g < {{8'h0, classes}})
-                : pl_walking ? t_plane[g] < pn && (op == OP_MAXPOOL_GRAD || op == OP_AVGPOOL_GRAD)
+                : pl_walking ? t_plane[g] < pn && g < walk_step && (op == OP_MAXPOOL_GRAD || op == OP_AVGPOOL_GRAD)
                 : nm_blk ? (nm_running && nc_kind == NC_STAT && g < nc_lanes)
                            || (nc_walk_on && (op == OP_NORM_GRAD_STATS || op == OP_NORM_GRAD_APPLY))
                 : 1'b0;
@@ -1280,6 +1312,10 @@ endmodule
         norm_eps = bits(NORM_EPSILON),
         lane_datapath = LaneDatapath::new().verilog(),
         line_on = u32::from(line_on),
+        act_bank_mask = arch.banks(Buffer::Act) - 1,
+        wgt_bank_mask = arch.banks(Buffer::Wgt) - 1,
+        acc_bank_mask = arch.banks(Buffer::Acc) - 1,
+        master_bank_mask = arch.banks(Buffer::Master) - 1,
         line_rows = if line_on { arch.vector.pool_line_rows } else { 1 },
         line_cols = if line_on { arch.vector.pool_line_cols } else { 1 },
     );
