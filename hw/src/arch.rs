@@ -146,9 +146,10 @@ pub struct BufferConfig {
     /// FP32 master weights, momentum and optimizer hyperparameters, KiB. Each entry has a
     /// parallel one-byte mask entry in the mask plane.
     pub master_kib: u32,
-    /// Banks of the master buffer: at least `3 wuve.lanes`, so that an update's run of new
-    /// weights and run of new momenta, written in one cycle, can always lie on distinct banks
-    /// ([`ArchConfig::wuve_momentum_delay`]).
+    /// Banks of the master buffer (and of its mask plane). Every buffer's banks cover its
+    /// widest run ([`ArchConfig::min_banks`]); here that includes `3 wuve.lanes`, so that an
+    /// update's run of new weights and run of new momenta, written in one cycle, can always lie
+    /// on distinct banks ([`ArchConfig::wuve_momentum_delay`]).
     pub master_banks: u32,
     /// Instructions that may read one buffer partition at the same time, each operand an
     /// instruction reads from it counting once (see [`crate::operands::BufferUse`]); 0: no
@@ -304,7 +305,9 @@ impl Default for ArchConfig {
 
 impl ArchConfig {
     /// The paper's board: Xilinx VCU1525 (XCVU9P), 32x32 PEs with 2 multipliers and an
-    /// 8-wide activation window, 200 MHz, 4 x DDR4-2400. Sizes marked "ours" in SAT.md.
+    /// 8-wide activation window, 200 MHz, 4 x DDR4-2400. Sizes marked "ours" in SAT.md. Its
+    /// buffers are block RAM's: each of four partitions has two read replicas and one write
+    /// port, and 512 banks (ours; BENCHMARKS.md, "Buffers with two readers and one writer").
     pub fn vcu1525() -> Self {
         ArchConfig {
             name: "vcu1525".into(),
@@ -330,9 +333,9 @@ impl ArchConfig {
                 acc_banks: 512,
                 master_kib: 4096,
                 master_banks: 512,
-                readers: 0,
-                writers: 0,
-                partitions: default_partitions(),
+                readers: 2,
+                writers: 1,
+                partitions: 4,
             },
             sore: SoreConfig { lanes: 32 },
             wuve: WuveConfig { lanes: 32, pipeline_latency: 12 },

@@ -85,7 +85,6 @@
 //! What remains:
 //! - `maxpool_grad`'s writes at the windows' maxima, which two windows ending in one cycle may
 //!   put in one bank;
-//! - on `vcu1525`, limits on the writers of a partition, which `buffers.writers` models;
 //! - the banked replicas with their routing, and replica allocation. A crossbar from every
 //!   lane of every bus to every bank is far too large at `vcu1525`'s size (hundreds of lanes
 //!   and banks); a run needs only a rotation by its first bank (`log2 B` multiplexer stages
