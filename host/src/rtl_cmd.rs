@@ -2,8 +2,9 @@
 //! beside it, of the whole machine (controller, tensor unit, SORE, WUVE and vector units, DMA
 //! engines, buffers and control/status registers: what the co-simulation runs), and of the
 //! controller and the SORE and WUVE lanes on their own, checks each with
-//! `verilator --lint-only`, and writes them with `manifest.json` (modules, top ports and the
-//! ArchConfig parameters they were built from). With `--synth` yosys first elaborates every
+//! `verilator --lint-only`, and writes them with `manifest.json` (modules, top ports, the
+//! ArchConfig parameters they were built from, and the block-RAM plan of the buffers,
+//! `satkit_hw::board::memory_plan`, which it also prints). With `--synth` yosys first elaborates every
 //! block beside the array (`satkit_hw::rtl::elaborate`: what synthesis reads, which Verilator's
 //! lint does not fully check), then runs `synth_xilinx` for UltraScale+ on the array, or with
 //! `--synth-top machine` on the machine with its buffers left as black boxes, hierarchically
@@ -15,7 +16,7 @@
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use satkit_hw::board::{self, Device};
+use satkit_hw::board::{self, Device, MemoryPlan};
 use satkit_hw::isa::Buffer;
 use satkit_hw::rtl::{self, pe, RtlDesign};
 use satkit_hw::ArchConfig;
@@ -76,6 +77,12 @@ struct Manifest<'a> {
     /// The blocks generated and linted beside the array: the machine, and the controller and
     /// the SORE and WUVE lanes on their own.
     blocks: Vec<Block>,
+    /// The block-RAM plan of the buffers (`satkit_hw::board::memory_plan`; not generated yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory_plan: Option<MemoryPlan>,
+    /// Why there is no plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_memory_plan: Option<String>,
 }
 
 /// One separately generated block.
@@ -243,6 +250,7 @@ pub fn run(a: &RtlArgs) -> Result<()> {
         clock_mhz: arch.clock_mhz,
         machine: MachineParameters::of(&arch),
     };
+    let plan = board::memory_plan(&arch);
     let manifest = Manifest {
         arch: &arch.name,
         top: &design.top,
@@ -251,6 +259,8 @@ pub fn run(a: &RtlArgs) -> Result<()> {
         modules: &design.modules,
         ports: &design.ports,
         blocks,
+        memory_plan: plan.as_ref().ok().cloned(),
+        no_memory_plan: plan.as_ref().err().cloned(),
     };
     write_atomic(&dir.join("manifest.json"), &serde_json::to_vec_pretty(&manifest)?)?;
     let block_files: Vec<&str> = manifest.blocks.iter().map(|b| b.verilog.as_str()).collect();
@@ -263,6 +273,7 @@ pub fn run(a: &RtlArgs) -> Result<()> {
         manifest.verilog,
         block_files.join(",")
     );
+    print_memory_plan(&arch, &plan);
     if a.synth {
         for block in &manifest.blocks {
             let started = Instant::now();
@@ -325,6 +336,45 @@ pub fn run(a: &RtlArgs) -> Result<()> {
         println!("yosys synth_xilinx: {:.1} s -> {}", resources.synth_seconds, dir.join("resources.json").display());
     }
     Ok(())
+}
+
+/// The block-RAM plan as a table, with the best split of the board's device.
+fn print_memory_plan(arch: &ArchConfig, plan: &Result<MemoryPlan, String>) {
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(why) => return println!("no block-RAM plan of the buffers: {why}"),
+    };
+    let b = &arch.buffers;
+    println!(
+        "block-RAM plan of the buffers (not generated yet): {} partitions x {} replicas x banks, a memory per bank",
+        b.partitions, b.readers
+    );
+    println!("{:<8} {:>9} {:>14} {:>10} {:>9}", "plane", "memories", "depth x width", "RAMB36", "URAM288");
+    for p in &plan.planes {
+        println!(
+            "{:<8} {:>9} {:>14} {:>10.1} {:>9}",
+            p.buffer.to_string(),
+            p.memories,
+            format!("{} x {}", p.depth, p.width),
+            p.bram36,
+            p.uram
+        );
+    }
+    if let Some(fit) = &plan.device {
+        let in_uram: Vec<String> = fit.in_uram.iter().map(ToString::to_string).collect();
+        println!(
+            "{}: {} in URAM, the rest in block RAM: {:.1} RAMB36 ({:.1}% of {}), {} URAM288 ({:.1}% of {}): {}",
+            fit.device.part,
+            if in_uram.is_empty() { "none".to_string() } else { in_uram.join(", ") },
+            fit.bram36,
+            fit.bram36_percent,
+            fit.device.bram36,
+            fit.uram,
+            fit.uram_percent,
+            fit.device.uram,
+            if fit.fits { "fits" } else { "does not fit" }
+        );
+    }
 }
 
 /// Runs `work` under a spinner that shows `message` and the time so far (on a terminal only).

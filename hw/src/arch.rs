@@ -991,7 +991,8 @@ mod tests {
 
     #[test]
     fn base_plus_overrides() {
-        let arch = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nrows = 8\n[buffers]\nact_banks = 64\nwgt_banks = 16\n").unwrap();
+        let arch =
+            ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nrows = 8\n[buffers]\nact_banks = 64\nwgt_banks = 16\n").unwrap();
         assert_eq!(arch.array.rows, 8);
         assert_eq!(arch.buffers.act_banks, 64);
         assert_eq!(arch.buffers.acc_banks, 8);
@@ -1013,7 +1014,9 @@ mod tests {
         let e = ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\npool_line_cols = 70000\n").unwrap_err().to_string();
         assert!(e.contains("vector.pool_line_cols"), "{e}");
         assert!(ArchConfig::from_toml_str("base = \"tiny\"\n[vector]\npool_line_rows = 0\n").is_ok());
-        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[wuve]\nlanes = 16\n[buffers]\nacc_banks = 16\n").unwrap_err().to_string();
+        let e = ArchConfig::from_toml_str("base = \"tiny\"\n[wuve]\nlanes = 16\n[buffers]\nacc_banks = 16\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("buffers.master_banks") && e.contains("32, where an update's new weights and new momenta"), "{e}");
         assert!(e.contains("needs 64"), "{e}");
         let e = ArchConfig::from_toml_str("base = \"tiny\"\n[array]\nrows = 8\n").unwrap_err().to_string();

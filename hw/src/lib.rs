@@ -1,7 +1,8 @@
 //! `satkit-hw`: the SAT machine as data.
 //!
 //! - [`arch`]: the architecture description ([`ArchConfig`]), the one source of every size;
-//! - [`board`]: the FPGA boards a description may name, with their device's resources;
+//! - [`board`]: the FPGA boards a description may name, with their device's resources, and
+//!   the block-RAM plan of a description's buffers;
 //! - [`nm`]: the N:M sparsity rule shared by training, simulator and RTL;
 //! - [`isa`]: the instruction set, defined once in a table from which the encoder, decoder,
 //!   assembler, disassembler and layout listing are all generated;

@@ -5,9 +5,9 @@
 //! first: Verilator accepts some constructs that synthesis refuses) with the instances of every
 //! module that the design declares. Without the pooling gradients' line buffer it lints too.
 
+use satkit_hw::arch::BufferConfig;
 use satkit_hw::isa::{Buffer, Op, VecOp};
 use satkit_hw::rtl::machine::{generate, TOP_MODULE};
-use satkit_hw::arch::BufferConfig;
 use satkit_hw::ArchConfig;
 
 #[test]

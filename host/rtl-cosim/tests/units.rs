@@ -395,8 +395,11 @@ fn pooling_windows_whose_rows_share_banks() {
             let d = pool_dims(3, [h, w, k, stride].map(u64::from)).unwrap();
             let elements = 3 * d.oh * d.ow * d.k * d.k;
             assert!(d.walk_cycles(3, lanes, banks.into()) > elements.div_ceil(lanes), "{walked} {geometry:?} never collides");
-            let ops: &[VecOp] =
-                if gradients { &[VecOp::MaxPool, VecOp::AvgPool, VecOp::MaxPoolGrad, VecOp::AvgPoolGrad] } else { &[VecOp::MaxPool, VecOp::AvgPool] };
+            let ops: &[VecOp] = if gradients {
+                &[VecOp::MaxPool, VecOp::AvgPool, VecOp::MaxPoolGrad, VecOp::AvgPoolGrad]
+            } else {
+                &[VecOp::MaxPool, VecOp::AvgPool]
+            };
             for &op in ops {
                 // The walk reads `a`, and avgpool_grad writes its destination along it.
                 let (dst, a) = if op == VecOp::AvgPoolGrad { ((walked, 40), (other, 0)) } else { ((other, 1000), (walked, 40)) };
