@@ -487,6 +487,41 @@ impl BufferUse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The walk as the RTL takes it: all of a cycle's `lanes` candidate elements at once, each
+    /// compared with every earlier lane's; the cycle ends at the first lane that meets an
+    /// earlier lane's different element in a bank.
+    fn walk_by_lane_pairs(d: PoolDims, planes: u64, lanes: u64, banks: u64) -> u64 {
+        let PoolDims { h, w, k, s, oh, ow } = d;
+        let elements: Vec<u64> = (0..planes)
+            .flat_map(|plane| (0..oh).flat_map(move |orow| (0..ow).map(move |ocol| (plane, orow, ocol))))
+            .flat_map(|(plane, orow, ocol)| (0..k * k).map(move |i| plane * h * w + (orow * s + i / k) * w + ocol * s + i % k))
+            .collect();
+        let (mut at, mut cycles) = (0, 0);
+        while at < elements.len() {
+            let candidates = &elements[at..elements.len().min(at + lanes as usize)];
+            let meets =
+                |g: usize| (0..g).any(|e| candidates[e] % banks == candidates[g] % banks && candidates[e] != candidates[g]);
+            at += (1..candidates.len()).find(|&g| meets(g)).unwrap_or(candidates.len());
+            cycles += 1;
+        }
+        cycles
+    }
+
+    proptest! {
+        /// The simulator's walk, one element at a time against the banks it holds, counts the
+        /// cycles that the RTL's lane-pair comparison gives, on random geometries.
+        #[test]
+        fn the_walk_is_the_rtls_lane_pair_walk(
+            (h, w, k) in (1u64..12, 1u64..40).prop_flat_map(|(h, w)| (Just(h), Just(w), 1..=h.min(w).min(4))),
+            s in 1u64..5, planes in 0u64..4, lanes in 1u64..20, bank_bits in 0u32..6,
+        ) {
+            let d = pool_dims(planes, [h, w, k, s]).unwrap();
+            let banks = 1u64 << bank_bits;
+            prop_assert_eq!(d.walk(planes, lanes, banks), walk_by_lane_pairs(d, planes, lanes, banks));
+        }
+    }
 
     /// Walks worked out by hand, element by element.
     #[test]

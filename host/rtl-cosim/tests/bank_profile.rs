@@ -44,8 +44,13 @@ fn dense_gemm_4x4x16(dataflow: Dataflow) -> Op {
 }
 
 /// An element-wise `vec` op over `count` elements, its operands as `(buffer, address)` pairs.
+fn vec_insn(op: VecOp, count: u32, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32), p: [u32; 4]) -> Op {
+    let [p0, p1, p2, p3] = p;
+    Op::Vec { op, count, dst_buf: dst.0, dst: dst.1, a_buf: a.0, a: a.1, b_buf: b.0, b: b.1, p0, p1, p2, p3 }
+}
+
 fn elementwise(op: VecOp, count: u32, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32)) -> Op {
-    Op::Vec { op, count, dst_buf: dst.0, dst: dst.1, a_buf: a.0, a: a.1, b_buf: b.0, b: b.1, p0: 0, p1: 0, p2: 0, p3: 0 }
+    vec_insn(op, count, dst, a, b, [0; 4])
 }
 
 #[test]
@@ -265,20 +270,7 @@ fn the_pooling_walk_never_puts_two_elements_of_a_cycle_in_one_bank() {
     let values: Vec<f32> = (0..256).map(|i| ((i * 37) % 101) as f32 - 50.0).collect();
     machine.write_buffer(Buffer::Act, 0, &values).unwrap();
     machine.write_buffer(Buffer::Acc, 0, &values[..64]).unwrap();
-    let pool = |op, dst: (Buffer, u32), a: (Buffer, u32), b: (Buffer, u32)| Op::Vec {
-        op,
-        count: 2,
-        dst_buf: dst.0,
-        dst: dst.1,
-        a_buf: a.0,
-        a: a.1,
-        b_buf: b.0,
-        b: b.1,
-        p0: 4,
-        p1: 32,
-        p2: 2,
-        p3: 2,
-    };
+    let pool = |op, dst, a, b| vec_insn(op, 2, dst, a, b, [4, 32, 2, 2]);
     let program = Program {
         insns: vec![
             Instruction::new(pool(VecOp::MaxPool, (Buffer::Acc, 100), (Buffer::Act, 0), (Buffer::Act, 0))),
