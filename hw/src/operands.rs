@@ -86,24 +86,32 @@ impl PoolDims {
     /// With windows whose rows are `w` apart, a multiple of `banks` or near one, a cycle ends
     /// where a row of a window would meet the one above it.
     ///
+    /// With `argmax_writes` (`maxpool_grad`, which writes each window's gradient at the
+    /// window's maximum when the window ends), a cycle that starts inside a window also ends
+    /// with that window when another whole window could still end after it in the cycle. So
+    /// the windows that end in one cycle are either that one window alone, or windows read
+    /// whole in the cycle, whose maxima are among the cycle's elements, on distinct banks
+    /// whatever the data (the walk's banks are then the fewer of the input's and the
+    /// destination's).
+    ///
     /// Which bank an element takes does not depend on the operand's first element (two
     /// elements share a bank exactly when their distance is a multiple of `banks`), so the
     /// count depends only on the geometry; each distinct one is walked once (a walk is linear
     /// in its elements) and remembered.
-    pub fn walk_cycles(&self, planes: u64, lanes: u64, banks: u64) -> u64 {
-        type Walk = (PoolDims, u64, u64, u64);
+    pub fn walk_cycles(&self, planes: u64, lanes: u64, banks: u64, argmax_writes: bool) -> u64 {
+        type Walk = (PoolDims, u64, u64, u64, bool);
         static WALKS: OnceLock<Mutex<HashMap<Walk, u64>>> = OnceLock::new();
-        let key = (*self, planes, lanes, banks);
+        let key = (*self, planes, lanes, banks, argmax_writes);
         let walks = WALKS.get_or_init(Default::default);
         if let Some(&cycles) = walks.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return cycles;
         }
-        let cycles = self.walk(planes, lanes.max(1), banks.max(1));
+        let cycles = self.walk(planes, lanes.max(1), banks.max(1), argmax_writes);
         walks.lock().unwrap_or_else(PoisonError::into_inner).insert(key, cycles);
         cycles
     }
 
-    fn walk(&self, planes: u64, lanes: u64, banks: u64) -> u64 {
+    fn walk(&self, planes: u64, lanes: u64, banks: u64, argmax_writes: bool) -> u64 {
         let PoolDims { h, w, k, s, oh, ow } = *self;
         // The element each bank holds in the current cycle, by the cycle's number.
         let mut held = vec![(0u64, 0u64); banks as usize];
@@ -111,13 +119,17 @@ impl PoolDims {
         let mut cycles = 0;
         while plane < planes {
             cycles += 1;
-            for _ in 0..lanes {
+            let inside_a_window = (dr, dc) != (0, 0);
+            for lane in 0..lanes {
                 let element = plane * h * w + (orow * s + dr) * w + ocol * s + dc;
                 let bank = &mut held[(element % banks) as usize];
                 if bank.0 == cycles && bank.1 != element {
                     break;
                 }
                 *bank = (cycles, element);
+                // The first window end of a cycle that started inside that window.
+                let window_end = dc + 1 == k && dr + 1 == k;
+                let ends_cycle = argmax_writes && inside_a_window && window_end && lanes - 1 - lane >= k * k;
                 dc += 1;
                 if dc == k {
                     (dc, dr) = (0, dr + 1);
@@ -127,12 +139,12 @@ impl PoolDims {
                             (ocol, orow) = (0, orow + 1);
                             if orow == oh {
                                 (orow, plane) = (0, plane + 1);
-                                if plane == planes {
-                                    break;
-                                }
                             }
                         }
                     }
+                }
+                if plane == planes || ends_cycle {
+                    break;
                 }
             }
         }
@@ -183,6 +195,20 @@ pub fn norm_dims(op: VecOp, count: u64, p: [u64; 4]) -> Result<NormDims, String>
     }
 }
 
+/// A pooling op's walk over the windows of its planes ([`PoolDims::walk_cycles`]). Its banks
+/// are those of the buffer it reads (`a`), or of the one it writes at every window element
+/// (`avgpool_grad`'s destination), or of both (`maxpool_grad`, which reads `a` and writes its
+/// destination at the windows' maxima: the fewer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolWalk {
+    /// The planes' geometry.
+    pub dims: PoolDims,
+    /// The planes.
+    pub planes: u64,
+    /// Whether the op writes at each window's maximum (`maxpool_grad`).
+    pub argmax_writes: bool,
+}
+
 /// A vector op's element counts and lane passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VecGeometry {
@@ -197,10 +223,8 @@ pub struct VecGeometry {
     /// The lanes' passes as `(repetitions, elements)`: each repetition of a pass takes
     /// `ceil(elements / lanes)` cycles (see the simulator's vector unit).
     pub passes: [(u64, u64); 3],
-    /// A pooling op's walk over its windows, after the passes: the geometry and the planes
-    /// ([`PoolDims::walk_cycles`]). It walks `a`'s buffer, or `avgpool_grad`'s destination,
-    /// which it writes at every window element.
-    pub walk: Option<(PoolDims, u64)>,
+    /// A pooling op's walk over its windows, after the passes.
+    pub walk: Option<PoolWalk>,
 }
 
 impl VecGeometry {
@@ -218,7 +242,7 @@ impl VecGeometry {
             VecOp::MaxPool | VecOp::AvgPool => {
                 let d = pool_dims(n, p)?;
                 let flat = VecGeometry::flat(n * d.h * d.w, 0, n * d.oh * d.ow, n * d.oh * d.ow * d.k * d.k);
-                VecGeometry { passes: [(0, 0); 3], walk: Some((d, n)), ..flat }
+                VecGeometry { passes: [(0, 0); 3], walk: Some(PoolWalk { dims: d, planes: n, argmax_writes: false }), ..flat }
             }
             // The gradient planes are zeroed first, then the windows add to them.
             VecOp::MaxPoolGrad | VecOp::AvgPoolGrad => {
@@ -227,7 +251,7 @@ impl VecGeometry {
                 let (planes, work) = (n * d.h * d.w, n * d.oh * d.ow * d.k * d.k);
                 VecGeometry {
                     passes: [(1, planes), (0, 0), (0, 0)],
-                    walk: Some((d, n)),
+                    walk: Some(PoolWalk { dims: d, planes: n, argmax_writes: op == VecOp::MaxPoolGrad }),
                     ..VecGeometry::flat(elements_in, n * d.oh * d.ow, planes, work)
                 }
             }
@@ -293,7 +317,7 @@ impl VecGeometry {
     /// `walk_banks` banks.
     pub fn issue_cycles(&self, lanes: u64, walk_banks: u64) -> u64 {
         let passes: u64 = self.passes.iter().map(|&(repetitions, elements)| repetitions * elements.div_ceil(lanes)).sum();
-        passes + self.walk.map_or(0, |(d, planes)| d.walk_cycles(planes, lanes, walk_banks))
+        passes + self.walk.map_or(0, |w| w.dims.walk_cycles(w.planes, lanes, walk_banks, w.argmax_writes))
     }
 }
 
@@ -491,19 +515,30 @@ mod tests {
 
     /// The walk as the RTL takes it: all of a cycle's `lanes` candidate elements at once, each
     /// compared with every earlier lane's; the cycle ends at the first lane that meets an
-    /// earlier lane's different element in a bank.
-    fn walk_by_lane_pairs(d: PoolDims, planes: u64, lanes: u64, banks: u64) -> u64 {
+    /// earlier lane's different element in a bank, or (with `argmax_writes`) after the first
+    /// lane that ends a window, if the cycle started inside it and `k k` lanes follow.
+    fn walk_by_lane_pairs(d: PoolDims, planes: u64, lanes: u64, banks: u64, argmax_writes: bool) -> u64 {
         let PoolDims { h, w, k, s, oh, ow } = d;
-        let elements: Vec<u64> = (0..planes)
+        let window = k * k;
+        let elements: Vec<(u64, u64)> = (0..planes)
             .flat_map(|plane| (0..oh).flat_map(move |orow| (0..ow).map(move |ocol| (plane, orow, ocol))))
-            .flat_map(|(plane, orow, ocol)| (0..k * k).map(move |i| plane * h * w + (orow * s + i / k) * w + ocol * s + i % k))
+            .flat_map(|(plane, orow, ocol)| {
+                (0..window).map(move |i| (plane * h * w + (orow * s + i / k) * w + ocol * s + i % k, i))
+            })
             .collect();
         let (mut at, mut cycles) = (0, 0);
         while at < elements.len() {
             let candidates = &elements[at..elements.len().min(at + lanes as usize)];
-            let meets =
-                |g: usize| (0..g).any(|e| candidates[e] % banks == candidates[g] % banks && candidates[e] != candidates[g]);
-            at += (1..candidates.len()).find(|&g| meets(g)).unwrap_or(candidates.len());
+            let meets = |g: usize| {
+                (0..g).any(|e| candidates[e].0 % banks == candidates[g].0 % banks && candidates[e].0 != candidates[g].0)
+            };
+            let mut taken = (1..candidates.len()).find(|&g| meets(g)).unwrap_or(candidates.len());
+            let first_end = candidates.iter().position(|&(_, i)| i == window - 1);
+            let inside_a_window = candidates[0].1 != 0;
+            if let Some(end) = first_end.filter(|&end| argmax_writes && inside_a_window && lanes - 1 - end as u64 >= window) {
+                taken = taken.min(end + 1);
+            }
+            at += taken;
             cycles += 1;
         }
         cycles
@@ -519,7 +554,9 @@ mod tests {
         ) {
             let d = pool_dims(planes, [h, w, k, s]).unwrap();
             let banks = 1u64 << bank_bits;
-            prop_assert_eq!(d.walk(planes, lanes, banks), walk_by_lane_pairs(d, planes, lanes, banks));
+            for argmax_writes in [false, true] {
+                prop_assert_eq!(d.walk(planes, lanes, banks, argmax_writes), walk_by_lane_pairs(d, planes, lanes, banks, argmax_writes));
+            }
         }
     }
 
@@ -531,22 +568,31 @@ mod tests {
         // later cycle a window's bottom row and the next one's top row; cycle 5 the last
         // window's bottom row. On 16 banks nothing meets: 16 elements in 4 cycles.
         let d = pool_dims(1, [2, 8, 2, 2]).unwrap();
-        assert_eq!(d.walk_cycles(1, 4, 8), 5);
-        assert_eq!(d.walk_cycles(1, 4, 16), 4);
+        assert_eq!(d.walk_cycles(1, 4, 8, false), 5);
+        assert_eq!(d.walk_cycles(1, 4, 16, false), 4);
         // 3x3 windows, stride 1, on a 3x4 plane: two windows of 9 elements, 0-2, 4-6, 8-10
         // and 1-3, 5-7, 9-11. With 16 lanes on 16 banks the second window's elements that the
         // first one also has are the same elements, not conflicts: 18 elements in 2 cycles.
         let d = pool_dims(1, [3, 4, 3, 1]).unwrap();
-        assert_eq!(d.walk_cycles(1, 16, 16), 2);
+        assert_eq!(d.walk_cycles(1, 16, 16, false), 2);
         // On 8 banks element 8 meets 0 (cycle 1 takes 6), the second window's 1 meets 9
         // (cycle 2 takes 8-10), its 9 meets 1 (cycle 3 takes 6) and cycle 4 the last 3.
-        assert_eq!(d.walk_cycles(1, 16, 8), 4);
+        assert_eq!(d.walk_cycles(1, 16, 8, false), 4);
         // Four lanes on 4 banks: every window row is a cycle (3 elements, the next row's
         // first meets this row's first), 6 cycles; a second plane, 12 elements on, adds 6.
-        assert_eq!(d.walk_cycles(1, 4, 4), 6);
-        assert_eq!(d.walk_cycles(2, 4, 4), 12);
+        assert_eq!(d.walk_cycles(1, 4, 4, false), 6);
+        assert_eq!(d.walk_cycles(2, 4, 4, false), 12);
         // One lane takes an element a cycle, and no planes take none.
-        assert_eq!(d.walk_cycles(2, 1, 4), 36);
-        assert_eq!(d.walk_cycles(0, 4, 4), 0);
+        assert_eq!(d.walk_cycles(2, 1, 4, false), 36);
+        assert_eq!(d.walk_cycles(0, 4, 4, false), 0);
+        // Writes at the windows' maxima: 2x2 windows, stride 2, on a plane 8 wide, 8 lanes on 8
+        // banks. Each window's bottom row meets its top row, so a cycle starts inside a window
+        // after each top row; it then ends with that window (6 lanes follow, room for another
+        // window), and every window takes 2 cycles: 8. Without the writes, the cycles after the
+        // first take a bottom row and the next window's top row: 5. With 4 lanes, no cycle has
+        // room for a second window after the first one ends, and the walk is the same.
+        let d = pool_dims(1, [2, 8, 2, 2]).unwrap();
+        assert_eq!((d.walk_cycles(1, 8, 8, true), d.walk_cycles(1, 8, 8, false)), (8, 5));
+        assert_eq!(d.walk_cycles(1, 4, 8, true), d.walk_cycles(1, 4, 8, false));
     }
 }

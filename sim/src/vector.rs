@@ -24,9 +24,10 @@
 //! are registered, then the buffers read synchronously, as the RTL does), where work is the
 //! element count for element-wise ops, one for the others. Pooling walks its `outputs * p2 *
 //! p2` window elements, each cycle the longest prefix of the next `lanes` whose distinct
-//! elements fall on distinct banks of the buffer walked (`a`'s; `avgpool_grad`'s destination),
-//! so `ceil(outputs p2 p2 / lanes)` cycles where no window's rows meet in a bank
-//! ([`satkit_hw::operands::PoolDims::walk_cycles`]). A pooling gradient first writes zeros
+//! elements fall on distinct banks of the buffer walked (`a`'s; `avgpool_grad`'s destination;
+//! the fewer banks of both for `maxpool_grad`, whose cycles also end with a window that they
+//! started inside when another window could end after it), so `ceil(outputs p2 p2 / lanes)`
+//! cycles where no window's rows meet in a bank ([`satkit_hw::operands::PoolDims::walk_cycles`]). A pooling gradient first writes zeros
 //! over its `planes * p0 * p1` outputs (`ceil(planes p0 p1 / lanes)` cycles), then walks the
 //! windows. The softmaxes
 //! make three passes over each row (max, exponentials and their sum, normalization), each
@@ -96,8 +97,12 @@ fn element_bytes(s: &Scratchpads, b: Buffer) -> u64 {
 /// Cost of a vector instruction (call after [`VecInsn::check`]).
 pub fn cost(arch: &ArchConfig, s: &Scratchpads, v: &VecInsn) -> Cost {
     let g = v.geometry().expect("checked before costing");
-    let walked = if v.op == VecOp::AvgPoolGrad { v.dst.0 } else { v.a.0 };
-    let issue_cycles = g.issue_cycles(u64::from(arch.vector.lanes), arch.banks(walked));
+    let walk_banks = match v.op {
+        VecOp::AvgPoolGrad => arch.banks(v.dst.0),
+        VecOp::MaxPoolGrad => arch.banks(v.a.0).min(arch.banks(v.dst.0)),
+        _ => arch.banks(v.a.0),
+    };
+    let issue_cycles = g.issue_cycles(u64::from(arch.vector.lanes), walk_banks);
     let mut cost =
         Cost { cycles: issue_cycles + u64::from(arch.vector.pipeline_latency) + 2, elements: g.work, ..Cost::default() };
     cost.sram.read(v.a.0, g.elements_in * element_bytes(s, v.a.0));

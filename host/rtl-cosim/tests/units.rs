@@ -394,7 +394,10 @@ fn pooling_windows_whose_rows_share_banks() {
             let (h, w, k, stride) = geometry;
             let d = pool_dims(3, [h, w, k, stride].map(u64::from)).unwrap();
             let elements = 3 * d.oh * d.ow * d.k * d.k;
-            assert!(d.walk_cycles(3, lanes, banks.into()) > elements.div_ceil(lanes), "{walked} {geometry:?} never collides");
+            assert!(
+                d.walk_cycles(3, lanes, banks.into(), false) > elements.div_ceil(lanes),
+                "{walked} {geometry:?} never collides"
+            );
             let ops: &[VecOp] = if gradients {
                 &[VecOp::MaxPool, VecOp::AvgPool, VecOp::MaxPoolGrad, VecOp::AvgPoolGrad]
             } else {

@@ -63,7 +63,10 @@
 //! elements whose distinct elements fall on distinct banks of the buffer walked (`a`'s, or
 //! `avgpool_grad`'s destination): every pair of lanes compares its elements' bank bits, and the
 //! walker's next state is the chain's tap after the prefix (`PoolDims::walk_cycles`, the
-//! simulator's count). In the data cycle the lanes chain the window's maximum
+//! simulator's count). `maxpool_grad` walks the fewer banks of `a`'s and its destination's, and
+//! a cycle of it that started inside a window ends with that window when another whole window
+//! could end after it, so that its writes at the windows' maxima fall on distinct banks too.
+//! In the data cycle the lanes chain the window's maximum
 //! (a lane replaces it when greater, so the first maximum and its position are kept) and sum
 //! (from +0) across lanes and, through registers, across cycles; the lane holding a window's
 //! last element writes the output (`avgpool`: the sum divided by `p2 p2`). A gradient first
@@ -786,21 +789,36 @@ module {VECTOR_UNIT_MODULE} (
     assign t_orow[0] = w_orow; assign t_ocol[0] = w_ocol; assign t_dr[0] = w_dr; assign t_dc[0] = w_dc;
     assign t_wr[0] = w_wr; assign t_wc[0] = w_wc;
     // The prefix walk: a lane takes its element only when no earlier lane's different element
-    // of the cycle falls on its bank of the buffer walked (a's, or avgpool_grad's destination,
-    // which it writes at every element), and the walker moves on by the lanes taken,
-    // walk_step (the simulator's PoolDims::walk_cycles). Two elements share a bank when their
-    // offsets agree in the bank bits, wherever the operand starts.
-    wire [2:0] walk_buf = op == OP_AVGPOOL_GRAD ? dst_buf : a_buf;
-    wire [23:0] walk_bank_mask = walk_buf == BUF_ACT ? 24'd{act_bank_mask} : walk_buf == BUF_ACC ? 24'd{acc_bank_mask}
-                               : walk_buf == BUF_MASTER || walk_buf == BUF_MASK ? 24'd{master_bank_mask} : 24'd{wgt_bank_mask};
+    // of the cycle falls on its bank of the buffer walked (a's; avgpool_grad's destination,
+    // which it writes at every element; for maxpool_grad the fewer banks of both), and the
+    // walker moves on by the lanes taken, walk_step (the simulator's PoolDims::walk_cycles).
+    // Two elements share a bank when their offsets agree in the bank bits, wherever the operand
+    // starts. maxpool_grad writes at each window's maximum when the window ends: a cycle that
+    // started inside a window ends with it when another whole window could end after it, so
+    // the windows ending in a cycle are that one alone or windows read whole in the cycle.
+    wire [23:0] a_bank_mask = a_buf == BUF_ACT ? 24'd{act_bank_mask} : a_buf == BUF_ACC ? 24'd{acc_bank_mask}
+                            : a_buf == BUF_MASTER || a_buf == BUF_MASK ? 24'd{master_bank_mask} : 24'd{wgt_bank_mask};
+    wire [23:0] dst_bank_mask = dst_buf == BUF_ACT ? 24'd{act_bank_mask} : dst_buf == BUF_ACC ? 24'd{acc_bank_mask}
+                              : dst_buf == BUF_MASTER || dst_buf == BUF_MASK ? 24'd{master_bank_mask} : 24'd{wgt_bank_mask};
+    wire [23:0] walk_bank_mask = op == OP_AVGPOOL_GRAD ? dst_bank_mask
+                               : op == OP_MAXPOOL_GRAD ? a_bank_mask & dst_bank_mask : a_bank_mask;
     wire [23:0] t_elem [0:LANES-1];
     wire [LANES-1:0] walk_clash;
+    // Lane g's element is the last of its window.
+    wire [LANES-1:0] window_last;
+    wire inside_a_window = w_dr != 8'd0 || w_dc != 8'd0;
+    wire [15:0] window_elements = {{8'h0, pk}} * {{8'h0, pk}};
     localparam [15:0] ALL_LANES = LANES;
-    reg [15:0] walk_step;
+    reg [15:0] walk_step, first_end;
     integer wl;
     always @* begin
         walk_step = ALL_LANES;
         for (wl = LANES - 1; wl >= 1; wl = wl - 1) if (walk_clash[wl]) walk_step = wl[15:0];
+        first_end = ALL_LANES;
+        for (wl = LANES - 1; wl >= 0; wl = wl - 1) if (window_last[wl]) first_end = wl[15:0];
+        if (op == OP_MAXPOOL_GRAD && inside_a_window && first_end != ALL_LANES
+            && ALL_LANES - 16'd1 - first_end >= window_elements && first_end + 16'd1 < walk_step)
+            walk_step = first_end + 16'd1;
     end
 
     assign wbuf = dst_buf;
@@ -1086,6 +1104,7 @@ module {VECTOR_UNIT_MODULE} (
             wire col_wrap = t_ocol[g] + 16'd1 == pow;
             wire row_wrap = t_orow[g] + 16'd1 == poh;
             wire next_window = dc_wrap && dr_wrap;
+            assign window_last[g] = next_window;
             wire next_row = next_window && col_wrap;
             wire next_plane = next_row && row_wrap;
             assign t_dc[g+1] = dc_wrap ? 8'd0 : t_dc[g] + 8'd1;
