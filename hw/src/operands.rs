@@ -92,7 +92,9 @@ impl PoolDims {
     /// the windows that end in one cycle are either that one window alone, or windows read
     /// whole in the cycle, whose maxima are among the cycle's elements, on distinct banks
     /// whatever the data (the walk's banks are then the fewer of the input's and the
-    /// destination's).
+    /// destination's). So that cycles seldom start inside a window, a cycle that starts at a
+    /// window's start and would end inside a later one ends at its last window end instead
+    /// (`floor(lanes / (k k))` whole windows a cycle where nothing collides).
     ///
     /// Which bank an element takes does not depend on the operand's first element (two
     /// elements share a bank exactly when their distance is a multiple of `banks`), so the
@@ -115,37 +117,52 @@ impl PoolDims {
         let PoolDims { h, w, k, s, oh, ow } = *self;
         // The element each bank holds in the current cycle, by the cycle's number.
         let mut held = vec![(0u64, 0u64); banks as usize];
-        let (mut plane, mut orow, mut ocol, mut dr, mut dc) = (0, 0, 0, 0, 0);
-        let mut cycles = 0;
-        while plane < planes {
+        // The walker: plane, output row and column, window row and column.
+        let advance = |(plane, orow, ocol, dr, dc): (u64, u64, u64, u64, u64)| {
+            if dc + 1 < k {
+                (plane, orow, ocol, dr, dc + 1)
+            } else if dr + 1 < k {
+                (plane, orow, ocol, dr + 1, 0)
+            } else if ocol + 1 < ow {
+                (plane, orow, ocol + 1, 0, 0)
+            } else if orow + 1 < oh {
+                (plane, orow + 1, 0, 0, 0)
+            } else {
+                (plane + 1, 0, 0, 0, 0)
+            }
+        };
+        let inside = |(_, _, _, dr, dc): (u64, u64, u64, u64, u64)| (dr, dc) != (0, 0);
+        let (mut at, mut cycles) = ((0, 0, 0, 0, 0), 0);
+        while at.0 < planes {
             cycles += 1;
-            let inside_a_window = (dr, dc) != (0, 0);
+            let started_inside = inside(at);
+            // The walker after the last window end of the cycle.
+            let mut after_last_end = None;
             for lane in 0..lanes {
+                let (plane, orow, ocol, dr, dc) = at;
                 let element = plane * h * w + (orow * s + dr) * w + ocol * s + dc;
                 let bank = &mut held[(element % banks) as usize];
                 if bank.0 == cycles && bank.1 != element {
                     break;
                 }
                 *bank = (cycles, element);
-                // The first window end of a cycle that started inside that window.
                 let window_end = dc + 1 == k && dr + 1 == k;
-                let ends_cycle = argmax_writes && inside_a_window && window_end && lanes - 1 - lane >= k * k;
-                dc += 1;
-                if dc == k {
-                    (dc, dr) = (0, dr + 1);
-                    if dr == k {
-                        (dr, ocol) = (0, ocol + 1);
-                        if ocol == ow {
-                            (ocol, orow) = (0, orow + 1);
-                            if orow == oh {
-                                (orow, plane) = (0, plane + 1);
-                            }
-                        }
+                at = advance(at);
+                if window_end {
+                    after_last_end = Some(at);
+                    // The first window end of a cycle that started inside that window.
+                    if argmax_writes && started_inside && lanes - 1 - lane >= k * k {
+                        break;
                     }
                 }
-                if plane == planes || ends_cycle {
+                if at.0 == planes {
                     break;
                 }
+            }
+            // A cycle that started at a window's start and would end inside a later one ends
+            // at its last window end instead.
+            if let Some(end) = after_last_end.filter(|_| argmax_writes && !started_inside && inside(at)) {
+                at = end;
             }
         }
         cycles
@@ -515,8 +532,9 @@ mod tests {
 
     /// The walk as the RTL takes it: all of a cycle's `lanes` candidate elements at once, each
     /// compared with every earlier lane's; the cycle ends at the first lane that meets an
-    /// earlier lane's different element in a bank, or (with `argmax_writes`) after the first
-    /// lane that ends a window, if the cycle started inside it and `k k` lanes follow.
+    /// earlier lane's different element in a bank; with `argmax_writes`, after the first lane
+    /// that ends a window if the cycle started inside it and `k k` lanes follow, else after the
+    /// last lane that ends a window if the cycle would end inside a window.
     fn walk_by_lane_pairs(d: PoolDims, planes: u64, lanes: u64, banks: u64, argmax_writes: bool) -> u64 {
         let PoolDims { h, w, k, s, oh, ow } = d;
         let window = k * k;
@@ -533,10 +551,18 @@ mod tests {
                 (0..g).any(|e| candidates[e].0 % banks == candidates[g].0 % banks && candidates[e].0 != candidates[g].0)
             };
             let mut taken = (1..candidates.len()).find(|&g| meets(g)).unwrap_or(candidates.len());
-            let first_end = candidates.iter().position(|&(_, i)| i == window - 1);
+            let ends = |g: usize| candidates[g].1 == window - 1;
+            let first_end = (0..candidates.len()).find(|&g| ends(g));
+            let last_end = (0..taken).rev().find(|&g| ends(g));
             let inside_a_window = candidates[0].1 != 0;
-            if let Some(end) = first_end.filter(|&end| argmax_writes && inside_a_window && lanes - 1 - end as u64 >= window) {
-                taken = taken.min(end + 1);
+            if argmax_writes && inside_a_window {
+                if let Some(end) = first_end.filter(|&end| lanes - 1 - end as u64 >= window) {
+                    taken = taken.min(end + 1);
+                }
+            } else if argmax_writes && !ends(taken - 1) && at + taken < elements.len() {
+                if let Some(end) = last_end {
+                    taken = end + 1;
+                }
             }
             at += taken;
             cycles += 1;
@@ -594,5 +620,10 @@ mod tests {
         let d = pool_dims(1, [2, 8, 2, 2]).unwrap();
         assert_eq!((d.walk_cycles(1, 8, 8, true), d.walk_cycles(1, 8, 8, false)), (8, 5));
         assert_eq!(d.walk_cycles(1, 4, 8, true), d.walk_cycles(1, 4, 8, false));
+        // Where nothing collides, whole windows a cycle: four 3x3 windows of stride 3 on a
+        // 3 x 12 plane, 16 lanes, one window (9 elements) a cycle: 4 cycles, against
+        // ceil(36 / 16) = 3 without the writes.
+        let d = pool_dims(1, [3, 12, 3, 3]).unwrap();
+        assert_eq!((d.walk_cycles(1, 16, 64, true), d.walk_cycles(1, 16, 64, false)), (4, 3));
     }
 }

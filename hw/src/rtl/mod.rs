@@ -70,8 +70,11 @@
 //!   prefix of its lanes' elements that falls on distinct banks of the buffer it walks, and the
 //!   simulator charges the same cycles ([`crate::operands::PoolDims::walk_cycles`]): on
 //!   `vcu1525` the zoo's windows never collide at its 512 banks. `maxpool_grad` writes each
-//!   window's gradient at the window's maximum, which the data chooses; those writes are not
-//!   checked against the banks.
+//!   window's gradient at the window's maximum, which the data chooses: its walk takes the
+//!   fewer banks of its input's and destination's, and a cycle of it that started inside a
+//!   window ends with that window when another whole window could end after it, so the
+//!   windows that end in one cycle are that one alone or windows whose elements the cycle read
+//!   (on distinct banks).
 //! - *Several operands writing one buffer:* every write reaches every replica, so a cycle's
 //!   writes must fall on distinct banks together (the bank profile counts them too). Different
 //!   instructions write different partitions where `buffers.writers` is 1. One instruction
@@ -82,9 +85,8 @@
 //! Each buffer's banks cover every unit's widest run on it ([`ArchConfig::min_banks`],
 //! validated): `vcu1525`'s DMA alone needs [`ArchConfig::dma_banks`] = 512 in every buffer.
 //!
-//! What remains:
-//! - `maxpool_grad`'s writes at the windows' maxima, which two windows ending in one cycle may
-//!   put in one bank;
+//! So every operand of every instruction falls on distinct banks, whatever the data. What
+//! remains:
 //! - the banked replicas with their routing, and replica allocation. A crossbar from every
 //!   lane of every bus to every bank is far too large at `vcu1525`'s size (hundreds of lanes
 //!   and banks); a run needs only a rotation by its first bank (`log2 B` multiplexer stages

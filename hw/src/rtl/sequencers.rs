@@ -65,7 +65,9 @@
 //! walker's next state is the chain's tap after the prefix (`PoolDims::walk_cycles`, the
 //! simulator's count). `maxpool_grad` walks the fewer banks of `a`'s and its destination's, and
 //! a cycle of it that started inside a window ends with that window when another whole window
-//! could end after it, so that its writes at the windows' maxima fall on distinct banks too.
+//! could end after it, so that its writes at the windows' maxima fall on distinct banks too;
+//! a cycle of it that started at a window's start ends at its last window end rather than
+//! inside a later window.
 //! In the data cycle the lanes chain the window's maximum
 //! (a lane replaces it when greater, so the first maximum and its position are kept) and sum
 //! (from +0) across lanes and, through registers, across cycles; the lane holding a window's
@@ -795,7 +797,9 @@ module {VECTOR_UNIT_MODULE} (
     // Two elements share a bank when their offsets agree in the bank bits, wherever the operand
     // starts. maxpool_grad writes at each window's maximum when the window ends: a cycle that
     // started inside a window ends with it when another whole window could end after it, so
-    // the windows ending in a cycle are that one alone or windows read whole in the cycle.
+    // the windows ending in a cycle are that one alone or windows read whole in the cycle; and
+    // so that cycles seldom start inside a window, one that started at a window's start ends
+    // at its last window end rather than inside a later window.
     wire [23:0] a_bank_mask = a_buf == BUF_ACT ? 24'd{act_bank_mask} : a_buf == BUF_ACC ? 24'd{acc_bank_mask}
                             : a_buf == BUF_MASTER || a_buf == BUF_MASK ? 24'd{master_bank_mask} : 24'd{wgt_bank_mask};
     wire [23:0] dst_bank_mask = dst_buf == BUF_ACT ? 24'd{act_bank_mask} : dst_buf == BUF_ACC ? 24'd{acc_bank_mask}
@@ -809,16 +813,23 @@ module {VECTOR_UNIT_MODULE} (
     wire inside_a_window = w_dr != 8'd0 || w_dc != 8'd0;
     wire [15:0] window_elements = {{8'h0, pk}} * {{8'h0, pk}};
     localparam [15:0] ALL_LANES = LANES;
-    reg [15:0] walk_step, first_end;
+    reg [15:0] walk_step, first_end, last_end;
     integer wl;
     always @* begin
         walk_step = ALL_LANES;
         for (wl = LANES - 1; wl >= 1; wl = wl - 1) if (walk_clash[wl]) walk_step = wl[15:0];
         first_end = ALL_LANES;
         for (wl = LANES - 1; wl >= 0; wl = wl - 1) if (window_last[wl]) first_end = wl[15:0];
-        if (op == OP_MAXPOOL_GRAD && inside_a_window && first_end != ALL_LANES
-            && ALL_LANES - 16'd1 - first_end >= window_elements && first_end + 16'd1 < walk_step)
-            walk_step = first_end + 16'd1;
+        // The last window end among the lanes taken (ALL_LANES: none).
+        last_end = ALL_LANES;
+        for (wl = 0; wl < LANES; wl = wl + 1) if (window_last[wl] && wl[15:0] < walk_step) last_end = wl[15:0];
+        if (op == OP_MAXPOOL_GRAD && inside_a_window) begin
+            if (first_end != ALL_LANES && ALL_LANES - 16'd1 - first_end >= window_elements && first_end + 16'd1 < walk_step)
+                walk_step = first_end + 16'd1;
+        end else if (op == OP_MAXPOOL_GRAD && last_end != ALL_LANES && !window_last[walk_step - 16'd1])
+            // A cycle that started at a window's start and would end inside a later one ends at
+            // its last window end instead.
+            walk_step = last_end + 16'd1;
     end
 
     assign wbuf = dst_buf;
