@@ -811,6 +811,7 @@ module {VECTOR_UNIT_MODULE} (
     // Lane g's element is the last of its window.
     wire [LANES-1:0] window_last;
     wire inside_a_window = w_dr != 8'd0 || w_dc != 8'd0;
+    // The window's element count.
     wire [15:0] window_elements = {{8'h0, pk}} * {{8'h0, pk}};
     localparam [15:0] ALL_LANES = LANES;
     reg [15:0] walk_step, first_end, last_end;
@@ -1007,7 +1008,6 @@ module {VECTOR_UNIT_MODULE} (
     assign sum_chain[0] = sm_first_d ? 32'h0 : row_sum;
     assign xl_chain[0] = xl;
     // The window's element count as FP32 (exact)
-    wire [15:0] window_elements = pk * pk;
     wire [31:0] window_f;
     sat_u24_to_f32 window_to_float (.u({{8'h0, window_elements}}), .f(window_f));
     // Normalizations' chains across the lanes (in element order): sums of x or (x - mean)^2,
