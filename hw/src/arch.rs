@@ -613,16 +613,21 @@ impl ArchConfig {
         self.buffer_elements(buffer) / u64::from(self.buffers.partitions.max(1))
     }
 
+    /// The KiB a buffer's description gives (`idx` counts in `wgt`'s, `mask` in `master`'s).
+    pub fn buffer_kib(&self, buffer: Buffer) -> u32 {
+        let b = &self.buffers;
+        match buffer {
+            Buffer::Act => b.act_kib,
+            Buffer::Wgt | Buffer::Idx => b.wgt_kib,
+            Buffer::Acc => b.acc_kib,
+            Buffer::Master | Buffer::Mask => b.master_kib,
+        }
+    }
+
     /// Capacity of a buffer in elements of its own type.
     pub fn buffer_elements(&self, buffer: crate::isa::Buffer) -> u64 {
         use crate::isa::Buffer::*;
-        let b = &self.buffers;
-        let kib = match buffer {
-            Act => b.act_kib,
-            Wgt | Idx => b.wgt_kib,
-            Acc => b.acc_kib,
-            Master | Mask => b.master_kib,
-        };
+        let kib = self.buffer_kib(buffer);
         let value_bytes = match buffer {
             Act | Wgt | Idx => self.operand_bytes(),
             Acc | Master | Mask => 4,
@@ -676,6 +681,14 @@ impl ArchConfig {
         })
     }
 
+    /// The tensor unit's weight bus lanes: `C n_max` for a step's weights of every column, `C L`
+    /// for a transposed weight's element of every column of an interleaved fold, or `R n_max`
+    /// for a WS fold's steps of one column (`L = array.accumulator_latency`).
+    pub fn tensor_weight_lanes(&self) -> u64 {
+        let a = &self.array;
+        u64::from((a.cols * a.n_max.max(a.accumulator_latency)).max(a.rows * a.n_max))
+    }
+
     /// The fewest banks `buffer` can be split into (interleaved by the low address bits) so
     /// that every unit's widest cycle on it falls on distinct banks, and that cycle. Each unit
     /// touches a buffer in runs of consecutive elements (see the module documentation of
@@ -685,7 +698,7 @@ impl ArchConfig {
     /// - every buffer: a DMA cycle ([`Self::dma_banks`]) and the vector unit's `vector.lanes`;
     /// - `act`: the tensor unit's input, up to `array.rows x array.m_max` a cycle (a WS fold's
     ///   input row);
-    /// - `wgt`: the tensor unit's weights and indices ([`crate::rtl::tensor::weight_lanes`])
+    /// - `wgt`: the tensor unit's weights and indices ([`Self::tensor_weight_lanes`])
     ///   and a prune's kept values, `sore.lanes x array.n_max`;
     /// - `acc`: the GEMM's initial sums and output rows, `array.cols x
     ///   array.accumulator_latency`, and an update's gradients, `wuve.lanes`;
@@ -700,7 +713,7 @@ impl ArchConfig {
         widths.extend(match buffer {
             Buffer::Act => vec![(rows * m_max, "the tensor unit's input (array.rows x array.m_max)")],
             Buffer::Wgt | Buffer::Idx => vec![
-                (crate::rtl::tensor::weight_lanes(self) as u64, "the tensor unit's weights"),
+                (self.tensor_weight_lanes(), "the tensor unit's weights"),
                 (sore * n_max, "a prune's kept values (sore.lanes x array.n_max)"),
             ],
             Buffer::Acc => vec![

@@ -139,10 +139,10 @@ pub fn memory_plan(arch: &ArchConfig) -> Result<MemoryPlan, String> {
     let planes: Vec<PlaneMemories> = Buffer::ALL
         .iter()
         .map(|&buffer| {
-            let (partitions, banks) = (u64::from(b.partitions), arch.banks(buffer));
-            let depth = arch.buffer_elements(buffer).div_ceil(partitions * banks);
+            let banks = arch.banks(buffer);
+            let depth = arch.partition_elements(buffer).div_ceil(banks);
             let width = buffer_width(buffer) as u64;
-            let memories = partitions * u64::from(b.readers) * banks;
+            let memories = u64::from(b.partitions) * u64::from(b.readers) * banks;
             PlaneMemories {
                 buffer,
                 memories,

@@ -226,6 +226,19 @@ pub struct PoolWalk {
     pub argmax_writes: bool,
 }
 
+impl PoolWalk {
+    /// The banks the walk keeps a cycle's elements apart in: `a`'s buffer's, `avgpool_grad`'s
+    /// destination's, or for `maxpool_grad` the fewer of both (distinct in the fewer banks, a
+    /// divisor of the other count, is distinct in both).
+    pub fn banks(op: VecOp, arch: &ArchConfig, a: Buffer, dst: Buffer) -> u64 {
+        match op {
+            VecOp::AvgPoolGrad => arch.banks(dst),
+            VecOp::MaxPoolGrad => arch.banks(a).min(arch.banks(dst)),
+            _ => arch.banks(a),
+        }
+    }
+}
+
 /// A vector op's element counts and lane passes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VecGeometry {

@@ -63,14 +63,7 @@ fn sram_pj_per_64bit(bytes: f64) -> f64 {
 impl EnergyTable {
     /// The table for `arch`'s technology, with SRAM energies from its bank sizes.
     pub fn for_arch(arch: &ArchConfig) -> Self {
-        let b = &arch.buffers;
-        let kib = |buf: Buffer| match buf {
-            Buffer::Act => b.act_kib,
-            Buffer::Wgt | Buffer::Idx => b.wgt_kib,
-            Buffer::Acc => b.acc_kib,
-            Buffer::Master | Buffer::Mask => b.master_kib,
-        };
-        let bank = |buf: Buffer| f64::from(kib(buf)) * 1024.0 / arch.banks(buf) as f64;
+        let bank = |buf: Buffer| f64::from(arch.buffer_kib(buf)) * 1024.0 / arch.banks(buf) as f64;
         let (logic, sram_scale, static_watts) = match arch.technology {
             Technology::Asic45nm => (1.0, 1.0, 0.0),
             Technology::FpgaUltrascalePlus => (8.0, 2.5, 5.0),

@@ -54,7 +54,7 @@ use crate::scratchpad::{is_byte_plane, Scratchpads};
 use crate::stats::Cost;
 use satkit_hw::isa::{Buffer, VecOp};
 use satkit_hw::numerics::{GELU_CUBIC, GELU_SCALE, NORM_EPSILON};
-use satkit_hw::operands::{norm_dims, pool_dims, NormDims, PoolDims, VecGeometry};
+use satkit_hw::operands::{norm_dims, pool_dims, NormDims, PoolDims, PoolWalk, VecGeometry};
 use satkit_hw::ArchConfig;
 
 /// A vector instruction's operands.
@@ -97,11 +97,7 @@ fn element_bytes(s: &Scratchpads, b: Buffer) -> u64 {
 /// Cost of a vector instruction (call after [`VecInsn::check`]).
 pub fn cost(arch: &ArchConfig, s: &Scratchpads, v: &VecInsn) -> Cost {
     let g = v.geometry().expect("checked before costing");
-    let walk_banks = match v.op {
-        VecOp::AvgPoolGrad => arch.banks(v.dst.0),
-        VecOp::MaxPoolGrad => arch.banks(v.a.0).min(arch.banks(v.dst.0)),
-        _ => arch.banks(v.a.0),
-    };
+    let walk_banks = PoolWalk::banks(v.op, arch, v.a.0, v.dst.0);
     let issue_cycles = g.issue_cycles(u64::from(arch.vector.lanes), walk_banks);
     let mut cost =
         Cost { cycles: issue_cycles + u64::from(arch.vector.pipeline_latency) + 2, elements: g.work, ..Cost::default() };

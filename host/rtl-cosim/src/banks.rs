@@ -118,9 +118,7 @@ impl BankProfile {
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
-        let arch = &machine.arch;
-        let partitions = u64::from(arch.buffers.partitions.max(1));
-        let partition_elements = Buffer::ALL.iter().map(|&b| arch.buffer_elements(b).div_ceil(partitions).max(1)).collect();
+        let partition_elements = Buffer::ALL.iter().map(|&b| machine.arch.partition_elements(b)).collect();
         Ok(BankProfile {
             banks: banks.to_vec(),
             buses,

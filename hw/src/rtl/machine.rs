@@ -59,8 +59,8 @@ use super::sequencers::{
     VECTOR_UNIT_MODULE, WUVE_UNIT_MODULE,
 };
 use super::tensor::{
-    address_bits, array_design, buffer_module, fetch_module, sram_address_bits, unit_module, weight_lanes, BUFFER_MODULE,
-    FETCH_MODULE, UNIT_MODULE,
+    address_bits, array_design, buffer_module, fetch_module, sram_address_bits, unit_module, BUFFER_MODULE, FETCH_MODULE,
+    UNIT_MODULE,
 };
 use super::vector_lane::{FunctionKind, LaneDatapath};
 use super::verilog::merge;
@@ -136,7 +136,7 @@ pub fn operand_buses(arch: &ArchConfig) -> Vec<OperandBus> {
     let (sl, wl, vl, w) =
         (arch.sore.lanes as usize, arch.wuve.lanes as usize, arch.vector.lanes as usize, arch.dma_lanes() as usize);
     let bits = |b: Buffer| address_bits(arch.buffer_elements(b));
-    let t_wgt_lanes = weight_lanes(arch);
+    let t_wgt_lanes = arch.tensor_weight_lanes() as usize;
     let aw = sram_address_bits(arch);
     let bus = |unit, operand, write, buffer: BusBuffer, (enable, addr, data), address_bits, first, ports| OperandBus {
         unit,
@@ -525,7 +525,7 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     let (r, c, l, n_max, m_max) =
         (a.rows as usize, a.cols as usize, a.accumulator_latency as usize, a.n_max as usize, a.m_max as usize);
     let w = arch.dma_lanes() as usize;
-    let t_wgt_lanes = weight_lanes(arch);
+    let t_wgt_lanes = arch.tensor_weight_lanes() as usize;
     let aw = sram_address_bits(arch);
     let da = DRAM_ADDRESS_BITS;
     let units = Unit::ALL.len();

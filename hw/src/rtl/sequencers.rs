@@ -634,6 +634,15 @@ fn code_params() -> String {
     format!("    localparam {};\n", op.chain(buffer).collect::<Vec<_>>().join(", "))
 }
 
+/// A Verilog expression for the bank mask (banks - 1) of the buffer the 3-bit wire `buffer`
+/// names.
+fn bank_mask(arch: &ArchConfig, buffer: &str) -> String {
+    let (others, last) = Buffer::ALL.split_at(Buffer::ALL.len() - 1);
+    others.iter().rev().fold(format!("24'd{}", arch.banks(last[0]) - 1), |rest, &b| {
+        format!("{buffer} == BUF_{} ? 24'd{} : {rest}", b.name().to_uppercase(), arch.banks(b) - 1)
+    })
+}
+
 /// The vector unit (see the module documentation).
 pub(super) fn vector_unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let lanes = arch.vector.lanes as usize;
@@ -800,10 +809,8 @@ module {VECTOR_UNIT_MODULE} (
     // the windows ending in a cycle are that one alone or windows read whole in the cycle; and
     // so that cycles seldom start inside a window, one that started at a window's start ends
     // at its last window end rather than inside a later window.
-    wire [23:0] a_bank_mask = a_buf == BUF_ACT ? 24'd{act_bank_mask} : a_buf == BUF_ACC ? 24'd{acc_bank_mask}
-                            : a_buf == BUF_MASTER || a_buf == BUF_MASK ? 24'd{master_bank_mask} : 24'd{wgt_bank_mask};
-    wire [23:0] dst_bank_mask = dst_buf == BUF_ACT ? 24'd{act_bank_mask} : dst_buf == BUF_ACC ? 24'd{acc_bank_mask}
-                              : dst_buf == BUF_MASTER || dst_buf == BUF_MASK ? 24'd{master_bank_mask} : 24'd{wgt_bank_mask};
+    wire [23:0] a_bank_mask = {a_bank_mask};
+    wire [23:0] dst_bank_mask = {dst_bank_mask};
     wire [23:0] walk_bank_mask = op == OP_AVGPOOL_GRAD ? dst_bank_mask
                                : op == OP_MAXPOOL_GRAD ? a_bank_mask & dst_bank_mask : a_bank_mask;
     wire [23:0] t_elem [0:LANES-1];
@@ -1342,10 +1349,8 @@ endmodule
         norm_eps = bits(NORM_EPSILON),
         lane_datapath = LaneDatapath::new().verilog(),
         line_on = u32::from(line_on),
-        act_bank_mask = arch.banks(Buffer::Act) - 1,
-        wgt_bank_mask = arch.banks(Buffer::Wgt) - 1,
-        acc_bank_mask = arch.banks(Buffer::Acc) - 1,
-        master_bank_mask = arch.banks(Buffer::Master) - 1,
+        a_bank_mask = bank_mask(arch, "a_buf"),
+        dst_bank_mask = bank_mask(arch, "dst_buf"),
         line_rows = if line_on { arch.vector.pool_line_rows } else { 1 },
         line_cols = if line_on { arch.vector.pool_line_cols } else { 1 },
     );

@@ -48,7 +48,7 @@
 //! `v`'s compressed positions of those steps (or dense elements) at `t_f + j C Q - V + v`, and
 //! `C Q >= C I`; transposed (`weight_t`, dense `K x N`), element `e` of step `s` of every
 //! column of the fold (a run of `C I`) at `t_f + s Q - m + e`. The weight and index buses
-//! therefore have `C max(n_max, L)` lanes ([`weight_lanes`]).
+//! therefore have `C max(n_max, L)` lanes ([`ArchConfig::tensor_weight_lanes`]).
 //!
 //! Slots alternate per group through the folds, so a fold's first fetches never overwrite
 //! the previous fold's last group. With more than `C` steps, the next fold's first weight
@@ -251,14 +251,6 @@ endmodule
     )
 }
 
-/// The weight bus's lanes: `C n_max` for a step's weights of every column, `C L` for a
-/// transposed weight's element of every column of an interleaved fold, or `R n_max` for a WS
-/// fold's steps of one column.
-pub fn weight_lanes(arch: &ArchConfig) -> usize {
-    let a = &arch.array;
-    (a.cols * a.n_max.max(a.accumulator_latency)).max(a.rows * a.n_max) as usize
-}
-
 /// The operand sequencer.
 pub(super) fn unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let a = &arch.array;
@@ -270,7 +262,7 @@ pub(super) fn unit_module(arch: &ArchConfig) -> Result<String, Error> {
     let wgt_bus = 16 * super::pe::WGT_BUS_LANES;
     let idx_bus = 4 * super::pe::WGT_BUS_LANES;
     let en_bus = super::pe::WGT_BUS_LANES;
-    let wl = weight_lanes(arch);
+    let wl = arch.tensor_weight_lanes() as usize;
     let mut s = String::new();
     let _ = write!(
         s,
