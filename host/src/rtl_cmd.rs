@@ -50,8 +50,9 @@ pub struct RtlArgs {
     #[arg(long)]
     pub synth: bool,
     /// What `--synth` maps: the PE array, or the whole machine with its buffers left as black
-    /// boxes (they are multi-port register files, not block RAM; resources.json gives their
-    /// bits). At `tiny` yosys takes about 20 min on the machine, against 30 s on the array.
+    /// boxes (banked block RAM and their crossbars, counted apart in BENCHMARKS.md;
+    /// resources.json gives their bits). At `tiny` yosys takes about 20 min on the machine,
+    /// against 30 s on the array.
     #[arg(long, value_enum, default_value = "array")]
     pub synth_top: SynthTop,
 }
@@ -307,7 +308,7 @@ pub fn run(a: &RtlArgs) -> Result<()> {
                     Buffer::ALL.iter().map(|&b| arch.buffer_elements(b) * rtl::machine::buffer_width(b) as u64).sum();
                 with_spinner(format!("yosys: synth_xilinx on {} without its buffers", machine.verilog), || {
                     let path = dir.join(&machine.verilog);
-                    synthesize(&arch, &machine.top, &machine.modules, &path, Some((rtl::tensor::BUFFER_MODULE, buffer_bits)))
+                    synthesize(&arch, &machine.top, &machine.modules, &path, Some((rtl::buffer::BUFFER_MODULE, buffer_bits)))
                 })?
             }
         };
@@ -331,7 +332,7 @@ pub fn run(a: &RtlArgs) -> Result<()> {
             }
         }
         if let Some(bits) = resources.buffer_bits_not_synthesized {
-            println!("{:<12} {:>10} (multi-port register files, left out)", "buffer bits", bits);
+            println!("{:<12} {:>10} (the banked buffers, left out)", "buffer bits", bits);
         }
         println!("yosys synth_xilinx: {:.1} s -> {}", resources.synth_seconds, dir.join("resources.json").display());
     }

@@ -153,8 +153,9 @@ pub struct BufferConfig {
     pub master_banks: u32,
     /// Instructions that may read one buffer partition at the same time, each operand an
     /// instruction reads from it counting once (see [`crate::operands::BufferUse`]); 0: no
-    /// limit, every unit with ports of its own, as multi-port register files give. A block-RAM
-    /// memory has one replica per reader, each replica's read port serving one reader.
+    /// limit, every unit with ports of its own (the simulator only: the RTL's block-RAM buffers
+    /// need a limit). A block-RAM memory has one replica per reader, each replica's read port
+    /// serving one reader (`satkit_hw::rtl::buffer`).
     #[serde(default)]
     pub readers: u32,
     /// Instructions that may write one buffer partition at the same time; 0: no limit.
@@ -679,6 +680,12 @@ impl ArchConfig {
             Buffer::Acc => b.acc_banks,
             Buffer::Master | Buffer::Mask => b.master_banks,
         })
+    }
+
+    /// Memories of one plane of a buffer as banked block RAM: `partitions x readers x banks`,
+    /// each of one read and one write port (the RTL's `sat_buffer_bank`s).
+    pub fn buffer_memories(&self, buffer: Buffer) -> u64 {
+        u64::from(self.buffers.partitions) * u64::from(self.buffers.readers) * self.banks(buffer)
     }
 
     /// The tensor unit's weight bus lanes: `C n_max` for a step's weights of every column, `C L`

@@ -142,7 +142,7 @@ pub fn memory_plan(arch: &ArchConfig) -> Result<MemoryPlan, String> {
             let banks = arch.banks(buffer);
             let depth = arch.partition_elements(buffer).div_ceil(banks);
             let width = buffer_width(buffer) as u64;
-            let memories = u64::from(b.partitions) * u64::from(b.readers) * banks;
+            let memories = arch.buffer_memories(buffer);
             PlaneMemories {
                 buffer,
                 memories,

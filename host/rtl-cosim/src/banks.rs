@@ -135,12 +135,14 @@ impl BankProfile {
     }
 
     /// Tallies the current cycle: each bus's enabled ports, for the instruction its unit
-    /// started last (`started`, by unit index).
+    /// started before this cycle (`started`, by unit index), or, for a bus that reads in the
+    /// issue cycle ([`OperandBus::at_issue`]), the one it starts in this cycle (`issuing`).
     pub(crate) fn observe(
         &mut self,
         model: &mut VerilatedModel,
         program: &Program,
         started: &[Option<usize>],
+        issuing: &[Option<usize>],
     ) -> Result<(), Error> {
         for (probe, words) in &mut self.probes {
             model.read_probe(*probe, words)?;
@@ -176,13 +178,14 @@ impl BankProfile {
                 }
                 (BusBuffer::Wire(_), None) => unreachable!("every wire bus has its buffer probe"),
             };
-            let kind = match started[bus.unit.index()] {
+            let owner = if bus.at_issue { issuing } else { started };
+            let kind = match owner[bus.unit.index()] {
                 Some(i) => kind(&program.insns[i].op),
                 None => {
                     return Err(Error::Machine {
                         cycle: model.cycles(),
                         message: format!(
-                            "{} {} accesses {} before the unit started an instruction",
+                            "{} {} accesses {} outside the instructions its unit runs",
                             bus.unit.name(),
                             bus.operand,
                             buffer.name()

@@ -379,6 +379,8 @@ pub struct CosimMachine {
     trace_issue: Port,
     trace_index: Port,
     trace_done: Port,
+    bank_conflict: Port,
+    host_re: Port,
     host_we: Port,
     host_buf: Port,
     host_addr: Port,
@@ -414,6 +416,8 @@ impl CosimMachine {
             trace_issue: output("trace_issue")?,
             trace_index: output("trace_index")?,
             trace_done: output("trace_done")?,
+            bank_conflict: output("bank_conflict")?,
+            host_re: input("host_re")?,
             host_we: input("host_we")?,
             host_buf: input("host_buf")?,
             host_addr: input("host_addr")?,
@@ -475,6 +479,7 @@ impl CosimMachine {
     pub fn read_buffer(&mut self, buffer: Buffer, addr: u64, len: usize) -> Result<Vec<f32>, Error> {
         self.check(buffer, addr, len)?;
         self.model.set_u32(self.host_buf, buffer.to_bits() as u32)?;
+        self.model.set_u32(self.host_re, 1)?;
         let mut out = Vec::with_capacity(len);
         for i in 0..len {
             self.model.set_u32(self.host_addr, (addr + i as u64) as u32)?;
@@ -486,6 +491,8 @@ impl CosimMachine {
                 Buffer::Acc | Buffer::Master => f32::from_bits(bits),
             });
         }
+        self.model.set_u32(self.host_re, 0)?;
+        self.model.eval();
         Ok(out)
     }
 
@@ -579,6 +586,28 @@ impl CosimMachine {
         self.run_observed(program, Some(profile))
     }
 
+    /// Fails with cycle `t` when the machine raises an error flag, or a buffer its bank
+    /// conflict (`satkit_hw::rtl::buffer`).
+    fn check_flags(&mut self, t: u64) -> Result<(), Error> {
+        for (port, message) in self.flags {
+            if self.model.get_u32(port)? == 1 {
+                return Err(Error::Machine { cycle: t, message: message.to_string() });
+            }
+        }
+        let conflicts = self.model.get_u32(self.bank_conflict)?;
+        if let Some(buffer) = Buffer::ALL.iter().enumerate().find(|&(i, _)| (conflicts >> i) & 1 == 1).map(|(_, b)| b) {
+            return Err(Error::Machine {
+                cycle: t,
+                message: format!(
+                    "bank conflict in {} by this cycle: two elements of one bank memory wanted by one operand, by more \
+                     operands than buffers.readers, or by two writes",
+                    buffer.name()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn run_observed(&mut self, program: &Program, mut profile: Option<&mut BankProfile>) -> Result<RtlRun, Error> {
         let expected = Machine::new(&self.arch, Mode::TimingOnly).run(program)?.total_cycles;
         let limit = 2 * expected + 64;
@@ -611,7 +640,8 @@ impl CosimMachine {
         let units = Unit::ALL.len();
         let mut running: Vec<Option<usize>> = vec![None; units];
         // The instruction each unit started before this cycle: the one whose accesses it makes
-        // (no unit touches a buffer in its issue cycle).
+        // (only a bus marked `at_issue` touches a buffer in its unit's issue cycle, for the
+        // instruction issuing).
         let mut started: Vec<Option<usize>> = vec![None; units];
         let mut timing: Vec<Option<InsnTiming>> = vec![None; program.insns.len()];
         let mut completed = 0usize;
@@ -695,11 +725,7 @@ impl CosimMachine {
                     }
                 }
             }
-            for (port, message) in self.flags {
-                if self.model.get_u32(port)? == 1 {
-                    return Err(Error::Machine { cycle: t, message: message.to_string() });
-                }
-            }
+            self.check_flags(t)?;
             // Instruction timing from the controller's trace.
             let issue = self.model.get_u32(self.trace_issue)?;
             let done = self.model.get_u32(self.trace_done)?;
@@ -734,10 +760,12 @@ impl CosimMachine {
                 done_seen = true;
             }
             if let Some(profile) = profile.as_deref_mut() {
-                profile.observe(&mut self.model, program, &started)?;
-                for (u, unit) in started.iter_mut().enumerate() {
-                    if (issue >> u) & 1 == 1 {
-                        *unit = Some(index[u] as usize);
+                let issuing: Vec<Option<usize>> =
+                    (0..units).map(|u| ((issue >> u) & 1 == 1).then_some(index[u] as usize)).collect();
+                profile.observe(&mut self.model, program, &started, &issuing)?;
+                for (unit, now) in started.iter_mut().zip(issuing) {
+                    if now.is_some() {
+                        *unit = now;
                     }
                 }
             }
@@ -758,6 +786,9 @@ impl CosimMachine {
         if !pulsed {
             return Err(Error::Machine { cycle: t, message: "`done` did not pulse after the last instruction completed".into() });
         }
+        // The last cycle's bank conflicts show a cycle later.
+        self.model.eval();
+        self.check_flags(t)?;
         let instructions = timing
             .into_iter()
             .enumerate()

@@ -27,19 +27,22 @@
 //! little-endian bytes at `d_addr` and writes the buffer in the same cycle; a store reads the
 //! buffer (synchronously) and presents the bytes a cycle later.
 //!
-//! **Buffers.** `act`, `wgt`, `idx`, `acc`, `master` and `mask`, each a `sat_buffer` with the
-//! ports its users need in one cycle: the tensor unit's (see [`super::tensor`]), the SORE's,
-//! WUVE's and vector unit's (see [`super::sequencers`]) and `W` DMA lanes each way. Every read
-//! port has an enable, high exactly when its unit uses the data (the parameter
-//! `POISON_UNREAD` makes the buffers return all ones to a port read without it, which the
-//! co-simulation sets). A host port reads and writes any buffer (for tests and debugging),
-//! reading synchronously as the other ports do: `host_rdata` is the element at `host_addr` of
-//! the buffer `host_buf` names, as they were at the last clock edge.
-//! [`operand_buses`] lists each unit operand's enables, addresses and data as wires of the top;
-//! the ports of the buses on one fixed buffer are wired from that list.
-//! The controller holds instructions back by their buffer use, per partition, when
-//! `buffers.readers` or `buffers.writers` limit it (one `sat_buffer_use_<unit>` decoder per
-//! queue head); the buffers themselves are still multi-port register files, one per buffer.
+//! **Buffers.** `act`, `wgt`, `idx`, `acc`, `master` and `mask`, each a `sat_buffer`: banked
+//! block RAM ([`super::buffer`]) with the lanes its users need in one cycle: the tensor unit's
+//! (see [`super::tensor`]), the SORE's, WUVE's and vector unit's (see [`super::sequencers`]) and
+//! `W` DMA lanes each way. Every read lane has an enable, high exactly when its unit uses the
+//! data (the parameter `POISON_UNREAD` makes the buffers return all ones to a lane read without
+//! it, which the co-simulation sets). A host port reads (with `host_re`) and writes any buffer
+//! (for tests and debugging, while the machine is idle), reading synchronously as the other
+//! lanes do: `host_rdata` is the element at `host_addr` of the buffer `host_buf` names, as it
+//! was at the last clock edge. [`operand_buses`] lists each unit operand's enables, addresses
+//! and data as wires of the top; the lanes of the buses on one fixed buffer are wired from that
+//! list, each bus a bus of its buffer's crossbar. The controller holds instructions back by
+//! their buffer use, per partition (`buffers.readers`, `buffers.writers`, one
+//! `sat_buffer_use_<unit>` decoder per queue head), which is what lets each partition be
+//! `readers` replicas with one write port: the RTL refuses descriptions without those limits.
+//! `bank_conflict` (a bit per buffer, in `Buffer::ALL` order) keeps, from `start`, every cycle
+//! in which a buffer's banks could not serve its lanes.
 //!
 //! **Control/status.** `start` (one cycle) clears the controller and runs the program of
 //! `length` instructions at DRAM byte address `program_address`; `busy` stays high until every
@@ -59,11 +62,12 @@ use super::sequencers::{
     VECTOR_UNIT_MODULE, WUVE_UNIT_MODULE,
 };
 use super::tensor::{
-    address_bits, array_design, buffer_module, fetch_module, sram_address_bits, unit_module, BUFFER_MODULE, FETCH_MODULE,
+    address_bits, array_design, fetch_module, sram_address_bits, unit_module, FETCH_MODULE,
     UNIT_MODULE,
 };
 use super::vector_lane::{FunctionKind, LaneDatapath};
 use super::verilog::merge;
+use super::buffer::{self, BANK_MODULE, BUFFER_MODULE};
 use super::{controller, sore, vector_math, wuve, PortDirection, RtlDesign, RtlModule, RtlPort};
 use crate::isa::{Buffer, Field, Unit, WORD_BITS};
 use crate::numerics::{EXP_HORNER, LN_HORNER};
@@ -126,6 +130,9 @@ pub struct OperandBus {
     pub first: usize,
     /// Its ports.
     pub ports: usize,
+    /// Whether the bus reads in its unit's issue cycle (the update's hyperparameters, read
+    /// before any batch); every other bus accesses its buffer only from the cycle after.
+    pub at_issue: bool,
 }
 
 /// Every operand bus of the machine of `arch` (see [`OperandBus`]).
@@ -149,6 +156,7 @@ pub fn operand_buses(arch: &ArchConfig) -> Vec<OperandBus> {
         address_bits,
         first,
         ports,
+        at_issue: operand == "hyperparameters",
     };
     use BusBuffer::{Fixed, Wire};
     use Unit::{Load, Sore, Store, Tensor, Vector, Wuve};
@@ -192,12 +200,13 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
             ),
         });
     }
+    buffer::check_limits(arch)?;
     let array = array_design(arch)?;
     let control = controller::generate(arch)?;
     let sore_lanes = sore::generate(arch)?;
     let wuve_lanes = wuve::generate(arch)?;
     let (mut verilog, mut modules) = merge(&[&array, &control, &sore_lanes, &wuve_lanes])?;
-    verilog.push_str(&buffer_module());
+    verilog.push_str(&buffer::modules());
     verilog.push_str(&controller::buffer_use_module(arch)?);
     verilog.push_str(&fetch_module());
     verilog.push_str(&unit_module(arch)?);
@@ -232,6 +241,7 @@ pub fn generate(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     }
     for (name, instances) in [
         (BUFFER_MODULE, Buffer::ALL.len()),
+        (BANK_MODULE, Buffer::ALL.iter().map(|&b| arch.buffer_memories(b) as usize).sum()),
         (UNIT_MODULE, 1),
         (FETCH_MODULE, 3),
         (super::sequencers::TO_FP16_MODULE, to_fp16),
@@ -546,6 +556,8 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         port("trace_issue".into(), Output, units),
         port("trace_index".into(), Output, 32 * units),
         port("trace_done".into(), Output, units),
+        port("bank_conflict".into(), Output, Buffer::ALL.len()),
+        port("host_re".into(), Input, 1),
         port("host_we".into(), Input, 1),
         port("host_buf".into(), Input, 3),
         port("host_addr".into(), Input, aw),
@@ -708,8 +720,14 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         .d_addr(store_addr), .d_valid(store_valid), .d_rdata(no_lanes), .d_wdata(store_data),
         .s_buf(s_buf), .s_we(s_we_unused), .s_re(s_re), .s_addr(s_addr), .s_wdata(s_wdata_unused), .s_rdata(s_rdata));
 
-    // Buffers
+    // Buffers, each raising its conflict bit in the cycle after a bank conflict; bank_conflict
+    // keeps them from `start` on.
+    wire [{buffers}-1:0] bank_conflicts;
+    reg [{buffers}-1:0] bank_conflicts_seen;
+    always @(posedge clock) bank_conflicts_seen <= start ? {{{buffers}{{1'b0}}}} : bank_conflicts_seen | bank_conflicts;
+    assign bank_conflict = bank_conflicts_seen | bank_conflicts;
 "#,
+        buffers = Buffer::ALL.len(),
         word = WORD_BITS,
         word_bytes = WORD_BITS / 8,
         da_pad = DRAM_ADDRESS_BITS - 32,
@@ -750,7 +768,7 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
     let vl = arch.vector.lanes as usize;
     let buses = operand_buses(arch);
     let mut store_mux = Vec::new();
-    for &b in Buffer::ALL {
+    for (index, &b) in Buffer::ALL.iter().enumerate() {
         let code = b.to_bits();
         let name = b.name();
         let baw = address_bits(arch.buffer_elements(b));
@@ -771,22 +789,26 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
                 reads.push(UnitReads { ports, enable, addr, data });
             }
         }
-        // The vector unit reads `a` then `b` on every buffer and writes any of them.
-        let narrowed = |bus: &str, ports: usize| {
-            let parts: Vec<String> = (0..ports).rev().map(|j| format!("{bus}[{j}*AW +: {baw}]")).collect();
+        // The vector unit reads `a` then `b` on every buffer (two buses) and writes any of them.
+        let narrowed = |bus: &str, first: usize, ports: usize| {
+            let parts: Vec<String> = (first..first + ports).rev().map(|j| format!("{bus}[{j}*AW +: {baw}]")).collect();
             format!("{{{}}}", parts.join(", "))
         };
-        reads.push(UnitReads {
-            ports: 2 * vl,
-            enable: format!("v_re & {{{{{vl}{{v_b_rbuf == {code}}}}}, {{{vl}{{v_a_rbuf == {code}}}}}}}"),
-            addr: narrowed("v_raddr", 2 * vl),
-            data: format!("v_{name}_rdata"),
-        });
+        let _ = writeln!(s, "    wire [{}:0] v_{name}_rdata_a, v_{name}_rdata_b;", vl * width - 1);
+        let _ = writeln!(s, "    assign v_{name}_rdata = {{v_{name}_rdata_b, v_{name}_rdata_a}};");
+        for (operand, first) in [("a", 0), ("b", vl)] {
+            reads.push(UnitReads {
+                ports: vl,
+                enable: format!("v_re[{first} +: {vl}] & {{{vl}{{v_{operand}_rbuf == {code}}}}}"),
+                addr: narrowed("v_raddr", first, vl),
+                data: format!("v_{name}_rdata_{operand}"),
+            });
+        }
         let v_data: Vec<String> = (0..vl).rev().map(|j| format!("v_wdata[{j}*32 +: {width}]")).collect();
         writes.push(UnitWrites {
             ports: vl,
             enable: format!("v_we & {{{vl}{{v_wbuf == {code}}}}}"),
-            addr: narrowed("v_waddr", vl),
+            addr: narrowed("v_waddr", 0, vl),
             data: format!("{{{}}}", v_data.join(", ")),
         });
         let unit_reads: usize = reads.iter().map(|r| r.ports).sum();
@@ -811,12 +833,17 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         wdata_bus.extend(writes.iter().rev().map(|w| w.data.clone()));
         let _ = writeln!(
             s,
-            "    {BUFFER_MODULE} #(.WIDTH({width}), .DEPTH({depth}), .AW({baw}), .RPORTS({rp}), .WPORTS({wp}), .POISON_UNREAD(POISON_UNREAD)) {name}_buffer (\n        \
+            "    {BUFFER_MODULE} #(.WIDTH({width}), .AW({baw}), {geometry},\n        \
+             .RPORTS({rp}), .WPORTS({wp}), .RBUSES({buses}), .RBUS({table}), .POISON_UNREAD(POISON_UNREAD)) {name}_buffer (\n        \
              .clock(clock), .re({{{re}}}), .raddr({{{raddr}}}), .rdata({name}_rdata),\n        \
              .we({{{we}}}), .waddr({{{waddr}}}), .wdata({{{wdata}}}),\n        \
-             .host_we(host_we && host_buf == {code}), .host_addr(host_addr[{baw}-1:0]), .host_wdata(host_wdata[{width}-1:0]),\n        \
-             .host_rdata({name}_host));",
-            depth = arch.buffer_elements(b),
+             .host_re(host_re && host_buf == {code}), .host_we(host_we && host_buf == {code}),\n        \
+             .host_addr(host_addr[{baw}-1:0]), .host_wdata(host_wdata[{width}-1:0]), .host_rdata({name}_host),\n        \
+             .conflict(bank_conflicts[{index}]));",
+            geometry = buffer::geometry_parameters(arch, b),
+            buses = reads.len() + 1,
+            table = buffer::bus_table(reads.iter().map(|r| r.ports).chain([w])),
+
             rp = unit_reads + w,
             wp = unit_writes + w,
             re = re_bus.join(", "),

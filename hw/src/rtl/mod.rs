@@ -11,8 +11,9 @@
 //!   one accumulator per interleave slot, the fold boundary's initial value and result);
 //! - [`array`]: the `rows x cols` output- or weight-stationary array with its edge skew and
 //!   result buses;
-//! - [`tensor`]: the tensor unit (the `gemm` operand sequencer around the array) and the buffer
-//!   template;
+//! - [`tensor`]: the tensor unit (the `gemm` operand sequencer around the array);
+//! - [`buffer`]: the on-chip buffers as banked block RAM (partitions x replicas x banks of
+//!   one-read, one-write memories, with the crossbar that routes the units' lanes to them);
 //! - [`sore`], [`wuve`]: the SORE lanes (streaming top-N selection per group of M) and the WUVE
 //!   lanes (FP32 SGD with momentum, weight decay and the SR-STE term);
 //! - [`sequencers`]: the SORE's, WUVE's and vector unit's operand sequencers and the
@@ -25,9 +26,9 @@
 //!
 //! Not generated yet: the array's IS dataflow (with the other instructions [`unsupported`]
 //! lists, such as pooling gradients over overlapping windows larger than the vector unit's
-//! line buffer), and block-RAM buffers.
+//! line buffer).
 //!
-//! **Towards block-RAM buffers.** A block RAM serves one read and one write per cycle.
+//! **Block-RAM buffers.** A block RAM serves one read and one write per cycle.
 //! - *Between operands:* the controller already holds instructions back by the readers and
 //!   writers of the buffers' partitions (`buffers.readers`, `buffers.writers`,
 //!   `buffers.partitions`). So each partition can be `readers` replicas, one per reading
@@ -85,15 +86,21 @@
 //! Each buffer's banks cover every unit's widest run on it ([`ArchConfig::min_banks`],
 //! validated): `vcu1525`'s DMA alone needs [`ArchConfig::dma_banks`] = 512 in every buffer.
 //!
-//! So every operand of every instruction falls on distinct banks, whatever the data. What
-//! remains:
-//! - the banked replicas with their routing, and replica allocation. A crossbar from every
-//!   lane of every bus to every bank is far too large at `vcu1525`'s size (hundreds of lanes
-//!   and banks); a run needs only a rotation by its first bank (`log2 B` multiplexer stages
-//!   per lane), so the streams that are not runs (the DMA's rows a cycle, the SORE's and the
-//!   normalizations' blocks) would need their own, smaller networks.
+//! So every operand of every instruction falls on distinct banks, whatever the data, and
+//! [`buffer`] builds each buffer from such memories: each cycle, each memory's replicas go to
+//! the buses that read it, in bus order, and every write reaches every replica. A buffer
+//! raises its conflict bit when a cycle breaks these rules; the co-simulation fails any
+//! program that does (none of its tests does).
+//!
+//! What remains is the routing's size: [`buffer`]'s crossbar takes every lane to every memory
+//! (lanes x memories multiplexers), which `tiny` affords but `vcu1525` (hundreds of lanes and
+//! 2,048 memories a buffer) does not. A run needs only a rotation by its first bank (`log2 B`
+//! multiplexer stages per lane); the streams that are not runs (the DMA's rows a cycle, the
+//! SORE's and the normalizations' blocks, the pooling walk) would need their own, smaller
+//! networks.
 
 pub mod array;
+pub mod buffer;
 pub mod controller;
 pub mod fp;
 pub mod machine;

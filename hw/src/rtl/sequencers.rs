@@ -27,8 +27,9 @@
 //!
 //! **`sat_wuve_unit`** (`update`). `L = wuve.lanes` lanes take elements `l, l + L, ...`; cycle
 //! `t0 + 1 + b` reads batch `b` (weight and momentum from `master`, the gradient from `acc`, the
-//! mask byte from `mask`) and, all along, the four hyperparameters, which are kept from the first
-//! read on. A batch enters the lanes a cycle later and leaves `P = wuve.pipeline_latency`
+//! mask byte from `mask`). The four hyperparameters are read in the issue cycle, before any
+//! batch, and kept: so in no cycle do they meet a batch's reads on the banks of `master`, which
+//! lets them share the reader of the weights' partition (`Operand::kept`). A batch enters the lanes a cycle later and leaves `P = wuve.pipeline_latency`
 //! cycles after that, when the new weights are written; its new momenta are written `j` cycles
 //! later (`ArchConfig::wuve_momentum_delay`, 0 to 2, through two registered stages), so that
 //! a cycle's two write runs lie on distinct banks of `master`: `done` is high at
@@ -438,7 +439,7 @@ module {WUVE_UNIT_MODULE} (
 );
     localparam LANES = {lanes}, P = {latency}, MASTER_BANKS = {master_banks};
 {fields}
-    reg running, use_mask, first1, first;
+    reg running, use_mask, first1;
     // The momenta's delay behind the weights (ArchConfig::wuve_momentum_delay): the least j
     // whose runs start (momentum - weight - j LANES) mod MASTER_BANKS apart, within
     // [LANES, MASTER_BANKS - LANES].
@@ -454,7 +455,7 @@ module {WUVE_UNIT_MODULE} (
     reg [LANES*32-1:0] late1_data, late2_data;
     reg late1_last, late2_last;
     wire [LANES*32-1:0] momentum_out;
-    reg [23:0] count, weight, momentum, grad, mask_base, hyper;
+    reg [23:0] count, weight, momentum, grad, mask_base;
     reg [23:0] batch, left;
     reg [3*32+31:0] hyper_kept;
     // Empty updates finish P + 2 cycles after the issue.
@@ -471,7 +472,7 @@ module {WUVE_UNIT_MODULE} (
         if (empty[P]) done <= 1;
         if (issue) begin
             use_mask <= f_use_mask; count <= f_count; weight <= f_weight; momentum <= f_momentum;
-            grad <= f_grad; mask_base <= f_mask; hyper <= f_hyper; delay <= f_delay;
+            grad <= f_grad; mask_base <= f_mask; delay <= f_delay;
             batch <= 0; left <= (f_count + LANES - 1) / LANES; running <= f_count != 0;
         end else if (running) begin
             batch <= batch + LANES;
@@ -479,8 +480,7 @@ module {WUVE_UNIT_MODULE} (
             if (left == 1) running <= 0;
         end
         first1 <= issue;
-        first <= first1;
-        if (first) hyper_kept <= m_rdata[2*LANES*32 +: 4*32];
+        if (first1) hyper_kept <= m_rdata[2*LANES*32 +: 4*32];
         base[0] <= batch;
         last[0] <= running && left == 1;
         late1_base <= base[P]; late1_data <= momentum_out; late2_base <= late1_base; late2_data <= late1_data;
@@ -505,16 +505,14 @@ module {WUVE_UNIT_MODULE} (
             end
         end
     endgenerate
-    // The hyperparameters: as read in the first data cycle, then as kept.
-    wire [4*32-1:0] hyper_now = first ? m_rdata[2*LANES*32 +: 4*32] : hyper_kept;
 
     wire [31:0] new_weight [0:LANES-1];
     wire [31:0] new_momentum [0:LANES-1];
     generate
         for (g = 0; g < 4; g = g + 1) begin : hyper_reads
-            // Read once, in the cycle after the issue, and kept.
-            assign m_re[2*LANES+g] = first1 && running;
-            assign m_raddr[(2*LANES+g)*{maw} +: {maw}] = hyper + g;
+            // Read once, in the issue cycle, and kept from the next cycle on.
+            assign m_re[2*LANES+g] = issue && f_count != 0;
+            assign m_raddr[(2*LANES+g)*{maw} +: {maw}] = f_hyper + g;
         end
         for (g = 0; g < LANES; g = g + 1) begin : lane
             wire [23:0] e = batch + g;
@@ -542,8 +540,8 @@ module {WUVE_UNIT_MODULE} (
 
     sat_wuve wuve (
         .clock(clock),
-        .learning_rate(hyper_now[0 +: 32]), .momentum_factor(hyper_now[32 +: 32]),
-        .weight_decay(hyper_now[64 +: 32]), .srste_decay(hyper_now[96 +: 32]),
+        .learning_rate(hyper_kept[0 +: 32]), .momentum_factor(hyper_kept[32 +: 32]),
+        .weight_decay(hyper_kept[64 +: 32]), .srste_decay(hyper_kept[96 +: 32]),
 {lane_ports}
     );
 endmodule

@@ -124,8 +124,6 @@ use std::fmt::Write as _;
 
 /// Name of the operand sequencer module.
 pub const UNIT_MODULE: &str = "sat_tensor_unit";
-/// Name of the buffer module.
-pub const BUFFER_MODULE: &str = "sat_buffer";
 /// Name the PE array takes inside this design.
 pub(super) const ARRAY_MODULE: &str = "sat_pe_array";
 
@@ -145,45 +143,6 @@ pub(super) fn array_design(arch: &ArchConfig) -> Result<RtlDesign, Error> {
     array.connect_all();
     check_all(&array).map_err(|e| Error::RtlCheck { arch: arch.name.clone(), message: format!("{e:?}") })?;
     deduplicate(&generate_verilog_unchecked(&array), ARRAY_MODULE)
-}
-
-/// The multi-port buffer template.
-pub(super) fn buffer_module() -> String {
-    format!(
-        r#"
-// One on-chip buffer: DEPTH elements of WIDTH bits, RPORTS synchronous read ports with read
-// enables, WPORTS write ports (a later port wins), and a host port (reading synchronously
-// too). A port without its enable keeps its last data, as block RAM does; with POISON_UNREAD
-// (co-simulation only) it reads all ones instead, so a unit that uses data it did not enable
-// computes NaNs and fails.
-module {BUFFER_MODULE} #(parameter WIDTH = 16, parameter DEPTH = 1024, parameter AW = 10,
-                    parameter RPORTS = 1, parameter WPORTS = 1, parameter POISON_UNREAD = 0) (
-    input clock,
-    input [RPORTS-1:0] re,
-    input [RPORTS*AW-1:0] raddr,
-    output reg [RPORTS*WIDTH-1:0] rdata,
-    input [WPORTS-1:0] we,
-    input [WPORTS*AW-1:0] waddr,
-    input [WPORTS*WIDTH-1:0] wdata,
-    input host_we,
-    input [AW-1:0] host_addr,
-    input [WIDTH-1:0] host_wdata,
-    output reg [WIDTH-1:0] host_rdata
-);
-    reg [WIDTH-1:0] mem [0:DEPTH-1];
-    integer p;
-    always @(posedge clock) begin
-        host_rdata <= mem[host_addr];
-        for (p = 0; p < RPORTS; p = p + 1)
-            if (re[p]) rdata[p*WIDTH +: WIDTH] <= mem[raddr[p*AW +: AW]];
-            else if (POISON_UNREAD) rdata[p*WIDTH +: WIDTH] <= {{WIDTH{{1'b1}}}};
-        for (p = 0; p < WPORTS; p = p + 1)
-            if (we[p]) mem[waddr[p*AW +: AW]] <= wdata[p*WIDTH +: WIDTH];
-        if (host_we) mem[host_addr] <= host_wdata;
-    end
-endmodule
-"#
-    )
 }
 
 /// Name of the OS operand fetch sequencer module.
