@@ -78,7 +78,8 @@ struct Manifest<'a> {
     /// The blocks generated and linted beside the array: the machine, and the controller and
     /// the SORE and WUVE lanes on their own.
     blocks: Vec<Block>,
-    /// The block-RAM plan of the buffers (`satkit_hw::board::memory_plan`; not generated yet).
+    /// The block-RAM plan of the buffers (`satkit_hw::board::memory_plan`): the machine's
+    /// `sat_buffer_bank` memories, costed in the board's block RAM and UltraRAM.
     #[serde(skip_serializing_if = "Option::is_none")]
     memory_plan: Option<MemoryPlan>,
     /// Why there is no plan.
@@ -347,7 +348,7 @@ fn print_memory_plan(arch: &ArchConfig, plan: &Result<MemoryPlan, String>) {
     };
     let b = &arch.buffers;
     println!(
-        "block-RAM plan of the buffers (not generated yet): {} partitions x {} replicas x banks, a memory per bank",
+        "block-RAM plan of the buffers: {} partitions x {} replicas x banks, a memory (sat_buffer_bank) per bank",
         b.partitions, b.readers
     );
     println!("{:<8} {:>9} {:>14} {:>10} {:>9}", "plane", "memories", "depth x width", "RAMB36", "URAM288");
