@@ -96,7 +96,8 @@ fn random_cycle(rng: &mut ChaCha8Rng) -> Cycle {
 
 fn testbench(cycles: &[Cycle]) -> String {
     let mut tb = modules();
-    let table = bus_table(BUS_LANES);
+    let (table, buses) = bus_table(BUS_LANES);
+    assert_eq!(buses, BUS_LANES.len());
     let _ = write!(
         tb,
         r#"
@@ -121,7 +122,6 @@ module tb;
         .host_rdata(host_rdata), .conflict(conflict));
     initial begin
 "#,
-        buses = BUS_LANES.len(),
     );
     for c in cycles {
         for (lane, a) in c.reads.iter().enumerate() {

@@ -80,12 +80,15 @@ pub fn geometry_parameters(arch: &ArchConfig, buffer: Buffer) -> String {
     )
 }
 
-/// The `RBUS` parameter of a buffer whose read lanes come in buses of these sizes, lowest lane
-/// first: each lane's bus number in [`BUS_BITS`] bits, as a Verilog literal.
-pub fn bus_table(bus_lanes: impl IntoIterator<Item = usize>) -> String {
-    let lanes: Vec<usize> = bus_lanes.into_iter().enumerate().flat_map(|(bus, n)| std::iter::repeat_n(bus, n)).collect();
+/// The `RBUS` and `RBUSES` parameters of a buffer whose read lanes come in buses of these
+/// sizes, lowest lane first: each lane's bus number in [`BUS_BITS`] bits, as a Verilog literal,
+/// and the number of buses (those without lanes are left out).
+pub fn bus_table(bus_lanes: impl IntoIterator<Item = usize>) -> (String, usize) {
+    let sizes: Vec<usize> = bus_lanes.into_iter().filter(|&n| n > 0).collect();
+    let lanes: Vec<usize> = sizes.iter().enumerate().flat_map(|(bus, &n)| std::iter::repeat_n(bus, n)).collect();
     let digits: String = lanes.iter().rev().map(|bus| format!("{bus:02x}")).collect();
-    format!("{}'h{}", BUS_BITS * lanes.len().max(1), if digits.is_empty() { "0".into() } else { digits })
+    let table = format!("{}'h{}", BUS_BITS * lanes.len().max(1), if digits.is_empty() { "0".into() } else { digits });
+    (table, sizes.len())
 }
 
 /// The buffer and bank templates.

@@ -831,6 +831,8 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
         waddr_bus.extend(writes.iter().rev().map(|w| w.addr.clone()));
         let mut wdata_bus = vec![format!("{{{}}}", dma_wdata.join(", "))];
         wdata_bus.extend(writes.iter().rev().map(|w| w.data.clone()));
+        // The read buses in lane order: the units', then the DMA's.
+        let bus_table = buffer::bus_table(reads.iter().map(|r| r.ports).chain([w]));
         let _ = writeln!(
             s,
             "    {BUFFER_MODULE} #(.WIDTH({width}), .AW({baw}), {geometry},\n        \
@@ -841,8 +843,8 @@ fn top_module(arch: &ArchConfig) -> (String, Vec<RtlPort>) {
              .host_addr(host_addr[{baw}-1:0]), .host_wdata(host_wdata[{width}-1:0]), .host_rdata({name}_host),\n        \
              .conflict(bank_conflicts[{index}]));",
             geometry = buffer::geometry_parameters(arch, b),
-            buses = reads.len() + 1,
-            table = buffer::bus_table(reads.iter().map(|r| r.ports).chain([w])),
+            buses = bus_table.1,
+            table = bus_table.0,
 
             rp = unit_reads + w,
             wp = unit_writes + w,
