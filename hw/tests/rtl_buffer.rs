@@ -125,7 +125,8 @@ module tb;
     );
     for c in cycles {
         for (lane, a) in c.reads.iter().enumerate() {
-            let _ = writeln!(tb, "        re[{lane}] = {}; raddr[{lane}*{AW} +: {AW}] = {};", u8::from(a.is_some()), a.unwrap_or(0));
+            let _ =
+                writeln!(tb, "        re[{lane}] = {}; raddr[{lane}*{AW} +: {AW}] = {};", u8::from(a.is_some()), a.unwrap_or(0));
         }
         for (lane, w) in c.writes.iter().enumerate() {
             let (a, d) = w.unwrap_or((0, 0));

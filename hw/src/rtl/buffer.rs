@@ -45,9 +45,8 @@ const _: () = assert!(BUS_BITS == 8);
 /// replica per reader.
 pub fn check_limits(arch: &ArchConfig) -> Result<(), Error> {
     let b = &arch.buffers;
-    let bad = |field: &'static str, value: u32, rule: &'static str| {
-        Err(Error::InvalidArch { field, value: value.to_string(), rule })
-    };
+    let bad =
+        |field: &'static str, value: u32, rule: &'static str| Err(Error::InvalidArch { field, value: value.to_string(), rule });
     if b.readers == 0 {
         return bad("buffers.readers", b.readers, "the RTL's block-RAM buffers need a replica per reader: set 1 or more");
     }

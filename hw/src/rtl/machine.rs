@@ -57,17 +57,14 @@
 //! carries alone). `trace_issue`, `trace_index` and `trace_done`
 //! show every unit's starts and completions, for comparing instruction timing.
 
+use super::buffer::{self, BANK_MODULE, BUFFER_MODULE};
 use super::sequencers::{
     conversion_modules, sore_unit_module, to_fp16_module, vector_unit_module, wuve_unit_module, SORE_UNIT_MODULE,
     VECTOR_UNIT_MODULE, WUVE_UNIT_MODULE,
 };
-use super::tensor::{
-    address_bits, array_design, fetch_module, sram_address_bits, unit_module, FETCH_MODULE,
-    UNIT_MODULE,
-};
+use super::tensor::{address_bits, array_design, fetch_module, sram_address_bits, unit_module, FETCH_MODULE, UNIT_MODULE};
 use super::vector_lane::{FunctionKind, LaneDatapath};
 use super::verilog::merge;
-use super::buffer::{self, BANK_MODULE, BUFFER_MODULE};
 use super::{controller, sore, vector_math, wuve, PortDirection, RtlDesign, RtlModule, RtlPort};
 use crate::isa::{Buffer, Field, Unit, WORD_BITS};
 use crate::numerics::{EXP_HORNER, LN_HORNER};
