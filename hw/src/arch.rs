@@ -682,6 +682,12 @@ impl ArchConfig {
         })
     }
 
+    /// Rows of one memory of a buffer as banked block RAM: a partition's elements over its
+    /// banks (rounded up; the RTL refuses partitions that are not whole rows).
+    pub fn bank_rows(&self, buffer: Buffer) -> u64 {
+        self.partition_elements(buffer).div_ceil(self.banks(buffer))
+    }
+
     /// Memories of one plane of a buffer as banked block RAM: `partitions x readers x banks`,
     /// each of one read and one write port (the RTL's `sat_buffer_bank`s).
     pub fn buffer_memories(&self, buffer: Buffer) -> u64 {

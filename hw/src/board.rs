@@ -139,8 +139,7 @@ pub fn memory_plan(arch: &ArchConfig) -> Result<MemoryPlan, String> {
     let planes: Vec<PlaneMemories> = Buffer::ALL
         .iter()
         .map(|&buffer| {
-            let banks = arch.banks(buffer);
-            let depth = arch.partition_elements(buffer).div_ceil(banks);
+            let depth = arch.bank_rows(buffer);
             let width = buffer_width(buffer) as u64;
             let memories = arch.buffer_memories(buffer);
             PlaneMemories {

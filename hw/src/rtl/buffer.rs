@@ -69,7 +69,7 @@ pub fn check_limits(arch: &ArchConfig) -> Result<(), Error> {
 
 /// The `#(...)` parameters of `buffer`'s instance, besides its ports' counts and bus table.
 pub fn geometry_parameters(arch: &ArchConfig, buffer: Buffer) -> String {
-    let rows = arch.partition_elements(buffer) / arch.banks(buffer);
+    let rows = arch.bank_rows(buffer);
     format!(
         ".BANKS({}), .PARTS({}), .ROWS({rows}), .RW({}), .READERS({})",
         arch.banks(buffer),
